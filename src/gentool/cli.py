@@ -1,0 +1,96 @@
+"""The `gentool` command: a dispatcher over thin Hydra mains, one per command.
+
+The command word is taken off sys.argv and the rest is left to that command's @hydra.main, so
+every Hydra feature (-m sweeps, --cfg job, --help, launchers, sweepers) works unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from gentool import __version__
+from gentool.config import register_schemas
+from gentool.errors import GentoolError
+
+# A short random tag per invocation makes run directories unique when two runs start within the
+# same second; cached, so every reference within one run resolves to the same tag.
+if not OmegaConf.has_resolver("uid"):
+    OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True)
+register_schemas()
+
+CONFIG_PATH = "configs"
+
+
+def _report_user_errors(run):
+    """Show a GentoolError as one line on stderr and exit 1, unless HYDRA_FULL_ERROR=1."""
+    try:
+        return run()
+    except GentoolError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"gentool: error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def train_main(cfg: DictConfig):
+    from gentool.train import run_train  # torch is imported only once a command runs
+
+    return _report_user_errors(lambda: run_train(cfg, HydraConfig.get().runtime.output_dir))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="sample")
+def sample_main(cfg: DictConfig):
+    from gentool.sample import run_sample
+
+    return _report_user_errors(lambda: run_sample(cfg))
+
+
+COMMANDS = {
+    "train": (train_main, "train a model (AE, VAE) on a data set; writes a run directory"),
+    "sample": (sample_main, "draw samples, reconstructions, interpolations or latent traversals "
+                            "from a checkpoint"),
+}
+
+USAGE = f"""usage: gentool <command> [hydra overrides...] [hydra flags...]
+
+gentool {__version__}: train and use autoencoders, VAEs and GANs.
+
+commands:
+""" + "".join(f"  {name:<8}{help_}\n" for name, (_, help_) in COMMANDS.items()) + """
+examples:
+  gentool train                                   VAE on the built-in digits data set, offline
+  gentool train model=vae dataset=mnist
+  gentool train -m model=vae,ae seed=0,1,2        a sweep
+  gentool sample checkpoint=runs/train/.../checkpoints/last.pt n=64 out=samples.png
+
+`gentool <command> --help` lists that command's config groups and options.
+"""
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return
+    if args[0] in ("--version", "-V"):
+        print(f"gentool {__version__}")
+        return
+    command = args[0]
+    if command not in COMMANDS:
+        print(f"gentool: error: unknown command '{command}'; use one of "
+              f"{', '.join(COMMANDS)} (see gentool --help).", file=sys.stderr)
+        sys.exit(2)
+    # Hydra reads the program name from argv[0] (for --help and shell completion).
+    sys.argv = [f"gentool {command}", *args[1:]]
+    COMMANDS[command][0]()
+
+
+if __name__ == "__main__":
+    main()

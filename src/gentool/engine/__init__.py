@@ -1,0 +1,1 @@
+"""The generic training loop and what it needs: devices, precision, checkpoints, logging."""

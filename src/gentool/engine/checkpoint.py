@@ -1,0 +1,75 @@
+"""Checkpoint files: plain types and tensors only, written atomically, read weights-only.
+
+Layout of the dict (FORMAT_VERSION 1): format_version, gentool_version, step, config (the resolved
+run config as plain containers), modules {name: state_dict}, optimizers {name: state_dict},
+grad_scaler (state_dict or None), rng {torch, cuda, python, numpy}.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gentool import __version__
+from gentool.engine.files import atomic_write
+from gentool.errors import GentoolError
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "step", "config", "modules")
+
+
+def capture_rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "python": random.getstate(),
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    payload = {"format_version": FORMAT_VERSION, "gentool_version": __version__, **payload}
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a gentool checkpoint, refusing anything that needs pickle or is not ours."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise GentoolError(f"No checkpoint at {path}; pass checkpoint=<run dir>/checkpoints/last.pt "
+                           "of a train run.")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise GentoolError(f"{path} needs pickle to load (it holds Python objects, not only "
+                           "tensors), and gentool refuses such files for safety; use a checkpoint "
+                           "written by gentool train.") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
+                           "checkpoint of the run (checkpoints/step_<N>.pt) or train again.") from error
+    if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
+        raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "
+                           "weights gentool writes); pass a checkpoint written by gentool train.")
+    if payload["format_version"] > FORMAT_VERSION:
+        raise GentoolError(f"{path} was written by a newer gentool (format "
+                           f"{payload['format_version']}); upgrade gentool to read it.")
+    return payload

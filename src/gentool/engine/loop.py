@@ -1,0 +1,181 @@
+"""The generic training loop. It never knows which objective it trains (DESIGN.md section 3).
+
+Progress is counted in optimizer steps: checkpoint `step` = number of completed train steps, the
+batch of step s is a pure function of (seed, s), the learning rate a pure function of s, and the
+RNG states are saved with the weights, so a resumed run ends with the same weights as an
+uninterrupted one (on CPU, deterministic settings).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
+                                       save_checkpoint)
+from gentool.engine.device import autocast_for, grad_scaler_for
+from gentool.engine.metering import MetricWindow, evaluate, first_non_finite
+from gentool.engine.schedule import apply_schedule
+from gentool.engine.tensorboard import VisualLogger, log_hparams
+from gentool.errors import GentoolError, TrainingDiverged
+
+log = logging.getLogger("gentool")
+
+
+class StopRequested:
+    """SIGTERM/SIGINT ask the loop to checkpoint after the current step and exit cleanly."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave the handlers alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C means now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Interrupted(GentoolError):
+    """Stopped by a signal after writing a checkpoint."""
+
+
+def fit(method, data, cfg, run_dir: Path, device: torch.device,
+        hparams: dict[str, Any]) -> dict[str, float]:
+    """Train `method` on `data` to `cfg.trainer.max_steps`; returns the final test metrics.
+
+    `hparams` (the run's distinguishing choices) go to TensorBoard's HParams tab with them.
+    """
+    trainer = cfg.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    method.to(device)
+    optimizers = method.configure_optimizers(cfg.optimizer)
+    method.autocast = autocast_for(str(trainer.precision), device)
+    method.grad_scaler = grad_scaler_for(str(trainer.precision), device)
+    method.grad_clip = trainer.grad_clip
+    schedule = cfg.optimizer.get("schedule") or {}
+
+    start = _resume(method, optimizers, ckpt_dir, cfg.resume)
+    writer = SummaryWriter(str(run_dir))
+    visual = VisualLogger(writer, method, data, trainer.image_examples, trainer.scatter_examples,
+                          cfg.seed)
+    checkpoint = _checkpointer(method, optimizers, cfg, ckpt_dir, trainer.keep_checkpoints)
+    bar = tqdm(total=trainer.max_steps, initial=start, disable=not trainer.progress_bar,
+               dynamic_ncols=True, desc="train")
+    window = MetricWindow()
+    batches = data.train.iter_batches(start)
+    step = start
+    with StopRequested() as stop:
+        while step < trainer.max_steps:
+            lr_factor = apply_schedule(optimizers, schedule, step, trainer.max_steps)
+            method.track_grad_norm = (step + 1) % trainer.log_every == 0
+            x, y = next(batches)
+            window.add(method.train_step((x, y), step), x.shape[0])
+            step += 1
+            bar.update(1)
+            last = step == trainer.max_steps
+            if step % trainer.log_every == 0 or last:
+                metrics = window.flush()
+                _stop_if_diverged(metrics, step, ckpt_dir)
+                metrics["lr"] = lr_factor * _base_lr(optimizers)
+                for key, value in metrics.items():
+                    writer.add_scalar(key if "/" in key else f"train/{key}", value, step)
+                bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}",
+                                img_s=f"{metrics['images_per_second']:.0f}")
+            if step % trainer.eval_every == 0 or last:
+                for key, value in evaluate(method, data.test, trainer.eval_examples).items():
+                    writer.add_scalar(f"test/{key}", value, step)
+                visual.log(step)
+            if step % trainer.checkpoint_every == 0 or last or stop.signal is not None:
+                if not window.all_finite():
+                    _stop_if_diverged({"loss": float("nan")}, step, ckpt_dir)
+                checkpoint(step, periodic=step % trainer.checkpoint_every == 0)
+            if stop.signal is not None and not last:
+                bar.close()
+                writer.close()
+                raise Interrupted(f"Stopped by signal {stop.signal} at step {step}; the checkpoint "
+                                  f"is in {ckpt_dir}; run the same command again to resume.")
+    bar.close()
+    final = evaluate(method, data.test, None)
+    visual.log_embedding(step)
+    log_hparams(writer, hparams, final)
+    writer.close()
+    return final
+
+
+def _base_lr(optimizers) -> float:
+    first = next(iter(optimizers.values()))
+    return first.param_groups[0].get("initial_lr", first.param_groups[0]["lr"])
+
+
+def _stop_if_diverged(metrics: dict[str, float], step: int, ckpt_dir: Path) -> None:
+    bad = first_non_finite(metrics)
+    if bad is None:
+        return
+    kept = ckpt_dir / "last.pt"
+    where = f"the last good checkpoint {kept} is kept" if kept.exists() else \
+        "no checkpoint had been written yet"
+    raise TrainingDiverged(f"Training diverged by step {step} ({bad}); {where}; lower "
+                           "optimizer.lr or set trainer.grad_clip, then resume or train again.")
+
+
+def _resume(method, optimizers, ckpt_dir: Path, resume: str | None) -> int:
+    """Restore from the run's own last.pt (a requeued job) or from `resume=PATH`; returns step."""
+    own = ckpt_dir / "last.pt"
+    path = own if own.exists() else (Path(resume).expanduser() if resume else None)
+    if path is None:
+        return 0
+    state = load_checkpoint(path)
+    try:
+        method.load_state_dict(state["modules"]["method"])
+        for name, optimizer_state in state["optimizers"].items():
+            optimizers[name].load_state_dict(optimizer_state)
+    except (RuntimeError, KeyError, AttributeError, ValueError) as error:
+        raise GentoolError(f"{path} does not fit this model (it was trained with another model or "
+                           "data configuration); resume with the same model= and dataset= options "
+                           "it was trained with.") from error
+    if method.grad_scaler is not None and state.get("grad_scaler"):
+        method.grad_scaler.load_state_dict(state["grad_scaler"])
+    restore_rng_state(state["rng"])
+    log.info("Resumed from %s at step %d", path, state["step"])
+    return int(state["step"])
+
+
+def _checkpointer(method, optimizers, cfg, ckpt_dir: Path, keep: int):
+    config = OmegaConf.to_container(cfg, resolve=True)
+
+    def write(step: int, periodic: bool) -> None:
+        payload: dict[str, Any] = {
+            "step": step,
+            "config": config,
+            "modules": {"method": method.state_dict()},
+            "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
+            "grad_scaler": method.grad_scaler.state_dict() if method.grad_scaler else None,
+            "rng": capture_rng_state(),
+        }
+        save_checkpoint(ckpt_dir / "last.pt", payload)
+        if periodic and keep > 0:
+            save_checkpoint(ckpt_dir / f"step_{step}.pt", payload)
+            for old in sorted(ckpt_dir.glob("step_*.pt"),
+                              key=lambda p: int(p.stem.split("_")[1]))[:-keep]:
+                old.unlink()
+
+    return write

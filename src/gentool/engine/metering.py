@@ -1,0 +1,70 @@
+"""Metric accumulation without per-step host synchronisation, and test-split evaluation."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+
+class MetricWindow:
+    """Sums metric tensors on their device between logging steps.
+
+    Reading a GPU tensor's value stalls the device, so the hot loop only adds; `flush` turns the
+    window into floats once per `trainer.log_every` steps, with the throughput over the window.
+    """
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.images = 0
+        self.started = time.perf_counter()
+
+    def add(self, metrics: dict[str, torch.Tensor], images: int) -> None:
+        for key, value in metrics.items():
+            value = value.detach().float()
+            if key in self.sums:
+                self.sums[key] += value
+            else:
+                self.sums[key] = value.clone()
+        self.steps += 1
+        self.images += images
+
+    def all_finite(self) -> bool:
+        return all(bool(torch.isfinite(v)) for v in self.sums.values())
+
+    def flush(self) -> dict[str, float]:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        means = {k: v.item() / max(self.steps, 1) for k, v in self.sums.items()}
+        means["images_per_second"] = self.images / elapsed
+        self.__init__()
+        return means
+
+
+def first_non_finite(metrics: dict[str, float]) -> str | None:
+    for key, value in metrics.items():
+        if not math.isfinite(value):
+            return f"{key}={value}"
+    return None
+
+
+@torch.no_grad()
+def evaluate(method, batches, max_examples: int | None) -> dict[str, float]:
+    """Example-weighted means of `method.eval_step` over (up to max_examples of) a split."""
+    was_training = method.training
+    method.eval()
+    sums: dict[str, torch.Tensor] = {}
+    seen = 0
+    for x, y in batches.epoch():
+        if max_examples is not None and seen >= max_examples:
+            break
+        if max_examples is not None and seen + x.shape[0] > max_examples:
+            keep = max_examples - seen
+            x, y = x[:keep], (y[:keep] if y is not None else None)
+        for key, value in method.eval_step((x, y)).items():
+            weighted = value.detach().float() * x.shape[0]
+            sums[key] = sums[key] + weighted if key in sums else weighted
+        seen += x.shape[0]
+    method.train(was_training)
+    return {k: v.item() / max(seen, 1) for k, v in sums.items()}

@@ -1,0 +1,92 @@
+"""What a run shows in TensorBoard, chosen by the capabilities of the method.
+
+Scalars come from the loop; this module adds the pictures: input|reconstruction pairs, samples
+from a fixed noise batch (always the same noise, so frames compare over steps), the latent scatter
+coloured by label, a latent traversal, and at the end the embedding projector and HParams.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from gentool.engine import visuals
+
+log = logging.getLogger("gentool")
+
+
+def take(batches, n: int):
+    """The first n examples of a split (in its fixed order) as one batch."""
+    xs, ys = [], []
+    for x, y in batches.epoch():
+        xs.append(x)
+        ys.append(y)
+        if sum(t.shape[0] for t in xs) >= n:
+            break
+    x = torch.cat(xs)[:n]
+    y = torch.cat(ys)[:n] if ys and ys[0] is not None else None
+    return x, y
+
+
+class VisualLogger:
+    def __init__(self, writer: SummaryWriter, method, data, image_examples: int,
+                 scatter_examples: int, seed: int):
+        self.writer = writer
+        self.method = method
+        self.value_range = data.value_range
+        self.seed = seed
+        self.images, self.image_labels = take(data.test, image_examples)
+        self.scatter_x, self.scatter_y = take(data.test, scatter_examples)
+
+    @torch.no_grad()
+    def log(self, step: int) -> None:
+        method, writer, rng = self.method, self.writer, self.value_range
+        was_training = method.training
+        method.eval()
+        # Fixed seed inside a forked RNG: the same noise batch every time, and the training RNG
+        # stream is untouched, so logging never changes what a run learns.
+        devices = [self.images.device] if self.images.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            if hasattr(method, "reconstruct"):
+                out = method.reconstruct(self.images)
+                writer.add_image("reconstructions", visuals.pairs_grid(self.images, out, rng), step)
+            if hasattr(method, "sample"):
+                writer.add_image("samples", visuals.grid(method.sample(self.images.shape[0]), rng),
+                                 step)
+            if hasattr(method, "encode"):
+                codes = method.encode(self.scatter_x)
+                points, how = visuals.project_2d(codes)
+                writer.add_image("latent/scatter", visuals.scatter_image(points, self.scatter_y),
+                                 step)
+                writer.add_text("latent/scatter_axes", how, step)
+            if hasattr(method, "sample"):  # a prior to traverse
+                writer.add_image("latent/traversal",
+                                 visuals.grid(visuals.traverse(method, 11), rng, 11), step)
+        method.train(was_training)
+
+    @torch.no_grad()
+    def log_embedding(self, step: int, max_points: int = 1000) -> None:
+        if not hasattr(self.method, "encode"):
+            return
+        was_training = self.method.training
+        self.method.eval()
+        x = self.scatter_x[:max_points]
+        codes = self.method.encode(x).float().cpu()
+        self.method.train(was_training)
+        labels = self.scatter_y[:max_points].tolist() if self.scatter_y is not None else None
+        sprites = visuals.to_unit(x, self.value_range).cpu()
+        if sprites.shape[1] == 1:  # the projector's sprite sheet wants colour images
+            sprites = sprites.repeat(1, 3, 1, 1)
+        self.writer.add_embedding(codes, metadata=labels, label_img=sprites, global_step=step,
+                                  tag="latent")
+
+
+def log_hparams(writer: SummaryWriter, hparams: dict, final_metrics: dict) -> None:
+    """The HParams tab: flattened config choices against final metrics (prefixed `final/`)."""
+    clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+             for k, v in hparams.items()}
+    metrics = {f"final/{k}": v for k, v in final_metrics.items() if isinstance(v, (int, float))}
+    writer.add_hparams(clean, metrics, run_name=".")

@@ -1,0 +1,95 @@
+"""Pictures of a model, built from its capabilities: used for TensorBoard and by `gentool sample`.
+
+Every function takes images in data units (the data set's `range`) and returns a float image
+tensor [C, H, W] in [0, 1], ready for `add_image` or saving.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torchvision.utils import make_grid
+
+# Ten distinguishable colours (Tableau 10) for class labels in latent scatters.
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def to_unit(images: torch.Tensor, value_range) -> torch.Tensor:
+    lo, hi = value_range
+    return ((images.float() - lo) / (hi - lo)).clamp(0, 1)
+
+
+def grid(images: torch.Tensor, value_range, nrow: int | None = None) -> torch.Tensor:
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    return make_grid(to_unit(images, value_range).cpu(), nrow=nrow, padding=2, pad_value=1.0)
+
+
+def pairs_grid(inputs: torch.Tensor, outputs: torch.Tensor, value_range, per_row: int = 8):
+    """Rows of inputs, each followed by the row of their reconstructions."""
+    rows = []
+    for start in range(0, inputs.shape[0], per_row):
+        rows += [inputs[start:start + per_row], outputs[start:start + per_row]]
+    width = min(per_row, inputs.shape[0])
+    padded = [torch.cat([r, r.new_full((width - r.shape[0], *r.shape[1:]), value_range[1])])
+              for r in rows]
+    return grid(torch.cat(padded), value_range, nrow=width)
+
+
+@torch.no_grad()
+def interpolate(model, starts: torch.Tensor, ends: torch.Tensor, steps: int) -> torch.Tensor:
+    """[pairs, steps + 2, C, H, W]: start image, decoded points on the line between the two
+    codes, end image."""
+    za, zb = model.encode(starts), model.encode(ends)
+    t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
+    codes = za[:, None] * (1 - t) + zb[:, None] * t
+    decoded = model.decode(codes.flatten(0, 1)).view(za.shape[0], steps, *starts.shape[1:])
+    return torch.cat([starts[:, None], decoded, ends[:, None]], dim=1)
+
+
+@torch.no_grad()
+def traverse(model, steps: int, dims=(0, 1), span: float = 0.95) -> torch.Tensor:
+    """The 2-D latent manifold: [steps * steps, C, H, W] decoded over two latent dimensions, the
+    others at zero (the prior's mean).
+
+    Grid points are Gaussian quantiles from 1-span to span (Kingma & Welling's figure), so the
+    picture covers the prior's mass evenly; rows go down dims[1], columns along dims[0].
+    """
+    device = next(model.parameters()).device
+    values = torch.distributions.Normal(0.0, 1.0).icdf(
+        torch.linspace(1 - span, span, steps, device=device))
+    ys, xs = torch.meshgrid(values.flip(0), values, indexing="ij")
+    z = torch.zeros(steps * steps, model.latent_dim, device=device)
+    z[:, dims[0]] = xs.reshape(-1)
+    z[:, dims[1]] = ys.reshape(-1)
+    return model.decode(z)
+
+
+def project_2d(codes: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """The codes themselves when 2-D, else their first two principal components."""
+    codes = codes.float()
+    if codes.shape[1] <= 2:
+        return torch.nn.functional.pad(codes, (0, 2 - codes.shape[1])), "latent dimensions 0, 1"
+    centred = codes - codes.mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ v[:2].T, "PCA of the latent codes"
+
+
+def scatter_image(points: torch.Tensor, labels: torch.Tensor | None, size: int = 480,
+                  margin: int = 24) -> torch.Tensor:
+    """A scatter plot of 2-D points coloured by label, drawn with PIL (no plotting library)."""
+    points = points.detach().cpu().float()
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    lo, hi = points.min(0).values, points.max(0).values
+    scale = (size - 2 * margin) / (hi - lo).clamp(min=1e-8)
+    pixels = (points - lo) * scale + margin
+    pixels[:, 1] = size - pixels[:, 1]  # y grows upwards, as on paper
+    draw.rectangle([margin - 4, margin - 4, size - margin + 4, size - margin + 4], outline="grey")
+    for i, (x, y) in enumerate(pixels.tolist()):
+        colour = PALETTE[int(labels[i]) % len(PALETTE)] if labels is not None else (31, 119, 180)
+        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255

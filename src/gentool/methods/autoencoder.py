@@ -1,0 +1,65 @@
+"""Deterministic autoencoders: x -> z = f(x) -> x_hat = g(z), trained on a reconstruction loss.
+
+With linear f and g and the MSE loss, the optimum spans the same subspace as PCA with latent_dim
+components (Baldi & Hornik 1989): the `ae_linear` model, tested against PCA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gentool.losses.likelihoods import ReconstructionLoss
+from gentool.methods.base import Method, build_optimizer, check_reconstruction_loss
+
+
+class Autoencoder(Method):
+    def __init__(self, encoder, decoder, loss: ReconstructionLoss, data_shape, value_range,
+                 latent_dim: int = 32, name: str = "ae"):
+        super().__init__()
+        check_reconstruction_loss(loss, ReconstructionLoss, name, value_range)
+        self.latent_dim = latent_dim
+        self.data_shape = tuple(data_shape)
+        self.value_range = tuple(value_range)
+        self.reconstruction = loss
+        self.encoder = encoder(in_shape=self.data_shape, out_features=latent_dim)
+        self.decoder = decoder(latent_dim=latent_dim, out_shape=self.data_shape,
+                               params_per_pixel=loss.params_per_pixel)
+
+    def configure_optimizers(self, optimizer_cfg):
+        self.optimizers = {"model": build_optimizer(self.parameters(), optimizer_cfg)}
+        return self.optimizers
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.reconstruction.mean(self.decoder(z))
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x))
+
+    def _losses(self, x):
+        with self.autocast():
+            params = self.decoder(self.encoder(x))
+        loss = self.reconstruction.loss(params, x)
+        mse = ((self.reconstruction.mean(params).float() - x) ** 2).flatten(1).mean(1)
+        return loss, mse
+
+    def train_step(self, batch, step):
+        x, _ = batch
+        loss, mse = self._losses(x)
+        loss = loss.mean()
+        metrics = self.optimizer_step(loss, "model")
+        return {"loss": loss.detach(), "mse": mse.mean().detach(), **metrics}
+
+    @torch.no_grad()
+    def eval_step(self, batch):
+        x, _ = batch
+        loss, mse = self._losses(x)
+        return {"loss": loss.mean(), "mse": mse.mean()}
+
+    @property
+    def dims(self) -> int:
+        return math.prod(self.data_shape)

@@ -1,0 +1,107 @@
+"""The variational autoencoder (Kingma & Welling 2014).
+
+q(z|x) = N(mu(x), diag sigma^2(x)) from the encoder, prior p(z) = N(0, I), decoder likelihood
+p(x|z) from the `loss/` group. Per example, in nats:
+
+    recon = -log p(x | z),   z = mu + sigma * eps,  eps ~ N(0, I)   (reparameterisation)
+    kl    = KL(q(z|x) || p(z)) = 0.5 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)
+    elbo  = -(recon + kl) <= log p(x);  the training loss is recon + beta * kl (beta-VAE).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gentool.errors import GentoolError
+from gentool.losses.likelihoods import Likelihood
+from gentool.methods.base import Method, build_optimizer, check_reconstruction_loss
+
+
+def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per example, summed over latent dimensions."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+
+class VAE(Method):
+    def __init__(self, encoder, decoder, loss: Likelihood, data_shape, value_range,
+                 latent_dim: int = 20, beta: float = 1.0, kl_warmup_steps: int = 0,
+                 name: str = "vae"):
+        super().__init__()
+        check_reconstruction_loss(loss, Likelihood, name, value_range)
+        if beta < 0:
+            raise GentoolError(f"model.beta must be >= 0, got {beta}.")
+        self.latent_dim = latent_dim
+        self.data_shape = tuple(data_shape)
+        self.value_range = tuple(value_range)
+        self.beta = beta
+        # Linear KL annealing from 0 to beta (Bowman et al. 2016) against posterior collapse.
+        self.kl_warmup_steps = kl_warmup_steps
+        self.likelihood = loss
+        self.encoder = encoder(in_shape=self.data_shape, out_features=2 * latent_dim)
+        self.decoder = decoder(latent_dim=latent_dim, out_shape=self.data_shape,
+                               params_per_pixel=loss.params_per_pixel)
+
+    @property
+    def dims(self) -> int:
+        return math.prod(self.data_shape)
+
+    def configure_optimizers(self, optimizer_cfg):
+        self.optimizers = {"model": build_optimizer(self.parameters(), optimizer_cfg)}
+        return self.optimizers
+
+    # -- capabilities ------------------------------------------------------------------------
+    def posterior(self, x):
+        with self.autocast():
+            mu, logvar = self.encoder(x).float().chunk(2, dim=1)
+        return mu, logvar
+
+    def encode(self, x):
+        return self.posterior(x)[0]
+
+    def decode(self, z):
+        return self.likelihood.mean(self.decoder(z))
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x))
+
+    def sample(self, n: int, labels=None, temperature: float = 1.0):
+        device = next(self.parameters()).device
+        return self.decode(temperature * torch.randn(n, self.latent_dim, device=device))
+
+    # -- objective ---------------------------------------------------------------------------
+    def terms(self, x):
+        """Per-example recon and kl (nats), and the per-pixel MSE of the decoded mean."""
+        mu, logvar = self.posterior(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        with self.autocast():
+            params = self.decoder(z)
+        recon = self.likelihood.loss(params, x)
+        kl = gaussian_kl_to_standard_normal(mu, logvar)
+        mse = ((self.likelihood.mean(params).float() - x) ** 2).flatten(1).mean(1)
+        return recon, kl, mse
+
+    def _metrics(self, recon, kl, mse, beta):
+        nelbo = recon + kl
+        return {"loss": (recon + beta * kl).mean(), "recon": recon.mean(), "kl": kl.mean(),
+                "elbo": -nelbo.mean(),
+                "bits_per_dim": self.likelihood.bits_per_dim(nelbo, self.dims).mean(),
+                "mse": mse.mean()}
+
+    def beta_at(self, step: int) -> float:
+        if self.kl_warmup_steps <= 0:
+            return self.beta
+        return self.beta * min(1.0, step / self.kl_warmup_steps)
+
+    def train_step(self, batch, step):
+        x, _ = batch
+        recon, kl, mse = self.terms(x)
+        metrics = self._metrics(recon, kl, mse, self.beta_at(step))
+        metrics.update(self.optimizer_step(metrics["loss"], "model"))
+        return {k: v.detach() for k, v in metrics.items()}
+
+    @torch.no_grad()
+    def eval_step(self, batch):
+        x, _ = batch
+        return self._metrics(*self.terms(x), self.beta)

@@ -1,0 +1,1 @@
+"""Network building blocks, sized from the data shape. Imports nothing of gentool."""

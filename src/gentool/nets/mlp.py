@@ -1,0 +1,56 @@
+"""Fully connected encoders and decoders for images of any shape."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
+               "elu": nn.ELU, "silu": nn.SiLU, "identity": nn.Identity}
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
+    """Linear layers between consecutive sizes, the activation between them (not after the last)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(make_activation(activation))
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """Image [B, C, H, W] -> flatten -> hidden layers -> out_features."""
+
+    def __init__(self, in_shape: Sequence[int], out_features: int, hidden: Sequence[int] = (400,),
+                 activation: str = "relu"):
+        super().__init__()
+        self.net = mlp([math.prod(in_shape), *hidden, out_features], activation)
+
+    def forward(self, x):
+        return self.net(x.flatten(1))
+
+
+class MLPDecoder(nn.Module):
+    """Code [B, latent] -> hidden layers -> `params_per_pixel` maps of the image shape.
+
+    The output is raw (logits, means): the likelihood decides what the numbers mean.
+    """
+
+    def __init__(self, latent_dim: int, out_shape: Sequence[int], hidden: Sequence[int] = (400,),
+                 activation: str = "relu", params_per_pixel: int = 1):
+        super().__init__()
+        c, h, w = out_shape
+        self.out_shape = (c * params_per_pixel, h, w)
+        self.net = mlp([latent_dim, *hidden, math.prod(self.out_shape)], activation)
+
+    def forward(self, z):
+        return self.net(z).view(z.shape[0], *self.out_shape)

@@ -1,0 +1,133 @@
+"""`gentool sample`: pictures and raw samples from a trained model's checkpoint.
+
+The model is rebuilt from the config stored in the checkpoint; modes pick what to draw, each
+needing a capability of the method (DESIGN.md section 3), and formats pick how to write it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import save_image
+
+from gentool.data import build_data
+from gentool.engine import visuals
+from gentool.engine.checkpoint import load_checkpoint
+from gentool.engine.device import describe_device, resolve_device, seed_everything
+from gentool.engine.files import atomic_write
+from gentool.engine.tensorboard import take
+from gentool.errors import GentoolError
+from gentool.methods import build_method
+
+log = logging.getLogger("gentool")
+
+FORMATS = ("grid", "npy", "folder")
+
+
+def load_trained_method(checkpoint: str, device: torch.device):
+    """The method of a checkpoint, weights loaded, in eval mode, plus its training config."""
+    state = load_checkpoint(checkpoint)
+    train_cfg = OmegaConf.create(state["config"])
+    method = build_method(train_cfg)
+    try:
+        method.load_state_dict(state["modules"]["method"])
+    except (RuntimeError, KeyError) as error:
+        raise GentoolError(f"The weights in {checkpoint} do not fit the model its config describes "
+                           "(a foreign or edited checkpoint); use a checkpoint written by gentool "
+                           "train.") from error
+    return method.to(device).eval(), train_cfg
+
+
+def run_sample(cfg: DictConfig) -> Path:
+    if not cfg.checkpoint:
+        raise GentoolError("gentool sample needs a checkpoint; add "
+                           "checkpoint=<run dir>/checkpoints/last.pt.")
+    if cfg.format not in FORMATS:
+        raise GentoolError(f"format={cfg.format} is not one of {list(FORMATS)}; pick one of those.")
+    if cfg.mode not in MODES:
+        raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
+    if cfg.n < 1:
+        raise GentoolError(f"n={cfg.n} must be at least 1.")
+    device = resolve_device(cfg.device)
+    log.info("Device: %s", describe_device(device))
+    method, train_cfg = load_trained_method(cfg.checkpoint, device)
+    seed_everything(cfg.seed)
+    with torch.no_grad():
+        images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
+    out = write(images, picture, train_cfg.dataset.range, cfg.format, Path(cfg.out))
+    log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], cfg.format, cfg.mode, out)
+    return out
+
+
+def _require(method, capability: str, mode: str, model: str) -> None:
+    if not hasattr(method, capability):
+        able = sorted(m for m, need in NEEDS.items() if hasattr(method, need))
+        raise GentoolError(f"mode={mode} needs a model that can {capability}, and model={model} "
+                           f"cannot; use mode={' or mode='.join(able)}.")
+
+
+def _test_images(train_cfg, cfg, device, n: int) -> torch.Tensor:
+    data = build_data(train_cfg.dataset, cfg.data_dir, device, batch_size=256, seed=cfg.seed)
+    return take(data.test, n)[0]
+
+
+def mode_sample(method, train_cfg, cfg, device):
+    _require(method, "sample", "sample", train_cfg.model.name)
+    images = method.sample(cfg.n, temperature=cfg.temperature)
+    return images, visuals.grid(images, train_cfg.dataset.range, cfg.nrow)
+
+
+def mode_reconstruct(method, train_cfg, cfg, device):
+    _require(method, "reconstruct", "reconstruct", train_cfg.model.name)
+    inputs = _test_images(train_cfg, cfg, device, cfg.n)
+    outputs = method.reconstruct(inputs)
+    return outputs, visuals.pairs_grid(inputs, outputs, train_cfg.dataset.range, cfg.nrow or 8)
+
+
+def mode_interpolate(method, train_cfg, cfg, device):
+    """`n` rows, each from one test image to the next through the latent space."""
+    _require(method, "encode", "interpolate", train_cfg.model.name)
+    images = _test_images(train_cfg, cfg, device, 2 * cfg.n)
+    rows = visuals.interpolate(method, images[0::2], images[1::2], cfg.steps)
+    return rows.flatten(0, 1), visuals.grid(rows.flatten(0, 1), train_cfg.dataset.range,
+                                            cfg.steps + 2)
+
+
+def mode_traverse(method, train_cfg, cfg, device):
+    """A steps x steps grid over two latent dimensions (`dims`), the others at zero."""
+    _require(method, "sample", "traverse", train_cfg.model.name)
+    dims = tuple(cfg.dims)
+    if len(dims) != 2 or not all(0 <= d < method.latent_dim for d in dims) or dims[0] == dims[1]:
+        raise GentoolError(f"dims={list(dims)} must name two different latent dimensions in "
+                           f"0..{method.latent_dim - 1}.")
+    images = visuals.traverse(method, cfg.steps, dims)
+    return images, visuals.grid(images, train_cfg.dataset.range, cfg.steps)
+
+
+MODES = {"sample": mode_sample, "reconstruct": mode_reconstruct,
+         "interpolate": mode_interpolate, "traverse": mode_traverse}
+NEEDS = {"sample": "sample", "reconstruct": "reconstruct", "interpolate": "encode",
+         "traverse": "sample"}
+
+
+def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, out: Path) -> Path:
+    """grid: one PNG; npy: float32 array [N, C, H, W] in data units; folder: a PNG per image."""
+    out = out.expanduser()
+    if fmt == "grid":
+        return atomic_write(out, lambda f: save_image(picture, f, format="png"))
+    if fmt == "npy":
+        array = images.float().cpu().numpy()
+        return atomic_write(out, lambda f: np.save(f, array))
+    if out.exists() and not out.is_dir():
+        raise GentoolError(f"out={out} is a file, but format=folder writes a folder of PNGs; "
+                           "give a folder path.")
+    width = max(6, int(math.log10(max(images.shape[0], 1))) + 1)
+    unit = visuals.to_unit(images, value_range).cpu()
+    for i, image in enumerate(unit):
+        atomic_write(out / f"{i:0{width}d}.png", lambda f, im=image: save_image(im, f, format="png"))
+    return out

@@ -1,0 +1,62 @@
+"""`gentool train`: build data and method from the config, fit, record the final metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gentool.data import build_data
+from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
+from gentool.engine.files import atomic_write
+from gentool.engine.loop import fit
+from gentool.methods import build_method
+
+log = logging.getLogger("gentool")
+
+# The metric a sweeper (Optuna, ...) minimises, returned by run_train.
+OBJECTIVE = "loss"
+
+
+def run_train(cfg: DictConfig, output_dir: str | Path) -> float:
+    run_dir = Path(output_dir)
+    device = resolve_device(cfg.device)
+    log.info("Device: %s", describe_device(device))
+    set_determinism(cfg.deterministic)
+    seed_everything(cfg.seed)
+    data = build_data(cfg.dataset, cfg.data_dir, device, cfg.trainer.batch_size, cfg.seed)
+    method = build_method(cfg)
+    log.info("Model %s: %.2fM parameters; data %s %s, %d train / %d test examples",
+             cfg.model.name, sum(p.numel() for p in method.parameters()) / 1e6, data.name,
+             list(data.shape), data.train.num_examples, data.test.num_examples)
+    final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg))
+    record = {"step": cfg.trainer.max_steps, **{f"test/{k}": v for k, v in final.items()}}
+    atomic_write(run_dir / "metrics.json",
+                 lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"))
+    log.info("Final test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
+    log.info("Run directory: %s", run_dir.resolve())
+    return final[OBJECTIVE]
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+    """The scalar settings that tell runs apart, flattened: model, loss, optimizer, a few more."""
+    flat = {"dataset": cfg.dataset.name, "seed": cfg.seed,
+            "batch_size": cfg.trainer.batch_size, "max_steps": cfg.trainer.max_steps}
+    for group in ("model", "loss", "optimizer"):
+        flat.update(_flatten(OmegaConf.to_container(cfg[group], resolve=True), group))
+    return flat
+
+
+def _flatten(node: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("_partial_", "data_shape", "value_range"):
+                continue
+            name = prefix if key == "_target_" else f"{prefix}.{key}"
+            out.update(_flatten(value.rsplit(".", 1)[-1] if key == "_target_" else value, name))
+        return out
+    return {prefix: node if isinstance(node, (int, float, str, bool)) else str(node)}

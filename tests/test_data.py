@@ -1,0 +1,340 @@
+"""The data package through its real loaders, on tiny files in each real format; no network."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+import gentool
+from gentool.data import Data, build_data, cifar10, mnist
+from gentool.data.batching import DeviceBatches
+from gentool.data.digits import load_digits
+from gentool.data.folder import load_folder
+from gentool.data.frey_faces import load_frey_faces
+from gentool.data.idx import read_idx
+from gentool.data.splits import Split
+from gentool.data.streaming import StreamingBatches
+from gentool.errors import GentoolError
+
+from data_fixtures import (write_cifar10, write_frey_mat, write_idx, write_idx_set,
+                           write_image_folder, write_mnist_idx)
+
+CONFIGS = Path(gentool.__file__).parent / "configs" / "dataset"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def dataset_cfg(name: str, **overrides):
+    """The packaged dataset/<name>.yaml, nested under `dataset` as Hydra composes it."""
+    root = OmegaConf.create({"dataset": OmegaConf.load(CONFIGS / f"{name}.yaml")})
+    for key, value in overrides.items():
+        OmegaConf.update(root, f"dataset.{key}", value, merge=False)
+    return root.dataset
+
+
+def labelled_split(n: int, pixels: int = 3) -> Split:
+    """n one-channel images whose pixels all equal their index, labelled with their index."""
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 1, pixels)
+    return Split(images.contiguous(), torch.arange(n))
+
+
+def take(iterator, count):
+    return list(itertools.islice(iterator, count))
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+def test_digits_are_uint8_8x8_with_fixed_split():
+    data = load_digits("unused")
+    assert data.shape == (1, 8, 8) and data.num_classes == 10
+    assert data.train.images.dtype == torch.uint8 and data.train.images.shape[1:] == (1, 8, 8)
+    assert len(data.train.images) + len(data.test.images) == 1797
+    assert len(data.test.images) == round(1797 * 0.2)
+    assert data.train.labels.dtype == torch.int64 and int(data.train.labels.max()) == 9
+    assert int(data.train.images.max()) == 255     # 16 -> 255
+    assert torch.equal(load_digits("unused").test.images, data.test.images)
+    from sklearn.datasets import load_digits as sklearn_digits
+    raw = torch.from_numpy(sklearn_digits().images)
+    assert set(torch.unique(data.train.images).tolist()) <= set(
+        (raw.unique() * 255 / 16).round().int().tolist())
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_round_trip_plain_and_gz(tmp_path, gz):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "a-idx3-ubyte", array, gz)), array)
+
+
+def test_idx_gz_found_by_magic_bytes_without_suffix(tmp_path):
+    path = write_idx(tmp_path / "x", np.ones((2, 2), np.uint8), gz=True).rename(tmp_path / "x")
+    assert read_idx(path).shape == (2, 2)
+
+
+def test_idx_bad_magic_and_truncation_name_the_file(tmp_path):
+    bad = tmp_path / "train-images-idx3-ubyte"
+    bad.write_bytes(b"\x12\x34\x08\x03" + bytes(20))
+    with pytest.raises(GentoolError, match="train-images-idx3-ubyte.*not an IDX"):
+        read_idx(bad)
+    short = write_idx(tmp_path / "short", np.zeros((4, 4), np.uint8))
+    short.write_bytes(short.read_bytes()[:-3])
+    with pytest.raises(GentoolError, match="short"):
+        read_idx(short)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_loads_torchvision_layout(tmp_path, gz):
+    raw = write_mnist_idx(tmp_path, n_train=64, n_test=32, gz=gz)
+    data = mnist.load_mnist(str(tmp_path), download=False)
+    assert data.shape == (1, 28, 28) and data.num_classes == 10
+    assert data.train.images.shape == (64, 1, 28, 28) and data.test.images.shape == (32, 1, 28, 28)
+    assert data.train.images.dtype == torch.uint8
+    assert torch.equal(data.test.labels, torch.arange(32) % 10)
+    suffix = ".gz" if gz else ""
+    stored = read_idx(raw / f"train-images-idx3-ubyte{suffix}")
+    assert torch.equal(data.train.images[:, 0], torch.from_numpy(stored))
+
+
+def test_fashion_mnist_found_in_debian_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "DEBIAN_FASHION_MNIST_DIR", write_idx_set(tmp_path / "deb", gz=True))
+    data = mnist.load_fashion_mnist(str(tmp_path / "empty"), download=False)
+    assert data.train.images.shape == (64, 1, 28, 28) and data.class_names[9] == "Ankle boot"
+
+
+def test_fashion_mnist_prefers_data_dir_over_debian(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "DEBIAN_FASHION_MNIST_DIR", write_idx_set(tmp_path / "deb", gz=True))
+    write_mnist_idx(tmp_path / "data", n_train=16, n_test=8, name="FashionMNIST")
+    assert len(mnist.load_fashion_mnist(str(tmp_path / "data"), download=False).train.images) == 16
+
+
+def test_missing_files_without_download_name_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(mnist, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "nowhere")
+    cases = [(mnist.load_mnist, tmp_path / "MNIST" / "raw"),
+             (mnist.load_fashion_mnist, tmp_path / "FashionMNIST" / "raw"),
+             (cifar10.load_cifar10, tmp_path / "cifar-10-batches-py")]
+    for load, folder in cases:
+        with pytest.raises(GentoolError) as error:
+            load(str(tmp_path), download=False)
+        assert str(folder) in str(error.value) and "download is false" in str(error.value)
+    with pytest.raises(GentoolError, match="frey_rawface.mat.*roweis"):
+        load_frey_faces(str(tmp_path))
+
+
+def test_cifar10_reads_pickle_batches(tmp_path):
+    write_cifar10(tmp_path, n_per_batch=8, n_test=6)
+    data = cifar10.load_cifar10(str(tmp_path), download=False)
+    assert data.shape == (3, 32, 32) and data.num_classes == 10
+    assert data.train.images.shape == (40, 3, 32, 32) and data.test.images.shape == (6, 3, 32, 32)
+    assert data.train.images.dtype == torch.uint8 and data.train.labels.dtype == torch.int64
+    assert torch.equal(data.test.labels, torch.arange(6) % 10)
+    # The first 1024 values of a row are the red plane: example i's red plane is all i.
+    assert torch.equal(data.test.images[:, 0].amax(dim=(1, 2)), torch.arange(6, dtype=torch.uint8))
+    assert data.class_names == [f"class{i}" for i in range(10)]
+
+
+def test_cifar10_without_meta_uses_standard_names(tmp_path):
+    write_cifar10(tmp_path, n_per_batch=2, n_test=2, meta=False)
+    assert cifar10.load_cifar10(str(tmp_path), download=False).class_names[0] == "airplane"
+
+
+def test_frey_faces_orientation_and_split(tmp_path):
+    images = np.zeros((30, 28, 20), np.uint8)
+    images[:, 3, 17], images[:, 25, 2] = 200, 100      # row 3 / column 17, row 25 / column 2
+    write_frey_mat(tmp_path, images)
+    data = load_frey_faces(str(tmp_path))
+    assert data.shape == (1, 28, 20) and data.num_classes is None and data.train.labels is None
+    assert len(data.train.images) == 27 and len(data.test.images) == 3
+    for split in (data.train, data.test):
+        assert (split.images[:, 0, 3, 17] == 200).all() and (split.images[:, 0, 25, 2] == 100).all()
+        assert (split.images.sum(dim=(1, 2, 3)) == 300).all()
+
+
+def test_folder_lists_images_recursively_and_reads_rgb_and_gray(tmp_path):
+    root = write_image_folder(tmp_path, n=12)
+    data = load_folder("unused", str(root), size=[16, 16], channels=3, test_fraction=0.25)
+    assert data.shape == (3, 16, 16) and data.num_classes is None
+    assert len(data.train) == 9 and len(data.test) == 3
+    assert all(data.train[i].shape == (3, 16, 16) and data.train[i].dtype == torch.uint8
+               for i in range(len(data.train)))
+    gray = load_folder("unused", str(root), size=[8, 12], channels=1)
+    assert gray.shape == (1, 8, 12) and gray.train[0].shape == (1, 8, 12)
+
+
+def test_folder_centre_crops_to_target_aspect(tmp_path):
+    # A wide image: red and blue margins around a green square centre.
+    wide = np.zeros((30, 60, 3), np.uint8)
+    wide[:, :15, 0], wide[:, 15:45, 1], wide[:, 45:, 2] = 255, 255, 255
+    (tmp_path / "pics").mkdir()
+    Image.fromarray(wide).save(tmp_path / "pics" / "wide.png")
+    Image.fromarray(wide.transpose(1, 0, 2)).save(tmp_path / "pics" / "tall.png")
+    data = load_folder("unused", str(tmp_path / "pics"), size=[8, 8], test_fraction=0.5)
+    for image in (data.train[0], data.test[0]):
+        assert image[1].min() == 255 and image[0].max() == 0 and image[2].max() == 0
+    gray = load_folder("unused", str(tmp_path / "pics"), size=8, channels=1, test_fraction=0.5)
+    assert abs(int(gray.train[0].float().mean()) - 150) <= 1       # L = 0.587 * 255 for green
+
+
+def test_folder_missing_or_empty_is_one_sentence(tmp_path):
+    with pytest.raises(GentoolError, match="does not exist; set dataset.source.path"):
+        load_folder("unused", str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    with pytest.raises(GentoolError, match="holds no"):
+        load_folder("unused", str(tmp_path / "empty"))
+
+
+# --- DeviceBatches -------------------------------------------------------------------------------
+
+def test_device_batches_resume_exactly_from_any_step():
+    batches = DeviceBatches(labelled_split(50), batch_size=8, device="cpu", seed=3)
+    assert len(batches) == 6
+    reference = take(batches.iter_batches(), 20)
+    for start in (1, 5, 6, 7, 13):
+        resumed = take(batches.iter_batches(start_step=start), 20 - start)
+        for (x, y), (rx, ry) in zip(reference[start:], resumed):
+            assert torch.equal(x, rx) and torch.equal(y, ry)
+    # Each epoch is a fresh permutation: no example twice within it, different order next epoch.
+    first, second = (torch.cat([y for _, y in reference[e * 6:(e + 1) * 6]]) for e in (0, 1))
+    assert len(first.unique()) == 48 and not torch.equal(first, second)
+    assert all(len(y) == 8 for _, y in reference)                        # drop_last
+    other_seed = take(DeviceBatches(labelled_split(50), 8, "cpu", seed=4).iter_batches(), 1)
+    assert not torch.equal(other_seed[0][1], reference[0][1])
+
+
+def test_device_batches_scale_to_value_range():
+    split = Split(torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 1, 1, 3), None)
+    x, y = next(DeviceBatches(split, 1, "cpu", 0, value_range=(-1.0, 1.0)).epoch())
+    assert y is None and x.dtype == torch.float32
+    assert torch.allclose(x.flatten(), torch.tensor([-1.0, -0.6, 1.0]))
+    x01, _ = next(DeviceBatches(split, 1, "cpu", 0).epoch())
+    assert torch.allclose(x01.flatten(), torch.tensor([0.0, 0.2, 1.0]))
+
+
+def test_static_binarisation_is_one_fixed_data_set():
+    split = Split(torch.full((20, 1, 4, 4), 128, dtype=torch.uint8), None)
+    one = torch.cat([x for x, _ in DeviceBatches(split, 8, "cpu", 0, binarize="static").epoch()])
+    two = torch.cat([x for x, _ in DeviceBatches(split, 8, "cpu", 9, binarize="static").epoch()])
+    assert torch.equal(one, two) and set(one.unique().tolist()) == {0.0, 1.0}
+    again = torch.cat([x for x, _ in DeviceBatches(split, 8, "cpu", 0, binarize="static").epoch()])
+    assert torch.equal(one, again)
+    scaled, _ = next(DeviceBatches(split, 20, "cpu", 0, (-1.0, 1.0), binarize="static").epoch())
+    assert torch.equal(scaled, one * 2 - 1)
+
+
+def test_dynamic_binarisation_redraws_but_follows_torch_seed():
+    split = Split(torch.full((16, 1, 4, 4), 128, dtype=torch.uint8), None)
+    batches = DeviceBatches(split, 16, "cpu", 0, binarize="dynamic")
+    torch.manual_seed(0)
+    first, second = (x for x, _ in take(batches.iter_batches(), 2))
+    assert set(first.unique().tolist()) == {0.0, 1.0} and not torch.equal(first, second)
+    torch.manual_seed(0)
+    assert torch.equal(next(batches.iter_batches())[0], first)
+
+
+def test_unknown_binarize_and_too_large_batch_are_user_errors():
+    with pytest.raises(GentoolError, match="dataset.binarize"):
+        DeviceBatches(labelled_split(4), 2, "cpu", 0, binarize="sometimes")
+    with pytest.raises(GentoolError, match="trainer.batch_size"):
+        DeviceBatches(labelled_split(4), 8, "cpu", 0)
+
+
+def test_epoch_covers_every_example_once_in_order():
+    batches = DeviceBatches(labelled_split(50), 8, "cpu", 0, shuffle=False, drop_last=False)
+    assert len(batches) == 7
+    passed = list(batches.epoch())
+    assert [len(y) for _, y in passed] == [8] * 6 + [2]
+    assert torch.equal(torch.cat([y for _, y in passed]), torch.arange(50))
+    assert torch.allclose(torch.cat([x[:, 0, 0, 0] for x, _ in passed]), torch.arange(50) / 255)
+
+
+# --- StreamingBatches ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streaming_batches_resume_exactly(tmp_path, workers):
+    folder = load_folder("unused", str(write_image_folder(tmp_path, n=12)), size=[6, 6],
+                         test_fraction=0.2)
+    batches = StreamingBatches(folder.train, 3, "cpu", seed=5, num_workers=workers)
+    assert len(batches) == 3
+    reference = [x for x, _ in take(batches.iter_batches(), 7)]
+    resumed = [x for x, _ in take(batches.iter_batches(start_step=4), 3)]
+    assert all(torch.equal(a, b) for a, b in zip(reference[4:], resumed))
+    assert reference[0].shape == (3, 3, 6, 6) and reference[0].dtype == torch.float32
+    # The same order as DeviceBatches over the same images.
+    in_memory = Split(torch.stack([folder.train[i] for i in range(len(folder.train))]), None)
+    device = [x for x, _ in take(DeviceBatches(in_memory, 3, "cpu", 5).iter_batches(), 7)]
+    assert all(torch.equal(a, b) for a, b in zip(reference, device))
+    evaluation = list(StreamingBatches(folder.test, 2, "cpu", 5, shuffle=False, drop_last=False,
+                                       num_workers=workers).epoch())
+    assert [len(x) for x, _ in evaluation] == [2, 1]
+
+
+def test_streaming_static_binarisation_is_fixed(tmp_path):
+    folder = load_folder("unused", str(write_image_folder(tmp_path, n=6)), size=[4, 4])
+    draws = [torch.cat([x for x, _ in StreamingBatches(folder.train, 2, "cpu", seed, binarize="static",
+                                                       num_workers=0).epoch()]) for seed in (0, 1)]
+    assert torch.equal(*draws) and set(draws[0].unique().tolist()) <= {0.0, 1.0}
+
+
+# --- build_data and the configs ------------------------------------------------------------------
+
+def test_every_dataset_config_has_the_same_keys():
+    for path in CONFIGS.glob("*.yaml"):
+        cfg = OmegaConf.load(path)
+        assert set(cfg) == {"name", "shape", "num_classes", "range", "binarize", "source"}, path
+        assert cfg.name == path.stem and cfg.source._target_.startswith("gentool.data.")
+
+
+def test_build_data_digits_from_its_config():
+    data = build_data(dataset_cfg("digits", range=[-1.0, 1.0]), "data", "cpu", batch_size=32, seed=0)
+    assert isinstance(data, Data) and data.name == "digits" and data.shape == (1, 8, 8)
+    assert data.num_classes == 10 and data.value_range == (-1.0, 1.0)
+    x, y = next(data.train.iter_batches())
+    assert x.shape == (32, 1, 8, 8) and x.min() == -1.0 and y.dtype == torch.int64
+    assert sum(len(y) for _, y in data.test.epoch()) == 360
+
+
+def test_build_data_refuses_mismatched_config(tmp_path):
+    write_mnist_idx(tmp_path, n_train=8, n_test=4)
+    cfg = dataset_cfg("mnist", shape=[3, 32, 32], **{"source.download": False})
+    with pytest.raises(GentoolError, match=r"dataset.shape is \[3, 32, 32\] but mnist holds images "
+                                           r"of shape \[1, 28, 28\]; set dataset.shape=\[1,28,28\]"):
+        build_data(cfg, str(tmp_path), "cpu", 4, 0)
+    with pytest.raises(GentoolError, match="dataset.num_classes=10"):
+        build_data(dataset_cfg("digits", num_classes=None), "data", "cpu", 4, 0)
+    for bad_range in ([1.0, 0.0], [0.0], ["a", 1.0]):
+        with pytest.raises(GentoolError, match="dataset.range"):
+            build_data(dataset_cfg("digits", range=bad_range), "data", "cpu", 4, 0)
+    with pytest.raises(GentoolError, match="dataset.binarize"):
+        build_data(dataset_cfg("digits", binarize="maybe"), "data", "cpu", 4, 0)
+
+
+def test_build_data_folder_follows_dataset_shape(tmp_path):
+    root = write_image_folder(tmp_path, n=8)
+    with pytest.raises(GentoolError, match="dataset.source.path"):
+        build_data(dataset_cfg("folder"), "data", "cpu", 2, 0)
+    cfg = dataset_cfg("folder", shape=[1, 8, 4], **{"source.path": str(root),
+                                                     "source.test_fraction": 0.25})
+    data = build_data(cfg, "data", "cpu", 2, 0, num_workers=0)
+    assert isinstance(data.train, StreamingBatches) and data.num_classes is None
+    x, y = next(data.train.iter_batches())
+    assert x.shape == (2, 1, 8, 4) and y is None
+
+
+def test_build_data_resolves_data_dir_against_cwd_and_home(tmp_path, monkeypatch):
+    write_frey_mat(tmp_path / "home" / "faces", n=10)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "home")
+    for data_dir in ("~/faces", "faces"):
+        data = build_data(dataset_cfg("frey_faces"), data_dir, "cpu", 3, 0)
+        assert data.shape == (1, 28, 20) and len(data.train) == 3
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is absent")
+def test_real_fashion_mnist_from_debian(tmp_path):
+    data = mnist.load_fashion_mnist(str(tmp_path), download=False)
+    assert data.train.images.shape == (60000, 1, 28, 28) and len(data.test.images) == 10000
+    assert data.num_classes == 10 and set(data.train.labels.unique().tolist()) == set(range(10))
