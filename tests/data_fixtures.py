@@ -57,7 +57,8 @@ def write_cifar10(root: Path, n_per_batch: int = 8, n_test: int = 8, meta: bool 
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    for name, n in [(f"data_batch_{i}", n_per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
+    batches = [(f"data_batch_{i}", n_per_batch) for i in range(1, 6)] + [("test_batch", n_test)]
+    for name, n in batches:
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         data[:, :1024] = np.arange(n, dtype=np.uint8)[:, None]
         batch = {b"batch_label": name.encode(), b"labels": [i % 10 for i in range(n)],

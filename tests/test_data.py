@@ -256,9 +256,9 @@ def test_epoch_covers_every_example_once_in_order():
 @pytest.mark.parametrize("workers", [0, 2])
 def test_streaming_batches_resume_exactly(tmp_path, workers):
     folder = load_folder("unused", str(write_image_folder(tmp_path, n=12)), size=[6, 6],
-                         test_fraction=0.2)
+                         test_fraction=0.25)
     batches = StreamingBatches(folder.train, 3, "cpu", seed=5, num_workers=workers)
-    assert len(batches) == 3
+    assert len(batches) == 3          # 9 training images
     reference = [x for x, _ in take(batches.iter_batches(), 7)]
     resumed = [x for x, _ in take(batches.iter_batches(start_step=4), 3)]
     assert all(torch.equal(a, b) for a, b in zip(reference[4:], resumed))
@@ -270,12 +270,17 @@ def test_streaming_batches_resume_exactly(tmp_path, workers):
     evaluation = list(StreamingBatches(folder.test, 2, "cpu", 5, shuffle=False, drop_last=False,
                                        num_workers=workers).epoch())
     assert [len(x) for x, _ in evaluation] == [2, 1]
+    # Evaluation code stops early (eval_examples); the next pass must still start from the top.
+    take(batches.epoch(), 1)
+    again = torch.cat([x for x, _ in batches.epoch()])
+    assert torch.equal(again, torch.stack([folder.train[i] for i in range(9)]).float() / 255)
 
 
 def test_streaming_static_binarisation_is_fixed(tmp_path):
     folder = load_folder("unused", str(write_image_folder(tmp_path, n=6)), size=[4, 4])
-    draws = [torch.cat([x for x, _ in StreamingBatches(folder.train, 2, "cpu", seed, binarize="static",
-                                                       num_workers=0).epoch()]) for seed in (0, 1)]
+    streams = [StreamingBatches(folder.train, 2, "cpu", seed, binarize="static", num_workers=0)
+               for seed in (0, 1)]
+    draws = [torch.cat([x for x, _ in stream.epoch()]) for stream in streams]
     assert torch.equal(*draws) and set(draws[0].unique().tolist()) <= {0.0, 1.0}
 
 
@@ -289,20 +294,23 @@ def test_every_dataset_config_has_the_same_keys():
 
 
 def test_build_data_digits_from_its_config():
-    data = build_data(dataset_cfg("digits", range=[-1.0, 1.0]), "data", "cpu", batch_size=32, seed=0)
+    data = build_data(dataset_cfg("digits", range=[-1.0, 1.0]), "data", "cpu", 32, seed=0)
     assert isinstance(data, Data) and data.name == "digits" and data.shape == (1, 8, 8)
     assert data.num_classes == 10 and data.value_range == (-1.0, 1.0)
     x, y = next(data.train.iter_batches())
     assert x.shape == (32, 1, 8, 8) and x.min() == -1.0 and y.dtype == torch.int64
-    assert sum(len(y) for _, y in data.test.epoch()) == 360
+    assert sum(len(y) for _, y in data.test.epoch()) == 359
 
 
 def test_build_data_refuses_mismatched_config(tmp_path):
     write_mnist_idx(tmp_path, n_train=8, n_test=4)
     cfg = dataset_cfg("mnist", shape=[3, 32, 32], **{"source.download": False})
-    with pytest.raises(GentoolError, match=r"dataset.shape is \[3, 32, 32\] but mnist holds images "
-                                           r"of shape \[1, 28, 28\]; set dataset.shape=\[1,28,28\]"):
+    expected = (r"dataset.shape is \[3, 32, 32\] but mnist holds images of shape \[1, 28, 28\]; "
+                r"set dataset.shape=\[1,28,28\]")
+    with pytest.raises(GentoolError, match=expected):
         build_data(cfg, str(tmp_path), "cpu", 4, 0)
+    with pytest.raises(GentoolError, match="MNIST is not in .*download is false"):
+        build_data(cfg, str(tmp_path / "elsewhere"), "cpu", 4, 0)     # the source's own error
     with pytest.raises(GentoolError, match="dataset.num_classes=10"):
         build_data(dataset_cfg("digits", num_classes=None), "data", "cpu", 4, 0)
     for bad_range in ([1.0, 0.0], [0.0], ["a", 1.0]):

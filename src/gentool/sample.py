@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torchvision.utils import save_image
 
 from gentool.data import build_data
 from gentool.engine import visuals
@@ -119,7 +118,7 @@ def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, ou
     """grid: one PNG; npy: float32 array [N, C, H, W] in data units; folder: a PNG per image."""
     out = out.expanduser()
     if fmt == "grid":
-        return atomic_write(out, lambda f: save_image(picture, f, format="png"))
+        return atomic_write(out, lambda f: visuals.save_png(picture, f))
     if fmt == "npy":
         array = images.float().cpu().numpy()
         return atomic_write(out, lambda f: np.save(f, array))
@@ -129,5 +128,5 @@ def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, ou
     width = max(6, int(math.log10(max(images.shape[0], 1))) + 1)
     unit = visuals.to_unit(images, value_range).cpu()
     for i, image in enumerate(unit):
-        atomic_write(out / f"{i:0{width}d}.png", lambda f, im=image: save_image(im, f, format="png"))
+        atomic_write(out / f"{i:0{width}d}.png", lambda f, im=image: visuals.save_png(im, f))
     return out

@@ -101,7 +101,7 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                 bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}",
                                 img_s=f"{metrics['images_per_second']:.0f}")
             if step % trainer.eval_every == 0 or last:
-                for key, value in evaluate(method, data.test, trainer.eval_examples).items():
+                for key, value in evaluate(method, data.test, trainer.eval_examples, cfg.seed).items():
                     writer.add_scalar(f"test/{key}", value, step)
                 visual.log(step)
             if step % trainer.checkpoint_every == 0 or last or stop.signal is not None:
@@ -114,7 +114,7 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                 raise Interrupted(f"Stopped by signal {stop.signal} at step {step}; the checkpoint "
                                   f"is in {ckpt_dir}; run the same command again to resume.")
     bar.close()
-    final = evaluate(method, data.test, None)
+    final = evaluate(method, data.test, None, cfg.seed)
     visual.log_embedding(step)
     log_hparams(writer, hparams, final)
     writer.close()

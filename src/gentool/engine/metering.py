@@ -50,8 +50,25 @@ def first_non_finite(metrics: dict[str, float]) -> str | None:
 
 
 @torch.no_grad()
-def evaluate(method, batches, max_examples: int | None) -> dict[str, float]:
-    """Example-weighted means of `method.eval_step` over (up to max_examples of) a split."""
+def evaluate(method, batches, max_examples: int | None, seed: int = 0) -> dict[str, float]:
+    """Example-weighted means of `method.eval_step` over (up to max_examples of) a split.
+
+    Runs in a forked RNG with a fixed seed: stochastic metrics (a VAE's sampled z) use the same
+    noise at every evaluation, and the training RNG stream is untouched, so how often a run
+    evaluates never changes what it learns.
+    """
+    with fork_rng_on(method):
+        torch.manual_seed(seed)
+        return _evaluate(method, batches, max_examples)
+
+
+def fork_rng_on(module):
+    """torch.random.fork_rng covering the device `module` lives on."""
+    device = next(module.parameters()).device
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def _evaluate(method, batches, max_examples):
     was_training = method.training
     method.eval()
     sums: dict[str, torch.Tensor] = {}

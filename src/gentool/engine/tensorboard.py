@@ -13,6 +13,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from gentool.engine import visuals
+from gentool.engine.metering import fork_rng_on
 
 log = logging.getLogger("gentool")
 
@@ -47,8 +48,7 @@ class VisualLogger:
         method.eval()
         # Fixed seed inside a forked RNG: the same noise batch every time, and the training RNG
         # stream is untouched, so logging never changes what a run learns.
-        devices = [self.images.device] if self.images.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with fork_rng_on(method):
             torch.manual_seed(self.seed)
             if hasattr(method, "reconstruct"):
                 out = method.reconstruct(self.images)

@@ -11,7 +11,6 @@ import math
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.utils import make_grid
 
 # Ten distinguishable colours (Tableau 10) for class labels in latent scatters.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -23,9 +22,27 @@ def to_unit(images: torch.Tensor, value_range) -> torch.Tensor:
     return ((images.float() - lo) / (hi - lo)).clamp(0, 1)
 
 
-def grid(images: torch.Tensor, value_range, nrow: int | None = None) -> torch.Tensor:
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
-    return make_grid(to_unit(images, value_range).cpu(), nrow=nrow, padding=2, pad_value=1.0)
+def grid(images: torch.Tensor, value_range, nrow: int | None = None, padding: int = 2):
+    """Tile [N, C, H, W] images row by row (nrow per row, default a square) on a white sheet.
+
+    Written here rather than taken from torchvision so that `train` and `sample` do not pay
+    torchvision's import time (seconds) for one small function.
+    """
+    images = to_unit(images, value_range).cpu()
+    n, c, h, w = images.shape
+    nrow = min(nrow or max(1, int(math.ceil(math.sqrt(n)))), n)
+    rows = int(math.ceil(n / nrow))
+    sheet = torch.ones(c, rows * (h + padding) + padding, nrow * (w + padding) + padding)
+    for i, image in enumerate(images):
+        top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
+        sheet[:, top:top + h, left:left + w] = image
+    return sheet
+
+
+def save_png(image: torch.Tensor, file) -> None:
+    """A [C, H, W] float image in [0, 1] to PNG (file name or binary file object)."""
+    array = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(file, format="png")
 
 
 def pairs_grid(inputs: torch.Tensor, outputs: torch.Tensor, value_range, per_row: int = 8):

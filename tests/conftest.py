@@ -1,0 +1,53 @@
+"""Shared fixtures: composing configs like the CLI does, tiny trainer settings, fixture data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+import gentool.cli  # noqa: F401  registers the `uid` resolver and the config schemas
+from data_fixtures import write_cifar10, write_frey_mat, write_image_folder, write_mnist_idx
+
+# A few steps with every periodic action (log, eval + pictures, checkpoint) happening at least once.
+TINY = ["device=cpu", "trainer.max_steps=6", "trainer.batch_size=16", "trainer.log_every=2",
+        "trainer.eval_every=3", "trainer.checkpoint_every=3", "trainer.eval_examples=64",
+        "trainer.image_examples=8", "trainer.scatter_examples=32", "trainer.progress_bar=false"]
+
+
+def compose_config(name: str, overrides) -> "DictConfig":  # noqa: F821
+    with initialize_config_module("gentool.configs", version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+@pytest.fixture
+def compose_train():
+    return lambda *overrides: compose_config("train", overrides)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    """Tiny files in every real on-disk format: IDX (MNIST, Fashion-MNIST), CIFAR-10 pickles,
+    Frey faces .mat and an image folder."""
+    root = tmp_path_factory.mktemp("data")
+    write_mnist_idx(root, n_train=64, n_test=32, gz=False, name="MNIST")
+    write_mnist_idx(root, n_train=64, n_test=32, gz=True, name="FashionMNIST")
+    write_cifar10(root, n_per_batch=16, n_test=32)
+    write_frey_mat(root, n=80)
+    write_image_folder(root, n=40)
+    return root
+
+
+# One data set of each kind: 8x8, 28x28 grey, 32x32 colour, 28x20 (odd sizes), streamed 64x64 colour.
+DATA_KINDS = {
+    "digits": ["dataset=digits"],
+    "mnist": ["dataset=mnist", "dataset.source.download=false"],
+    "cifar10": ["dataset=cifar10", "dataset.source.download=false"],
+    "frey_faces": ["dataset=frey_faces"],
+    "folder": ["dataset=folder", "dataset.source.path={root}/images"],
+}
+
+
+def data_overrides(kind: str, root: Path) -> list[str]:
+    return [o.format(root=root) for o in DATA_KINDS[kind]] + [f"data_dir={root}"]
