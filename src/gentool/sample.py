@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gentool.data import build_data
+from gentool.data import build_data, take
 from gentool.engine import visuals
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.engine.files import atomic_write
-from gentool.engine.tensorboard import take
 from gentool.errors import GentoolError
 from gentool.methods import build_method
 

@@ -12,23 +12,11 @@ import logging
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from gentool.data import take
 from gentool.engine import visuals
 from gentool.engine.metering import fork_rng_on
 
 log = logging.getLogger("gentool")
-
-
-def take(batches, n: int):
-    """The first n examples of a split (in its fixed order) as one batch."""
-    xs, ys = [], []
-    for x, y in batches.epoch():
-        xs.append(x)
-        ys.append(y)
-        if sum(t.shape[0] for t in xs) >= n:
-            break
-    x = torch.cat(xs)[:n]
-    y = torch.cat(ys)[:n] if ys and ys[0] is not None else None
-    return x, y
 
 
 class VisualLogger:
@@ -80,6 +68,12 @@ class VisualLogger:
         sprites = visuals.to_unit(x, self.value_range).cpu()
         if sprites.shape[1] == 1:  # the projector's sprite sheet wants colour images
             sprites = sprites.repeat(1, 3, 1, 1)
+        h, w = sprites.shape[2:]
+        if h != w:  # ... and square ones (Frey faces are 28x20): centre them on white
+            side = max(h, w)
+            top, left = (side - h) // 2, (side - w) // 2
+            sprites = torch.nn.functional.pad(sprites, (left, side - w - left, top, side - h - top),
+                                              value=1.0)
         self.writer.add_embedding(codes, metadata=labels, label_img=sprites, global_step=step,
                                   tag="latent")
 
