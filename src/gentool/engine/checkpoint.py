@@ -60,12 +60,19 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        # torch names the Python class it refused ("Unsupported global: GLOBAL mod.Class");
+        # any other unpickling failure means the bytes themselves are not a checkpoint.
+        if "global" not in str(error).lower():
+            raise GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
+                               "checkpoint of the run (checkpoints/step_<N>.pt) or train "
+                               "again.") from error
         raise GentoolError(f"{path} needs pickle to load (it holds Python objects, not only "
                            "tensors), and gentool refuses such files for safety; use a checkpoint "
                            "written by gentool train.") from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
-                           "checkpoint of the run (checkpoints/step_<N>.pt) or train again.") from error
+                           "checkpoint of the run (checkpoints/step_<N>.pt) or train "
+                           "again.") from error
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "
                            "weights gentool writes); pass a checkpoint written by gentool train.")

@@ -1,0 +1,105 @@
+"""Checkpoint files: atomic writes, weights-only reads, clear refusals, RNG round trips."""
+
+import os
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
+                                       save_checkpoint)
+from gentool.engine.files import atomic_write
+from gentool.errors import GentoolError
+
+PAYLOAD = {"step": 3, "config": {"model": {"name": "vae"}}, "modules": {"method": {"w": torch.ones(2)}},
+           "optimizers": {}, "grad_scaler": None}
+
+
+def test_round_trip_with_rng_state_is_plain_data(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {**PAYLOAD, "rng": capture_rng_state()})
+    state = load_checkpoint(path)  # weights_only=True inside: only plain types and tensors
+    assert state["step"] == 3 and state["format_version"] == 1
+    assert torch.equal(state["modules"]["method"]["w"], torch.ones(2))
+
+
+def test_rng_state_restores_torch_python_and_numpy_streams():
+    state = capture_rng_state()
+    first = (torch.rand(3), random.random(), np.random.rand())
+    restore_rng_state(state)
+    again = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(first[0], again[0]) and first[1:] == again[1:]
+
+
+def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, PAYLOAD)
+    before = path.read_bytes()
+
+    def crash(f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # killed mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, crash)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file left behind
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    atomic_write(tmp_path / "a.json", lambda f: f.write(b"{}"))
+    assert (tmp_path / "a.json").stat().st_mode & 0o644 == 0o644
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(GentoolError, match="No checkpoint at .*nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, PAYLOAD)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(GentoolError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_garbage_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(GentoolError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+class Payload:  # an arbitrary Python object: loading it would need pickle
+    pass
+
+
+def test_checkpoint_that_needs_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({**PAYLOAD, "extra": Payload()}, path)
+    with pytest.raises(GentoolError, match="needs pickle to load"):
+        load_checkpoint(path)
+
+
+def test_plain_pickle_file_is_refused(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"step": 1}, protocol=2))
+    with pytest.raises(GentoolError, match="needs pickle|truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_foreign_tensor_file_is_refused(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, path)  # someone else's weights-only file
+    with pytest.raises(GentoolError, match="not a gentool checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_from_a_newer_format_is_refused(tmp_path):
+    path = tmp_path / "last.pt"
+    torch.save({**PAYLOAD, "format_version": 99}, path)
+    with pytest.raises(GentoolError, match="newer gentool"):
+        load_checkpoint(path)

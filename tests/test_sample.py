@@ -1,0 +1,97 @@
+"""`run_sample`: every mode and format from a trained checkpoint, and the capability errors."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY, compose_config
+from gentool.errors import GentoolError
+from gentool.sample import run_sample
+from gentool.train import run_train
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for model in ("vae", "ae"):
+        run_train(compose_config("train", [*TINY, f"model={model}", "model.latent_dim=4"]),
+                  root / model)
+    return {m: root / m / "checkpoints" / "last.pt" for m in ("vae", "ae")}
+
+
+def sample(*overrides):
+    return run_sample(compose_config("sample", ["device=cpu", *overrides]))
+
+
+@pytest.mark.parametrize("mode,shape", [("sample", (8 * 10 - 8 + 2 * 4 + 2,) * 2),
+                                        ("reconstruct", None), ("interpolate", None),
+                                        ("traverse", None)])
+def test_every_mode_writes_a_png_grid(checkpoints, tmp_path, mode, shape):
+    out = sample(f"checkpoint={checkpoints['vae']}", f"mode={mode}", "n=16", "steps=5",
+                 f"out={tmp_path}/grid.png")
+    image = Image.open(out)
+    assert image.format == "PNG"
+    if mode == "sample":  # 16 images of 8x8 in a 4x4 grid with 2-pixel borders: 4*10+2 = 42
+        assert image.size == (42, 42)
+    if mode == "traverse":  # steps x steps
+        assert image.size == (5 * 10 + 2,) * 2
+
+
+def test_npy_format_holds_the_raw_samples_in_the_data_range(checkpoints, tmp_path):
+    out = sample(f"checkpoint={checkpoints['vae']}", "n=5", "format=npy", f"out={tmp_path}/s.npy")
+    array = np.load(out)
+    assert array.shape == (5, 1, 8, 8) and array.dtype == np.float32
+    assert 0.0 <= array.min() and array.max() <= 1.0
+
+
+def test_folder_format_writes_one_png_per_sample(checkpoints, tmp_path):
+    out = sample(f"checkpoint={checkpoints['vae']}", "n=3", "format=folder", f"out={tmp_path}/f")
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["000000.png", "000001.png", "000002.png"]
+    assert Image.open(out / files[0]).size == (8, 8)
+
+
+def test_same_seed_same_samples(checkpoints, tmp_path):
+    a = np.load(sample(f"checkpoint={checkpoints['vae']}", "format=npy", f"out={tmp_path}/a.npy"))
+    b = np.load(sample(f"checkpoint={checkpoints['vae']}", "format=npy", f"out={tmp_path}/b.npy"))
+    c = np.load(sample(f"checkpoint={checkpoints['vae']}", "format=npy", "seed=1",
+                       f"out={tmp_path}/c.npy"))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_interpolation_rows_start_and_end_at_the_test_images(checkpoints, tmp_path):
+    out = sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=2", "steps=3",
+                 "format=npy", f"out={tmp_path}/i.npy")
+    assert np.load(out).shape == (2 * 5, 1, 8, 8)  # 2 rows of start, 3 points, end
+
+
+def test_an_autoencoder_cannot_sample_and_says_what_it_can_do(checkpoints, tmp_path):
+    with pytest.raises(GentoolError, match="mode=sample needs a model that can sample.*"
+                                           "model=ae cannot; use mode=interpolate or "
+                                           "mode=reconstruct"):
+        sample(f"checkpoint={checkpoints['ae']}", f"out={tmp_path}/x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("format=gif", "format=gif is not one of"),
+    ("mode=dream", "mode=dream is not one of"),
+    ("n=0", "n=0 must be at least 1"),
+    ("dims=[0,0]", "must name two different latent dimensions"),
+])
+def test_bad_options_are_clear_errors(checkpoints, tmp_path, override, message):
+    mode = ["mode=traverse"] if override.startswith("dims") else []
+    with pytest.raises(GentoolError, match=message):
+        sample(f"checkpoint={checkpoints['vae']}", *mode, override, f"out={tmp_path}/x.png")
+
+
+def test_missing_checkpoint_option_is_a_clear_error():
+    with pytest.raises(GentoolError, match="needs a checkpoint"):
+        sample()
+
+
+def test_folder_format_refuses_a_file_path(checkpoints, tmp_path):
+    (tmp_path / "taken").write_text("keep me")
+    with pytest.raises(GentoolError, match="is a file"):
+        sample(f"checkpoint={checkpoints['vae']}", "format=folder", f"out={tmp_path}/taken")
+    assert (tmp_path / "taken").read_text() == "keep me"
