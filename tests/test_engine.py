@@ -1,0 +1,89 @@
+"""Engine pieces: device choice, precision, metric windows, graceful stop on a signal."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import TINY
+from gentool.engine.checkpoint import load_checkpoint
+from gentool.engine.device import autocast_for, resolve_device
+from gentool.engine.metering import MetricWindow
+from gentool.errors import GentoolError
+from gentool.train import run_train
+
+
+def test_auto_device_falls_back_to_cpu_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_auto_device_prefers_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+
+
+@pytest.mark.parametrize("name,message", [("gpu", "device=gpu is not understood"),
+                                          ("cuda:x", "not understood")])
+def test_bad_device_names_are_clear_errors(name, message):
+    with pytest.raises(GentoolError, match=message):
+        resolve_device(name)
+
+
+def test_asking_for_a_missing_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(GentoolError, match="no usable CUDA GPU; use device=auto or device=cpu"):
+        resolve_device("cuda")
+
+
+def test_precision_choices():
+    assert autocast_for("32", torch.device("cpu"))().__class__.__name__ == "nullcontext"
+    with pytest.raises(GentoolError, match="precision=16 needs a CUDA device"):
+        autocast_for("16", torch.device("cpu"))
+    with pytest.raises(GentoolError, match="precision=64 is not one of"):
+        autocast_for("64", torch.device("cpu"))
+
+
+def test_bf16_autocast_trains_on_cpu(compose_train, tmp_path):
+    loss = run_train(compose_train(*TINY, "model=conv_vae", "trainer.precision=bf16"), tmp_path)
+    assert torch.isfinite(torch.tensor(loss))
+
+
+def test_metric_window_averages_over_steps_and_counts_images():
+    window = MetricWindow()
+    window.add({"loss": torch.tensor(1.0)}, images=10)
+    window.add({"loss": torch.tensor(3.0)}, images=10)
+    assert window.all_finite()
+    flushed = window.flush()
+    assert flushed["loss"] == 2.0 and flushed["images_per_second"] > 0
+    window.add({"loss": torch.tensor(float("inf"))}, images=1)
+    assert not window.all_finite()
+
+
+def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes(tmp_path):
+    """A signal (SLURM preemption, Ctrl-C) ends the run after a checkpoint of the current step;
+    running the same command in the same directory finishes it."""
+    args = [sys.executable, "-m", "gentool.cli", "train", *TINY, "trainer.max_steps=100000",
+            "trainer.checkpoint_every=100000", "trainer.eval_every=100000",
+            f"hydra.run.dir={tmp_path}/run"]
+    process = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "run").glob("events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # some steps into training
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "Stopped by signal" in stderr and "run the same command again" in stderr
+    step = load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"]
+    assert 0 < step < 100000
+    finish = [a if not a.startswith("trainer.max_steps") else f"trainer.max_steps={step + 3}"
+              for a in args]
+    subprocess.run(finish, cwd=tmp_path, check=True, capture_output=True, timeout=120,
+                   env={**os.environ})
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == step + 3
