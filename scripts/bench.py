@@ -287,6 +287,7 @@ def main(argv=None) -> dict:
               "gentool's final evaluation, pictures and checkpoint; includes gentool's scalar "
               "logging every 100 steps.")
 
+        load_before = os.getloadavg()
         run_number = iter(range(10**6))
 
         def gentool(n_steps):
@@ -308,10 +309,15 @@ def main(argv=None) -> dict:
                 out = loops[name](steps)
                 out["images_per_second"] = steps * BATCH / out["seconds"]
                 results[name].append(out)
+            last = {name: results[name][-1]["images_per_second"] for name in names}
             print(f"repeat {r + 1}/{args.repeats}: " + "; ".join(
-                f"{name} {results[name][-1]['images_per_second']:,.0f} images/s"
-                for name in names))
+                f"{name} {last[name]:,.0f} images/s" for name in names) +
+                f"; gentool/bare {last[names[0]] / last[names[1]]:.2f}")
 
+    load_after = os.getloadavg()
+    print("load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f} "
+          "(this benchmark itself adds about the number of threads; much more means other "
+          "work shared the CPU and the figures are not clean)".format(*load_before, *load_after))
     rate = {name: statistics.median(o["images_per_second"] for o in results[name])
             for name in names}
     g, bare, dl = names

@@ -13,22 +13,24 @@ class MetricWindow:
 
     Reading a GPU tensor's value stalls the device, so the hot loop only adds; `flush` turns the
     window into floats once per `trainer.log_every` steps, with the throughput over the window.
+    Each metric is averaged over the steps that reported it (diagnostics such as gradient norms
+    are measured on logging steps only).
     """
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
-        self.steps = 0
+        self.counts: dict[str, int] = {}
         self.images = 0
         self.started = time.perf_counter()
 
     def add(self, metrics: dict[str, torch.Tensor], images: int) -> None:
-        for key, value in metrics.items():
-            value = value.detach().float()
+        for key, value in metrics.items():  # methods return detached float scalars
             if key in self.sums:
                 self.sums[key] += value
+                self.counts[key] += 1
             else:
                 self.sums[key] = value.clone()
-        self.steps += 1
+                self.counts[key] = 1
         self.images += images
 
     def all_finite(self) -> bool:
@@ -36,7 +38,7 @@ class MetricWindow:
 
     def flush(self) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        means = {k: v.item() / max(self.steps, 1) for k, v in self.sums.items()}
+        means = {k: v.item() / self.counts[k] for k, v in self.sums.items()}
         means["images_per_second"] = self.images / elapsed
         self.__init__()
         return means
@@ -84,4 +86,4 @@ def _evaluate(method, batches, max_examples):
             sums[key] = sums[key] + weighted if key in sums else weighted
         seen += x.shape[0]
     method.train(was_training)
-    return {k: v.item() / max(seen, 1) for k, v in sums.items()}
+    return method.summarize({k: v.item() / max(seen, 1) for k, v in sums.items()})

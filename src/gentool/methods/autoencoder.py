@@ -11,7 +11,7 @@ import math
 import torch
 
 from gentool.losses.likelihoods import ReconstructionLoss
-from gentool.methods.base import Method, build_optimizer, check_reconstruction_loss
+from gentool.methods.base import Method, check_reconstruction_loss
 
 
 class Autoencoder(Method):
@@ -27,10 +27,6 @@ class Autoencoder(Method):
         self.decoder = decoder(latent_dim=latent_dim, out_shape=self.data_shape,
                                params_per_pixel=loss.params_per_pixel)
 
-    def configure_optimizers(self, optimizer_cfg):
-        self.optimizers = {"model": build_optimizer(self.parameters(), optimizer_cfg)}
-        return self.optimizers
-
     def encode(self, x):
         return self.encoder(x)
 
@@ -40,25 +36,30 @@ class Autoencoder(Method):
     def reconstruct(self, x):
         return self.decode(self.encode(x))
 
-    def _losses(self, x):
+    def _loss(self, x):
+        """Mean per-example loss, and the decoder's output parameters."""
         with self.autocast():
             params = self.decoder(self.encoder(x))
-        loss = self.reconstruction.loss(params, x)
-        mse = ((self.reconstruction.mean(params).float() - x) ** 2).flatten(1).mean(1)
-        return loss, mse
+        return self.reconstruction.loss(params, x).mean(), params
+
+    @torch.no_grad()
+    def _mse(self, params, x) -> torch.Tensor:
+        """Per-pixel squared error of the decoded mean, comparable across losses."""
+        return ((self.reconstruction.mean(params.detach()).float() - x) ** 2).mean()
 
     def train_step(self, batch, step):
         x, _ = batch
-        loss, mse = self._losses(x)
-        loss = loss.mean()
-        metrics = self.optimizer_step(loss, "model")
-        return {"loss": loss.detach(), "mse": mse.mean().detach(), **metrics}
+        loss, params = self._loss(x)
+        metrics = {"loss": loss.detach()}
+        if self.diagnostics:
+            metrics["mse"] = self._mse(params, x)
+        return {**metrics, **self.optimizer_step(loss, "model")}
 
     @torch.no_grad()
     def eval_step(self, batch):
         x, _ = batch
-        loss, mse = self._losses(x)
-        return {"loss": loss.mean(), "mse": mse.mean()}
+        loss, params = self._loss(x)
+        return {"loss": loss, "mse": self._mse(params, x)}
 
     @property
     def dims(self) -> int:

@@ -5,6 +5,7 @@ A method is an nn.Module that owns its networks and its update rule. The engine 
 - `configure_optimizers(optimizer_cfg) -> dict[str, Optimizer]`
 - `train_step(batch, step) -> dict[str, Tensor]`   (forward, backward and optimizer steps)
 - `eval_step(batch) -> dict[str, Tensor]`          (no gradients)
+- `summarize(means) -> dict[str, float]`           (derived metrics from averaged ones)
 
 and looks for capabilities by name, present only where they make sense:
 `encode(x)`, `decode(z)`, `reconstruct(x)`, `sample(n, labels=None)`. Images going in and out of
@@ -42,15 +43,18 @@ class Method(nn.Module):
         super().__init__()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         # Set by the engine: a GradScaler for fp16 (None otherwise), the clipping threshold, the
-        # autocast context for forward passes, and whether this step's gradient norms are wanted
-        # (only on logging steps, so the hot loop does not pay for them).
+        # autocast context for forward passes, and whether this step's diagnostics (gradient
+        # norms, per-pixel errors) are wanted: only on logging steps, so the hot loop does not
+        # pay for them.
         self.grad_scaler: torch.amp.GradScaler | None = None
         self.grad_clip: float | None = None
         self.autocast = contextlib.nullcontext
-        self.track_grad_norm = False
+        self.diagnostics = False
 
     def configure_optimizers(self, optimizer_cfg) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError
+        """One optimizer over all parameters; methods with several players override this."""
+        self.optimizers = {"model": build_optimizer(self.parameters(), optimizer_cfg)}
+        return self.optimizers
 
     def train_step(self, batch, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -59,13 +63,22 @@ class Method(nn.Module):
     def eval_step(self, batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def summarize(self, means: dict[str, float]) -> dict[str, float]:
+        """Metrics derived from averaged step metrics (e.g. a VAE's ELBO from recon and kl).
+
+        Steps return only what they must reduce per batch; anything linear in those is derived
+        here once per logging window or evaluation instead of on every step.
+        """
+        return means
+
     def optimizer_step(self, loss: torch.Tensor, name: str) -> dict[str, torch.Tensor]:
-        """Backward, optional unscale/clip, step, zero_grad; returns `grad_norm/<name>` if tracked."""
+        """Backward, optional unscale/clip, step, zero_grad; returns `grad_norm/<name>` on
+        diagnostics steps."""
         optimizer = self.optimizers[name]
         scaler = self.grad_scaler
         (scaler.scale(loss) if scaler is not None else loss).backward()
         metrics = {}
-        if self.grad_clip is not None or self.track_grad_norm:
+        if self.grad_clip is not None or self.diagnostics:
             if scaler is not None:
                 scaler.unscale_(optimizer)
             params = [p for group in optimizer.param_groups for p in group["params"]

@@ -16,7 +16,7 @@ import torch
 
 from gentool.errors import GentoolError
 from gentool.losses.likelihoods import Likelihood
-from gentool.methods.base import Method, build_optimizer, check_reconstruction_loss
+from gentool.methods.base import Method, check_reconstruction_loss
 
 
 def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -47,10 +47,6 @@ class VAE(Method):
     def dims(self) -> int:
         return math.prod(self.data_shape)
 
-    def configure_optimizers(self, optimizer_cfg):
-        self.optimizers = {"model": build_optimizer(self.parameters(), optimizer_cfg)}
-        return self.optimizers
-
     # -- capabilities ------------------------------------------------------------------------
     def posterior(self, x):
         with self.autocast():
@@ -72,22 +68,21 @@ class VAE(Method):
 
     # -- objective ---------------------------------------------------------------------------
     def terms(self, x):
-        """Per-example recon and kl (nats), and the per-pixel MSE of the decoded mean."""
+        """Per-example recon and kl (nats), and the decoder's output parameters."""
         mu, logvar = self.posterior(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         with self.autocast():
             params = self.decoder(z)
-        recon = self.likelihood.loss(params, x)
-        kl = gaussian_kl_to_standard_normal(mu, logvar)
-        mse = ((self.likelihood.mean(params).float() - x) ** 2).flatten(1).mean(1)
-        return recon, kl, mse
+        return self.likelihood.loss(params, x), gaussian_kl_to_standard_normal(mu, logvar), params
 
-    def _metrics(self, recon, kl, mse, beta):
-        nelbo = recon + kl
-        return {"loss": (recon + beta * kl).mean(), "recon": recon.mean(), "kl": kl.mean(),
-                "elbo": -nelbo.mean(),
-                "bits_per_dim": self.likelihood.bits_per_dim(nelbo, self.dims).mean(),
-                "mse": mse.mean()}
+    def summarize(self, means):
+        nelbo = means["recon"] + means["kl"]
+        return {**means, "elbo": -nelbo,
+                "bits_per_dim": float(self.likelihood.bits_per_dim(torch.tensor(nelbo), self.dims))}
+
+    @torch.no_grad()
+    def _mse(self, params, x) -> torch.Tensor:
+        return ((self.likelihood.mean(params.detach()).float() - x) ** 2).mean()
 
     def beta_at(self, step: int) -> float:
         if self.kl_warmup_steps <= 0:
@@ -96,12 +91,18 @@ class VAE(Method):
 
     def train_step(self, batch, step):
         x, _ = batch
-        recon, kl, mse = self.terms(x)
-        metrics = self._metrics(recon, kl, mse, self.beta_at(step))
-        metrics.update(self.optimizer_step(metrics["loss"], "model"))
-        return {k: v.detach() for k, v in metrics.items()}
+        recon, kl, params = self.terms(x)
+        recon, kl = recon.mean(), kl.mean()
+        loss = recon + self.beta_at(step) * kl
+        metrics = {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
+        if self.diagnostics:
+            metrics["mse"] = self._mse(params, x)
+        return {**metrics, **self.optimizer_step(loss, "model")}
 
     @torch.no_grad()
     def eval_step(self, batch):
         x, _ = batch
-        return self._metrics(*self.terms(x), self.beta)
+        recon, kl, params = self.terms(x)
+        recon, kl = recon.mean(), kl.mean()
+        return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl,
+                "mse": self._mse(params, x)}
