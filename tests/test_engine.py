@@ -65,6 +65,16 @@ def test_metric_window_averages_over_steps_and_counts_images():
     assert not window.all_finite()
 
 
+def test_metric_window_averages_each_metric_over_the_steps_that_reported_it():
+    # Gradient norms are measured on logging steps only: 1 of 3 steps here.
+    window = MetricWindow()
+    window.add({"loss": torch.tensor(1.0)}, images=1)
+    window.add({"loss": torch.tensor(2.0)}, images=1)
+    window.add({"loss": torch.tensor(3.0), "grad_norm/model": torch.tensor(6.0)}, images=1)
+    flushed = window.flush()
+    assert flushed["loss"] == 2.0 and flushed["grad_norm/model"] == 6.0
+
+
 def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes(tmp_path):
     """A signal (SLURM preemption, Ctrl-C) ends the run after a checkpoint of the current step;
     running the same command in the same directory finishes it."""
