@@ -1,0 +1,133 @@
+"""Data sets: a dataset config node becomes train and test batch sources on the device.
+
+In-memory sources (digits, mnist, fashion_mnist, cifar10, frey_faces) return an ImageData whose
+uint8 splits move to the device once (DeviceBatches); `folder` returns a FolderData whose files
+stream through DataLoader workers (StreamingBatches); the toy 2-D sets (ring, grid) return a
+PointData whose points are drawn on the device (PointBatches).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from numbers import Real
+
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from gentool.config import instantiate
+from gentool.data.batching import DeviceBatches, check_binarize
+from gentool.data.folder import FolderData
+from gentool.data.splits import ImageData, Split
+from gentool.data.streaming import StreamingBatches
+from gentool.data.toy2d import PointBatches, PointData
+from gentool.errors import GentoolError
+from gentool.metrics.modes import mode_metrics
+
+__all__ = ["Data", "DeviceBatches", "FolderData", "ImageData", "PointBatches", "PointData", "Split",
+           "StreamingBatches", "build_data"]
+
+
+@dataclass
+class Data:
+    train: DeviceBatches | StreamingBatches | PointBatches
+    test: DeviceBatches | StreamingBatches | PointBatches   # every example once, for evaluation
+    shape: tuple[int, ...]          # (C, H, W) for images, (2,) for points
+    num_classes: int | None
+    value_range: tuple[float, float]
+    class_names: list[str] | None
+    name: str
+    # Scores a batch of generated samples (the engine passes 2,500): mode_metrics for the toy 2-D
+    # sets, whose true distribution is known; None for images.
+    sample_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None
+
+
+def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
+               num_workers: int | None = None) -> Data:
+    """Load the data set a `dataset/` config describes and build its train and test batchers.
+
+    `data_dir` may be relative (to the current directory) or start with `~`. `num_workers` sets
+    the DataLoader workers of streaming sources (default: up to 4).
+    """
+    if not isinstance(dataset_cfg, DictConfig):
+        dataset_cfg = OmegaConf.create(dataset_cfg)
+    name = str(dataset_cfg.name)
+    missing = sorted(OmegaConf.missing_keys(dataset_cfg))
+    if missing:
+        raise GentoolError(f"The dataset '{name}' needs {', '.join(missing)}; give it on the "
+                           f"command line, e.g. {missing[0]}=...")
+    value_range = _check_range(dataset_cfg.range)
+    binarize = str(dataset_cfg.binarize)
+    check_binarize(binarize)
+    loaded = instantiate(dataset_cfg.source,
+                         data_dir=os.path.abspath(os.path.expanduser(str(data_dir))))
+    _check_matches(name, dataset_cfg, loaded)
+    if isinstance(loaded, PointData):
+        return _point_data(name, loaded, binarize, device, batch_size, seed, value_range)
+
+    def batches(split, shuffle: bool):
+        # Training batches are full and shuffled; evaluation sees every example once, in order.
+        options = dict(batch_size=batch_size, device=device, seed=seed, value_range=value_range,
+                       binarize=binarize, shuffle=shuffle, drop_last=shuffle)
+        if isinstance(loaded, FolderData):
+            return StreamingBatches(split, num_workers=num_workers, **options)
+        return DeviceBatches(split, **options)
+
+    return Data(batches(loaded.train, True), batches(loaded.test, False), tuple(loaded.shape),
+                loaded.num_classes, value_range, loaded.class_names, name)
+
+
+def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size: int, seed: int,
+                value_range: tuple[float, float]) -> Data:
+    # Points are used as drawn: `range` is only their plotting box, and binarising means nothing.
+    if binarize != "none":
+        raise GentoolError(f"dataset.binarize is '{binarize}' but {name} holds 2-D points, which "
+                           "cannot be binarised; set dataset.binarize=none.")
+    train = PointBatches(loaded, batch_size, device, seed, fixed_test=False)
+    test = PointBatches(loaded, batch_size, device, seed, fixed_test=True)
+    metrics = partial(mode_metrics, centres=loaded.centres, sigma=loaded.sigma)
+    return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range,
+                loaded.class_names, name, sample_metrics=metrics)
+
+
+def _check_range(value) -> tuple[float, float]:
+    pair = list(value) if isinstance(value, (list, tuple, ListConfig)) else []
+    if len(pair) != 2 or not all(isinstance(v, Real) and not isinstance(v, bool) for v in pair) \
+            or not pair[0] < pair[1]:
+        raise GentoolError(f"dataset.range is {value} but must be two numbers [lo, hi] with "
+                           "lo < hi; set dataset.range=[0.0,1.0] (or [-1.0,1.0] for tanh outputs).")
+    return float(pair[0]), float(pair[1])
+
+
+def _check_matches(name: str, dataset_cfg, loaded: ImageData | FolderData | PointData) -> None:
+    shape = [int(v) for v in loaded.shape]
+    if [int(v) for v in dataset_cfg.shape] != shape:
+        raise GentoolError(f"dataset.shape is {list(dataset_cfg.shape)} but {name} holds images "
+                           f"of shape {shape}; set dataset.shape=[{','.join(map(str, shape))}] "
+                           "(or pick the dataset config that matches).")
+    if dataset_cfg.num_classes != loaded.num_classes:
+        wanted = "null" if loaded.num_classes is None else loaded.num_classes
+        raise GentoolError(f"dataset.num_classes is {dataset_cfg.num_classes} but {name} has "
+                           f"{loaded.num_classes or 'no'} classes; set "
+                           f"dataset.num_classes={wanted}.")
+
+
+def take(batches: DeviceBatches | StreamingBatches | PointBatches, n: int):
+    """The first n examples of a split in its stored order, as one (x, y) batch.
+
+    Drawn in a forked RNG: dynamic binarisation would otherwise consume the training RNG, and a
+    run that takes pictures after resuming would then diverge from an uninterrupted one.
+    """
+    devices = [batches.device] if batches.device.type == "cuda" else []
+    xs, ys, count = [], [], 0
+    with torch.random.fork_rng(devices=devices):
+        for x, y in batches.epoch():
+            xs.append(x)
+            ys.append(y)
+            count += x.shape[0]
+            if count >= n:
+                break
+    x = torch.cat(xs)[:n]
+    return x, (torch.cat(ys)[:n] if ys[0] is not None else None)

@@ -1,0 +1,111 @@
+"""The hot loop's batch source for in-memory splits, and the batch order shared with streaming.
+
+The batch at global step s is a pure function of (seed, s), so a resumed run sees exactly the
+batches an uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from gentool.data.splits import Split
+from gentool.errors import GentoolError
+
+BINARIZE_MODES = ("none", "dynamic", "static")
+# Static binarisation draws from its own generator with this seed: the binarised data set is a
+# fixed property of the data, the same for every run seed (as in the published binarised MNIST).
+STATIC_BINARIZE_SEED = 20_240_601
+# Spreads run seeds apart so (seed, epoch) pairs of nearby seeds never share a permutation.
+_SEED_STRIDE = 1_000_003
+
+Batch = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+def check_binarize(binarize: str) -> None:
+    if binarize not in BINARIZE_MODES:
+        raise GentoolError(f"dataset.binarize is '{binarize}' but must be one of "
+                           f"{', '.join(BINARIZE_MODES)}; set dataset.binarize=none.")
+
+
+def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
+    if batch_size < 1:
+        raise GentoolError(f"The batch size is {batch_size} but must be at least 1; set "
+                           "trainer.batch_size=128 or similar.")
+    count = n // batch_size if drop_last else -(-n // batch_size)
+    if count == 0:
+        raise GentoolError(f"The batch size {batch_size} is larger than the {n} examples of the "
+                           "split, so an epoch has no full batch; lower trainer.batch_size.")
+    return count
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
+    """The example order of one epoch, on the CPU: seeded per (seed, epoch), or 0..n-1."""
+    if not shuffle:
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(seed * _SEED_STRIDE + epoch)
+    return torch.randperm(n, generator=generator)
+
+
+def static_binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """uint8 images with every pixel drawn once as 0 or 255, with probability intensity/255."""
+    return torch.bernoulli(images.float() / 255.0, generator=generator).to(torch.uint8) * 255
+
+
+def to_float(images: torch.Tensor, value_range: tuple[float, float], dynamic: bool) -> torch.Tensor:
+    """uint8 images (on the device) as float32 in value_range, binarised afresh if dynamic.
+
+    Dynamic draws use the global torch RNG of the device, so the engine's saved RNG state makes
+    them resumable.
+    """
+    x = images.to(torch.float32).div_(255.0)
+    if dynamic:
+        x = torch.bernoulli(x)
+    lo, hi = value_range
+    if (lo, hi) != (0.0, 1.0):
+        x = x.mul_(hi - lo).add_(lo)
+    return x
+
+
+class DeviceBatches:
+    """In-memory split living on the training device as uint8; batches are index slices of a
+    device-side permutation, converted to float on the device. No per-sample Python work."""
+
+    def __init__(self, split: Split, batch_size: int, device, seed: int,
+                 value_range=(0.0, 1.0), binarize: str = "none", shuffle: bool = True,
+                 drop_last: bool = True):
+        check_binarize(binarize)
+        self.device = torch.device(device)
+        images = split.images
+        if binarize == "static":
+            images = static_binarize(images, torch.Generator().manual_seed(STATIC_BINARIZE_SEED))
+        self.images = images.to(self.device)
+        self.labels = None if split.labels is None else split.labels.to(self.device)
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.dynamic = binarize == "dynamic"
+        self.num_examples = len(images)
+        self._per_epoch = batches_per_epoch(self.num_examples, batch_size, drop_last)
+
+    def __len__(self) -> int:
+        """Batches per epoch of iter_batches."""
+        return self._per_epoch
+
+    def iter_batches(self, start_step: int = 0) -> Iterator[Batch]:
+        """Endless (x, y) batches from global step start_step on, exactly as from step 0."""
+        epoch, first = divmod(start_step, self._per_epoch)
+        while True:
+            order = epoch_order(self.num_examples, self.seed, epoch, self.shuffle).to(self.device)
+            for b in range(first, self._per_epoch):
+                yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size])
+            epoch, first = epoch + 1, 0
+
+    def epoch(self) -> Iterator[Batch]:
+        """One pass over every example once, in stored order, last batch possibly smaller."""
+        for start in range(0, self.num_examples, self.batch_size):
+            yield self._batch(slice(start, start + self.batch_size))
+
+    def _batch(self, index) -> Batch:
+        x = to_float(self.images[index], self.value_range, self.dynamic)
+        return x, None if self.labels is None else self.labels[index]

@@ -1,0 +1,51 @@
+"""The in-memory form every non-streaming source returns, and the seeded train/test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gentool.errors import GentoolError
+
+
+@dataclass
+class Split:
+    """One in-memory split, as loaded from disk."""
+
+    images: torch.Tensor            # uint8 [N, C, H, W], values 0..255
+    labels: torch.Tensor | None     # int64 [N], or None for unlabelled sets
+
+
+@dataclass
+class ImageData:
+    """What every in-memory source function returns."""
+
+    train: Split
+    test: Split
+    shape: tuple[int, int, int]     # (C, H, W)
+    num_classes: int | None
+    class_names: list[str] | None = None
+
+
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and test indices of a fixed seeded split of n examples, each in ascending order.
+
+    Used by sources that ship without an official test split; the same (n, fraction, seed)
+    always gives the same split, so evaluations stay comparable across runs.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise GentoolError(f"test_fraction is {test_fraction} but must lie strictly between 0 "
+                           "and 1; set dataset.source.test_fraction=0.1 or similar.")
+    if n < 2:
+        raise GentoolError(f"Only {n} example(s) found, too few for a train and a test split; "
+                           "add more data.")
+    # At least one example on each side, so tiny data sets still split.
+    n_test = min(n - 1, max(1, round(n * test_fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[n_test:].sort().values, order[:n_test].sort().values
+
+
+def take(images: torch.Tensor, labels: torch.Tensor | None, index: torch.Tensor) -> Split:
+    """The Split holding the examples at `index`."""
+    return Split(images[index], None if labels is None else labels[index])
