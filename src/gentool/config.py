@@ -72,6 +72,7 @@ class SampleConfig:
     steps: int = 10
     dims: list = field(default_factory=lambda: [0, 1])
     temperature: float = 1.0
+    labels: Optional[list] = None
 
 
 def register_schemas() -> None:

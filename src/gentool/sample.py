@@ -74,10 +74,43 @@ def _test_images(train_cfg, cfg, device, n: int) -> torch.Tensor:
     return take(data.test, n)[0]
 
 
+def _conditional(method) -> bool:
+    return bool(getattr(method, "num_classes", None))
+
+
 def mode_sample(method, train_cfg, cfg, device):
+    """`n` samples, or one per entry of `labels` for a class-conditional model."""
     _require(method, "sample", "sample", train_cfg.model.name)
-    images = method.sample(cfg.n, temperature=cfg.temperature)
-    return images, visuals.grid(images, train_cfg.dataset.range, cfg.nrow)
+    labels = list(cfg.labels) if cfg.labels is not None else None
+    if labels is not None and not _conditional(method):
+        raise GentoolError(f"labels= only applies to class-conditional models, and "
+                           f"model={train_cfg.model.name} is not one; drop labels=.")
+    count = len(labels) if labels is not None else cfg.n
+    if _conditional(method):
+        images = method.sample(count, labels=labels, temperature=cfg.temperature)
+    else:
+        images = method.sample(count, temperature=cfg.temperature)
+    return images, _picture(images, train_cfg, cfg, device)
+
+
+def mode_classes(method, train_cfg, cfg, device):
+    """One row per class of a class-conditional model, `nrow` samples each (default 8)."""
+    _require(method, "sample", "classes", train_cfg.model.name)
+    if not _conditional(method):
+        raise GentoolError(f"mode=classes needs a class-conditional model (model=cgan), and "
+                           f"model={train_cfg.model.name} is not one; use mode=sample.")
+    per_class = cfg.nrow or 8
+    labels = torch.arange(method.num_classes, device=device).repeat_interleave(per_class)
+    images = method.sample(len(labels), labels=labels, temperature=cfg.temperature)
+    return images, visuals.grid(images, train_cfg.dataset.range, per_class)
+
+
+def _picture(images, train_cfg, cfg, device):
+    """A grid of images; for 2-D points, a scatter of the samples over the test data."""
+    if images.dim() == 2:
+        data_points = _test_images(train_cfg, cfg, device, 2500)
+        return visuals.points_image(data_points, images, train_cfg.dataset.range)
+    return visuals.grid(images, train_cfg.dataset.range, cfg.nrow)
 
 
 def mode_reconstruct(method, train_cfg, cfg, device):
@@ -98,6 +131,7 @@ def mode_interpolate(method, train_cfg, cfg, device):
 
 def mode_traverse(method, train_cfg, cfg, device):
     """A steps x steps grid over two latent dimensions (`dims`), the others at zero."""
+    _require(method, "decode", "traverse", train_cfg.model.name)
     _require(method, "sample", "traverse", train_cfg.model.name)
     dims = tuple(cfg.dims)
     if len(dims) != 2 or not all(0 <= d < method.latent_dim for d in dims) or dims[0] == dims[1]:
@@ -107,10 +141,10 @@ def mode_traverse(method, train_cfg, cfg, device):
     return images, visuals.grid(images, train_cfg.dataset.range, cfg.steps)
 
 
-MODES = {"sample": mode_sample, "reconstruct": mode_reconstruct,
+MODES = {"sample": mode_sample, "classes": mode_classes, "reconstruct": mode_reconstruct,
          "interpolate": mode_interpolate, "traverse": mode_traverse}
 NEEDS = {"sample": "sample", "reconstruct": "reconstruct", "interpolate": "encode",
-         "traverse": "sample"}
+         "traverse": "decode"}
 
 
 def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, out: Path) -> Path:
@@ -124,6 +158,9 @@ def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, ou
     if out.exists() and not out.is_dir():
         raise GentoolError(f"out={out} is a file, but format=folder writes a folder of PNGs; "
                            "give a folder path.")
+    if images.dim() == 2:
+        raise GentoolError("format=folder writes images, and this model makes 2-D points; use "
+                           "format=npy (the points) or format=grid (a scatter plot).")
     width = max(6, int(math.log10(max(images.shape[0], 1))) + 1)
     unit = visuals.to_unit(images, value_range).cpu()
     for i, image in enumerate(unit):

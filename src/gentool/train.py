@@ -17,11 +17,11 @@ from gentool.methods import build_method
 
 log = logging.getLogger("gentool")
 
-# The metric a sweeper (Optuna, ...) minimises, returned by run_train.
+# The metric a sweeper (Optuna, ...) minimises, returned by run_train when the method reports it.
 OBJECTIVE = "loss"
 
 
-def run_train(cfg: DictConfig, output_dir: str | Path) -> float:
+def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
     run_dir = Path(output_dir)
     device = resolve_device(cfg.device)
     log.info("Device: %s", describe_device(device))
@@ -38,7 +38,7 @@ def run_train(cfg: DictConfig, output_dir: str | Path) -> float:
                  lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"))
     log.info("Final test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
     log.info("Run directory: %s", run_dir.resolve())
-    return final[OBJECTIVE]
+    return final.get(OBJECTIVE)
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:

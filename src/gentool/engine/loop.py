@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
                                        save_checkpoint)
 from gentool.engine.device import autocast_for, grad_scaler_for
-from gentool.engine.metering import MetricWindow, evaluate, first_non_finite
+from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
 from gentool.engine.schedule import apply_schedule
 from gentool.engine.tensorboard import VisualLogger, log_hparams
 from gentool.errors import GentoolError, TrainingDiverged
@@ -83,13 +83,15 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
     bar = tqdm(total=trainer.max_steps, initial=start, disable=not trainer.progress_bar,
                dynamic_ncols=True, desc="train")
     window = MetricWindow()
-    batches = data.train.iter_batches(start)
+    # A GAN with n_critic discriminator steps consumes n_critic real batches per train step.
+    per_step = getattr(method, "batches_per_step", 1)
+    batches = data.train.iter_batches(start * per_step)
     step = start
     with StopRequested() as stop:
         while step < trainer.max_steps:
             lr_factor = apply_schedule(optimizers, schedule, step, trainer.max_steps)
             method.diagnostics = (step + 1) % trainer.log_every == 0
-            x, y = next(batches)
+            x, y = _next_batches(batches, per_step)
             window.add(method.train_step((x, y), step), x.shape[0])
             step += 1
             bar.update(1)
@@ -100,10 +102,12 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                 metrics["lr"] = lr_factor * _base_lr(optimizers)
                 for key, value in metrics.items():
                     writer.add_scalar(key if "/" in key else f"train/{key}", value, step)
-                bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4g}",
-                                img_s=f"{metrics['images_per_second']:.0f}")
+                shown = [k for k in ("loss", "d_loss", "g_loss") if k in metrics]
+                bar.set_postfix({**{k: f"{metrics[k]:.4g}" for k in shown},
+                                 "img_s": f"{metrics['images_per_second']:.0f}"})
             if step % trainer.eval_every == 0 or last:
                 test = evaluate(method, data.test, trainer.eval_examples, cfg.seed)
+                test.update(evaluate_samples(method, data, cfg.seed))
                 for key, value in test.items():
                     writer.add_scalar(f"test/{key}", value, step)
                 visual.log(step)
@@ -118,10 +122,20 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                                   f"is in {ckpt_dir}; run the same command again to resume.")
     bar.close()
     final = evaluate(method, data.test, None, cfg.seed)
+    final.update(evaluate_samples(method, data, cfg.seed))
     visual.log_embedding(step)
     log_hparams(writer, hparams, final)
     writer.close()
     return final
+
+
+def _next_batches(batches, count: int):
+    """The next `count` batches as one (x, y): exact resume only needs the step count."""
+    if count == 1:
+        return next(batches)
+    parts = [next(batches) for _ in range(count)]
+    labels = None if parts[0][1] is None else torch.cat([y for _, y in parts])
+    return torch.cat([x for x, _ in parts]), labels
 
 
 def _base_lr(optimizers) -> float:

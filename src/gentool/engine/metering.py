@@ -87,3 +87,22 @@ def _evaluate(method, batches, max_examples):
         seen += x.shape[0]
     method.train(was_training)
     return method.summarize({k: v.item() / max(seen, 1) for k, v in sums.items()})
+
+
+# PacGAN and VEEGAN score mode coverage on this many generated samples.
+SAMPLE_METRIC_EXAMPLES = 2500
+
+
+@torch.no_grad()
+def evaluate_samples(method, data, seed: int = 0) -> dict[str, float]:
+    """Metrics of generated samples that the data set defines (mode coverage of the toy sets)."""
+    measure = getattr(data, "sample_metrics", None)
+    if measure is None or not hasattr(method, "sample"):
+        return {}
+    was_training = method.training
+    method.eval()
+    with fork_rng_on(method):
+        torch.manual_seed(seed)
+        samples = method.sample(SAMPLE_METRIC_EXAMPLES)
+    method.train(was_training)
+    return measure(samples.float())

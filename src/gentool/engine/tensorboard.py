@@ -28,6 +28,7 @@ class VisualLogger:
         self.seed = seed
         self.images, self.image_labels = take(data.test, image_examples)
         self.scatter_x, self.scatter_y = take(data.test, scatter_examples)
+        self.points = len(data.shape) == 1  # the 2-D toy sets: scatter plots, not image grids
 
     @torch.no_grad()
     def log(self, step: int) -> None:
@@ -38,26 +39,41 @@ class VisualLogger:
         # stream is untouched, so logging never changes what a run learns.
         with fork_rng_on(method):
             torch.manual_seed(self.seed)
-            if hasattr(method, "reconstruct"):
+            if hasattr(method, "reconstruct") and not self.points:
                 out = method.reconstruct(self.images)
                 writer.add_image("reconstructions", visuals.pairs_grid(self.images, out, rng), step)
-            if hasattr(method, "sample"):
+            if hasattr(method, "sample") and self.points:
+                surface = None
+                if hasattr(method, "discriminate"):
+                    device = self.images.device
+                    surface = lambda points: method.discriminate(points.to(device))  # noqa: E731
+                picture = visuals.points_image(self.scatter_x, method.sample(len(self.scatter_x)),
+                                               rng, surface)
+                writer.add_image("samples", picture, step)
+            elif hasattr(method, "sample"):
                 writer.add_image("samples", visuals.grid(method.sample(self.images.shape[0]), rng),
                                  step)
+                classes = getattr(method, "num_classes", None)
+                if classes:  # one row per class
+                    per_class = 8
+                    labels = torch.arange(classes, device=self.images.device)
+                    rows = method.sample(classes * per_class,
+                                         labels=labels.repeat_interleave(per_class))
+                    writer.add_image("samples/by_class", visuals.grid(rows, rng, per_class), step)
             if hasattr(method, "encode"):
                 codes = method.encode(self.scatter_x)
                 points, how = visuals.project_2d(codes)
                 writer.add_image("latent/scatter", visuals.scatter_image(points, self.scatter_y),
                                  step)
                 writer.add_text("latent/scatter_axes", how, step)
-            if hasattr(method, "sample"):  # a prior to traverse
+            if hasattr(method, "sample") and hasattr(method, "decode") and not self.points:
                 writer.add_image("latent/traversal",
                                  visuals.grid(visuals.traverse(method, 11), rng, 11), step)
         method.train(was_training)
 
     @torch.no_grad()
     def log_embedding(self, step: int, max_points: int = 1000) -> None:
-        if not hasattr(self.method, "encode"):
+        if not hasattr(self.method, "encode") or self.points:  # sprites need images
             return
         was_training = self.method.training
         self.method.eval()

@@ -110,3 +110,39 @@ def scatter_image(points: torch.Tensor, labels: torch.Tensor | None, size: int =
         colour = PALETTE[int(labels[i]) % len(PALETTE)] if labels is not None else (31, 119, 180)
         draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
+
+
+def points_image(data_points: torch.Tensor, samples: torch.Tensor, box, surface=None,
+                 size: int = 480, margin: int = 24, resolution: int = 120) -> torch.Tensor:
+    """2-D samples (red) over data points (grey) in the square `box` = (lo, hi), optionally on
+    the discriminator's output surface (`surface`: points [N, 2] -> scores [N]), shaded from
+    blue (scored fake) to orange (scored real) after min-max scaling."""
+    lo, hi = float(box[0]), float(box[1])
+    span = size - 2 * margin
+    image = Image.new("RGB", (size, size), "white")
+    if surface is not None:
+        ticks = torch.linspace(lo, hi, resolution)
+        ys, xs = torch.meshgrid(ticks.flip(0), ticks, indexing="ij")
+        grid_points = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
+        # In chunks: layers that compare examples within a batch (minibatch discrimination)
+        # cost memory quadratic in the batch size.
+        scores = torch.cat([surface(chunk).float().cpu() for chunk in grid_points.split(256)])
+        scores = scores.reshape(resolution, resolution)
+        t = ((scores - scores.min()) / (scores.max() - scores.min()).clamp(min=1e-8))[..., None]
+        cold, warm = torch.tensor([198.0, 219, 239]), torch.tensor([253.0, 208, 162])
+        shade = (cold * (1 - t) + warm * t).to(torch.uint8).numpy()
+        heat = Image.fromarray(shade).resize((span, span), Image.BILINEAR)
+        image.paste(heat, (margin, margin))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([margin, margin, size - margin, size - margin], outline="grey")
+
+    def to_pixels(points):
+        pixels = (points.detach().float().cpu() - lo) / (hi - lo) * span + margin
+        pixels[:, 1] = size - pixels[:, 1]
+        return pixels.tolist()
+
+    for x, y in to_pixels(data_points):
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(120, 120, 120))
+    for x, y in to_pixels(samples):
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(214, 39, 40))
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255

@@ -17,13 +17,23 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
-    """Linear layers between consecutive sizes, the activation between them (not after the last)."""
+def mlp(sizes: Sequence[int], activation: str = "relu", batch_norm: bool = False,
+        dropout: float = 0.0, activate_last: bool = False) -> nn.Sequential:
+    """Linear layers between consecutive sizes, the activation between them (not after the last).
+
+    Each hidden Linear is followed by [BatchNorm1d] -> activation -> [Dropout]. `activate_last`
+    treats the last Linear as hidden too, for feature extractors whose output feeds a head.
+    """
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
+        hidden = activate_last or i < len(sizes) - 2
+        layers.append(nn.Linear(n_in, n_out, bias=not (hidden and batch_norm)))  # BN has its own
+        if hidden:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(n_out))
             layers.append(make_activation(activation))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 

@@ -1,0 +1,232 @@
+"""Generative adversarial networks, unconditional and class-conditional, with the stabilisers.
+
+One generator step per train step, after `n_critic` discriminator steps on as many real batches
+(the engine hands over n_critic batches at once: `batches_per_step`). Switches that combine:
+
+- the adversarial loss (`loss/`: minimax, nonsaturating, wasserstein, hinge, least_squares);
+- weight clipping (original WGAN; Wasserstein loss only), the WGAN-GP gradient penalty, R1 / R2;
+- instance noise on both inputs of D, annealed to zero;
+- unrolled GANs (Metz et al. 2017): the generator's loss is taken through `unrolled_steps`
+  differentiable SGD updates of a functional copy of D, so its gradient sees how D would react;
+- the discriminator's own switches (spectral norm, minibatch discrimination, minibatch std) live
+  in its network config;
+- an exponential moving average of the generator's weights, used for logged and sampled images.
+"""
+
+from __future__ import annotations
+
+import copy
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.func import functional_call
+
+from gentool.errors import GentoolError
+from gentool.losses.adversarial import AdversarialLoss, Minimax
+from gentool.losses.penalties import (add_instance_noise, clip_weights, gradient_penalty,
+                                      instance_noise_sigma, r1_penalty, r2_penalty)
+from gentool.methods.base import Method, build_optimizer
+
+
+class GAN(Method):
+    def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
+                 latent_dim: int = 64, num_classes: int | None = None, conditional: bool = False,
+                 n_critic: int = 1, weight_clip: float | None = None,
+                 gradient_penalty: float = 0.0, r1: float = 0.0, r2: float = 0.0,
+                 instance_noise: dict | None = None, unrolled_steps: int = 0,
+                 unrolled_lr: float = 1e-3, ema: dict | None = None,
+                 generator_optimizer: dict | None = None,
+                 discriminator_optimizer: dict | None = None, name: str = "gan"):
+        super().__init__()
+        self._check(loss, name, conditional, num_classes, n_critic, weight_clip,
+                    gradient_penalty, r1, r2, unrolled_steps)
+        self.loss = loss
+        self.data_shape = tuple(data_shape)
+        self.value_range = tuple(value_range)
+        self.latent_dim = latent_dim
+        self.num_classes = num_classes if conditional else None
+        self.n_critic = n_critic
+        self.batches_per_step = n_critic  # real batches the engine passes to each train step
+        self.weight_clip = weight_clip
+        self.gp_weight, self.r1_weight, self.r2_weight = gradient_penalty, r1, r2
+        noise = dict(instance_noise or {})
+        self.noise_sigma0 = float(noise.get("sigma", 0.0))
+        self.noise_anneal_steps = int(noise.get("anneal_steps", 0))
+        self.unrolled_steps, self.unrolled_lr = unrolled_steps, unrolled_lr
+        self.player_optimizers = {"generator": dict(generator_optimizer or {}),
+                                  "discriminator": dict(discriminator_optimizer or {})}
+        # Points (the 2-D toy sets) are unbounded; images are squashed into the data's range.
+        output_range = None if len(self.data_shape) == 1 else self.value_range
+        self.generator = generator(latent_dim=latent_dim, out_shape=self.data_shape,
+                                   output_range=output_range, num_classes=self.num_classes)
+        self.discriminator = discriminator(in_shape=self.data_shape, num_classes=self.num_classes)
+        ema = dict(ema or {})
+        self.ema_decay = float(ema.get("decay", 0.999)) if ema.get("enabled", True) else None
+        if self.ema_decay is not None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @staticmethod
+    def _check(loss, name, conditional, num_classes, n_critic, weight_clip, gp, r1, r2, unrolled):
+        if not isinstance(loss, AdversarialLoss):
+            got = getattr(loss, "name", type(loss).__name__)
+            raise GentoolError(f"loss={got} does not fit model={name}, which needs an adversarial "
+                               "loss; use loss=nonsaturating, minimax, wasserstein, hinge or "
+                               "least_squares.")
+        if conditional and not num_classes:
+            raise GentoolError(f"model={name} is class-conditional but this data set has no "
+                               "labels; use a labelled data set (digits, mnist, fashion_mnist, "
+                               "cifar10, ring, grid) or model=gan / model=dcgan.")
+        if n_critic < 1:
+            raise GentoolError(f"model.n_critic must be at least 1, got {n_critic}.")
+        if weight_clip is not None and not loss.wasserstein:
+            raise GentoolError(f"model.weight_clip only makes sense for the Wasserstein critic, not "
+                               f"loss={loss.name}; use loss=wasserstein or drop model.weight_clip.")
+        if weight_clip is not None and gp > 0:
+            raise GentoolError("model.weight_clip and model.gradient_penalty are two ways to keep "
+                               "the critic Lipschitz (WGAN vs WGAN-GP); set only one of them.")
+        if min(gp, r1, r2) < 0 or unrolled < 0:
+            raise GentoolError("model.gradient_penalty, model.r1, model.r2 and "
+                               "model.unrolled_steps must not be negative.")
+
+    # -- optimizers --------------------------------------------------------------------------
+    def configure_optimizers(self, optimizer_cfg):
+        """One optimizer per player: `optimizer.*` with the player's overrides merged over it."""
+        base = OmegaConf.to_container(optimizer_cfg, resolve=True) if isinstance(
+            optimizer_cfg, DictConfig) else dict(optimizer_cfg)
+        self.optimizers = {
+            "generator": build_optimizer(self.generator.parameters(),
+                                         {**base, **self.player_optimizers["generator"]}),
+            "discriminator": build_optimizer(self.discriminator.parameters(),
+                                             {**base, **self.player_optimizers["discriminator"]}),
+        }
+        return self.optimizers
+
+    # -- capabilities ------------------------------------------------------------------------
+    def sample(self, n: int, labels=None, temperature: float = 1.0):
+        """n samples from the EMA generator when there is one (the smoother weights)."""
+        generator = self.generator_ema if self.ema_decay is not None else self.generator
+        device = next(self.parameters()).device
+        z = temperature * torch.randn(n, self.latent_dim, device=device)
+        return generator(z, self._labels_for(n, labels, device))
+
+    def discriminate(self, x, labels=None) -> torch.Tensor:
+        """The discriminator's raw score of x (for pictures of its decision surface)."""
+        return self.discriminator(x, self._labels_for(x.shape[0], labels, x.device))
+
+    def _labels_for(self, n, labels, device):
+        if self.num_classes is None:
+            if labels is not None:
+                raise GentoolError("labels= only applies to class-conditional models "
+                                   "(model=cgan); this model is unconditional.")
+            return None
+        if labels is None:  # uniform over classes
+            return torch.randint(self.num_classes, (n,), device=device)
+        labels = torch.as_tensor(labels, device=device).long().reshape(-1)
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise GentoolError(f"labels must lie in 0..{self.num_classes - 1} for this model.")
+        return labels
+
+    # -- objective ---------------------------------------------------------------------------
+    def _fake(self, n, labels, device):
+        z = torch.randn(n, self.latent_dim, device=device)
+        with self.autocast():
+            return self.generator(z, labels).float()
+
+    def _discriminator_loss(self, real, fake, labels, sigma):
+        real = add_instance_noise(real, sigma)
+        fake = add_instance_noise(fake, sigma)
+
+        def critic(x):
+            with self.autocast():
+                return self.discriminator(x, labels).float()
+
+        real_score, fake_score = critic(real), critic(fake)
+        loss = self.loss.discriminator_loss(real_score, fake_score)
+        metrics = {"d_loss": loss.detach(), "d_real": self._readable(real_score),
+                   "d_fake": self._readable(fake_score)}
+        penalties = (("gradient_penalty", self.gp_weight,
+                      lambda: gradient_penalty(critic, real, fake)),
+                     ("r1_penalty", self.r1_weight / 2, lambda: r1_penalty(critic, real)),
+                     ("r2_penalty", self.r2_weight / 2, lambda: r2_penalty(critic, fake)))
+        for key, weight, penalty in penalties:
+            if weight > 0:
+                value = penalty()
+                loss = loss + weight * value
+                metrics[key] = value.detach()
+        return loss, metrics
+
+    def _readable(self, scores):
+        """D(x) as a probability for the cross-entropy games, the raw critic score otherwise."""
+        scores = scores.detach()
+        return torch.sigmoid(scores).mean() if isinstance(self.loss, Minimax) else scores.mean()
+
+    def _unrolled_generator_loss(self, real, fake, labels):
+        """L_G through k differentiable SGD steps of D on (real, fake), taken functionally so the
+        gradient reaches the generator through every unrolled update (create_graph=True)."""
+        params = {n: p.detach().requires_grad_() for n, p in
+                  self.discriminator.named_parameters()}
+        # Copies: BatchNorm statistics and spectral-norm vectors must not move during the unroll.
+        buffers = {n: b.clone() for n, b in self.discriminator.named_buffers()}
+
+        def critic(x, theta):
+            return functional_call(self.discriminator, {**theta, **buffers}, (x, labels)).float()
+
+        for _ in range(self.unrolled_steps):
+            d_loss = self.loss.discriminator_loss(critic(real, params), critic(fake, params))
+            grads = torch.autograd.grad(d_loss, list(params.values()), create_graph=True)
+            params = {n: p - self.unrolled_lr * g for (n, p), g in zip(params.items(), grads)}
+        return self.loss.generator_loss(critic(fake, params))
+
+    def train_step(self, batch, step):
+        x, y = batch
+        reals = x.chunk(self.n_critic)
+        labels = y.chunk(self.n_critic) if (y is not None and self.num_classes) else \
+            [None] * self.n_critic
+        sigma = instance_noise_sigma(step, self.noise_sigma0, self.noise_anneal_steps)
+        metrics: dict[str, torch.Tensor] = {}
+        for real, label in zip(reals, labels):
+            with torch.no_grad():
+                fake = self._fake(real.shape[0], label, real.device)
+            d_loss, metrics = self._discriminator_loss(real, fake, label, sigma)
+            metrics.update(self.optimizer_step(d_loss, "discriminator"))
+            if self.weight_clip is not None:
+                clip_weights(self.discriminator, self.weight_clip)
+
+        # The generator step must not leave gradients in D (they would leak into D's next step).
+        self.discriminator.requires_grad_(False)
+        real, label = reals[-1], labels[-1]
+        fake = self._fake(real.shape[0], label, real.device)
+        if self.unrolled_steps:
+            g_loss = self._unrolled_generator_loss(real, fake, label)
+        else:
+            with self.autocast():
+                score = self.discriminator(add_instance_noise(fake, sigma), label).float()
+            g_loss = self.loss.generator_loss(score)
+        metrics.update(self.optimizer_step(g_loss, "generator"))
+        self.discriminator.requires_grad_(True)
+        self._update_ema()
+        metrics["g_loss"] = g_loss.detach()
+        if sigma > 0:
+            metrics["instance_noise_sigma"] = torch.tensor(sigma)
+        return metrics
+
+    @torch.no_grad()
+    def _update_ema(self):
+        if self.ema_decay is None:
+            return
+        ema_params = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1 - self.ema_decay)
+        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            ema_buffer.copy_(buffer)
+
+    @torch.no_grad()
+    def eval_step(self, batch):
+        """The discriminator's view of test data against generated data (no updates)."""
+        x, y = batch
+        label = y if (y is not None and self.num_classes) else None
+        fake = self.sample(x.shape[0], labels=label)
+        real_score = self.discriminator(x, label).float()
+        fake_score = self.discriminator(fake, label).float()
+        return {"d_loss": self.loss.discriminator_loss(real_score, fake_score),
+                "g_loss": self.loss.generator_loss(fake_score),
+                "d_real": self._readable(real_score), "d_fake": self._readable(fake_score)}
+

@@ -1,0 +1,69 @@
+"""Fully connected GAN generator and discriminator, for the 2-D toy sets (shape [2]) and small
+images (any shape, flattened)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from torch import nn
+
+from gentool.nets.layers import (LabelConcat, MinibatchDiscrimination, MinibatchStdDev,
+                                 OutputRange, ProjectionHead, apply_spectral_norm)
+from gentool.nets.mlp import mlp
+
+
+class MLPGenerator(nn.Module):
+    """z [B, latent] (+ label embedding) -> hidden layers -> [B, *out_shape], squashed into
+    output_range (None: raw, for points)."""
+
+    def __init__(self, latent_dim: int, out_shape: Sequence[int],
+                 hidden: Sequence[int] = (256, 256),
+                 activation: str = "relu", output_range: tuple[float, float] | None = None,
+                 num_classes: int | None = None, embed_dim: int = 16, batch_norm: bool = False):
+        super().__init__()
+        self.out_shape = tuple(out_shape)
+        self.condition = LabelConcat(latent_dim, num_classes, embed_dim)
+        self.net = mlp([self.condition.out_features, *hidden, math.prod(self.out_shape)],
+                       activation, batch_norm=batch_norm)
+        self.squash = OutputRange(output_range)
+
+    def forward(self, z, labels=None):
+        x = self.net(self.condition(z, labels))
+        return self.squash(x.view(z.shape[0], *self.out_shape))
+
+
+class MLPDiscriminator(nn.Module):
+    """x [B, *in_shape] -> flatten -> hidden layers -> [minibatch std] -> [minibatch
+    discrimination] = h -> head(h) [+ <embed(y), h>]: [B] raw scores (logits)."""
+
+    def __init__(self, in_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
+                 activation: str = "leaky_relu", spectral_norm: bool = False,
+                 minibatch_discrimination: dict | None = None, minibatch_std: bool = False,
+                 num_classes: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        sizes = [math.prod(in_shape), *hidden]
+        # activate_last: h must be the activated features, not a linear map that the head repeats
+        self.body = mlp(sizes, activation, dropout=dropout, activate_last=True)
+        n = sizes[-1]
+        self.minibatch_std = MinibatchStdDev() if minibatch_std else None
+        n += 1 if minibatch_std else 0
+        self.minibatch_disc = None
+        if minibatch_discrimination is not None:
+            self.minibatch_disc = MinibatchDiscrimination(n, **minibatch_discrimination)
+            n = self.minibatch_disc.out_features
+        self.head = ProjectionHead(n, num_classes)
+        if spectral_norm:
+            apply_spectral_norm(self)
+
+    def features(self, x):
+        """h: what the head (and the projection) sees, [B, head in_features]."""
+        h = self.body(x.flatten(1))
+        if self.minibatch_std is not None:
+            h = self.minibatch_std(h)
+        if self.minibatch_disc is not None:
+            h = self.minibatch_disc(h)
+        return h
+
+    def forward(self, x, labels=None):
+        return self.head(self.features(x), labels)

@@ -1,0 +1,171 @@
+"""GANs: every model x loss x switch trains a few steps; nonsense combinations are clear errors;
+the unrolled generator gradient and the EMA against hand computations."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import TINY, data_overrides
+from gentool.engine.checkpoint import load_checkpoint
+from gentool.errors import GentoolError
+from gentool.losses.adversarial import NonSaturating, Wasserstein
+from gentool.methods.gan import GAN
+from gentool.train import run_train
+
+LOSSES = ["minimax", "nonsaturating", "wasserstein", "hinge", "least_squares"]
+SWITCHES = {
+    "plain": [],
+    "n_critic": ["model.n_critic=2"],
+    "wgan_clip": ["loss=wasserstein", "model.weight_clip=0.01"],
+    "wgan_gp": ["loss=wasserstein", "model.gradient_penalty=10"],
+    "r1_r2": ["model.r1=1", "model.r2=1"],
+    "instance_noise": ["model.instance_noise.sigma=0.1", "model.instance_noise.anneal_steps=4"],
+    "unrolled": ["model.unrolled_steps=2"],
+    "minibatch_discrimination": ["model.discriminator.minibatch_discrimination={num_kernels:8,kernel_dim:3}"],
+    "minibatch_std": ["model.discriminator.minibatch_std=true"],
+    "spectral_norm": ["model.discriminator.spectral_norm=true"],
+    "no_ema": ["model.ema.enabled=false"],
+    "everything": ["model.r1=1", "model.instance_noise.sigma=0.1", "model.unrolled_steps=1",
+                   "model.discriminator.minibatch_std=true", "model.discriminator.spectral_norm=true"],
+}
+
+
+def train(compose_train, path, *overrides):
+    run_train(compose_train(*TINY, *overrides), path)
+    return json.loads((path / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("dataset", ["ring", "grid"])
+def test_mlp_gan_trains_with_every_loss_on_the_toy_sets(compose_train, tmp_path, loss, dataset):
+    metrics = train(compose_train, tmp_path, "model=gan", f"loss={loss}", f"dataset={dataset}")
+    assert {"test/modes", "test/high_quality", "test/reverse_kl", "test/d_loss"} <= set(metrics)
+
+
+@pytest.mark.parametrize("switch", list(SWITCHES))
+def test_every_stabiliser_trains(compose_train, tmp_path, switch):
+    metrics = train(compose_train, tmp_path, "model=gan", "dataset=ring", *SWITCHES[switch])
+    assert 0 <= metrics["test/modes"] <= 8
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cgan"])
+@pytest.mark.parametrize("kind", ["digits", "mnist", "cifar10"])
+def test_convolutional_gans_train_on_every_image_size(compose_train, data_root, tmp_path, model,
+                                                      kind):
+    metrics = train(compose_train, tmp_path, f"model={model}", "dataset.range=[-1,1]",
+                    "model.generator.channels=8", "model.discriminator.channels=8",
+                    *data_overrides(kind, data_root))
+    assert set(metrics) >= {"test/d_loss", "test/g_loss", "test/d_real", "test/d_fake"}
+
+
+def test_dcgan_on_64x64_colour_folder_with_wgan_gp(compose_train, data_root, tmp_path):
+    train(compose_train, tmp_path, "model=dcgan", "dataset.range=[-1,1]", "loss=wasserstein",
+          "model.gradient_penalty=10", "model.discriminator.batch_norm=false",
+          "model.generator.channels=8", "model.discriminator.channels=8",
+          *data_overrides("folder", data_root))
+
+
+def test_conditional_mlp_gan_on_ring(compose_train, tmp_path):
+    train(compose_train, tmp_path, "model=gan", "model.conditional=true", "dataset=ring")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model=gan", "dataset=ring", "model.weight_clip=0.01"],
+     "weight_clip only makes sense for the Wasserstein critic"),
+    (["model=gan", "dataset=ring", "loss=wasserstein", "model.weight_clip=0.01",
+      "model.gradient_penalty=10"], "set only one of them"),
+    (["model=cgan", "dataset=frey_faces"], "has no labels"),
+    (["model=gan", "dataset=ring", "loss=bernoulli"], "loss=bernoulli does not fit model=gan"),
+    (["model=vae", "loss=hinge"], "loss=hinge does not fit model=vae"),
+    (["model=gan", "dataset=ring", "model.n_critic=0"], "n_critic must be at least 1"),
+])
+def test_combinations_that_make_no_sense_are_clear_errors(compose_train, data_root, tmp_path,
+                                                          overrides, message):
+    with pytest.raises(GentoolError, match=message):
+        run_train(compose_train(*TINY, *overrides, f"data_dir={data_root}"), tmp_path)
+
+
+def test_resume_is_exact_with_several_critic_steps(compose_train, tmp_path):
+    args = [*TINY, "model=gan", "dataset=ring", "model.n_critic=2", "trainer.max_steps=8",
+            "trainer.checkpoint_every=4", "model.instance_noise.sigma=0.1",
+            "model.instance_noise.anneal_steps=6"]
+    run_train(compose_train(*args), tmp_path / "full")
+    run_train(compose_train(*args, f"resume={tmp_path}/full/checkpoints/step_4.pt"),
+              tmp_path / "resumed")
+    full = load_checkpoint(tmp_path / "full/checkpoints/last.pt")["modules"]["method"]
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/last.pt")["modules"]["method"]
+    for key in full:
+        assert torch.equal(full[key], resumed[key]), key
+
+
+# -- hand computations on a one-parameter generator and discriminator ------------------------
+
+class ScaleGenerator(nn.Module):
+    """G(z) = a * z, one parameter."""
+
+    def __init__(self, latent_dim, out_shape, output_range=None, num_classes=None):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(0.7))
+
+    def forward(self, z, labels=None):
+        return self.a * z
+
+
+class LinearCritic(nn.Module):
+    """D(x) = w * x, one parameter."""
+
+    def __init__(self, in_shape, num_classes=None):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x, labels=None):
+        return (self.w * x).squeeze(1)
+
+
+def tiny_gan(**options):
+    return GAN(ScaleGenerator, LinearCritic, options.pop("loss", Wasserstein()), data_shape=[1],
+               value_range=[-1, 1], latent_dim=1, ema={"enabled": False}, **options)
+
+
+def test_unrolled_generator_gradient_matches_a_manual_two_step_computation():
+    """Wasserstein critic D = w x, generator G = a z, two SGD steps of size eta on
+    L_D = mean(D(fake)) - mean(D(real)), whose gradient in w is m_f - m_r (m: batch means):
+        w2 = w - 2 eta (a m_z - m_r),   L_G = -w2 a m_z
+        dL_G/da = -w m_z + 4 eta a m_z^2 - 2 eta m_r m_z
+    A detached copy of D would give only -w2 m_z."""
+    eta = 0.1
+    gan = tiny_gan(unrolled_steps=2, unrolled_lr=eta)
+    z = torch.tensor([[0.5], [1.5], [-0.2]])
+    real = torch.tensor([[1.0], [2.0], [0.4]])
+    fake = gan.generator(z)
+    loss = gan._unrolled_generator_loss(real, fake, None)
+    (grad_a,) = torch.autograd.grad(loss, [gan.generator.a])
+    a, w = 0.7, 0.3
+    m_z, m_r = z.mean().item(), real.mean().item()
+    w2 = w - 2 * eta * (a * m_z - m_r)
+    assert loss.item() == pytest.approx(-w2 * a * m_z, rel=1e-6)
+    assert grad_a.item() == pytest.approx(-w * m_z + 4 * eta * a * m_z ** 2 - 2 * eta * m_r * m_z,
+                                          rel=1e-5)
+    assert grad_a.item() != pytest.approx(-w2 * m_z, rel=1e-3)
+    assert gan.discriminator.w.item() == torch.tensor(0.3).item()  # the real D did not move
+
+
+def test_generator_step_leaves_no_gradient_in_the_discriminator():
+    gan = tiny_gan(loss=NonSaturating())
+    gan.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.1})
+    gan.train_step((torch.randn(4, 1), None), step=0)
+    assert gan.discriminator.w.grad is None and gan.generator.a.grad is None
+
+
+def test_ema_is_the_exponential_moving_average_of_the_generator_weights():
+    gan = GAN(ScaleGenerator, LinearCritic, NonSaturating(), data_shape=[1], value_range=[-1, 1],
+              latent_dim=1, ema={"enabled": True, "decay": 0.9})
+    gan.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.5})
+    ema = 0.7
+    for step in range(3):
+        gan.train_step((torch.randn(4, 1), None), step)
+        ema = 0.9 * ema + 0.1 * gan.generator.a.item()
+    assert gan.generator_ema.a.item() == pytest.approx(ema, rel=1e-6)
+    assert gan.generator.a.item() != pytest.approx(ema)
