@@ -95,3 +95,48 @@ def test_folder_format_refuses_a_file_path(checkpoints, tmp_path):
     with pytest.raises(GentoolError, match="is a file"):
         sample(f"checkpoint={checkpoints['vae']}", "format=folder", f"out={tmp_path}/taken")
     assert (tmp_path / "taken").read_text() == "keep me"
+
+
+@pytest.fixture(scope="module")
+def gan_checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gan_runs")
+    small = ["model.generator.channels=8", "model.discriminator.channels=8", "dataset.range=[-1,1]"]
+    run_train(compose_config("train", [*TINY, "model=cgan", *small]), root / "cgan")
+    run_train(compose_config("train", [*TINY, "model=gan", "dataset=ring"]), root / "ring")
+    return {m: root / m / "checkpoints" / "last.pt" for m in ("cgan", "ring")}
+
+
+def test_conditional_samples_follow_the_labels(gan_checkpoints, tmp_path):
+    out = sample(f"checkpoint={gan_checkpoints['cgan']}", "labels=[3,3,7]", "format=npy",
+                 f"out={tmp_path}/l.npy")
+    array = np.load(out)
+    assert array.shape == (3, 1, 8, 8) and -1 <= array.min() and array.max() <= 1
+    # Same seed, so the same noise: only the label differs between these two draws.
+    three, seven = (np.load(sample(f"checkpoint={gan_checkpoints['cgan']}", f"labels=[{c}]",
+                                   "format=npy", f"out={tmp_path}/{c}.npy")) for c in (3, 7))
+    assert not np.allclose(three, seven)
+
+
+def test_classes_mode_draws_one_row_per_class(gan_checkpoints, tmp_path):
+    out = sample(f"checkpoint={gan_checkpoints['cgan']}", "mode=classes", "nrow=4",
+                 f"out={tmp_path}/c.png")
+    assert Image.open(out).size == (4 * 10 + 2, 10 * 10 + 2)  # 4 per row, 10 classes of 8x8
+
+
+def test_labels_on_an_unconditional_model_are_a_clear_error(checkpoints, gan_checkpoints,
+                                                            tmp_path):
+    for checkpoint in (checkpoints["vae"], gan_checkpoints["ring"]):
+        with pytest.raises(GentoolError, match="labels= only applies to class-conditional"):
+            sample(f"checkpoint={checkpoint}", "labels=[1]", f"out={tmp_path}/x.png")
+    with pytest.raises(GentoolError, match="mode=classes needs a class-conditional model"):
+        sample(f"checkpoint={checkpoints['vae']}", "mode=classes", f"out={tmp_path}/x.png")
+
+
+def test_points_become_a_scatter_plot_or_an_array(gan_checkpoints, tmp_path):
+    png = sample(f"checkpoint={gan_checkpoints['ring']}", "n=100", f"out={tmp_path}/p.png")
+    assert Image.open(png).size == (480, 480)
+    array = np.load(sample(f"checkpoint={gan_checkpoints['ring']}", "n=100", "format=npy",
+                           f"out={tmp_path}/p.npy"))
+    assert array.shape == (100, 2)
+    with pytest.raises(GentoolError, match="format=folder writes images"):
+        sample(f"checkpoint={gan_checkpoints['ring']}", "format=folder", f"out={tmp_path}/f")
