@@ -8,7 +8,7 @@ nearest centre of at least one sample within 3 sigma of it) and the share of suc
 samples. The table (mean +- std over seeds) is written as markdown, failures included.
 
     .venv/bin/python scripts/mode_collapse.py                      # the full table, docs/mode_collapse.md
-    .venv/bin/python scripts/mode_collapse.py --steps 500 --seeds 1 --configs plain best
+    .venv/bin/python scripts/mode_collapse.py --steps 500 --seeds 1 --configs plain combined
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ CONFIGS = {
                        "model.instance_noise.anneal_steps={half}"],
     "R1 (gamma=0.1)": ["model.r1=0.1"],
     "WGAN-GP (n_critic=5)": ["loss=wasserstein", "model.gradient_penalty=10", "model.n_critic=5"],
-    "best: R1 + minibatch std + cosine lr": ["experiment=gan_toy_best"],
+    "combined: R1 + minibatch std + cosine lr": ["experiment=gan_toy_stabilised"],
 }
 # Short names for --configs.
 KEYS = {"plain": "plain", "unrolled": "unrolled (k=5)", "mbd": "minibatch discrimination",
         "noise": "instance noise", "r1": "R1 (gamma=0.1)", "gp": "WGAN-GP (n_critic=5)",
-        "best": "best: R1 + minibatch std + cosine lr"}
+        "combined": "combined: R1 + minibatch std + cosine lr"}
 DATASETS = {"ring": 8, "grid": 25}
 
 

@@ -160,12 +160,15 @@ def test_generator_step_leaves_no_gradient_in_the_discriminator():
 
 
 def test_ema_is_the_exponential_moving_average_of_the_generator_weights():
+    """With warm-up: decay min(0.95, (1 + n) / (10 + n)) = 0.1, 0.18.., 0.25, ... until 0.95."""
     gan = GAN(ScaleGenerator, LinearCritic, NonSaturating(), data_shape=[1], value_range=[-1, 1],
-              latent_dim=1, ema={"enabled": True, "decay": 0.9})
+              latent_dim=1, ema={"enabled": True, "decay": 0.95})
     gan.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.5})
     ema = 0.7
-    for step in range(3):
-        gan.train_step((torch.randn(4, 1), None), step)
-        ema = 0.9 * ema + 0.1 * gan.generator.a.item()
-    assert gan.generator_ema.a.item() == pytest.approx(ema, rel=1e-6)
+    for n in range(200):
+        gan.train_step((torch.randn(4, 1), None), n)
+        decay = min(0.95, (1 + n) / (10 + n))
+        ema = decay * ema + (1 - decay) * gan.generator.a.item()
+    assert gan.generator_ema.a.item() == pytest.approx(ema, rel=1e-5)
+    assert int(gan.ema_updates) == 200
     assert gan.generator.a.item() != pytest.approx(ema)

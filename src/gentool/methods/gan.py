@@ -63,6 +63,8 @@ class GAN(Method):
         self.ema_decay = float(ema.get("decay", 0.999)) if ema.get("enabled", True) else None
         if self.ema_decay is not None:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            # Updates so far, saved with the weights: the decay warms up with it (below).
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     @staticmethod
     def _check(loss, name, conditional, num_classes, n_critic, weight_clip, gp, r1, r2, unrolled):
@@ -211,10 +213,16 @@ class GAN(Method):
 
     @torch.no_grad()
     def _update_ema(self):
+        """ema <- d * ema + (1 - d) * weights, with d = min(decay, (1 + n) / (10 + n)) after n
+        updates: without the warm-up, a 0.999 average still holds 13% of the untrained initial
+        weights after 2,000 steps (the form of TensorFlow's ExponentialMovingAverage)."""
         if self.ema_decay is None:
             return
+        n = int(self.ema_updates)
+        decay = min(self.ema_decay, (1 + n) / (10 + n))
+        self.ema_updates += 1
         ema_params = list(self.generator_ema.parameters())
-        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1 - self.ema_decay)
+        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1 - decay)
         for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
             ema_buffer.copy_(buffer)
 
