@@ -90,3 +90,11 @@ def test_kl_to_standard_normal_matches_closed_form_and_torch():
     q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
     p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
     assert torch.allclose(kl, torch.distributions.kl_divergence(q, p).sum(1), atol=1e-6)
+
+
+def test_mean_squared_error_is_per_pixel_on_the_decoded_mean():
+    logits = torch.zeros(1, 1, 1, 2)            # Bernoulli mean 0.5 everywhere
+    x = torch.tensor([[[[1.0, 0.0]]]])
+    assert Bernoulli().mean_squared_error(logits, x).item() == pytest.approx(0.25)
+    assert MSE().mean_squared_error(torch.tensor([[[[0.5, 1.0]]]]), x).item() == \
+        pytest.approx((0.25 + 1.0) / 2)

@@ -125,3 +125,12 @@ def test_linear_autoencoder_matches_pca_reconstruction_error(compose_train, tmp_
     pca_mse = ((pca.inverse_transform(pca.transform(flat)) - flat) ** 2).mean()
     print(f"linear AE {ae_mse:.6f} vs PCA {pca_mse:.6f}")
     assert ae_mse == pytest.approx(pca_mse, rel=0.02)
+
+
+def test_rerunning_a_finished_run_trains_nothing_and_reports_the_same_metrics(compose_train,
+                                                                              tmp_path):
+    cfg = compose_train(*TINY, "model=vae")
+    first = run_train(cfg, tmp_path)
+    again = run_train(cfg, tmp_path)  # last.pt is at max_steps: only the final evaluation runs
+    assert again == pytest.approx(first)
+    assert load_checkpoint(tmp_path / "checkpoints/last.pt")["step"] == 6

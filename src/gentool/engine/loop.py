@@ -86,7 +86,7 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
     # A GAN with n_critic discriminator steps consumes n_critic real batches per train step.
     per_step = getattr(method, "batches_per_step", 1)
     batches = data.train.iter_batches(start * per_step)
-    step = start
+    step, final = start, None
     with StopRequested() as stop:
         while step < trainer.max_steps:
             lr_factor = apply_schedule(optimizers, schedule, step, trainer.max_steps)
@@ -106,11 +106,13 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                 bar.set_postfix({**{k: f"{metrics[k]:.4g}" for k in shown},
                                  "img_s": f"{metrics['images_per_second']:.0f}"})
             if step % trainer.eval_every == 0 or last:
-                test = evaluate(method, data.test, trainer.eval_examples, cfg.seed)
-                test.update(evaluate_samples(method, data, cfg.seed))
+                # The last evaluation sees the whole test split: it is the run's final result.
+                test = _test_metrics(method, data, None if last else trainer.eval_examples,
+                                     cfg.seed)
                 for key, value in test.items():
                     writer.add_scalar(f"test/{key}", value, step)
                 visual.log(step)
+                final = test if last else None
             if step % trainer.checkpoint_every == 0 or last or stop.signal is not None:
                 if not window.all_finite():
                     _stop_if_diverged({"loss": float("nan")}, step, ckpt_dir)
@@ -121,12 +123,17 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                 raise Interrupted(f"Stopped by signal {stop.signal} at step {step}; the checkpoint "
                                   f"is in {ckpt_dir}; run the same command again to resume.")
     bar.close()
-    final = evaluate(method, data.test, None, cfg.seed)
-    final.update(evaluate_samples(method, data, cfg.seed))
+    if final is None:  # resumed from a checkpoint of the last step: nothing was trained
+        final = _test_metrics(method, data, None, cfg.seed)
     visual.log_embedding(step)
     log_hparams(writer, hparams, final)
     writer.close()
     return final
+
+
+def _test_metrics(method, data, max_examples: int | None, seed: int) -> dict[str, float]:
+    return {**evaluate(method, data.test, max_examples, seed),
+            **evaluate_samples(method, data, seed)}
 
 
 def _next_batches(batches, count: int):

@@ -41,6 +41,11 @@ class ReconstructionLoss(nn.Module):
     def check_data_range(self, value_range) -> None:
         """Refuse data this loss cannot model (override where the support is limited)."""
 
+    @torch.no_grad()
+    def mean_squared_error(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel squared error of the decoded mean: comparable across losses and models."""
+        return ((self.mean(params.detach()).float() - x) ** 2).mean()
+
 
 class Likelihood(ReconstructionLoss):
     """A normalised density: loss = -log p(x | params) in nats."""

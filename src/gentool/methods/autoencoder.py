@@ -42,24 +42,19 @@ class Autoencoder(Method):
             params = self.decoder(self.encoder(x))
         return self.reconstruction.loss(params, x).mean(), params
 
-    @torch.no_grad()
-    def _mse(self, params, x) -> torch.Tensor:
-        """Per-pixel squared error of the decoded mean, comparable across losses."""
-        return ((self.reconstruction.mean(params.detach()).float() - x) ** 2).mean()
-
     def train_step(self, batch, step):
         x, _ = batch
         loss, params = self._loss(x)
         metrics = {"loss": loss.detach()}
         if self.diagnostics:
-            metrics["mse"] = self._mse(params, x)
+            metrics["mse"] = self.reconstruction.mean_squared_error(params, x)
         return {**metrics, **self.optimizer_step(loss, "model")}
 
     @torch.no_grad()
     def eval_step(self, batch):
         x, _ = batch
         loss, params = self._loss(x)
-        return {"loss": loss, "mse": self._mse(params, x)}
+        return {"loss": loss, "mse": self.reconstruction.mean_squared_error(params, x)}
 
     @property
     def dims(self) -> int:

@@ -80,10 +80,6 @@ class VAE(Method):
         return {**means, "elbo": -nelbo,
                 "bits_per_dim": float(self.likelihood.bits_per_dim(torch.tensor(nelbo), self.dims))}
 
-    @torch.no_grad()
-    def _mse(self, params, x) -> torch.Tensor:
-        return ((self.likelihood.mean(params.detach()).float() - x) ** 2).mean()
-
     def beta_at(self, step: int) -> float:
         if self.kl_warmup_steps <= 0:
             return self.beta
@@ -96,7 +92,7 @@ class VAE(Method):
         loss = recon + self.beta_at(step) * kl
         metrics = {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
         if self.diagnostics:
-            metrics["mse"] = self._mse(params, x)
+            metrics["mse"] = self.likelihood.mean_squared_error(params, x)
         return {**metrics, **self.optimizer_step(loss, "model")}
 
     @torch.no_grad()
@@ -105,4 +101,4 @@ class VAE(Method):
         recon, kl, params = self.terms(x)
         recon, kl = recon.mean(), kl.mean()
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl,
-                "mse": self._mse(params, x)}
+                "mse": self.likelihood.mean_squared_error(params, x)}
