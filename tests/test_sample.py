@@ -140,3 +140,15 @@ def test_points_become_a_scatter_plot_or_an_array(gan_checkpoints, tmp_path):
     assert array.shape == (100, 2)
     with pytest.raises(GentoolError, match="format=folder writes images"):
         sample(f"checkpoint={gan_checkpoints['ring']}", "format=folder", f"out={tmp_path}/f")
+
+
+def test_traverse_needs_a_prior_and_a_gan_cannot_interpolate(checkpoints, gan_checkpoints,
+                                                             tmp_path):
+    with pytest.raises(GentoolError, match="mode=traverse needs a model that can sample, and "
+                                           "model=ae cannot; use mode=interpolate or "
+                                           "mode=reconstruct"):
+        sample(f"checkpoint={checkpoints['ae']}", "mode=traverse", f"out={tmp_path}/x.png")
+    with pytest.raises(GentoolError, match="can encode and decode.*use mode=classes or "
+                                           "mode=sample"):
+        sample(f"checkpoint={gan_checkpoints['cgan']}", "mode=interpolate",
+               f"out={tmp_path}/x.png")

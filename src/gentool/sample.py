@@ -62,11 +62,18 @@ def run_sample(cfg: DictConfig) -> Path:
     return out
 
 
-def _require(method, capability: str, mode: str, model: str) -> None:
-    if not hasattr(method, capability):
-        able = sorted(m for m, need in NEEDS.items() if hasattr(method, need))
-        raise GentoolError(f"mode={mode} needs a model that can {capability}, and model={model} "
-                           f"cannot; use mode={' or mode='.join(able)}.")
+def _can(method, mode: str) -> bool:
+    return all(hasattr(method, capability) for capability in NEEDS[mode]) and (
+        mode != "classes" or _conditional(method))
+
+
+def _require(method, mode: str, model: str) -> None:
+    """Refuse a mode the model lacks a capability for, naming the modes it can do."""
+    missing = [capability for capability in NEEDS[mode] if not hasattr(method, capability)]
+    if missing:
+        able = sorted(m for m in NEEDS if _can(method, m))
+        raise GentoolError(f"mode={mode} needs a model that can {' and '.join(missing)}, and "
+                           f"model={model} cannot; use mode={' or mode='.join(able)}.")
 
 
 def _test_images(train_cfg, cfg, device, n: int) -> torch.Tensor:
@@ -80,7 +87,7 @@ def _conditional(method) -> bool:
 
 def mode_sample(method, train_cfg, cfg, device):
     """`n` samples, or one per entry of `labels` for a class-conditional model."""
-    _require(method, "sample", "sample", train_cfg.model.name)
+    _require(method, "sample", train_cfg.model.name)
     labels = list(cfg.labels) if cfg.labels is not None else None
     if labels is not None and not _conditional(method):
         raise GentoolError(f"labels= only applies to class-conditional models, and "
@@ -95,7 +102,7 @@ def mode_sample(method, train_cfg, cfg, device):
 
 def mode_classes(method, train_cfg, cfg, device):
     """One row per class of a class-conditional model, `nrow` samples each (default 8)."""
-    _require(method, "sample", "classes", train_cfg.model.name)
+    _require(method, "classes", train_cfg.model.name)
     if not _conditional(method):
         raise GentoolError(f"mode=classes needs a class-conditional model (model=cgan), and "
                            f"model={train_cfg.model.name} is not one; use mode=sample.")
@@ -114,7 +121,7 @@ def _picture(images, train_cfg, cfg, device):
 
 
 def mode_reconstruct(method, train_cfg, cfg, device):
-    _require(method, "reconstruct", "reconstruct", train_cfg.model.name)
+    _require(method, "reconstruct", train_cfg.model.name)
     inputs = _test_images(train_cfg, cfg, device, cfg.n)
     outputs = method.reconstruct(inputs)
     return outputs, visuals.pairs_grid(inputs, outputs, train_cfg.dataset.range, cfg.nrow or 8)
@@ -122,7 +129,7 @@ def mode_reconstruct(method, train_cfg, cfg, device):
 
 def mode_interpolate(method, train_cfg, cfg, device):
     """`n` rows, each from one test image to the next through the latent space."""
-    _require(method, "encode", "interpolate", train_cfg.model.name)
+    _require(method, "interpolate", train_cfg.model.name)
     images = _test_images(train_cfg, cfg, device, 2 * cfg.n)
     rows = visuals.interpolate(method, images[0::2], images[1::2], cfg.steps)
     return rows.flatten(0, 1), visuals.grid(rows.flatten(0, 1), train_cfg.dataset.range,
@@ -131,8 +138,7 @@ def mode_interpolate(method, train_cfg, cfg, device):
 
 def mode_traverse(method, train_cfg, cfg, device):
     """A steps x steps grid over two latent dimensions (`dims`), the others at zero."""
-    _require(method, "decode", "traverse", train_cfg.model.name)
-    _require(method, "sample", "traverse", train_cfg.model.name)
+    _require(method, "traverse", train_cfg.model.name)
     dims = tuple(cfg.dims)
     if len(dims) != 2 or not all(0 <= d < method.latent_dim for d in dims) or dims[0] == dims[1]:
         raise GentoolError(f"dims={list(dims)} must name two different latent dimensions in "
@@ -143,8 +149,9 @@ def mode_traverse(method, train_cfg, cfg, device):
 
 MODES = {"sample": mode_sample, "classes": mode_classes, "reconstruct": mode_reconstruct,
          "interpolate": mode_interpolate, "traverse": mode_traverse}
-NEEDS = {"sample": "sample", "reconstruct": "reconstruct", "interpolate": "encode",
-         "traverse": "decode"}
+# The capabilities each mode uses (traverse walks the prior, so it needs one: `sample`).
+NEEDS = {"sample": ("sample",), "classes": ("sample",), "reconstruct": ("reconstruct",),
+         "interpolate": ("encode", "decode"), "traverse": ("sample", "decode")}
 
 
 def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, out: Path) -> Path:
