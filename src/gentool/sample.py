@@ -93,10 +93,7 @@ def mode_sample(method, train_cfg, cfg, device):
         raise GentoolError(f"labels= only applies to class-conditional models, and "
                            f"model={train_cfg.model.name} is not one; drop labels=.")
     count = len(labels) if labels is not None else cfg.n
-    if _conditional(method):
-        images = method.sample(count, labels=labels, temperature=cfg.temperature)
-    else:
-        images = method.sample(count, temperature=cfg.temperature)
+    images = method.sample(count, labels=labels, temperature=cfg.temperature)
     return images, _picture(images, train_cfg, cfg, device)
 
 
@@ -107,8 +104,7 @@ def mode_classes(method, train_cfg, cfg, device):
         raise GentoolError(f"mode=classes needs a class-conditional model (model=cgan), and "
                            f"model={train_cfg.model.name} is not one; use mode=sample.")
     per_class = cfg.nrow or 8
-    labels = torch.arange(method.num_classes, device=device).repeat_interleave(per_class)
-    images = method.sample(len(labels), labels=labels, temperature=cfg.temperature)
+    images = visuals.class_rows(method, per_class, cfg.temperature)
     return images, visuals.grid(images, train_cfg.dataset.range, per_class)
 
 

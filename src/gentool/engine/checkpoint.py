@@ -51,6 +51,11 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
+def _corrupt(path: Path) -> GentoolError:
+    return GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
+                        "checkpoint of the run (checkpoints/step_<N>.pt) or train again.")
+
+
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a gentool checkpoint, refusing anything that needs pickle or is not ours."""
     path = Path(path).expanduser()
@@ -63,16 +68,12 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         # torch names the Python class it refused ("Unsupported global: GLOBAL mod.Class");
         # any other unpickling failure means the bytes themselves are not a checkpoint.
         if "global" not in str(error).lower():
-            raise GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
-                               "checkpoint of the run (checkpoints/step_<N>.pt) or train "
-                               "again.") from error
+            raise _corrupt(path) from error
         raise GentoolError(f"{path} needs pickle to load (it holds Python objects, not only "
                            "tensors), and gentool refuses such files for safety; use a checkpoint "
                            "written by gentool train.") from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
-                           "checkpoint of the run (checkpoints/step_<N>.pt) or train "
-                           "again.") from error
+        raise _corrupt(path) from error
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "
                            "weights gentool writes); pass a checkpoint written by gentool train.")

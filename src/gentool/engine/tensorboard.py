@@ -53,13 +53,9 @@ class VisualLogger:
             elif hasattr(method, "sample"):
                 writer.add_image("samples", visuals.grid(method.sample(self.images.shape[0]), rng),
                                  step)
-                classes = getattr(method, "num_classes", None)
-                if classes:  # one row per class
-                    per_class = 8
-                    labels = torch.arange(classes, device=self.images.device)
-                    rows = method.sample(classes * per_class,
-                                         labels=labels.repeat_interleave(per_class))
-                    writer.add_image("samples/by_class", visuals.grid(rows, rng, per_class), step)
+                if getattr(method, "num_classes", None):  # one row per class
+                    writer.add_image("samples/by_class",
+                                     visuals.grid(visuals.class_rows(method, 8), rng, 8), step)
             if hasattr(method, "encode"):
                 codes = method.encode(self.scatter_x)
                 points, how = visuals.project_2d(codes)

@@ -85,6 +85,15 @@ def traverse(model, steps: int, dims=(0, 1), span: float = 0.95) -> torch.Tensor
     return model.decode(z)
 
 
+@torch.no_grad()
+def class_rows(model, per_class: int, temperature: float = 1.0) -> torch.Tensor:
+    """[num_classes * per_class, ...] samples of a class-conditional model, class by class (so a
+    grid with `per_class` images per row has one row per class)."""
+    device = next(model.parameters()).device
+    labels = torch.arange(model.num_classes, device=device).repeat_interleave(per_class)
+    return model.sample(len(labels), labels=labels, temperature=temperature)
+
+
 def project_2d(codes: torch.Tensor) -> tuple[torch.Tensor, str]:
     """The codes themselves when 2-D, else their first two principal components."""
     codes = codes.float()
