@@ -65,7 +65,7 @@ def test_the_wheel_carries_the_config_tree_and_is_what_runs(installed, tmp_path)
 def test_help_lists_the_commands(gentool):
     result = gentool("--help")
     assert result.returncode == 0
-    assert "train" in result.stdout and "sample" in result.stdout
+    assert all(command in result.stdout for command in ("train", "sample", "eval"))
 
 
 def test_train_help_shows_config_groups_and_options(gentool):
@@ -93,6 +93,21 @@ def test_train_then_sample_from_any_directory(gentool, tmp_path):
                       "device=cpu")
     assert sampled.returncode == 0, sampled.stderr
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    evaluated = gentool("eval", f"checkpoint={run}/checkpoints/last.pt", "device=cpu",
+                        "metrics=[likelihood,reconstruction]", "iwae_k=10")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "NLL bound IWAE k=10" in evaluated.stdout
+    assert "eval/iwae_nll" in json.loads((run / "metrics.json").read_text())
+
+
+def test_eval_help_names_the_suites(gentool):
+    result = gentool("eval", "--help")
+    assert result.returncode == 0
+    assert "likelihood" in result.stdout and "representation" in result.stdout
+
+
+def test_eval_without_a_checkpoint_is_a_clear_error(gentool):
+    assert_user_error(gentool("eval"), "gentool eval needs a checkpoint")
 
 
 def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):

@@ -52,10 +52,18 @@ def sample_main(cfg: DictConfig):
     return _report_user_errors(lambda: run_sample(cfg))
 
 
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
+def eval_main(cfg: DictConfig):
+    from gentool.evaluate import run_eval
+
+    return _report_user_errors(lambda: run_eval(cfg))
+
+
 COMMANDS = {
-    "train": (train_main, "train a model (AE, VAE) on a data set; writes a run directory"),
+    "train": (train_main, "train a model (AE, VAE, GAN) on a data set; writes a run directory"),
     "sample": (sample_main, "draw samples, reconstructions, interpolations or latent traversals "
                             "from a checkpoint"),
+    "eval": (eval_main, "measure a checkpoint with every metric that applies to it"),
 }
 
 USAGE = f"""usage: gentool <command> [hydra overrides...] [hydra flags...]
@@ -69,6 +77,7 @@ examples:
   gentool train model=vae dataset=mnist
   gentool train -m model=vae,ae seed=0,1,2        a sweep
   gentool sample checkpoint=runs/train/.../checkpoints/last.pt n=64 out=samples.png
+  gentool eval checkpoint=runs/train/.../checkpoints/last.pt
 
 `gentool <command> --help` lists that command's config groups and options.
 """

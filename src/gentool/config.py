@@ -75,10 +75,35 @@ class SampleConfig:
     labels: Optional[list] = None
 
 
+@dataclass
+class NaiveMonteCarloConfig:
+    k_max: int = 100_000
+    examples: int = 100
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: Optional[str] = None
+    metrics: Optional[list] = None
+    n_samples: int = 10_000
+    batch_size: int = 500
+    seed: int = 0
+    device: str = "auto"
+    data_dir: str = "data"
+    iwae_k: int = 5000
+    likelihood_examples: Optional[int] = None
+    naive_mc: NaiveMonteCarloConfig = field(default_factory=NaiveMonteCarloConfig)
+    max_pairs: int = 32_768
+    neighbours: int = 3
+    probe_examples: int = 10_000
+    classifier_steps: int = 2000
+
+
 def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)
+    store.store(name="eval_schema", node=EvalConfig)
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:

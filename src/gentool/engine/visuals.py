@@ -155,3 +155,44 @@ def points_image(data_points: torch.Tensor, samples: torch.Tensor, box, surface=
     for x, y in to_pixels(samples):
         draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(214, 39, 40))
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
+
+
+def line_plot(xs: list[float], ys: list[float], reference: float | None, title: str,
+              x_label: str, line_label: str, reference_label: str = "", width: int = 640,
+              height: int = 400, margin: int = 60) -> torch.Tensor:
+    """ys against log10(xs) as a line with dots, and an optional horizontal reference line,
+    drawn with PIL: the naive Monte-Carlo estimate against the IWAE bound, for example."""
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    lx = [math.log10(x) for x in xs]
+    values = list(ys) + ([reference] if reference is not None else [])
+    x_lo, x_hi = min(lx), max(max(lx), min(lx) + 1)
+    y_lo, y_hi = min(values), max(values)
+    pad = 0.05 * (y_hi - y_lo or 1.0)
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+
+    def at(x, y):
+        return (margin + (x - x_lo) / (x_hi - x_lo) * (width - 2 * margin),
+                height - margin - (y - y_lo) / (y_hi - y_lo) * (height - 2 * margin))
+
+    draw.rectangle([margin, margin, width - margin, height - margin], outline="grey")
+    for power in range(math.ceil(x_lo), math.floor(x_hi) + 1):
+        x, _ = at(power, y_lo)
+        draw.line([x, height - margin, x, height - margin + 5], fill="grey")
+        draw.text((x - 12, height - margin + 8), f"1e{power}", fill="black")
+    for fraction in (0.0, 0.5, 1.0):
+        value = y_lo + fraction * (y_hi - y_lo)
+        _, y = at(x_lo, value)
+        draw.text((4, y - 6), f"{value:.4g}", fill="black")
+    if reference is not None:
+        (x0, y), (x1, _) = at(x_lo, reference), at(x_hi, reference)
+        draw.line([x0, y, x1, y], fill=PALETTE[3], width=2)
+        draw.text((x0 + 6, y - 14), reference_label, fill=PALETTE[3])
+    points = [at(x, y) for x, y in zip(lx, ys)]
+    draw.line(points, fill=PALETTE[0], width=2)
+    for x, y in points:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=PALETTE[0])
+    draw.text((margin, 20), title, fill="black")
+    draw.text((width - margin - 6 * len(line_label), margin + 6), line_label, fill=PALETTE[0])
+    draw.text((width // 2 - 3 * len(x_label), height - 22), x_label, fill="black")
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255

@@ -62,6 +62,15 @@ class VAE(Method):
     def reconstruct(self, x):
         return self.decode(self.encode(x))
 
+    def decoder_params(self, z):
+        """The decoder's raw output for codes z: what the likelihood scores."""
+        with self.autocast():
+            return self.decoder(z)
+
+    def log_likelihood(self, x, params):
+        """log p(x | z) per example, in nats, from decoder_params(z)."""
+        return -self.likelihood.loss(params, x)
+
     def sample(self, n: int, labels=None, temperature: float = 1.0):
         device = next(self.parameters()).device
         return self.decode(temperature * torch.randn(n, self.latent_dim, device=device))
@@ -71,8 +80,7 @@ class VAE(Method):
         """Per-example recon and kl (nats), and the decoder's output parameters."""
         mu, logvar = self.posterior(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        with self.autocast():
-            params = self.decoder(z)
+        params = self.decoder_params(z)
         return self.likelihood.loss(params, x), gaussian_kl_to_standard_normal(mu, logvar), params
 
     def summarize(self, means):

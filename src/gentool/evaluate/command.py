@@ -1,0 +1,94 @@
+"""`gentool eval`: measure a trained model with every metric that applies to it.
+
+The model is rebuilt from its checkpoint; the suites that apply are picked from its capabilities
+(DESIGN.md section 3). The results are printed as a table, merged into the run's metrics.json as
+`eval/<key>` and logged to the run's TensorBoard at the checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+from torch.utils.tensorboard import SummaryWriter
+
+from gentool.engine.checkpoint import load_checkpoint
+from gentool.engine.device import describe_device, resolve_device, seed_everything
+from gentool.engine.files import atomic_write
+from gentool.engine.visuals import save_png
+from gentool.errors import GentoolError
+from gentool.evaluate.context import EvalContext
+from gentool.evaluate.suites import SUITES, Row, chosen_suites
+from gentool.evaluate.table import format_table
+from gentool.sample import load_trained_method
+
+log = logging.getLogger("gentool")
+
+
+def run_eval(cfg: DictConfig) -> dict[str, float]:
+    if not cfg.checkpoint:
+        raise GentoolError("gentool eval needs a checkpoint; add "
+                           "checkpoint=<run dir>/checkpoints/last.pt.")
+    _check_sizes(cfg)
+    device = resolve_device(cfg.device)
+    log.info("Device: %s", describe_device(device))
+    method, train_cfg = load_trained_method(cfg.checkpoint, device)
+    step = int(load_checkpoint(cfg.checkpoint)["step"])
+    seed_everything(cfg.seed)
+    ctx = EvalContext(method, train_cfg.dataset, cfg, device, train_cfg.model.name)
+    rows = evaluate(ctx, cfg.metrics, train_cfg.model.name)
+    title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} ({cfg.checkpoint})"
+    print(format_table(rows, title, ctx.sampler_note))
+    metrics = {f"eval/{k}": v for row in rows for k, v in row.metrics().items()}
+    write_results(run_dir_of(Path(cfg.checkpoint)), metrics, ctx.figures, step)
+    return metrics
+
+
+def evaluate(ctx: EvalContext, names, model_name: str) -> list[Row]:
+    """Run the chosen suites on ctx's model; the rows of all of them, in suite order."""
+    rows: list[Row] = []
+    for name in chosen_suites(ctx, names, model_name):
+        started = time.perf_counter()
+        rows += SUITES[name].run(ctx)
+        log.info("%s: %.1f s", name, time.perf_counter() - started)
+    return rows
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """<run>/checkpoints/last.pt -> <run>; a checkpoint elsewhere -> its own folder."""
+    folder = checkpoint.resolve().parent
+    return folder.parent if folder.name == "checkpoints" else folder
+
+
+def write_results(run_dir: Path, metrics: dict[str, float], figures: dict, step: int) -> None:
+    """Merge into <run>/metrics.json (keeping training's keys), add TensorBoard scalars and the
+    figures, and save the figures as PNGs under <run>/eval/."""
+    path = run_dir / "metrics.json"
+    record = {}
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            log.warning("%s was not valid JSON; writing the eval metrics over it", path)
+    record.update(metrics)
+    atomic_write(path, lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"))
+    with SummaryWriter(log_dir=str(run_dir)) as writer:
+        for key, value in metrics.items():
+            writer.add_scalar(key, value, step)
+        for name, image in figures.items():
+            writer.add_image(f"eval/{name}", image, step)
+    for name, image in figures.items():
+        atomic_write(run_dir / "eval" / f"{name}.png", lambda f, image=image: save_png(image, f))
+    log.info("Metrics written to %s", path)
+
+
+def _check_sizes(cfg: DictConfig) -> None:
+    for key in ("n_samples", "batch_size", "iwae_k", "probe_examples", "classifier_steps",
+                "max_pairs", "neighbours"):
+        if int(cfg[key]) < 1:
+            raise GentoolError(f"{key}={cfg[key]} must be at least 1.")
+    if int(cfg.naive_mc.k_max) < 1 or int(cfg.naive_mc.examples) < 1:
+        raise GentoolError("naive_mc.k_max and naive_mc.examples must be at least 1.")

@@ -1,0 +1,161 @@
+"""What the metric suites share: the model, its data, and the expensive pieces, each made once.
+
+Everything is computed lazily, so `metrics=[reconstruction]` never trains the feature
+classifier and a GAN never fits a PCA.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gentool.data import Data, build_data, take
+from gentool.engine.files import atomic_write
+from gentool.engine.visuals import to_unit
+from gentool.metrics import classifier as feature_net
+from gentool.metrics.pca import PCA
+
+log = logging.getLogger("gentool")
+
+
+def can_score_likelihood(model) -> bool:
+    return all(hasattr(model, name) for name in ("posterior", "decoder_params", "log_likelihood"))
+
+
+class EvalContext:
+    """One evaluation: `model` (a trained method, or any object with its capabilities), the
+    training config's `dataset` node, the eval config and the device."""
+
+    def __init__(self, model, dataset_cfg: DictConfig, cfg: DictConfig, device: torch.device,
+                 name: str):
+        self.model, self.dataset_cfg, self.cfg, self.device, self.name = \
+            model, dataset_cfg, cfg, device, name
+        self.figures: dict[str, torch.Tensor] = {}    # name -> [C, H, W] image in [0, 1]
+
+    # -- data ----------------------------------------------------------------------------------
+    def _build(self, binarize: str) -> Data:
+        dataset_cfg = OmegaConf.merge(self.dataset_cfg, {"binarize": binarize})
+        return build_data(dataset_cfg, self.cfg.data_dir, self.device,
+                          batch_size=self.cfg.batch_size, seed=self.cfg.seed)
+
+    @cached_property
+    def data(self) -> Data:
+        """The data as the eye sees it: grey levels, never binarised (for pictures and probes)."""
+        return self._build("none")
+
+    @cached_property
+    def modelled_data(self) -> Data:
+        """The data as the model was trained on it (binarised if it was), for likelihoods."""
+        binarize = str(self.dataset_cfg.get("binarize", "none"))
+        return self.data if binarize == "none" else self._build(binarize)
+
+    @property
+    def is_points(self) -> bool:
+        return len(self.data.shape) == 1
+
+    @cached_property
+    def test(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The whole test split, in stored order."""
+        return take(self.data.test, self.data.test.num_examples)
+
+    @cached_property
+    def train(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first `probe_examples` train examples in stored order (fits probes, PCA, ...).
+
+        `take` reads a split's epoch(), which is in stored order even for the train split.
+        """
+        n = min(self.cfg.probe_examples, self.data.train.num_examples)
+        return take(self.data.train, n)
+
+    @cached_property
+    def likelihood_test(self) -> torch.Tensor:
+        """The first `likelihood_examples` test examples (all: null), binarised as in training."""
+        split = self.modelled_data.test
+        return take(split, self.cfg.likelihood_examples or split.num_examples)[0]
+
+    def unit(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] whatever the data set's range (what classifiers and errors use)."""
+        return to_unit(images, self.data.value_range)
+
+    # -- models of the data --------------------------------------------------------------------
+    @cached_property
+    def pca(self) -> PCA:
+        """PCA with as many components as the model has latent dimensions, fitted on train."""
+        components = int(getattr(self.model, "latent_dim", 0)) or 1
+        return PCA(self.unit(self.train[0]), components)
+
+    @cached_property
+    def classifier(self) -> tuple[feature_net.FeatureClassifier, float]:
+        """The data set's feature classifier and its test accuracy, trained once, then cached."""
+        full_train = take(self.data.train, self.data.train.num_examples)
+        images, labels = self.unit(full_train[0]), full_train[1]
+        path = Path(self.cfg.data_dir).expanduser() / "gentool-classifiers" / \
+            feature_net.content_key(self.data.name, images, labels)
+        model = feature_net.FeatureClassifier(images.shape[1], self.data.num_classes)
+        if path.is_file():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["weights"])
+            return model.to(self.device).eval(), float(state["test_accuracy"])
+        log.info("Training the feature classifier of %s (%d steps), cached as %s",
+                 self.data.name, self.cfg.classifier_steps, path)
+        model = feature_net.train_classifier(images, labels, self.data.num_classes,
+                                             self.cfg.classifier_steps, seed=0)
+        accuracy = feature_net.accuracy(model, self.unit(self.test[0]), self.test[1])
+        log.info("Feature classifier test accuracy: %.4f", accuracy)
+        state = {"weights": {k: v.cpu() for k, v in model.state_dict().items()},
+                 "test_accuracy": accuracy, "version": feature_net.VERSION}
+        atomic_write(path, lambda f: torch.save(state, f))
+        return model, accuracy
+
+    # -- samples -------------------------------------------------------------------------------
+    @property
+    def sampler_note(self) -> str | None:
+        if hasattr(self.model, "sample"):
+            return None
+        return "the model has no prior, so its samples decode a Gaussian fitted to its train codes"
+
+    def can_sample(self) -> bool:
+        return hasattr(self.model, "sample") or all(
+            hasattr(self.model, name) for name in ("encode", "decode"))
+
+    @cached_property
+    def samples(self) -> torch.Tensor:
+        """`n_samples` samples of the model, in data units.
+
+        A model without a prior (an autoencoder, PCA) is sampled the way such models usually
+        are: decode codes from a Gaussian with the mean and covariance of its train codes.
+        """
+        n, size = self.cfg.n_samples, self.cfg.batch_size
+        if hasattr(self.model, "sample"):
+            draw = self.model.sample
+        else:
+            prior = fitted_gaussian(self.encode(self.train[0]))
+            draw = lambda count: self.model.decode(prior.sample((count,)).float())  # noqa: E731
+        with torch.no_grad():
+            return torch.cat([draw(min(size, n - start)).float()
+                              for start in range(0, n, size)])
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.cfg.batch_size
+        return torch.cat([self.model.encode(x[i:i + size]).float()
+                          for i in range(0, len(x), size)])
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        size = self.cfg.batch_size
+        return torch.cat([self.model.reconstruct(x[i:i + size]).float()
+                          for i in range(0, len(x), size)])
+
+
+def fitted_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNormal:
+    """The Gaussian with the mean and covariance of codes [N, D] (a small ridge keeps it proper)."""
+    codes = codes.double()
+    dims = codes.shape[1]
+    ridge = 1e-6 * torch.eye(dims, device=codes.device, dtype=codes.dtype)
+    return torch.distributions.MultivariateNormal(
+        codes.mean(0), covariance_matrix=torch.cov(codes.T).reshape(dims, dims) + ridge)

@@ -1,0 +1,250 @@
+"""The metric suites of `gentool eval`, each chosen by the capabilities a model has.
+
+A suite is a function EvalContext -> list[Row] plus a check that says, in words, why it does not
+apply to a model (None when it does). `metrics=[...]` names suites; by default every suite that
+applies runs, except `inception`, which needs an optional extra and downloaded weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from gentool.engine import visuals
+from gentool.errors import GentoolError
+from gentool.evaluate.context import EvalContext, can_score_likelihood
+from gentool.metrics import likelihood as bounds
+from gentool.metrics.classifier import features_of
+from gentool.metrics.coverage import class_coverage
+from gentool.metrics.frechet import frechet_distance_of
+from gentool.metrics.precision_recall import precision_recall
+from gentool.metrics.representation import representation_metrics
+
+
+@dataclass
+class Row:
+    """One line of the results table: the model's value and the references beside it."""
+
+    label: str
+    key: str
+    value: float
+    references: list[tuple[str, str, float]] = field(default_factory=list)  # (label, key, value)
+
+    def metrics(self) -> dict[str, float]:
+        return {self.key: self.value, **{key: value for _, key, value in self.references}}
+
+
+# -- likelihood ---------------------------------------------------------------------------------
+def likelihood(ctx: EvalContext) -> list[Row]:
+    """ELBO and the IWAE bound on the test split (as binarised for training), nats and bits/dim."""
+    x_all = ctx.likelihood_test
+    k, size = ctx.cfg.iwae_k, ctx.cfg.batch_size
+    elbo, iwae = [], []
+    for start in range(0, len(x_all), size):
+        e, i = bounds.elbo_and_iwae(ctx.model, x_all[start:start + size], k, ctx.cfg.max_pairs)
+        elbo.append(e)
+        iwae.append(i)
+    nll_elbo, nll_iwae = -float(torch.cat(elbo).mean()), -float(torch.cat(iwae).mean())
+    return [Row(f"negative ELBO, nats ({len(x_all)} test examples)", "nelbo", nll_elbo),
+            Row(f"NLL bound IWAE k={k}, nats", "iwae_nll", nll_iwae),
+            Row("negative ELBO, bits/dim", "nelbo_bits_per_dim", _bits(ctx, nll_elbo)),
+            Row(f"NLL bound IWAE k={k}, bits/dim", "iwae_bits_per_dim", _bits(ctx, nll_iwae))]
+
+
+def _bits(ctx: EvalContext, nats: float) -> float:
+    return float(ctx.model.likelihood.bits_per_dim(torch.tensor(nats), ctx.model.dims))
+
+
+def naive_monte_carlo(ctx: EvalContext) -> list[Row]:
+    """log p(x) from prior samples, k = 1, 10, ... k_max, against IWAE on the same examples."""
+    x = ctx.likelihood_test[:ctx.cfg.naive_mc.examples]
+    k_max = int(ctx.cfg.naive_mc.k_max)
+    ks = sorted({10 ** p for p in range(int(math.log10(k_max)) + 1)} | {k_max})
+    estimates = bounds.naive_monte_carlo(ctx.model, x, ks, ctx.model.latent_dim,
+                                         ctx.cfg.max_pairs)
+    iwae = bounds.elbo_and_iwae(ctx.model, x, ctx.cfg.iwae_k, ctx.cfg.max_pairs)[1]
+    reference = -float(iwae.mean())
+    nll = {k: -float(estimates[k].mean()) for k in ks}
+    ctx.figures["naive_mc"] = visuals.line_plot(
+        [float(k) for k in ks], [nll[k] for k in ks], reference,
+        title=f"NLL estimate on {len(x)} test examples (nats)",
+        x_label="prior samples k (log scale)", line_label="naive Monte Carlo",
+        reference_label=f"IWAE k={ctx.cfg.iwae_k}")
+    return [Row(f"NLL naive Monte Carlo k={k}, nats ({len(x)} examples)", f"naive_mc_nll_k{k}",
+                nll[k], [(f"IWAE k={ctx.cfg.iwae_k}", "naive_mc_iwae_nll", reference)])
+            for k in ks]
+
+
+# -- reconstruction -----------------------------------------------------------------------------
+def reconstruction_errors(images: torch.Tensor, outputs: torch.Tensor) -> dict[str, float]:
+    """Per-pixel MSE and binary cross-entropy of [0, 1] images and reconstructions."""
+    outputs = outputs.clamp(1e-6, 1 - 1e-6)
+    return {"mse": float(F.mse_loss(outputs, images)),
+            "bce": float(F.binary_cross_entropy(outputs, images))}
+
+
+def reconstruction(ctx: EvalContext) -> list[Row]:
+    images = ctx.test[0]
+    unit = ctx.unit(images)
+    model = reconstruction_errors(unit, ctx.unit(ctx.reconstruct(images)))
+    pca = reconstruction_errors(unit, ctx.pca.reconstruct(unit).clamp(0, 1))
+    reference = f"PCA, {ctx.pca.latent_dim} components"
+    return [Row("test MSE per pixel (pixels in [0,1])", "mse", model["mse"],
+                [(reference, "pca_mse", pca["mse"])]),
+            Row("test BCE per pixel, nats", "bce", model["bce"],
+                [(reference, "pca_bce", pca["bce"])])]
+
+
+# -- sample quality -----------------------------------------------------------------------------
+def samples(ctx: EvalContext) -> list[Row]:
+    """Fréchet distance and precision/recall against the test split, in the feature space of the
+    data set's classifier (raw coordinates for 2-D points), beside the train-vs-test floor."""
+    n = min(ctx.cfg.n_samples, len(ctx.test[0]))
+    real_test, real_train = ctx.test[0][:n], ctx.train[0][:n]
+    fake = ctx.samples
+    if ctx.is_points:
+        feats = {"test": real_test, "train": real_train, "fake": fake}
+        space = "in raw 2-D coordinates"
+    else:
+        classifier, accuracy = ctx.classifier
+        feats, predicted = {}, {}
+        for name, images in (("test", real_test), ("train", real_train), ("fake", fake)):
+            feats[name], predicted[name] = features_of(classifier, ctx.unit(images))
+        space = f"in classifier features (its test accuracy {accuracy:.3f})"
+    model_pr = precision_recall(feats["test"], feats["fake"], ctx.cfg.neighbours)
+    floor_pr = precision_recall(feats["test"], feats["train"], ctx.cfg.neighbours)
+    floor = "real vs real"
+    rows = [Row(f"Fréchet distance {space}", "fd", frechet_distance_of(feats["test"], feats["fake"]),
+                [(floor, "fd_real", frechet_distance_of(feats["test"], feats["train"]))]),
+            Row(f"precision (k={ctx.cfg.neighbours})", "precision", model_pr["precision"],
+                [(floor, "precision_real", floor_pr["precision"])]),
+            Row(f"recall (k={ctx.cfg.neighbours})", "recall", model_pr["recall"],
+                [(floor, "recall_real", floor_pr["recall"])])]
+    if ctx.is_points:
+        score = ctx.data.sample_metrics
+        model_modes, real_modes = score(fake[:2500]), score(real_train[:2500])
+        rows += [Row(f"modes captured (of {ctx.data.num_classes})", "modes", model_modes["modes"],
+                     [(floor, "modes_real", real_modes["modes"])]),
+                 Row("high-quality samples (within 3 sigma)", "high_quality",
+                     model_modes["high_quality"],
+                     [(floor, "high_quality_real", real_modes["high_quality"])]),
+                 Row("reverse KL of the mode histogram to uniform", "reverse_kl",
+                     model_modes["reverse_kl"],
+                     [(floor, "reverse_kl_real", real_modes["reverse_kl"])])]
+        return rows
+    labels = ctx.test[1]
+    model_cov = class_coverage(predicted["fake"], labels, ctx.data.num_classes)
+    real_cov = class_coverage(predicted["train"], labels, ctx.data.num_classes)
+    return rows + [
+        Row(f"classes covered (of {ctx.data.num_classes})", "classes_covered",
+            model_cov["classes_covered"], [(floor, "classes_covered_real",
+                                            real_cov["classes_covered"])]),
+        Row("KL(sample classes || data classes), nats", "class_kl", model_cov["class_kl"],
+            [(floor, "class_kl_real", real_cov["class_kl"])]),
+        Row("feature classifier test accuracy", "classifier_accuracy", ctx.classifier[1])]
+
+
+def inception(ctx: EvalContext) -> list[Row]:
+    """Inception FID and KID through torchmetrics (optional extra, weights downloaded once)."""
+    from gentool.metrics.inception import inception_scores
+
+    n = min(ctx.cfg.n_samples, len(ctx.test[0]))
+    scores = inception_scores(ctx.unit(ctx.test[0][:n]), ctx.unit(ctx.samples), ctx.device)
+    return [Row("Inception FID", "inception_fid", scores["fid"]),
+            Row("Inception KID", "inception_kid", scores["kid"])]
+
+
+# -- representations ----------------------------------------------------------------------------
+def representation(ctx: EvalContext) -> list[Row]:
+    """Probes on the model's codes, on raw pixels and on PCA codes: fitted on train, scored on
+    test."""
+    (train_x, train_y), (test_x, test_y) = ctx.train, ctx.test
+    classes, seed = ctx.data.num_classes, ctx.cfg.seed
+
+    def probe(encode):
+        return representation_metrics(encode(train_x).cpu().numpy(), train_y.cpu().numpy(),
+                                      encode(test_x).cpu().numpy(), test_y.cpu().numpy(),
+                                      classes, seed)
+
+    model = probe(ctx.encode)
+    pixels = probe(lambda x: ctx.unit(x).flatten(1))
+    pca = probe(lambda x: ctx.pca.encode(ctx.unit(x)).float())
+    labels = {"linear_probe": "linear-probe accuracy (logistic regression)",
+              "knn": "5-NN accuracy", "kmeans_nmi": f"k-means NMI (k={classes})"}
+    return [Row(labels[key], key, model[key],
+                [("pixels", f"{key}_pixels", pixels[key]),
+                 (f"PCA {ctx.pca.latent_dim}", f"{key}_pca", pca[key])]) for key in labels]
+
+
+# -- which suites apply -------------------------------------------------------------------------
+def _likelihood_missing(ctx):
+    if not can_score_likelihood(ctx.model):
+        return "a model that evaluates p(x|z) and has an encoder (a VAE)"
+    return None
+
+
+def _reconstruction_missing(ctx):
+    if not hasattr(ctx.model, "reconstruct"):
+        return "a model that reconstructs (an autoencoder or VAE)"
+    return "image data" if ctx.is_points else None
+
+
+def _samples_missing(ctx):
+    if not ctx.can_sample():
+        return "a model that samples (a VAE or GAN) or encodes and decodes (an autoencoder)"
+    if not ctx.is_points and not ctx.data.num_classes:
+        return "a labelled data set (the feature classifier is trained on its labels)"
+    return None
+
+
+def _inception_missing(ctx):
+    if not ctx.can_sample():
+        return "a model that samples (a VAE or GAN) or encodes and decodes (an autoencoder)"
+    return "image data" if ctx.is_points else None
+
+
+def _representation_missing(ctx):
+    if not hasattr(ctx.model, "encode"):
+        return "a model with an encoder (an autoencoder or VAE)"
+    return None if ctx.data.num_classes else "a labelled data set"
+
+
+@dataclass
+class Suite:
+    run: Callable[[EvalContext], list[Row]]
+    missing: Callable[[EvalContext], str | None]   # what the suite needs that is absent, or None
+    default: bool = True                           # runs when metrics= is not given
+
+
+SUITES = {
+    "likelihood": Suite(likelihood, _likelihood_missing),
+    "naive_mc": Suite(naive_monte_carlo, _likelihood_missing),
+    "reconstruction": Suite(reconstruction, _reconstruction_missing),
+    "samples": Suite(samples, _samples_missing),
+    "representation": Suite(representation, _representation_missing),
+    "inception": Suite(inception, _inception_missing, default=False),
+}
+
+
+def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
+    """The suites to run: those named (each must apply), or every default one that applies."""
+    if names is None:
+        return [name for name, suite in SUITES.items()
+                if suite.default and suite.missing(ctx) is None]
+    names = list(names)
+    unknown = [name for name in names if name not in SUITES]
+    if unknown:
+        raise GentoolError(f"metrics={names} names unknown suites {unknown}; pick from "
+                           f"{list(SUITES)}.")
+    for name in names:
+        needs = SUITES[name].missing(ctx)
+        if needs is not None:
+            able = [n for n, suite in SUITES.items() if suite.missing(ctx) is None]
+            raise GentoolError(f"metrics={name} needs {needs}, and model={model_name} on "
+                               f"dataset={ctx.data.name} is not that; this model supports "
+                               f"metrics={able}.")
+    return names

@@ -1,0 +1,105 @@
+"""`run_eval` end to end on tiny runs: the suites chosen by capability, the outputs, the errors."""
+
+import importlib.util
+import json
+
+import pytest
+
+from conftest import TINY, compose_config
+from gentool.errors import GentoolError
+from gentool.evaluate import run_eval
+from gentool.train import run_train
+
+# Small enough for seconds on a CPU; the classifier cache goes to each test's data_dir.
+CHEAP = ["device=cpu", "iwae_k=20", "naive_mc.k_max=100", "naive_mc.examples=5",
+         "n_samples=64", "batch_size=32", "probe_examples=200", "classifier_steps=20"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    models = {"vae": ["model=vae", "model.latent_dim=4"], "ae": ["model=ae", "model.latent_dim=4"],
+              "gan": ["model=gan"], "ring": ["model=gan", "dataset=ring"]}
+    for name, overrides in models.items():
+        run_train(compose_config("train", [*TINY, *overrides]), root / name)
+    return root
+
+
+def evaluate(run, tmp_path, *overrides):
+    return run_eval(compose_config("eval", [*CHEAP, f"checkpoint={run}/checkpoints/last.pt",
+                                            f"data_dir={tmp_path}", *overrides]))
+
+
+def test_vae_gets_every_default_suite_and_results_merge_into_the_run(runs, tmp_path, capsys):
+    before = json.loads((runs / "vae" / "metrics.json").read_text())
+    metrics = evaluate(runs / "vae", tmp_path)
+    for key in ("iwae_nll", "nelbo", "naive_mc_nll_k100", "mse", "pca_mse", "fd", "fd_real",
+                "precision", "recall", "classes_covered", "class_kl", "classifier_accuracy",
+                "linear_probe", "linear_probe_pixels", "linear_probe_pca", "knn", "kmeans_nmi"):
+        assert f"eval/{key}" in metrics, key
+    assert metrics["eval/iwae_nll"] <= metrics["eval/nelbo"] + 1e-6   # IWAE is the tighter bound
+    record = json.loads((runs / "vae" / "metrics.json").read_text())
+    assert {k: record[k] for k in before} == before                   # training's keys kept
+    assert record["eval/iwae_nll"] == metrics["eval/iwae_nll"]
+    assert (runs / "vae" / "eval" / "naive_mc.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((runs / "vae").glob("events.out.tfevents.*"))) >= 2
+    table = capsys.readouterr().out
+    assert "NLL bound IWAE k=20" in table and "real vs real" in table and "PCA, 4 components" in table
+    assert list((tmp_path / "gentool-classifiers").glob("digits-*.pt"))   # cached for next time
+
+
+def test_the_feature_classifier_is_trained_once_per_data_set(runs, tmp_path, caplog):
+    evaluate(runs / "vae", tmp_path, "metrics=[samples]")
+    cached = list((tmp_path / "gentool-classifiers").glob("*.pt"))
+    stamp = cached[0].stat().st_mtime_ns
+    caplog.clear()
+    first = evaluate(runs / "gan", tmp_path, "metrics=[samples]")
+    assert "Training the feature classifier" not in caplog.text
+    assert cached[0].stat().st_mtime_ns == stamp
+    again = evaluate(runs / "gan", tmp_path, "metrics=[samples]")
+    assert first == again                                              # seeded: repeatable
+
+
+def test_autoencoder_is_sampled_from_a_gaussian_over_its_codes_and_has_no_likelihood(
+        runs, tmp_path, capsys):
+    metrics = evaluate(runs / "ae", tmp_path)
+    assert "eval/fd" in metrics and "eval/mse" in metrics and "eval/linear_probe" in metrics
+    assert not any("iwae" in key or "naive_mc" in key for key in metrics)
+    assert "Gaussian fitted to its train codes" in capsys.readouterr().out
+
+
+def test_gan_gets_sample_metrics_only(runs, tmp_path):
+    metrics = evaluate(runs / "gan", tmp_path)
+    assert "eval/fd" in metrics and "eval/precision" in metrics
+    assert not any(k.split("/")[1].startswith(("mse", "linear_probe", "iwae")) for k in metrics)
+
+
+def test_toy_gan_gets_mode_metrics_in_raw_coordinates(runs, tmp_path):
+    metrics = evaluate(runs / "ring", tmp_path)
+    assert {"eval/modes", "eval/high_quality", "eval/reverse_kl", "eval/fd"} <= set(metrics)
+    assert metrics["eval/modes_real"] == 8 and metrics["eval/high_quality_real"] > 0.95
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["metrics=[likelihood]"], "metrics=likelihood needs a model that evaluates p(x|z)"),
+    (["metrics=[fid]"], "names unknown suites ['fid']"),
+    (["n_samples=0"], "n_samples=0 must be at least 1"),
+])
+def test_bad_requests_are_clear_errors(runs, tmp_path, overrides, message):
+    with pytest.raises(GentoolError) as error:
+        evaluate(runs / "gan", tmp_path, *overrides)
+    assert message in str(error.value)
+    if "likelihood" in message:
+        assert "this model supports metrics=['samples'" in str(error.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchmetrics") is not None,
+                    reason="torchmetrics (the inception extra) is installed here")
+def test_inception_without_the_extra_is_a_clear_error(runs, tmp_path):
+    with pytest.raises(GentoolError, match=r"pip install 'gentool\[inception\]'"):
+        evaluate(runs / "gan", tmp_path, "metrics=[inception]")
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(GentoolError, match="needs a checkpoint"):
+        run_eval(compose_config("eval", ["device=cpu"]))

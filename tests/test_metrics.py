@@ -1,0 +1,124 @@
+"""Sample-quality, coverage, reconstruction and representation metrics against hand computations."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from gentool.engine.visuals import line_plot
+from gentool.evaluate.suites import reconstruction_errors
+from gentool.metrics.classifier import FeatureClassifier, content_key, features_of
+from gentool.metrics.coverage import class_coverage
+from gentool.metrics.frechet import frechet_distance, frechet_distance_of, mean_and_covariance
+from gentool.metrics.pca import PCA
+from gentool.metrics.precision_recall import knn_radii, precision_recall
+from gentool.metrics.representation import representation_metrics, standardise
+
+
+def test_frechet_distance_of_one_dimensional_gaussians():
+    # (mu1 - mu2)^2 + (s1 - s2)^2 = 1 + (2 - 1)^2
+    assert frechet_distance(torch.tensor([0.0]), torch.tensor([[4.0]]), torch.tensor([1.0]),
+                            torch.tensor([[1.0]])) == pytest.approx(2.0)
+
+
+def test_frechet_distance_of_diagonal_gaussians():
+    # |(1, 2)|^2 + (1 - 2)^2 + (3 - 1)^2 = 5 + 1 + 4
+    value = frechet_distance(torch.zeros(2), torch.diag(torch.tensor([1.0, 9.0])),
+                             torch.tensor([1.0, 2.0]), torch.diag(torch.tensor([4.0, 1.0])))
+    assert value == pytest.approx(10.0)
+
+
+def test_frechet_distance_matches_scipy_sqrtm_for_general_covariances():
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 3, generator=generator), torch.randn(3, 3, generator=generator)
+    c1, c2 = (a @ a.T).double(), (b @ b.T).double()
+    mu1, mu2 = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    root = scipy.linalg.sqrtm(c1.numpy() @ c2.numpy()).real
+    expected = float(((mu1 - mu2) ** 2).sum() + torch.trace(c1 + c2) - 2 * np.trace(root))
+    assert frechet_distance(mu1, c1, mu2, c2) == pytest.approx(expected, rel=1e-6)
+
+
+def test_frechet_distance_of_identical_features_is_zero():
+    features = torch.randn(200, 5)
+    assert frechet_distance_of(features, features) == pytest.approx(0.0, abs=1e-6)
+    mean, covariance = mean_and_covariance(features)
+    assert torch.allclose(covariance, torch.from_numpy(np.cov(features.numpy().T)), atol=1e-6)
+
+
+def test_knn_radii_exclude_the_point_itself():
+    points = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    assert knn_radii(points, 1).tolist() == [1.0, 1.0, 2.0, 4.0]
+    assert knn_radii(points, 2).tolist() == [3.0, 2.0, 3.0, 6.0]
+
+
+def test_precision_and_recall_by_hand():
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]])       # k=1 radii: 1, 1, 1, 1
+    fake = torch.tensor([[0.1], [0.4], [9.0], [10.0]])      # k=1 radii: 0.3, 0.3, 1, 1
+    # precision: 0.1 and 0.4 lie in real balls, 9 and 10 do not.
+    # recall: only real 0 lies in a fake ball (0.1 +- 0.3); 1 is 0.6 from 0.4, 2 and 3 are far.
+    assert precision_recall(real, fake, k=1) == {"precision": 0.5, "recall": 0.25}
+
+
+def test_class_coverage_by_hand():
+    predicted = torch.tensor([0, 0, 1, 1])
+    labels = torch.tensor([0, 1, 2, 2])          # q = (1/4, 1/4, 1/2); p = (1/2, 1/2, 0)
+    result = class_coverage(predicted, labels, num_classes=3)
+    assert result["classes_covered"] == 2
+    assert result["class_kl"] == pytest.approx(2 * 0.5 * np.log(0.5 / 0.25))
+    assert class_coverage(labels, labels, 3)["class_kl"] == pytest.approx(0.0)
+
+
+def test_reconstruction_errors_by_hand():
+    images = torch.tensor([[0.0, 1.0]])
+    outputs = torch.tensor([[0.5, 0.5]])
+    errors = reconstruction_errors(images, outputs)
+    assert errors["mse"] == pytest.approx(0.25)
+    assert errors["bce"] == pytest.approx(np.log(2.0), rel=1e-5)
+
+
+def test_pca_matches_the_top_eigenvectors_and_is_exact_at_full_rank():
+    generator = torch.Generator().manual_seed(0)
+    data = torch.randn(100, 3, generator=generator) * torch.tensor([3.0, 1.0, 0.1])
+    pca = PCA(data, 1)
+    assert abs(float(pca.basis[0, 0])) == pytest.approx(1.0, abs=0.02)  # the widest axis
+    full = PCA(data, 3)
+    assert torch.allclose(full.reconstruct(data), data, atol=1e-5)
+    with pytest.raises(ValueError):
+        PCA(data, 4)
+
+
+def test_standardise_uses_train_statistics_and_leaves_constant_features_alone():
+    train = np.array([[0.0, 5.0], [2.0, 5.0]])
+    test = np.array([[4.0, 5.0]])
+    scaled_train, scaled_test = standardise(train, test)
+    assert scaled_train.tolist() == [[-1.0, 0.0], [1.0, 0.0]]
+    assert scaled_test.tolist() == [[3.0, 0.0]]
+
+
+def test_representation_metrics_on_separable_and_on_random_codes():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    separable = np.eye(3)[labels] * 10 + rng.normal(size=(120, 3))
+    result = representation_metrics(separable, labels, separable, labels, num_classes=3)
+    assert result == {"linear_probe": 1.0, "knn": 1.0, "kmeans_nmi": pytest.approx(1.0)}
+    noise = rng.normal(size=(120, 3))
+    chance = representation_metrics(noise, labels, rng.normal(size=(120, 3)), labels, 3)
+    assert chance["linear_probe"] < 0.6 and chance["kmeans_nmi"] < 0.2
+
+
+def test_feature_classifier_fits_any_image_size_and_keys_its_cache_by_content():
+    for shape in ((1, 8, 8), (3, 32, 32), (1, 28, 20)):
+        model = FeatureClassifier(shape[0], 10)
+        features, predicted = features_of(model, torch.rand(5, *shape))
+        assert features.shape == (5, 128) and predicted.shape == (5,)
+    images, labels = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    key = content_key("digits", images, labels)
+    assert key == content_key("digits", images.clone(), labels.clone())
+    assert key != content_key("digits", images, torch.tensor([0, 1, 2, 2]))
+    assert key != content_key("mnist", images, labels)
+
+
+def test_line_plot_draws_an_rgb_image():
+    image = line_plot([1, 10, 100], [5.0, 4.0, 3.5], 3.4, "title", "k", "naive", "IWAE")
+    assert image.shape == (3, 400, 640) and 0 <= image.min() and image.max() <= 1
+    assert (image < 0.9).any()   # something was drawn
