@@ -115,6 +115,17 @@ def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = sorted((tmp_path / "multirun" / "train").glob("*/*/*/metrics.json"))
     assert len(jobs) == 4
+    table = gentool("report", str(tmp_path / "multirun"), "--metrics", "test/loss",
+                    "--out", "table.md")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "| model | n | test/loss |" and len(lines) == 4
+    assert lines[2].startswith("| ae | 2 | ") and lines[3].startswith("| vae | 2 | ")
+    assert (tmp_path / "table.md").read_text().splitlines() == lines
+
+
+def test_report_of_nothing_is_a_clear_error(gentool, tmp_path):
+    assert_user_error(gentool("report", str(tmp_path / "nowhere")), "does not exist")
 
 
 def test_user_config_folder_on_the_search_path(gentool, tmp_path):

@@ -59,11 +59,41 @@ def eval_main(cfg: DictConfig):
     return _report_user_errors(lambda: run_eval(cfg))
 
 
+def report_main() -> None:
+    """Not a Hydra app: it takes paths, not a config."""
+    import argparse
+
+    from gentool.report import report
+
+    parser = argparse.ArgumentParser(
+        prog="gentool report",
+        description="A markdown table of many runs' metrics.json: runs that differ only in "
+                    "seed form one row (mean ± std), labelled by the overrides that differ.")
+    parser.add_argument("paths", nargs="+", help="run directories or folders of runs "
+                                                 "(a multirun sweep folder, runs/train, ...)")
+    parser.add_argument("--metrics", nargs="+", help="metric keys to show (default: every "
+                                                     "eval/* key, else every test/* key)")
+    parser.add_argument("--out", help="also write the table to this markdown file")
+    args = parser.parse_args(sys.argv[1:])
+
+    def run():
+        text = report(args.paths, args.metrics)
+        print(text)
+        if args.out:
+            from pathlib import Path
+
+            Path(args.out).write_text(text + "\n")
+
+    _report_user_errors(run)
+
+
 COMMANDS = {
     "train": (train_main, "train a model (AE, VAE, GAN) on a data set; writes a run directory"),
     "sample": (sample_main, "draw samples, reconstructions, interpolations or latent traversals "
                             "from a checkpoint"),
     "eval": (eval_main, "measure a checkpoint with every metric that applies to it"),
+    "report": (report_main, "tabulate the metrics of many runs or a sweep (mean ± std over "
+                            "seeds)"),
 }
 
 USAGE = f"""usage: gentool <command> [hydra overrides...] [hydra flags...]
@@ -78,8 +108,9 @@ examples:
   gentool train -m model=vae,ae seed=0,1,2        a sweep
   gentool sample checkpoint=runs/train/.../checkpoints/last.pt n=64 out=samples.png
   gentool eval checkpoint=runs/train/.../checkpoints/last.pt
+  gentool report multirun/train/2026-11-24/10-00-00_ab12cd
 
-`gentool <command> --help` lists that command's config groups and options.
+`gentool <command> --help` lists that command's config groups and options (report: its flags).
 """
 
 

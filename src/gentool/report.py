@@ -1,0 +1,109 @@
+"""`gentool report PATH...`: one markdown table over many runs' metrics.json.
+
+Runs are found under every PATH (a run directory, a folder of runs, a Hydra multirun folder).
+Each run's overrides come from its `.hydra/overrides.yaml`; runs that differ only in `seed` form
+one row, and the columns show mean ± std over them. The override keys that take more than one
+value across the runs label the rows, so a sweep `-m model=vae,ae seed=0,1,2` becomes a table
+with a `model` column and n = 3 in each row.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from gentool.errors import GentoolError
+
+IGNORED_OVERRIDES = ("seed",)   # what varies within a row
+
+
+@dataclass
+class Run:
+    path: Path
+    overrides: dict[str, str]
+    metrics: dict[str, float]
+
+
+def find_runs(paths: list[str]) -> list[Run]:
+    runs = []
+    for given in paths:
+        root = Path(given)
+        if not root.exists():
+            raise GentoolError(f"{given} does not exist; give run directories or folders that "
+                               "hold them.")
+        files = [root / "metrics.json"] if (root / "metrics.json").is_file() else \
+            sorted(root.rglob("metrics.json"))
+        runs += [load_run(file.parent) for file in files]
+    if not runs:
+        raise GentoolError(f"No metrics.json under {', '.join(paths)}; give the folders of "
+                           "finished runs (gentool train writes metrics.json at the end).")
+    return runs
+
+
+def load_run(folder: Path) -> Run:
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except json.JSONDecodeError as error:
+        raise GentoolError(f"{folder / 'metrics.json'} is not valid JSON ({error.msg}); remove "
+                           "that run or re-run it.") from error
+    overrides_file = folder / ".hydra" / "overrides.yaml"
+    overrides = {}
+    if overrides_file.is_file():
+        for item in OmegaConf.load(overrides_file) or []:
+            key, _, value = str(item).partition("=")
+            overrides[key.lstrip("+~")] = value
+    numbers = {k: float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
+    return Run(folder, overrides, numbers)
+
+
+def group_runs(runs: list[Run]) -> tuple[list[str], dict[tuple[str, ...], list[Run]]]:
+    """The override keys that tell rows apart, and the runs of each row (keyed by their values)."""
+    keys = sorted({k for run in runs for k in run.overrides} - set(IGNORED_OVERRIDES))
+    varying = [k for k in keys if len({run.overrides.get(k, "") for run in runs}) > 1]
+    if not varying and len(runs) > 1 and not any(run.overrides for run in runs):
+        varying = ["run"]   # runs without Hydra overrides: one row each, by folder
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    for run in runs:
+        label = tuple(run.path.name if k == "run" else run.overrides.get(k, "")
+                      for k in varying)
+        groups.setdefault(label, []).append(run)
+    return varying, groups
+
+
+def default_metrics(runs: list[Run]) -> list[str]:
+    """eval/* keys when any run was evaluated, else the final test/* metrics."""
+    present = sorted({k for run in runs for k in run.metrics})
+    evaluated = [k for k in present if k.startswith("eval/")]
+    return evaluated or [k for k in present if k.startswith("test/")] or present
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {statistics.stdev(values):.2g}"
+
+
+def report(paths: list[str], metrics: list[str] | None = None) -> str:
+    runs = find_runs(paths)
+    columns = metrics or default_metrics(runs)
+    unknown = [m for m in columns if not any(m in run.metrics for run in runs)]
+    if unknown:
+        raise GentoolError(f"No run has the metric(s) {unknown}; pick from "
+                           f"{default_metrics(runs)}.")
+    varying, groups = group_runs(runs)
+    head = [*varying, "n", *columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, members in sorted(groups.items()):
+        cells = [*label, str(len(members)),
+                 *(mean_std([run.metrics[m] for run in members if m in run.metrics])
+                   for m in columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""`gentool report`: grouping runs by the overrides that differ, mean ± std over seeds."""
+
+import json
+
+import pytest
+
+from gentool.errors import GentoolError
+from gentool.report import report
+
+
+def write_run(folder, overrides, metrics):
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "metrics.json").write_text(json.dumps({"step": 10, **metrics}))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """A 2 x 3 sweep model=vae,ae seed=0,1,2 with one fixed override, as Hydra lays it out."""
+    values = {("vae", 0): 1.0, ("vae", 1): 2.0, ("vae", 2): 3.0,
+              ("ae", 0): 10.0, ("ae", 1): 10.0, ("ae", 2): 13.0}
+    for job, ((model, seed), loss) in enumerate(values.items()):
+        write_run(tmp_path / "multirun" / str(job), [f"model={model}", f"seed={seed}",
+                                                      "trainer.max_steps=10"],
+                  {"test/loss": loss, "test/kl": 0.5})
+    return tmp_path / "multirun"
+
+
+def test_rows_are_the_differing_overrides_with_mean_and_std_over_seeds(sweep):
+    lines = report([str(sweep)]).splitlines()
+    assert lines[0] == "| model | n | test/kl | test/loss |"
+    # ae: mean 11, sample std sqrt(((1)^2 + 1^2 + 2^2) / 2) = sqrt(3) = 1.7; vae: 2 ± 1
+    assert lines[2] == "| ae | 3 | 0.5 ± 0 | 11 ± 1.7 |"
+    assert lines[3] == "| vae | 3 | 0.5 ± 0 | 2 ± 1 |"
+
+
+def test_chosen_metrics_and_eval_keys_first(sweep, tmp_path):
+    assert report([str(sweep)], ["test/loss"]).splitlines()[0] == "| model | n | test/loss |"
+    run = sweep / "0"
+    run.joinpath("metrics.json").write_text(json.dumps({"test/loss": 1.0, "eval/fd": 4.0}))
+    assert "eval/fd" in report([str(sweep)]).splitlines()[0]
+
+
+def test_runs_without_overrides_get_a_row_each(tmp_path):
+    for name, value in (("a", 1.0), ("b", 2.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"test/loss": value}))
+    assert report([str(tmp_path)]).splitlines()[2:] == ["| a | 1 | 1 |", "| b | 1 | 2 |"]
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda p: None, "does not exist"),
+    (lambda p: p.mkdir(), "No metrics.json under"),
+])
+def test_bad_paths_are_clear_errors(tmp_path, setup, message):
+    target = tmp_path / "runs"
+    setup(target)
+    with pytest.raises(GentoolError, match=message):
+        report([str(target)])
+
+
+def test_unknown_metric_and_corrupt_file_are_clear_errors(sweep):
+    with pytest.raises(GentoolError, match="No run has the metric"):
+        report([str(sweep)], ["eval/nope"])
+    (sweep / "0" / "metrics.json").write_text("{")
+    with pytest.raises(GentoolError, match="is not valid JSON"):
+        report([str(sweep)])
