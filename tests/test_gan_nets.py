@@ -9,7 +9,7 @@ from torch import nn
 
 from gentool.nets.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
 from gentool.nets.gan_mlp import MLPDiscriminator, MLPGenerator
-from gentool.nets.layers import (MinibatchDiscrimination, MinibatchStdDev, OutputRange,
+from gentool.nets.layers import (Maxout, MinibatchDiscrimination, MinibatchStdDev, OutputRange,
                                  apply_spectral_norm)
 
 IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 8, 8)]
@@ -188,3 +188,19 @@ def test_discriminator_gradients_reach_every_parameter():
                            minibatch_discrimination={"num_kernels": 4, "kernel_dim": 2}, **SMALL)
     d(torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 1, 0])).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters())
+
+
+def test_maxout_takes_the_largest_of_its_pieces_by_hand():
+    layer = Maxout(2, 1, pieces=3)
+    with torch.no_grad():
+        layer.linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+        layer.linear.bias.zero_()
+    x = torch.tensor([[2.0, 1.0], [-3.0, -1.0]])
+    # pieces: (2, 1, -3) -> 2; (-3, -1, 4) -> 4
+    assert layer(x).tolist() == [[2.0], [4.0]]
+
+
+def test_maxout_discriminator_on_points():
+    d = MLPDiscriminator((2,), hidden=[8, 8], maxout_pieces=5)
+    assert d(torch.randn(4, 2)).shape == (4,)
+    assert sum(isinstance(m, torch.nn.Linear) for m in d.body.modules()) == 2

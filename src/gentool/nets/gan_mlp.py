@@ -8,7 +8,7 @@ from typing import Sequence
 
 from torch import nn
 
-from gentool.nets.layers import (LabelConcat, MinibatchDiscrimination, MinibatchStdDev,
+from gentool.nets.layers import (LabelConcat, Maxout, MinibatchDiscrimination, MinibatchStdDev,
                                  OutputRange, ProjectionHead, apply_spectral_norm)
 from gentool.nets.mlp import mlp
 
@@ -35,16 +35,24 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     """x [B, *in_shape] -> flatten -> hidden layers -> [minibatch std] -> [minibatch
-    discrimination] = h -> head(h) [+ <embed(y), h>]: [B] raw scores (logits)."""
+    discrimination] = h -> head(h) [+ <embed(y), h>]: [B] raw scores (logits).
+
+    Hidden layers are Linear + activation, or maxout units with `maxout_pieces` > 1 (then
+    `activation` and `dropout` are unused).
+    """
 
     def __init__(self, in_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
                  activation: str = "leaky_relu", spectral_norm: bool = False,
                  minibatch_discrimination: dict | None = None, minibatch_std: bool = False,
-                 num_classes: int | None = None, dropout: float = 0.0):
+                 num_classes: int | None = None, dropout: float = 0.0, maxout_pieces: int = 1):
         super().__init__()
         sizes = [math.prod(in_shape), *hidden]
-        # activate_last: h must be the activated features, not a linear map that the head repeats
-        self.body = mlp(sizes, activation, dropout=dropout, activate_last=True)
+        if maxout_pieces > 1:   # maxout units replace Linear + activation
+            self.body = nn.Sequential(*(Maxout(n_in, n_out, maxout_pieces)
+                                        for n_in, n_out in zip(sizes[:-1], sizes[1:])))
+        else:
+            # activate_last: h must be the activated features, not a linear map the head repeats
+            self.body = mlp(sizes, activation, dropout=dropout, activate_last=True)
         n = sizes[-1]
         self.minibatch_std = MinibatchStdDev() if minibatch_std else None
         n += 1 if minibatch_std else 0

@@ -43,6 +43,27 @@ class MinibatchDiscrimination(nn.Module):
                f"kernel_dim={self.kernel_dim}"
 
 
+class Maxout(nn.Module):
+    """Goodfellow et al. 2013: `pieces` linear maps of the input, their elementwise maximum.
+
+    [B, in_features] -> [B, out_features]; the discriminator unit of the GAN, VEEGAN and PacGAN
+    toy experiments.
+    """
+
+    def __init__(self, in_features: int, out_features: int, pieces: int):
+        super().__init__()
+        if pieces < 2:
+            raise ValueError(f"maxout needs at least 2 pieces, got {pieces}")
+        self.pieces = pieces
+        self.linear = nn.Linear(in_features, out_features * pieces)
+
+    def forward(self, x):
+        return self.linear(x).view(x.shape[0], -1, self.pieces).amax(dim=2)
+
+    def extra_repr(self):
+        return f"pieces={self.pieces}"
+
+
 class MinibatchStdDev(nn.Module):
     """Karras et al. 2018 (ProGAN) sec 3: one extra channel (4-D) or feature (2-D) with the
     batch's variety.
