@@ -24,8 +24,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The remedies, each on top of the plain non-saturating GAN (model=gan, its defaults otherwise).
-# `{steps}` is replaced by the run length, for switches that anneal.
+# The remedies, each on top of the plain non-saturating GAN of the published toy experiments
+# (experiment=gan_toy: its architecture, optimiser and batch size). `{half}` is replaced by half
+# the run length, for switches that anneal.
+BASE = "experiment=gan_toy"
 CONFIGS = {
     "plain": [],
     "unrolled (k=5)": ["model.unrolled_steps=5"],
@@ -35,24 +37,22 @@ CONFIGS = {
                        "model.instance_noise.anneal_steps={half}"],
     "R1 (gamma=0.1)": ["model.r1=0.1"],
     "WGAN-GP (n_critic=5)": ["loss=wasserstein", "model.gradient_penalty=10", "model.n_critic=5"],
-    "combined: R1 + minibatch std + cosine lr": ["experiment=gan_toy_stabilised"],
+    "combined (experiment=gan_toy_stabilised)": ["experiment=gan_toy_stabilised"],
 }
 # Short names for --configs.
 KEYS = {"plain": "plain", "unrolled": "unrolled (k=5)", "mbd": "minibatch discrimination",
         "noise": "instance noise", "r1": "R1 (gamma=0.1)", "gp": "WGAN-GP (n_critic=5)",
-        "combined": "combined: R1 + minibatch std + cosine lr"}
+        "combined": "combined (experiment=gan_toy_stabilised)"}
 DATASETS = {"ring": 8, "grid": 25}
 
 
 def job_overrides(config: str, dataset: str, seed: int, steps: int) -> list[str]:
-    common = ["model=gan", f"dataset={dataset}", f"seed={seed}", "device=cpu",
-              f"trainer.max_steps={steps}", "trainer.batch_size=128",
-              "model.generator.hidden=[128,128]", "model.discriminator.hidden=[128,128]",
-              f"trainer.log_every={max(1, steps // 10)}", f"trainer.eval_every={steps}",
-              f"trainer.checkpoint_every={steps}", "trainer.progress_bar=false",
-              "trainer.scatter_examples=1000"]
     extra = [o.format(half=steps // 2) for o in CONFIGS[config]]
-    return common + extra
+    base = [] if any(o.startswith("experiment=") for o in extra) else [BASE]
+    return [*base, *extra, f"dataset={dataset}", f"seed={seed}", "device=cpu",
+            f"trainer.max_steps={steps}", f"trainer.log_every={max(1, steps // 10)}",
+            f"trainer.eval_every={steps}", f"trainer.checkpoint_every={steps}",
+            "trainer.progress_bar=false"]
 
 
 def run_job(job: tuple[str, str, int, int, str]) -> dict:
@@ -111,7 +111,7 @@ def per_seed(results: list[dict]) -> str:
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000, help="generator steps per run")
+    parser.add_argument("--steps", type=int, default=20000, help="generator steps per run")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--configs", nargs="*", choices=sorted(KEYS), default=list(KEYS))

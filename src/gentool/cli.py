@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from datetime import datetime
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,11 +19,40 @@ from gentool import __version__
 from gentool.config import register_schemas
 from gentool.errors import GentoolError
 
-# A short random tag per invocation makes run directories unique when two runs start within the
-# same second; cached, so every reference within one run resolves to the same tag.
+# Run directories are <started time>_<uid>. The short random tag keeps two runs that start within
+# the same second apart; both are cached, so every reference within one run agrees. The processes
+# of one torchrun launch take rank 0's time and tag from the environment (agree_on_run_name), so
+# they share one run directory.
+_STARTED = datetime.now()
 if not OmegaConf.has_resolver("uid"):
-    OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True)
+    OmegaConf.register_new_resolver(
+        "uid", lambda: os.environ.get("GENTOOL_RUN_TAG") or secrets.token_hex(3), use_cache=True)
+if not OmegaConf.has_resolver("started"):
+    OmegaConf.register_new_resolver(
+        "started", lambda pattern: _run_started().strftime(pattern), use_cache=True)
 register_schemas()
+
+
+def _run_started() -> datetime:
+    shared = os.environ.get("GENTOOL_RUN_STARTED")
+    return datetime.fromisoformat(shared) if shared else _STARTED
+
+
+def agree_on_run_name() -> None:
+    """Processes started together by torchrun join their process group now, before Hydra makes
+    the run directory, and take rank 0's start time and tag."""
+    from gentool.engine.distributed import rank_from_env
+
+    if not rank_from_env().distributed or "GENTOOL_RUN_TAG" in os.environ:
+        return
+    import torch.distributed as dist
+
+    from gentool.engine.distributed import init_distributed
+
+    init_distributed()
+    shared = [_STARTED.isoformat(), secrets.token_hex(3)]
+    dist.broadcast_object_list(shared, src=0)
+    os.environ["GENTOOL_RUN_STARTED"], os.environ["GENTOOL_RUN_TAG"] = shared
 
 CONFIG_PATH = "configs"
 
@@ -127,6 +157,8 @@ def main() -> None:
         print(f"gentool: error: unknown command '{command}'; use one of "
               f"{', '.join(COMMANDS)} (see gentool --help).", file=sys.stderr)
         sys.exit(2)
+    if command == "train":
+        _report_user_errors(agree_on_run_name)
     # Hydra reads the program name from argv[0] (for --help and shell completion).
     sys.argv = [f"gentool {command}", *args[1:]]
     COMMANDS[command][0]()

@@ -9,7 +9,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+import torch
+
 from gentool.data import build_data
+from gentool.engine import distributed
 from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
 from gentool.engine.files import atomic_write
 from gentool.engine.loop import fit
@@ -23,16 +26,29 @@ OBJECTIVE = "loss"
 
 def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
     run_dir = Path(output_dir)
-    device = resolve_device(cfg.device)
+    rank = distributed.init_distributed()
+    if not rank.is_main:   # only rank 0 logs, writes and prints
+        log.setLevel(logging.WARNING)
+    device = distributed.device_for(rank, resolve_device(cfg.device))
     log.info("Device: %s", describe_device(device))
+    if rank.distributed:
+        log.info("Data-parallel over %d processes: %d examples each of every global batch of %d",
+                 rank.world_size, distributed.per_rank_batch_size(cfg.trainer.batch_size, rank),
+                 cfg.trainer.batch_size)
     set_determinism(cfg.deterministic)
     seed_everything(cfg.seed)
-    data = build_data(cfg.dataset, cfg.data_dir, device, cfg.trainer.batch_size, cfg.seed)
+    data = build_data(cfg.dataset, cfg.data_dir, device, cfg.trainer.batch_size, cfg.seed,
+                      shard=(rank.rank, rank.world_size))
     method = build_method(cfg)
+    if rank.distributed:
+        # Same initial weights (rank 0's are broadcast); a stream of noise of its own per rank.
+        torch.manual_seed(cfg.seed + 1_000_003 * rank.rank)
     log.info("Model %s: %.2fM parameters; data %s %s, %d train / %d test examples",
              cfg.model.name, sum(p.numel() for p in method.parameters()) / 1e6, data.name,
              list(data.shape), data.train.num_examples, data.test.num_examples)
-    final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg))
+    final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank)
+    if not rank.is_main:
+        return None
     record = {"step": cfg.trainer.max_steps, **{f"test/{k}": v for k, v in final.items()}}
     atomic_write(run_dir / "metrics.json",
                  lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"))

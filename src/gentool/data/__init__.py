@@ -45,11 +45,13 @@ class Data:
 
 
 def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
-               num_workers: int | None = None) -> Data:
+               num_workers: int | None = None, shard: tuple[int, int] = (0, 1)) -> Data:
     """Load the data set a `dataset/` config describes and build its train and test batchers.
 
     `data_dir` may be relative (to the current directory) or start with `~`. `num_workers` sets
-    the DataLoader workers of streaming sources (default: up to 4).
+    the DataLoader workers of streaming sources (default: up to 4). `shard` = (rank, world size)
+    of data-parallel training: the train batches are this process's slice of each global batch
+    of `batch_size` (the test split stays whole: rank 0 evaluates).
     """
     if not isinstance(dataset_cfg, DictConfig):
         dataset_cfg = OmegaConf.create(dataset_cfg)
@@ -65,12 +67,13 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
                          data_dir=os.path.abspath(os.path.expanduser(str(data_dir))))
     _check_matches(name, dataset_cfg, loaded)
     if isinstance(loaded, PointData):
-        return _point_data(name, loaded, binarize, device, batch_size, seed, value_range)
+        return _point_data(name, loaded, binarize, device, batch_size, seed, value_range, shard)
 
     def batches(split, shuffle: bool):
         # Training batches are full and shuffled; evaluation sees every example once, in order.
         options = dict(batch_size=batch_size, device=device, seed=seed, value_range=value_range,
-                       binarize=binarize, shuffle=shuffle, drop_last=shuffle)
+                       binarize=binarize, shuffle=shuffle, drop_last=shuffle,
+                       shard=shard if shuffle else (0, 1))
         if isinstance(loaded, FolderData):
             return StreamingBatches(split, num_workers=num_workers, **options)
         return DeviceBatches(split, **options)
@@ -80,12 +83,13 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
 
 
 def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size: int, seed: int,
-                value_range: tuple[float, float]) -> Data:
+                value_range: tuple[float, float], shard: tuple[int, int]) -> Data:
     # Points are used as drawn: `range` is only their plotting box, and binarising means nothing.
     if binarize != "none":
         raise GentoolError(f"dataset.binarize is '{binarize}' but {name} holds 2-D points, which "
                            "cannot be binarised; set dataset.binarize=none.")
-    train = PointBatches(loaded, batch_size, device, seed, fixed_test=False)
+    # Fresh draws: each process draws its share from its own RNG stream.
+    train = PointBatches(loaded, batch_size // shard[1], device, seed, fixed_test=False)
     test = PointBatches(loaded, batch_size, device, seed, fixed_test=True)
     metrics = partial(mode_metrics, centres=loaded.centres, sigma=loaded.sigma)
     return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range,

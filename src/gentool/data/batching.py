@@ -48,6 +48,15 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
+def shard_of(batch: torch.Tensor, shard: tuple[int, int]):
+    """This process's contiguous part of a global batch of indices (rank, world_size)."""
+    rank, world = shard
+    if world == 1:
+        return batch
+    size = len(batch) // world
+    return batch[rank * size:(rank + 1) * size]
+
+
 def static_binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """uint8 images with every pixel drawn once as 0 or 255, with probability intensity/255."""
     return torch.bernoulli(images.float() / 255.0, generator=generator).to(torch.uint8) * 255
@@ -74,9 +83,12 @@ class DeviceBatches:
 
     def __init__(self, split: Split, batch_size: int, device, seed: int,
                  value_range=(0.0, 1.0), binarize: str = "none", shuffle: bool = True,
-                 drop_last: bool = True):
+                 drop_last: bool = True, shard: tuple[int, int] = (0, 1)):
         check_binarize(binarize)
         self.device = torch.device(device)
+        # Data-parallel training: every process walks the same global batches (batch_size is
+        # the global size) and trains on its own slice of each.
+        self.shard = shard
         images = split.images
         if binarize == "static":
             images = static_binarize(images, torch.Generator().manual_seed(STATIC_BINARIZE_SEED))
@@ -98,7 +110,8 @@ class DeviceBatches:
         while True:
             order = epoch_order(self.num_examples, self.seed, epoch, self.shuffle).to(self.device)
             for b in range(first, self._per_epoch):
-                yield self._batch(order[b * self.batch_size:(b + 1) * self.batch_size])
+                yield self._batch(shard_of(order[b * self.batch_size:(b + 1) * self.batch_size],
+                                           self.shard))
             epoch, first = epoch + 1, 0
 
     def epoch(self) -> Iterator[Batch]:

@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from gentool.data.batching import (STATIC_BINARIZE_SEED, Batch, batches_per_epoch,
-                                   check_binarize, epoch_order, static_binarize, to_float)
+                                   check_binarize, epoch_order, shard_of, static_binarize,
+                                   to_float)
 
 
 class StreamingBatches:
@@ -22,8 +23,10 @@ class StreamingBatches:
 
     def __init__(self, dataset: Dataset, batch_size: int, device, seed: int,
                  value_range=(0.0, 1.0), binarize: str = "none", shuffle: bool = True,
-                 drop_last: bool = True, num_workers: int | None = None):
+                 drop_last: bool = True, num_workers: int | None = None,
+                 shard: tuple[int, int] = (0, 1)):
         check_binarize(binarize)
+        self.shard = shard   # (rank, world size): see DeviceBatches
         self.dataset = _StaticBinarized(dataset) if binarize == "static" else dataset
         self.device = torch.device(device)
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
@@ -44,8 +47,9 @@ class StreamingBatches:
         while True:
             order = epoch_order(self.num_examples, self.seed, epoch, self.shuffle)
             size = self.batch_size
-            yield from self._stream("train", [order[b * size:(b + 1) * size].tolist()
-                                              for b in range(first, self._per_epoch)])
+            yield from self._stream("train", [
+                shard_of(order[b * size:(b + 1) * size], self.shard).tolist()
+                for b in range(first, self._per_epoch)])
             epoch, first = epoch + 1, 0
 
     def epoch(self) -> Iterator[Batch]:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
                                        save_checkpoint)
+from gentool.engine import distributed
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
 from gentool.engine.schedule import apply_schedule
@@ -30,15 +31,31 @@ from gentool.errors import GentoolError, TrainingDiverged
 log = logging.getLogger("gentool")
 
 
+# SIGUSR2 is what SLURM sends before a time limit or preemption when submitit asks it to
+# (`--signal=USR2@90`); submitit's own handler for it requeues the job.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR2")
+                     if hasattr(signal, name))
+
+
 class StopRequested:
-    """SIGTERM/SIGINT ask the loop to checkpoint after the current step and exit cleanly."""
+    """SIGTERM/SIGINT/SIGUSR2 ask the loop to checkpoint after the current step and exit.
+
+    A handler that was installed before (submitit's requeue on SIGUSR2) is called after the
+    checkpoint is written, by `hand_over`: the job is requeued with its checkpoint in place and
+    resumes from it in the same run directory.
+    """
 
     def __init__(self):
         self.signal: int | None = None
         self._previous = {}
 
+    def hand_over(self) -> None:
+        previous = self._previous.get(self.signal)
+        if self.signal != getattr(signal, "SIGINT", None) and callable(previous):
+            previous(self.signal, None)   # submitit: requeue, then exit
+
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave the handlers alone
@@ -59,11 +76,20 @@ class Interrupted(GentoolError):
     """Stopped by a signal after writing a checkpoint."""
 
 
-def fit(method, data, cfg, run_dir: Path, device: torch.device,
-        hparams: dict[str, Any]) -> dict[str, float]:
+class _NoWriter:
+    """What processes other than rank 0 log to: nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def fit(method, data, cfg, run_dir: Path, device: torch.device, hparams: dict[str, Any],
+        rank: distributed.Rank = distributed.Rank()) -> dict[str, float]:
     """Train `method` on `data` to `cfg.trainer.max_steps`; returns the final test metrics.
 
-    `hparams` (the run's distinguishing choices) go to TensorBoard's HParams tab with them.
+    `hparams` (the run's distinguishing choices) go to TensorBoard's HParams tab with them. In a
+    data-parallel run (`rank`), only rank 0 evaluates, logs and writes checkpoints; the others
+    return no metrics.
     """
     # Plain Python values: DictConfig attribute access costs microseconds, read every step.
     trainer = SimpleNamespace(**OmegaConf.to_container(cfg.trainer, resolve=True))
@@ -75,13 +101,17 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
     method.grad_scaler = grad_scaler_for(str(trainer.precision), device)
     method.grad_clip = trainer.grad_clip
 
-    start = _resume(method, optimizers, ckpt_dir, cfg.resume)
-    writer = SummaryWriter(str(run_dir))
+    start = _resume(method, optimizers, ckpt_dir, cfg.resume, rank)
+    if rank.distributed:
+        distributed.broadcast_module(method)
+        method.sync_gradients = distributed.average_gradients
+    writer = SummaryWriter(str(run_dir)) if rank.is_main else _NoWriter()
     visual = VisualLogger(writer, method, data, trainer.image_examples, trainer.scatter_examples,
                           cfg.seed)
-    checkpoint = _checkpointer(method, optimizers, cfg, ckpt_dir, trainer.keep_checkpoints)
-    bar = tqdm(total=trainer.max_steps, initial=start, disable=not trainer.progress_bar,
-               dynamic_ncols=True, desc="train")
+    checkpoint = _checkpointer(method, optimizers, cfg, ckpt_dir, trainer.keep_checkpoints, rank)
+    bar = tqdm(total=trainer.max_steps, initial=start,
+               disable=not (trainer.progress_bar and rank.is_main), dynamic_ncols=True,
+               desc="train")
     window = MetricWindow()
     # A GAN with n_critic discriminator steps consumes n_critic real batches per train step.
     per_step = getattr(method, "batches_per_step", 1)
@@ -96,7 +126,10 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
             step += 1
             bar.update(1)
             last = step == trainer.max_steps
-            if step % trainer.log_every == 0 or last:
+            stopping = stop.signal is not None
+            if rank.distributed:   # a signal that reached one process stops them all
+                stopping = distributed.any_rank(stopping, device)
+            if (step % trainer.log_every == 0 or last) and rank.is_main:
                 metrics = method.summarize(window.flush())
                 _stop_if_diverged(metrics, step, ckpt_dir)
                 metrics["lr"] = lr_factor * _base_lr(optimizers)
@@ -105,7 +138,7 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                 shown = [k for k in ("loss", "d_loss", "g_loss") if k in metrics]
                 bar.set_postfix({**{k: f"{metrics[k]:.4g}" for k in shown},
                                  "img_s": f"{metrics['images_per_second']:.0f}"})
-            if step % trainer.eval_every == 0 or last:
+            if (step % trainer.eval_every == 0 or last) and rank.is_main:
                 # The last evaluation sees the whole test split: it is the run's final result.
                 test = _test_metrics(method, data, None if last else trainer.eval_examples,
                                      cfg.seed)
@@ -113,16 +146,19 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device,
                     writer.add_scalar(f"test/{key}", value, step)
                 visual.log(step)
                 final = test if last else None
-            if step % trainer.checkpoint_every == 0 or last or stop.signal is not None:
+            if step % trainer.checkpoint_every == 0 or last or stopping:
                 if not window.all_finite():
                     _stop_if_diverged({"loss": float("nan")}, step, ckpt_dir)
                 checkpoint(step, periodic=step % trainer.checkpoint_every == 0)
-            if stop.signal is not None and not last:
+            if stopping and not last:
                 bar.close()
                 writer.close()
+                stop.hand_over()
                 raise Interrupted(f"Stopped by signal {stop.signal} at step {step}; the checkpoint "
                                   f"is in {ckpt_dir}; run the same command again to resume.")
     bar.close()
+    if not rank.is_main:
+        return {}
     if final is None:  # resumed from a checkpoint of the last step: nothing was trained
         final = _test_metrics(method, data, None, cfg.seed)
     visual.log_embedding(step)
@@ -161,8 +197,13 @@ def _stop_if_diverged(metrics: dict[str, float], step: int, ckpt_dir: Path) -> N
                            "optimizer.lr or set trainer.grad_clip, then resume or train again.")
 
 
-def _resume(method, optimizers, ckpt_dir: Path, resume: str | None) -> int:
-    """Restore from the run's own last.pt (a requeued job) or from `resume=PATH`; returns step."""
+def _resume(method, optimizers, ckpt_dir: Path, resume: str | None,
+            rank: distributed.Rank) -> int:
+    """Restore from the run's own last.pt (a requeued job) or from `resume=PATH`; returns step.
+
+    Each process of a data-parallel run restores its own RNG streams when the checkpoint holds
+    them for the same number of processes.
+    """
     own = ckpt_dir / "last.pt"
     path = own if own.exists() else (Path(resume).expanduser() if resume else None)
     if path is None:
@@ -178,15 +219,24 @@ def _resume(method, optimizers, ckpt_dir: Path, resume: str | None) -> int:
                            "it was trained with.") from error
     if method.grad_scaler is not None and state.get("grad_scaler"):
         method.grad_scaler.load_state_dict(state["grad_scaler"])
-    restore_rng_state(state["rng"])
+    per_rank = state.get("rng_per_rank") or []
+    restore_rng_state(per_rank[rank.rank] if len(per_rank) == rank.world_size and
+                      rank.distributed else state["rng"])
     log.info("Resumed from %s at step %d", path, state["step"])
     return int(state["step"])
 
 
-def _checkpointer(method, optimizers, cfg, ckpt_dir: Path, keep: int):
+def _checkpointer(method, optimizers, cfg, ckpt_dir: Path, keep: int, rank: distributed.Rank):
     config = OmegaConf.to_container(cfg, resolve=True)
 
     def write(step: int, periodic: bool) -> None:
+        """Called on every process (they gather their RNG states); rank 0 writes."""
+        rng_per_rank = None
+        if rank.distributed:
+            rng_per_rank = [None] * rank.world_size
+            torch.distributed.all_gather_object(rng_per_rank, capture_rng_state())
+        if not rank.is_main:
+            return
         payload: dict[str, Any] = {
             "step": step,
             "config": config,
@@ -195,6 +245,8 @@ def _checkpointer(method, optimizers, cfg, ckpt_dir: Path, keep: int):
             "grad_scaler": method.grad_scaler.state_dict() if method.grad_scaler else None,
             "rng": capture_rng_state(),
         }
+        if rng_per_rank is not None:
+            payload["rng_per_rank"] = rng_per_rank
         save_checkpoint(ckpt_dir / "last.pt", payload)
         if periodic and keep > 0:
             save_checkpoint(ckpt_dir / f"step_{step}.pt", payload)

@@ -50,6 +50,9 @@ class Method(nn.Module):
         self.grad_clip: float | None = None
         self.autocast = contextlib.nullcontext
         self.diagnostics = False
+        # Set by the engine in data-parallel runs: averages an optimizer's gradients over the
+        # processes after backward (engine.distributed.average_gradients).
+        self.sync_gradients = None
 
     def configure_optimizers(self, optimizer_cfg) -> dict[str, torch.optim.Optimizer]:
         """One optimizer over all parameters; methods with several players override this."""
@@ -77,6 +80,8 @@ class Method(nn.Module):
         optimizer = self.optimizers[name]
         scaler = self.grad_scaler
         (scaler.scale(loss) if scaler is not None else loss).backward()
+        if self.sync_gradients is not None:
+            self.sync_gradients(optimizer)
         metrics = {}
         if self.grad_clip is not None or self.diagnostics:
             if scaler is not None:
