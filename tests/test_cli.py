@@ -124,6 +124,13 @@ def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):
     assert (tmp_path / "table.md").read_text().splitlines() == lines
 
 
+def test_parallel_launcher_runs_the_sweep_in_separate_processes(gentool, tmp_path):
+    result = gentool("train", "-m", "hydra/launcher=parallel", "model=vae,ae", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "multirun" / "train").glob("*/*/*/checkpoints/last.pt"))) == 2
+    assert "Joblib.Parallel" in result.stdout + result.stderr
+
+
 def test_report_of_nothing_is_a_clear_error(gentool, tmp_path):
     assert_user_error(gentool("report", str(tmp_path / "nowhere")), "does not exist")
 
