@@ -92,3 +92,20 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_end(cluster, tmp_path):
     kept = sorted(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.pt"))
     assert kept == [steps - 200, steps - 100, steps]
     assert json.loads((run / "metrics.json").read_text())["step"] == steps
+
+
+def test_data_parallel_over_two_slurm_tasks_equals_one_process(cluster, tmp_path):
+    run = ["model=ae", "trainer.max_steps=20", "trainer.batch_size=32", *TINY[1:]]
+    result = subprocess.run([*GENTOOL, "train", "-m", *SLURM, "hydra.launcher.tasks_per_node=2",
+                             *run], cwd=tmp_path, env=cluster, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    job = next(tmp_path.glob("multirun/train/*/*/0"))
+    assert "Data-parallel over 2 processes" in (job / "train.log").read_text()
+    single = subprocess.run([*GENTOOL, "train", *run, "hydra.run.dir=single"], cwd=tmp_path,
+                            env=cluster, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a = torch.load(job / "checkpoints" / "last.pt", weights_only=True)["modules"]["method"]
+    b = torch.load(tmp_path / "single" / "checkpoints" / "last.pt",
+                   weights_only=True)["modules"]["method"]
+    assert all(torch.allclose(a[name], b[name], atol=1e-5) for name in b)
