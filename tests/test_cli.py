@@ -131,6 +131,18 @@ def test_parallel_launcher_runs_the_sweep_in_separate_processes(gentool, tmp_pat
     assert "Joblib.Parallel" in result.stdout + result.stderr
 
 
+def test_finetune_sweeps_over_labels_per_class(gentool, tmp_path):
+    trained = gentool("train", "model=ae", *TINY, "hydra.run.dir=ae")
+    assert trained.returncode == 0, trained.stderr
+    result = gentool("finetune", "-m", f"checkpoint={tmp_path}/ae/checkpoints/last.pt",
+                     "labels_per_class=1,2", "finetune.steps=10", "device=cpu")
+    assert result.returncode == 0, result.stderr
+    table = gentool("report", str(tmp_path / "multirun" / "finetune"), "--metrics",
+                    "test/accuracy", "test/accuracy_scratch")
+    assert table.stdout.splitlines()[0] == \
+        "| labels_per_class | n | test/accuracy | test/accuracy_scratch |"
+
+
 def test_report_of_nothing_is_a_clear_error(gentool, tmp_path):
     assert_user_error(gentool("report", str(tmp_path / "nowhere")), "does not exist")
 

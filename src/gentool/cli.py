@@ -89,6 +89,14 @@ def eval_main(cfg: DictConfig):
     return _report_user_errors(lambda: run_eval(cfg))
 
 
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="finetune")
+def finetune_main(cfg: DictConfig):
+    from gentool.finetune import run_finetune
+
+    return _report_user_errors(
+        lambda: run_finetune(cfg, HydraConfig.get().runtime.output_dir))
+
+
 def report_main() -> None:
     """Not a Hydra app: it takes paths, not a config."""
     import argparse
@@ -122,6 +130,8 @@ COMMANDS = {
     "sample": (sample_main, "draw samples, reconstructions, interpolations or latent traversals "
                             "from a checkpoint"),
     "eval": (eval_main, "measure a checkpoint with every metric that applies to it"),
+    "finetune": (finetune_main, "train a classifier on a pretrained AE/VAE encoder from a few "
+                                "labels per class, beside the same classifier from scratch"),
     "report": (report_main, "tabulate the metrics of many runs or a sweep (mean ± std over "
                             "seeds)"),
 }

@@ -99,11 +99,33 @@ class EvalConfig:
     classifier_steps: int = 2000
 
 
+@dataclass
+class FinetuneOptions:
+    freeze_encoder: bool = True
+    head: str = "linear"
+    hidden: int = 256
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class FinetuneConfig:
+    checkpoint: Optional[str] = None
+    labels_per_class: int = 10
+    seed: int = 0
+    device: str = "auto"
+    data_dir: str = "data"
+    finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
+
+
 def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)
     store.store(name="eval_schema", node=EvalConfig)
+    store.store(name="finetune_schema", node=FinetuneConfig)
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:
