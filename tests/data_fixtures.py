@@ -104,3 +104,17 @@ def write_image_folder(root: Path, n: int = 12) -> Path:
             image.save(path.with_suffix(".png"))
     (folder / "notes.txt").write_text("not an image")
     return folder
+
+
+def write_paired_folder(root: Path, n_train: int = 6, n_test: int = 3, size: int = 16) -> Path:
+    """pix2pix-style A|B files under <root>/pairs/{train,test}: A is a random RGB image, B is A
+    with its colours inverted, side by side in one PNG of width 2 * size; returns the folder."""
+    folder = Path(root) / "pairs"
+    rng = np.random.default_rng(1)
+    for split, count in (("train", n_train), ("test", n_test)):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(
+                folder / split / f"{i}.png")
+    return folder

@@ -30,7 +30,16 @@ if not OmegaConf.has_resolver("uid"):
 if not OmegaConf.has_resolver("started"):
     OmegaConf.register_new_resolver(
         "started", lambda pattern: _run_started().strftime(pattern), use_cache=True)
+if not OmegaConf.has_resolver("pair_layout"):   # dataset/derived_pairs.yaml follows its source
+    OmegaConf.register_new_resolver(
+        "pair_layout", lambda source, pair, field: _pair_layout(source, pair, field))
 register_schemas()
+
+
+def _pair_layout(source: str, pair: str, field: str):
+    from gentool.data.pairs import pair_layout
+
+    return pair_layout(source, pair, field)
 
 
 def _run_started() -> datetime:

@@ -73,6 +73,7 @@ class SampleConfig:
     dims: list = field(default_factory=lambda: [0, 1])
     temperature: float = 1.0
     labels: Optional[list] = None
+    input: Optional[str] = None
 
 
 @dataclass

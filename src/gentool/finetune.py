@@ -74,7 +74,8 @@ def run_finetune(cfg: DictConfig, output_dir: str | Path) -> float:
                            "checkpoint of an autoencoder or VAE run.")
     seed_everything(cfg.seed)
     dataset_cfg = OmegaConf.merge(train_cfg.dataset, {"binarize": "none"})
-    data = build_data(dataset_cfg, cfg.data_dir, device, batch_size=512, seed=cfg.seed)
+    data = build_data(dataset_cfg, cfg.data_dir, device, batch_size=512, seed=cfg.seed,
+                      drop_last=False)
     if not data.num_classes:
         raise GentoolError(f"dataset={data.name} has no labels to fine-tune on; use a labelled "
                            "data set.")

@@ -15,6 +15,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gentool.data import build_data, take
+from gentool.data.batching import to_float
+from gentool.data.folder import EXTENSIONS, ImageFiles
 from gentool.engine import visuals
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.device import describe_device, resolve_device, seed_everything
@@ -143,11 +145,43 @@ def mode_traverse(method, train_cfg, cfg, device):
     return images, visuals.grid(images, train_cfg.dataset.range, cfg.steps)
 
 
+def mode_translate(method, train_cfg, cfg, device):
+    """Image-to-image models: rows input | output | target from `n` test pairs, or, with
+    input=PATH (an image file or a folder of them), rows input | output of the user's images."""
+    _require(method, "translate", train_cfg.model.name)
+    value_range = train_cfg.dataset.range
+    if cfg.input is None:
+        pairs = _test_images(train_cfg, cfg, device, cfg.n)
+        return method.translate(method.split(pairs)[0]), visuals.translation_rows(
+            method, pairs, value_range)
+    inputs = read_inputs(cfg.input, method.input_channels, train_cfg.dataset.shape[1:],
+                         value_range, device)
+    outputs = method.translate(inputs)
+    shown = inputs if inputs.shape[1] == outputs.shape[1] else \
+        inputs.mean(dim=1, keepdim=True).expand_as(outputs)
+    return outputs, visuals.grid(torch.stack([shown, outputs], dim=1).flatten(0, 1),
+                                 value_range, nrow=2)
+
+
+def read_inputs(path: str, channels: int, size, value_range, device) -> torch.Tensor:
+    """An image file, or every image in a folder (sorted by name), as the model's inputs: read
+    with `channels` channels, centre-cropped and resized to `size`, scaled to the data range."""
+    where = Path(path).expanduser()
+    files = [where] if where.is_file() else sorted(
+        p for p in where.glob("*") if p.suffix.lower() in EXTENSIONS) if where.is_dir() else []
+    if not files:
+        raise GentoolError(f"input={path} is neither an image file nor a folder with images; "
+                           "give a .png/.jpg file or a folder of them.")
+    images = torch.stack(list(ImageFiles(files, tuple(int(v) for v in size), channels)))
+    return to_float(images.to(device), tuple(value_range), dynamic=False)
+
+
 MODES = {"sample": mode_sample, "classes": mode_classes, "reconstruct": mode_reconstruct,
-         "interpolate": mode_interpolate, "traverse": mode_traverse}
+         "interpolate": mode_interpolate, "traverse": mode_traverse, "translate": mode_translate}
 # The capabilities each mode uses (traverse walks the prior, so it needs one: `sample`).
 NEEDS = {"sample": ("sample",), "classes": ("sample",), "reconstruct": ("reconstruct",),
-         "interpolate": ("encode", "decode"), "traverse": ("sample", "decode")}
+         "interpolate": ("encode", "decode"), "traverse": ("sample", "decode"),
+         "translate": ("translate",)}
 
 
 def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, out: Path) -> Path:

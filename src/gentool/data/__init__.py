@@ -45,13 +45,15 @@ class Data:
 
 
 def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
-               num_workers: int | None = None, shard: tuple[int, int] = (0, 1)) -> Data:
+               num_workers: int | None = None, shard: tuple[int, int] = (0, 1),
+               drop_last: bool = True) -> Data:
     """Load the data set a `dataset/` config describes and build its train and test batchers.
 
     `data_dir` may be relative (to the current directory) or start with `~`. `num_workers` sets
     the DataLoader workers of streaming sources (default: up to 4). `shard` = (rank, world size)
     of data-parallel training: the train batches are this process's slice of each global batch
-    of `batch_size` (the test split stays whole: rank 0 evaluates).
+    of `batch_size` (the test split stays whole: rank 0 evaluates). `drop_last=False` lets a
+    train split smaller than one batch load (for reading it whole, e.g. by `gentool eval`).
     """
     if not isinstance(dataset_cfg, DictConfig):
         dataset_cfg = OmegaConf.create(dataset_cfg)
@@ -63,8 +65,7 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
     value_range = _check_range(dataset_cfg.range)
     binarize = str(dataset_cfg.binarize)
     check_binarize(binarize)
-    loaded = instantiate(dataset_cfg.source,
-                         data_dir=os.path.abspath(os.path.expanduser(str(data_dir))))
+    loaded = _load(dataset_cfg, os.path.abspath(os.path.expanduser(str(data_dir))))
     _check_matches(name, dataset_cfg, loaded)
     if isinstance(loaded, PointData):
         return _point_data(name, loaded, binarize, device, batch_size, seed, value_range, shard)
@@ -72,7 +73,7 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
     def batches(split, shuffle: bool):
         # Training batches are full and shuffled; evaluation sees every example once, in order.
         options = dict(batch_size=batch_size, device=device, seed=seed, value_range=value_range,
-                       binarize=binarize, shuffle=shuffle, drop_last=shuffle,
+                       binarize=binarize, shuffle=shuffle, drop_last=shuffle and drop_last,
                        shard=shard if shuffle else (0, 1))
         if isinstance(loaded, FolderData):
             return StreamingBatches(split, num_workers=num_workers, **options)
@@ -94,6 +95,18 @@ def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size:
     metrics = partial(mode_metrics, centres=loaded.centres, sigma=loaded.sigma)
     return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range,
                 loaded.class_names, name, sample_metrics=metrics)
+
+
+def _load(dataset_cfg, data_dir: str):
+    """The source's loader builds the data set; a derived data set (derived_pairs) instead names
+    another data set as its `source` and transforms what that one loads."""
+    if isinstance(dataset_cfg.source, str):
+        from gentool.data.pairs import derive_pairs, source_config
+
+        origin = source_config(dataset_cfg.source)
+        return derive_pairs(instantiate(origin.source, data_dir=data_dir), str(dataset_cfg.pair),
+                            dataset_cfg.source)
+    return instantiate(dataset_cfg.source, data_dir=data_dir)
 
 
 def _check_range(value) -> tuple[float, float]:

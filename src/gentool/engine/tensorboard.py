@@ -39,6 +39,9 @@ class VisualLogger:
         # stream is untouched, so logging never changes what a run learns.
         with fork_rng_on(method):
             torch.manual_seed(self.seed)
+            if hasattr(method, "translate"):
+                writer.add_image("translations", visuals.translation_rows(method, self.images, rng),
+                                 step)
             if hasattr(method, "reconstruct") and not self.points:
                 out = method.reconstruct(self.images)
                 writer.add_image("reconstructions", visuals.pairs_grid(self.images, out, rng), step)

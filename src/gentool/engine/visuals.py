@@ -196,3 +196,15 @@ def line_plot(xs: list[float], ys: list[float], reference: float | None, title: 
     draw.text((width - margin - 6 * len(line_label), margin + 6), line_label, fill=PALETTE[0])
     draw.text((width // 2 - 3 * len(x_label), height - 22), x_label, fill="black")
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
+
+
+@torch.no_grad()
+def translation_rows(model, pairs: torch.Tensor, value_range) -> torch.Tensor:
+    """One row per test pair: input | output | target (a grey input shown as grey RGB next to
+    colour outputs)."""
+    inputs, targets = model.split(pairs)
+    outputs = model.translate(inputs)
+    if inputs.shape[1] != targets.shape[1]:
+        inputs = inputs.mean(dim=1, keepdim=True).expand(-1, targets.shape[1], -1, -1)
+    triples = torch.stack([inputs, outputs, targets], dim=1).flatten(0, 1)
+    return grid(triples, value_range, nrow=3)

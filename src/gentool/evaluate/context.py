@@ -40,7 +40,7 @@ class EvalContext:
     def _build(self, binarize: str) -> Data:
         dataset_cfg = OmegaConf.merge(self.dataset_cfg, {"binarize": binarize})
         return build_data(dataset_cfg, self.cfg.data_dir, self.device,
-                          batch_size=self.cfg.batch_size, seed=self.cfg.seed)
+                          batch_size=self.cfg.batch_size, seed=self.cfg.seed, drop_last=False)
 
     @cached_property
     def data(self) -> Data:
@@ -77,6 +77,11 @@ class EvalContext:
         split = self.modelled_data.test
         return take(split, self.cfg.likelihood_examples or split.num_examples)[0]
 
+    def targets(self, images: torch.Tensor) -> torch.Tensor:
+        """What a classifier sees of a data set's examples: for image pairs (a translation
+        model's data), the target side; otherwise the images themselves."""
+        return self.model.split(images)[1] if hasattr(self.model, "split") else images
+
     def unit(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] whatever the data set's range (what classifiers and errors use)."""
         return to_unit(images, self.data.value_range)
@@ -92,7 +97,7 @@ class EvalContext:
     def classifier(self) -> tuple[feature_net.FeatureClassifier, float]:
         """The data set's feature classifier and its test accuracy, trained once, then cached."""
         full_train = take(self.data.train, self.data.train.num_examples)
-        images, labels = self.unit(full_train[0]), full_train[1]
+        images, labels = self.unit(self.targets(full_train[0])), full_train[1]
         path = Path(self.cfg.data_dir).expanduser() / "gentool-classifiers" / \
             feature_net.content_key(self.data.name, images, labels)
         model = feature_net.FeatureClassifier(images.shape[1], self.data.num_classes)
@@ -104,7 +109,7 @@ class EvalContext:
                  self.data.name, self.cfg.classifier_steps, path)
         model = feature_net.train_classifier(images, labels, self.data.num_classes,
                                              self.cfg.classifier_steps, seed=0)
-        accuracy = feature_net.accuracy(model, self.unit(self.test[0]), self.test[1])
+        accuracy = feature_net.accuracy(model, self.unit(self.targets(self.test[0])), self.test[1])
         log.info("Feature classifier test accuracy: %.4f", accuracy)
         state = {"weights": {k: v.cpu() for k, v in model.state_dict().items()},
                  "test_accuracy": accuracy, "version": feature_net.VERSION}
@@ -114,7 +119,8 @@ class EvalContext:
     # -- samples -------------------------------------------------------------------------------
     @property
     def sampler_note(self) -> str | None:
-        if hasattr(self.model, "sample"):
+        """Says how samples were drawn, when they were drawn from a model without a prior."""
+        if "samples" not in self.__dict__ or hasattr(self.model, "sample"):
             return None
         return "the model has no prior, so its samples decode a Gaussian fitted to its train codes"
 

@@ -21,6 +21,7 @@ from gentool.metrics import likelihood as bounds
 from gentool.metrics.classifier import features_of
 from gentool.metrics.coverage import class_coverage
 from gentool.metrics.frechet import frechet_distance_of
+from gentool.metrics.image_quality import psnr, ssim
 from gentool.metrics.precision_recall import precision_recall
 from gentool.metrics.representation import representation_metrics
 
@@ -158,6 +159,31 @@ def inception(ctx: EvalContext) -> list[Row]:
             Row("Inception KID", "inception_kid", scores["kid"])]
 
 
+# -- translation --------------------------------------------------------------------------------
+def translation(ctx: EvalContext) -> list[Row]:
+    """L1, PSNR and SSIM of the outputs against the targets of the test pairs (pixels in [0, 1]),
+    and the Fréchet distance of outputs to targets in the classifier's features when the pairs
+    carry labels, beside the train-vs-test targets floor."""
+    n = min(ctx.cfg.n_samples, len(ctx.test[0]))
+    inputs, targets = ctx.model.split(ctx.test[0][:n])
+    size = ctx.cfg.batch_size
+    outputs = torch.cat([ctx.model.translate(inputs[i:i + size]) for i in range(0, n, size)])
+    out, tgt = ctx.unit(outputs), ctx.unit(targets)
+    rows = [Row(f"L1 to the target ({n} test pairs, pixels in [0,1])", "l1",
+                float((out - tgt).abs().mean())),
+            Row("PSNR, dB", "psnr", float(psnr(out, tgt).mean())),
+            Row("SSIM (11x11 Gaussian window)", "ssim", float(ssim(out, tgt).mean()))]
+    if ctx.data.num_classes:
+        classifier, accuracy = ctx.classifier
+        fake = features_of(classifier, out)[0]
+        real = features_of(classifier, tgt)[0]
+        train = features_of(classifier, ctx.unit(ctx.targets(ctx.train[0][:n])))[0]
+        rows += [Row(f"Fréchet distance to the targets in classifier features (its test "
+                     f"accuracy {accuracy:.3f})", "fd", frechet_distance_of(real, fake),
+                     [("real vs real", "fd_real", frechet_distance_of(real, train))])]
+    return rows
+
+
 # -- representations ----------------------------------------------------------------------------
 def representation(ctx: EvalContext) -> list[Row]:
     """Probes on the model's codes, on raw pixels and on PCA codes: fitted on train, scored on
@@ -201,6 +227,10 @@ def _samples_missing(ctx):
     return None
 
 
+def _translation_missing(ctx):
+    return None if hasattr(ctx.model, "translate") else "an image-to-image model (pix2pix)"
+
+
 def _inception_missing(ctx):
     if not ctx.can_sample():
         return "a model that samples (a VAE or GAN) or encodes and decodes (an autoencoder)"
@@ -226,6 +256,7 @@ SUITES = {
     "reconstruction": Suite(reconstruction, _reconstruction_missing),
     "samples": Suite(samples, _samples_missing),
     "representation": Suite(representation, _representation_missing),
+    "translation": Suite(translation, _translation_missing),
     "inception": Suite(inception, _inception_missing, default=False),
 }
 

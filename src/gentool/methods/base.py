@@ -36,6 +36,16 @@ def build_optimizer(params: Iterable[nn.Parameter], optimizer_cfg: Any) -> torch
     return instantiate(node, params=list(params))
 
 
+def build_player_optimizers(optimizer_cfg: Any, players: dict[str, tuple[Iterable[nn.Parameter],
+                                                                         dict]]):
+    """One optimizer per player of a game: `optimizer.*` with the player's overrides merged over
+    it (e.g. a discriminator's own lr and betas)."""
+    base = OmegaConf.to_container(optimizer_cfg, resolve=True) if isinstance(
+        optimizer_cfg, DictConfig) else dict(optimizer_cfg)
+    return {name: build_optimizer(params, {**base, **overrides})
+            for name, (params, overrides) in players.items()}
+
+
 class Method(nn.Module):
     """Shared plumbing for methods: optimizer stepping with AMP scaling, clipping, grad norms."""
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import copy
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch.func import functional_call
 
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss, Minimax
 from gentool.losses.penalties import (add_instance_noise, clip_weights, gradient_penalty,
                                       instance_noise_sigma, r1_penalty, r2_penalty)
-from gentool.methods.base import Method, build_optimizer
+from gentool.methods.base import Method, build_player_optimizers
 
 
 class GAN(Method):
@@ -92,14 +91,10 @@ class GAN(Method):
     # -- optimizers --------------------------------------------------------------------------
     def configure_optimizers(self, optimizer_cfg):
         """One optimizer per player: `optimizer.*` with the player's overrides merged over it."""
-        base = OmegaConf.to_container(optimizer_cfg, resolve=True) if isinstance(
-            optimizer_cfg, DictConfig) else dict(optimizer_cfg)
-        self.optimizers = {
-            "generator": build_optimizer(self.generator.parameters(),
-                                         {**base, **self.player_optimizers["generator"]}),
-            "discriminator": build_optimizer(self.discriminator.parameters(),
-                                             {**base, **self.player_optimizers["discriminator"]}),
-        }
+        self.optimizers = build_player_optimizers(optimizer_cfg, {
+            "generator": (self.generator.parameters(), self.player_optimizers["generator"]),
+            "discriminator": (self.discriminator.parameters(),
+                              self.player_optimizers["discriminator"])})
         return self.optimizers
 
     # -- capabilities ------------------------------------------------------------------------

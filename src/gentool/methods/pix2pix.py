@@ -1,0 +1,123 @@
+"""pix2pix (Isola et al. 2017): a conditional GAN that learns a mapping from example pairs.
+
+Each batch holds pairs as images [B, C_in + C_out, H, W] (data/pairs.py): x = the input's
+channels, y = the target's. The discriminator judges (x, image) pairs patch by patch; the
+generator is a U-Net whose only noise is dropout. With D's logits r = D(x, y), f = D(x, G(x)):
+
+    L_D = the adversarial loss's discriminator objective on (r, f)
+    L_G = the adversarial loss's generator objective on f  +  lambda * mean |G(x) - y|
+
+(lambda = 100 in the paper; with `loss=nonsaturating` and `loss=minimax` gentool's objectives
+carry the 0.5 factor of a balanced batch, and the L1 term is the mean over pixels.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from gentool.errors import GentoolError
+from gentool.losses.adversarial import AdversarialLoss
+from gentool.methods.base import Method, build_player_optimizers
+
+
+class Pix2Pix(Method):
+    def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
+                 input_channels: int, l1_weight: float = 100.0,
+                 generator_optimizer: dict | None = None,
+                 discriminator_optimizer: dict | None = None, name: str = "pix2pix"):
+        super().__init__()
+        if not isinstance(loss, AdversarialLoss):
+            raise GentoolError(f"loss={getattr(loss, 'name', loss)} does not fit model={name}, "
+                               "which needs an adversarial loss; use loss=nonsaturating.")
+        channels, height, width = (int(v) for v in data_shape)
+        if input_channels is None or not 0 < int(input_channels) < channels:
+            raise GentoolError(f"model={name} needs image pairs (dataset=derived_pairs or "
+                               f"dataset=paired_folder); dataset.input_channels is "
+                               f"{input_channels} for images of {channels} channels.")
+        if l1_weight < 0:
+            raise GentoolError(f"model.l1_weight must be >= 0, got {l1_weight}.")
+        self.loss, self.l1_weight = loss, l1_weight
+        self.input_channels = int(input_channels)
+        self.output_channels = channels - self.input_channels
+        self.value_range = tuple(value_range)
+        size = (height, width)
+        self.generator = generator(in_channels=self.input_channels,
+                                   out_channels=self.output_channels, size=size,
+                                   output_range=self.value_range)
+        self.discriminator = discriminator(in_channels=self.input_channels,
+                                           out_channels=self.output_channels, size=size)
+        self.player_optimizers = {"generator": dict(generator_optimizer or {}),
+                                  "discriminator": dict(discriminator_optimizer or {})}
+
+    def configure_optimizers(self, optimizer_cfg):
+        self.optimizers = build_player_optimizers(optimizer_cfg, {
+            "generator": (self.generator.parameters(), self.player_optimizers["generator"]),
+            "discriminator": (self.discriminator.parameters(),
+                              self.player_optimizers["discriminator"])})
+        return self.optimizers
+
+    def split(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pairs [B, C_in + C_out, H, W] -> (inputs, targets)."""
+        return pairs[:, :self.input_channels], pairs[:, self.input_channels:]
+
+    # -- capabilities ------------------------------------------------------------------------
+    @torch.no_grad()
+    def translate(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The generator's output for inputs [B, C_in, H, W], with its dropout on (pix2pix's
+        noise at test time too) and batch norm in eval mode."""
+        with _dropout_active(self.generator):
+            return self.generator(inputs).float()
+
+    # -- objective ---------------------------------------------------------------------------
+    def discriminator_loss(self, inputs, targets, outputs):
+        with self.autocast():
+            real = self.discriminator(inputs, targets).float().flatten()
+            fake = self.discriminator(inputs, outputs.detach()).float().flatten()
+        return self.loss.discriminator_loss(real, fake), real, fake
+
+    def generator_loss(self, inputs, targets, outputs):
+        with self.autocast():
+            fake = self.discriminator(inputs, outputs).float().flatten()
+        adversarial = self.loss.generator_loss(fake)
+        l1 = (outputs.float() - targets).abs().mean()
+        return adversarial + self.l1_weight * l1, adversarial, l1
+
+    def train_step(self, batch, step):
+        inputs, targets = self.split(batch[0])
+        with self.autocast():
+            outputs = self.generator(inputs).float()
+        d_loss, real, fake = self.discriminator_loss(inputs, targets, outputs)
+        metrics = self.optimizer_step(d_loss, "discriminator")
+        # The generator step must not leave gradients in D.
+        self.discriminator.requires_grad_(False)
+        g_loss, adversarial, l1 = self.generator_loss(inputs, targets, outputs)
+        metrics.update(self.optimizer_step(g_loss, "generator"))
+        self.discriminator.requires_grad_(True)
+        return {**metrics, "d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                "g_adversarial": adversarial.detach(), "l1": l1.detach(),
+                "d_real": torch.sigmoid(real.detach()).mean(),
+                "d_fake": torch.sigmoid(fake.detach()).mean()}
+
+    @torch.no_grad()
+    def eval_step(self, batch):
+        inputs, targets = self.split(batch[0])
+        outputs = self.translate(inputs)
+        d_loss, _, _ = self.discriminator_loss(inputs, targets, outputs)
+        g_loss, adversarial, l1 = self.generator_loss(inputs, targets, outputs)
+        return {"d_loss": d_loss, "g_loss": g_loss, "l1": l1}
+
+
+@contextlib.contextmanager
+def _dropout_active(module: nn.Module):
+    dropouts = [m for m in module.modules() if isinstance(m, nn.Dropout)]
+    modes = [m.training for m in dropouts]
+    for m in dropouts:
+        m.train()
+    try:
+        yield
+    finally:
+        for m, mode in zip(dropouts, modes):
+            m.train(mode)

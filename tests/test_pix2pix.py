@@ -1,0 +1,189 @@
+"""pix2pix: the networks, the paired data (derived and A|B folders), the losses by hand, and
+training, sampling and evaluating end to end on tiny fixtures."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY, compose_config
+from data_fixtures import write_paired_folder
+from gentool.data import build_data
+from gentool.data.pairs import edge_map, grey, load_paired_folder, pair_layout, with_hole
+from gentool.errors import GentoolError
+from gentool.evaluate import run_eval
+from gentool.losses.adversarial import NonSaturating
+from gentool.metrics.image_quality import psnr, ssim
+from gentool.methods.pix2pix import Pix2Pix
+from gentool.nets.unet import PatchDiscriminator, UNetGenerator
+from gentool.sample import run_sample
+from gentool.train import run_train
+
+PIX2PIX = ["model=pix2pix", "model.generator.channels=8", "model.discriminator.channels=8"]
+
+
+@pytest.mark.parametrize("size,patches", [((8, 8), (2, 2)), ((28, 28), (5, 5)),
+                                          ((32, 32), (2, 2)), ((28, 20), (5, 3))])
+def test_unet_keeps_the_size_and_patchgan_scores_patches(size, patches):
+    g, d = UNetGenerator(1, 3, size, channels=8), PatchDiscriminator(1, 3, size, channels=8)
+    x = torch.randn(2, 1, *size)
+    y = g(x)
+    assert y.shape == (2, 3, *size) and y.abs().max() <= 1
+    assert d(x, y).shape == (2, 1, *patches)
+
+
+def test_unet_refuses_odd_sides():
+    with pytest.raises(ValueError, match="divisible by 2"):
+        UNetGenerator(1, 1, (7, 7))
+
+
+class RecordingDiscriminator(torch.nn.Module):
+    """Returns zero logits and remembers what it was shown."""
+
+    def __init__(self, in_channels, out_channels, size):
+        super().__init__()
+        self.seen = []
+        self.bias = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, inputs, outputs):
+        self.seen.append(torch.cat([inputs, outputs], dim=1))
+        return self.bias.expand(inputs.shape[0], 1, 2, 2)
+
+
+def tiny_pix2pix():
+    return Pix2Pix(lambda **kw: UNetGenerator(channels=4, **kw), RecordingDiscriminator,
+                   NonSaturating(), data_shape=(2, 8, 8), value_range=(-1.0, 1.0),
+                   input_channels=1, l1_weight=100.0)
+
+
+def test_discriminator_sees_input_then_candidate_on_the_channels():
+    model = tiny_pix2pix()
+    inputs, targets = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    outputs = torch.rand(2, 1, 8, 8)
+    model.discriminator_loss(inputs, targets, outputs)
+    real_pair, fake_pair = model.discriminator.seen
+    assert torch.equal(real_pair, torch.cat([inputs, targets], 1))
+    assert torch.equal(fake_pair, torch.cat([inputs, outputs], 1))
+
+
+def test_generator_loss_is_adversarial_plus_weighted_l1_by_hand():
+    model = tiny_pix2pix()
+    inputs = torch.zeros(1, 1, 8, 8)
+    targets = torch.zeros(1, 1, 8, 8)
+    outputs = torch.full((1, 1, 8, 8), 0.25)
+    total, adversarial, l1 = model.generator_loss(inputs, targets, outputs)
+    # D's logits are 0: non-saturating L_G = 0.5 softplus(-0) = 0.5 ln 2; L1 = 0.25.
+    assert adversarial.item() == pytest.approx(0.5 * np.log(2))
+    assert l1.item() == pytest.approx(0.25)
+    assert total.item() == pytest.approx(0.5 * np.log(2) + 100 * 0.25)
+
+
+def test_split_takes_input_then_target_channels():
+    model = tiny_pix2pix()
+    pairs = torch.arange(2 * 2 * 8 * 8, dtype=torch.float).view(2, 2, 8, 8)
+    inputs, targets = model.split(pairs)
+    assert torch.equal(inputs, pairs[:, :1]) and torch.equal(targets, pairs[:, 1:])
+
+
+def test_edge_map_marks_a_step_edge():
+    image = torch.zeros(1, 1, 6, 6, dtype=torch.uint8)
+    image[..., 3:] = 255                     # a vertical step between columns 2 and 3
+    edges = edge_map(image)
+    assert edges.dtype == torch.uint8 and set(edges.unique().tolist()) == {0, 255}
+    assert (edges[0, 0, :, 2:4] == 255).all() and (edges[0, 0, :, :1] == 0).all()
+
+
+def test_grey_is_the_luma_and_holes_are_fixed_per_image():
+    rgb = torch.tensor([255, 0, 0], dtype=torch.uint8).view(1, 3, 1, 1)
+    assert grey(rgb).item() == pytest.approx(0.299 * 255)
+    images = torch.full((3, 1, 8, 8), 200, dtype=torch.uint8)
+    holes = with_hole(images)
+    assert torch.equal(holes, with_hole(images))
+    assert ((holes == 0).flatten(1).sum(1) == 16).all()       # a 4x4 hole in each 8x8 image
+
+
+def test_pair_layout_follows_the_source():
+    assert pair_layout("fashion_mnist", "edges", "shape") == [2, 28, 28]
+    assert pair_layout("cifar10", "colorize", "shape") == [4, 32, 32]
+    assert pair_layout("cifar10", "inpaint", "input_channels") == 3
+    with pytest.raises(GentoolError, match="needs a colour data set"):
+        pair_layout("digits", "colorize", "shape")
+    with pytest.raises(GentoolError, match="is not a gentool image data set"):
+        pair_layout("nope", "edges", "shape")
+
+
+def test_paired_folder_reads_a_and_b_in_either_direction(tmp_path):
+    folder = write_paired_folder(tmp_path)
+    forward = load_paired_folder(str(tmp_path), str(folder), (16, 16))
+    backward = load_paired_folder(str(tmp_path), str(folder), (16, 16), direction="BtoA")
+    assert forward.shape == (6, 16, 16)
+    assert len(forward.train.images) == 6 and len(forward.test.images) == 3   # test/ folder
+    a, b = forward.train.images[0, :3].int(), forward.train.images[0, 3:].int()
+    assert torch.equal(a + b, torch.full_like(a, 255))           # B is A inverted
+    assert torch.equal(backward.train.images[0, :3], forward.train.images[0, 3:])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pix2pix")
+    run_train(compose_config("train", [*TINY, *PIX2PIX, "dataset=derived_pairs",
+                                       "dataset.source=digits", "dataset.pair=edges"]),
+              root / "edges")
+    folder = write_paired_folder(root)
+    run_train(compose_config("train", [*TINY, *PIX2PIX, "dataset=paired_folder",
+                                       f"dataset.source.path={folder}",
+                                       "dataset.shape=[6,16,16]", "trainer.batch_size=4"]),
+              root / "folder")
+    return root
+
+
+def test_translate_mode_draws_input_output_target_rows(trained, tmp_path):
+    out = run_sample(compose_config("sample", [
+        "device=cpu", f"checkpoint={trained}/edges/checkpoints/last.pt", "mode=translate", "n=4",
+        f"out={tmp_path}/rows.png"]))
+    assert Image.open(out).size == (3 * 10 + 2, 4 * 10 + 2)      # 3 columns of 8x8, 4 rows
+
+
+def test_translate_mode_translates_the_users_images(trained, tmp_path):
+    for i in range(2):
+        Image.fromarray(np.full((30, 30), 60 * i, np.uint8)).save(tmp_path / f"sketch{i}.png")
+    out = run_sample(compose_config("sample", [
+        "device=cpu", f"checkpoint={trained}/edges/checkpoints/last.pt", "mode=translate",
+        f"input={tmp_path}", "format=npy", f"out={tmp_path}/out.npy"]))
+    assert np.load(out).shape == (2, 1, 8, 8)
+    with pytest.raises(GentoolError, match="neither an image file nor a folder"):
+        run_sample(compose_config("sample", [
+            "device=cpu", f"checkpoint={trained}/edges/checkpoints/last.pt", "mode=translate",
+            f"input={tmp_path}/missing"]))
+
+
+def test_eval_measures_translations(trained, tmp_path):
+    metrics = run_eval(compose_config("eval", [
+        "device=cpu", f"checkpoint={trained}/edges/checkpoints/last.pt", f"data_dir={tmp_path}",
+        "n_samples=64", "classifier_steps=10"]))
+    assert {"eval/l1", "eval/psnr", "eval/ssim", "eval/fd", "eval/fd_real"} <= set(metrics)
+    unlabelled = run_eval(compose_config("eval", [
+        "device=cpu", f"checkpoint={trained}/folder/checkpoints/last.pt", f"data_dir={tmp_path}"]))
+    assert {"eval/l1", "eval/psnr", "eval/ssim"} == set(unlabelled)
+    record = json.loads((trained / "folder" / "metrics.json").read_text())
+    assert "eval/ssim" in record
+
+
+def test_pix2pix_needs_pairs():
+    with pytest.raises(GentoolError, match="needs image pairs"):
+        run_train(compose_config("train", [*TINY, *PIX2PIX, "dataset=digits"]), "/tmp/unused")
+
+
+def test_psnr_and_ssim_by_hand():
+    a = torch.zeros(1, 1, 12, 12)
+    b = torch.full((1, 1, 12, 12), 0.1)                     # MSE 0.01 -> 20 dB
+    assert psnr(a, b).item() == pytest.approx(20.0)
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(ssim(x, x), torch.ones(2, dtype=torch.float64))
+    # Constant images: SSIM = (2 a b + C1) / (a^2 + b^2 + C1) (the variance terms cancel).
+    c1 = 0.01 ** 2
+    expected = (2 * 0.2 * 0.6 + c1) / (0.2 ** 2 + 0.6 ** 2 + c1)
+    value = ssim(torch.full((1, 1, 12, 12), 0.2), torch.full((1, 1, 12, 12), 0.6))
+    assert value.item() == pytest.approx(expected)
