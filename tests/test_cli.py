@@ -71,8 +71,9 @@ def test_help_lists_the_commands(gentool):
 def test_train_help_shows_config_groups_and_options(gentool):
     result = gentool("train", "--help")
     assert result.returncode == 0
-    assert "model: ae, ae_linear, cgan, conv_ae, conv_vae, dcgan, gan, vae" in result.stdout
-    assert ("dataset: cifar10, digits, fashion_mnist, folder, frey_faces, grid, mnist, ring"
+    assert "model: ae, ae_linear, cgan, conv_ae, conv_vae, dcgan, gan, pix2pix, vae" in result.stdout
+    assert ("dataset: cifar10, derived_pairs, digits, fashion_mnist, folder, frey_faces, grid, "
+            "mnist, paired_folder, ring"
             in result.stdout)
 
 

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 import gentool.configs
 from gentool.config import instantiate
@@ -31,11 +30,14 @@ def test_every_dataset_composes_with_the_common_keys(compose_train, dataset):
     cfg = compose_train(f"dataset={dataset}")
     assert set(cfg.dataset) >= {"name", "shape", "num_classes", "range", "binarize", "source"}
     assert len(cfg.dataset.shape) in (1, 3)  # points (ring, grid) or images
-    assert cfg.dataset.source._target_.startswith("gentool.data.")
+    if isinstance(cfg.dataset.source, str):   # derived from another data set, by name
+        assert (CONFIGS / "dataset" / f"{cfg.dataset.source}.yaml").is_file()
+    else:
+        assert cfg.dataset.source._target_.startswith("gentool.data.")
 
 
 def loss_fits(model: str, loss) -> bool:
-    if model.endswith("gan"):
+    if model.endswith("gan") or model == "pix2pix":
         return isinstance(loss, AdversarialLoss)
     if model.endswith("vae"):
         return isinstance(loss, Likelihood)
@@ -47,14 +49,22 @@ def loss_fits(model: str, loss) -> bool:
 @pytest.mark.parametrize("shape", ["[1,8,8]", "[3,32,32]"])
 def test_every_model_builds_with_every_loss_or_refuses_it_clearly(compose_train, model, loss,
                                                                      shape):
-    cfg = compose_train(f"model={model}", f"loss={loss}", f"dataset.shape={shape}")
+    data = [f"dataset.shape={shape}"]
+    if model == "pix2pix":   # image pairs of the same sizes: grey edges -> digits, grey -> colour
+        data = {"[1,8,8]": ["dataset=derived_pairs", "dataset.source=digits"],
+                "[3,32,32]": ["dataset=derived_pairs", "dataset.source=cifar10",
+                              "dataset.pair=colorize"]}[shape]
+    cfg = compose_train(f"model={model}", f"loss={loss}", *data)
     if not loss_fits(model, instantiate(cfg.loss)):
         with pytest.raises(GentoolError, match=f"loss={loss} does not fit model={model}"):
             build_method(cfg)
         return
     method = build_method(cfg)
-    x = torch.rand(2, *OmegaConf.to_object(cfg.dataset.shape))
-    if hasattr(method, "reconstruct"):
+    x = torch.rand(2, *[int(v) for v in cfg.dataset.shape])
+    if hasattr(method, "translate"):
+        inputs, targets = method.split(x)
+        assert method.translate(inputs).shape == targets.shape
+    elif hasattr(method, "reconstruct"):
         assert method.reconstruct(x).shape == x.shape
     else:
         assert method.sample(2).shape == x.shape
