@@ -289,8 +289,16 @@ def test_streaming_static_binarisation_is_fixed(tmp_path):
 def test_every_dataset_config_has_the_same_keys():
     for path in CONFIGS.glob("*.yaml"):
         cfg = OmegaConf.load(path)
-        assert set(cfg) == {"name", "shape", "num_classes", "range", "binarize", "source"}, path
-        assert cfg.name == path.stem and cfg.source._target_.startswith("gentool.data.")
+        common = {"name", "shape", "num_classes", "range", "binarize", "source"}
+        # Image pairs (pix2pix) also say which channels are the input.
+        pairs = {"input_channels"} | ({"pair"} if path.stem == "derived_pairs" else set())
+        expected = common | pairs if path.stem in ("derived_pairs", "paired_folder") else common
+        assert set(cfg) == expected, path
+        assert cfg.name == path.stem
+        if path.stem == "derived_pairs":   # names the data set it is derived from
+            assert (CONFIGS / f"{cfg.source}.yaml").is_file()
+        else:
+            assert cfg.source._target_.startswith("gentool.data.")
 
 
 def test_build_data_digits_from_its_config():
