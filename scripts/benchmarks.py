@@ -5,7 +5,8 @@ AE, linear AE, PCA, VAE, DCGAN and a stabilised DCGAN on one data set (Fashion-M
 from Debian's dataset-fashion-mnist or data_dir), every model through the real `run_train` and
 `run_eval` paths, PCA through the same evaluation suites as a model with encode/decode. Runs land
 in --runs (one folder per model; a finished one is reused, so the script can be re-run after an
-interruption) and the markdown table, with the commands, goes to --out.
+interruption) and the markdown table, with the commands, goes to --out (between this script's
+markers: the rest of that file is kept).
 
     .venv/bin/python scripts/benchmarks.py                       # the table in docs/benchmarks.md
     .venv/bin/python scripts/benchmarks.py --models vae ae --steps-scale 0.01 --out /tmp/b.md
@@ -183,7 +184,7 @@ def main() -> None:
                     f"{torch.get_num_threads()} threads)")
     commands = "\n".join(f"    gentool train dataset={args.dataset} seed={args.seed} "
                          f"{' '.join(MODELS[n][1])}" for n in args.models if n != "pca")
-    text = f"""# Model comparison on {args.dataset}
+    text = f"""## Model comparison on {args.dataset}
 
 Measured by `scripts/benchmarks.py` on {machine} in {(time.perf_counter() - started) / 60:.0f}
 minutes (this run of the script; reused runs excluded), seed {args.seed}, latent size {LATENT}
@@ -207,9 +208,23 @@ likelihood_examples={args.likelihood_examples}`):
 
 {commands}
 """
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_section(Path(args.out), text)
     print(text)
+
+
+BEGIN, END = "<!-- scripts/benchmarks.py: begin -->", "<!-- scripts/benchmarks.py: end -->"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Put the table between this script's markers in `path`, keeping the rest of the file."""
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
 
 
 if __name__ == "__main__":
