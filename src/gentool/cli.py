@@ -135,12 +135,13 @@ def report_main() -> None:
 
 
 COMMANDS = {
-    "train": (train_main, "train a model (AE, VAE, GAN) on a data set; writes a run directory"),
-    "sample": (sample_main, "draw samples, reconstructions, interpolations or latent traversals "
-                            "from a checkpoint"),
+    "train": (train_main, "train a model (AE, VAE, GAN, pix2pix) on a data set; writes a run "
+                          "directory"),
+    "sample": (sample_main, "draw samples, reconstructions, interpolations, latent traversals "
+                            "or translations from a checkpoint"),
     "eval": (eval_main, "measure a checkpoint with every metric that applies to it"),
-    "finetune": (finetune_main, "train a classifier on a pretrained AE/VAE encoder from a few "
-                                "labels per class, beside the same classifier from scratch"),
+    "finetune": (finetune_main, "a classifier on a pretrained AE/VAE encoder from a few labels "
+                                "per class, beside one from scratch"),
     "report": (report_main, "tabulate the metrics of many runs or a sweep (mean ± std over "
                             "seeds)"),
 }
@@ -150,13 +151,14 @@ USAGE = f"""usage: gentool <command> [hydra overrides...] [hydra flags...]
 gentool {__version__}: train and use autoencoders, VAEs and GANs.
 
 commands:
-""" + "".join(f"  {name:<8}{help_}\n" for name, (_, help_) in COMMANDS.items()) + """
+""" + "".join(f"  {name:<10}{help_}\n" for name, (_, help_) in COMMANDS.items()) + """
 examples:
   gentool train                                   VAE on the built-in digits data set, offline
   gentool train model=vae dataset=mnist
   gentool train -m model=vae,ae seed=0,1,2        a sweep
   gentool sample checkpoint=runs/train/.../checkpoints/last.pt n=64 out=samples.png
   gentool eval checkpoint=runs/train/.../checkpoints/last.pt
+  gentool finetune checkpoint=runs/train/.../checkpoints/last.pt labels_per_class=10
   gentool report multirun/train/2026-11-24/10-00-00_ab12cd
 
 `gentool <command> --help` lists that command's config groups and options (report: its flags).
