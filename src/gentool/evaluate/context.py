@@ -97,9 +97,13 @@ class EvalContext:
     def classifier(self) -> tuple[feature_net.FeatureClassifier, float]:
         """The data set's feature classifier and its test accuracy, trained once, then cached."""
         full_train = take(self.data.train, self.data.train.num_examples)
-        images, labels = self.unit(self.targets(full_train[0])), full_train[1]
+        # Back to the stored 8-bit pixels: the same data gives the same key and the same training
+        # inputs whatever range a model was trained in ([0, 1] for a VAE, [-1, 1] for a GAN), so
+        # every model of a data set is measured in one feature space.
+        pixels = (self.unit(self.targets(full_train[0])) * 255).round().to(torch.uint8)
+        images, labels = pixels.float() / 255, full_train[1]
         path = Path(self.cfg.data_dir).expanduser() / "gentool-classifiers" / \
-            feature_net.content_key(self.data.name, images, labels)
+            feature_net.content_key(self.data.name, pixels, labels)
         model = feature_net.FeatureClassifier(images.shape[1], self.data.num_classes)
         if path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)
