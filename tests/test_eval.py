@@ -19,7 +19,8 @@ CHEAP = ["device=cpu", "iwae_k=20", "naive_mc.k_max=100", "naive_mc.examples=5",
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     models = {"vae": ["model=vae", "model.latent_dim=4"], "ae": ["model=ae", "model.latent_dim=4"],
-              "gan": ["model=gan"], "ring": ["model=gan", "dataset=ring"]}
+              "gan": ["model=gan"], "ring": ["model=gan", "dataset=ring"],
+              "gan_tanh": ["model=gan", "dataset.range=[-1.0,1.0]"]}
     for name, overrides in models.items():
         run_train(compose_config("train", [*TINY, *overrides]), root / name)
     return root
@@ -58,6 +59,10 @@ def test_the_feature_classifier_is_trained_once_per_data_set(runs, tmp_path, cap
     assert cached[0].stat().st_mtime_ns == stamp
     again = evaluate(runs / "gan", tmp_path, "metrics=[samples]")
     assert first == again                                              # seeded: repeatable
+    # A model trained on [-1, 1] pixels is measured with the same classifier.
+    evaluate(runs / "gan_tanh", tmp_path, "metrics=[samples]")
+    assert "Training the feature classifier" not in caplog.text
+    assert list((tmp_path / "gentool-classifiers").glob("*.pt")) == cached
 
 
 def test_autoencoder_is_sampled_from_a_gaussian_over_its_codes_and_has_no_likelihood(
