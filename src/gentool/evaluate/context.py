@@ -103,7 +103,7 @@ class EvalContext:
         pixels = (self.unit(self.targets(full_train[0])) * 255).round().to(torch.uint8)
         images, labels = pixels.float() / 255, full_train[1]
         path = Path(self.cfg.data_dir).expanduser() / "gentool-classifiers" / \
-            feature_net.content_key(self.data.name, pixels, labels)
+            feature_net.content_key(pixels, labels)
         model = feature_net.FeatureClassifier(images.shape[1], self.data.num_classes)
         if path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -44,13 +44,15 @@ class FeatureClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-def content_key(name: str, images: torch.Tensor, labels: torch.Tensor) -> str:
-    """A file name for the classifier of this exact training data (and recipe version)."""
+def content_key(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """A file name for the classifier of this exact training data (and recipe version): the
+    content alone, so pairs derived from a data set (whose targets are its images and labels)
+    share that data set's classifier."""
     digest = hashlib.sha256()
     digest.update(images.detach().cpu().contiguous().numpy().tobytes())
     digest.update(labels.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
     digest.update(f"v{VERSION}".encode())
-    return f"{name}-{digest.hexdigest()[:16]}.pt"
+    return f"{digest.hexdigest()[:16]}.pt"
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int,
