@@ -36,16 +36,6 @@ def build_optimizer(params: Iterable[nn.Parameter], optimizer_cfg: Any) -> torch
     return instantiate(node, params=list(params))
 
 
-def build_player_optimizers(optimizer_cfg: Any, players: dict[str, tuple[Iterable[nn.Parameter],
-                                                                         dict]]):
-    """One optimizer per player of a game: `optimizer.*` with the player's overrides merged over
-    it (e.g. a discriminator's own lr and betas)."""
-    base = OmegaConf.to_container(optimizer_cfg, resolve=True) if isinstance(
-        optimizer_cfg, DictConfig) else dict(optimizer_cfg)
-    return {name: build_optimizer(params, {**base, **overrides})
-            for name, (params, overrides) in players.items()}
-
-
 class Method(nn.Module):
     """Shared plumbing for methods: optimizer stepping with AMP scaling, clipping, grad norms."""
 
@@ -119,3 +109,22 @@ def check_reconstruction_loss(loss: Any, wanted: type, model: str, value_range) 
                            ("loss=bernoulli or loss=gaussian." if wanted.__name__ == "Likelihood"
                             else "loss=mse, loss=bernoulli or loss=gaussian."))
     loss.check_data_range(value_range)
+
+
+class TwoPlayerMethod(Method):
+    """A game between `self.generator` and `self.discriminator`, one optimizer each: the run's
+    `optimizer.*` with each player's overrides (`generator_optimizer`, `discriminator_optimizer`
+    of the model config, e.g. its own lr and betas) merged over it."""
+
+    def set_player_optimizers(self, generator: dict | None, discriminator: dict | None) -> None:
+        self.player_optimizers = {"generator": dict(generator or {}),
+                                  "discriminator": dict(discriminator or {})}
+
+    def configure_optimizers(self, optimizer_cfg):
+        base = OmegaConf.to_container(optimizer_cfg, resolve=True) if isinstance(
+            optimizer_cfg, DictConfig) else dict(optimizer_cfg)
+        self.optimizers = {
+            name: build_optimizer(getattr(self, name).parameters(),
+                                  {**base, **self.player_optimizers[name]})
+            for name in ("generator", "discriminator")}
+        return self.optimizers

@@ -23,10 +23,10 @@ from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss, Minimax
 from gentool.losses.penalties import (add_instance_noise, clip_weights, gradient_penalty,
                                       instance_noise_sigma, r1_penalty, r2_penalty)
-from gentool.methods.base import Method, build_player_optimizers
+from gentool.methods.base import TwoPlayerMethod
 
 
-class GAN(Method):
+class GAN(TwoPlayerMethod):
     def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
                  latent_dim: int = 64, num_classes: int | None = None, conditional: bool = False,
                  n_critic: int = 1, weight_clip: float | None = None,
@@ -51,8 +51,7 @@ class GAN(Method):
         self.noise_sigma0 = float(noise.get("sigma", 0.0))
         self.noise_anneal_steps = int(noise.get("anneal_steps", 0))
         self.unrolled_steps, self.unrolled_lr = unrolled_steps, unrolled_lr
-        self.player_optimizers = {"generator": dict(generator_optimizer or {}),
-                                  "discriminator": dict(discriminator_optimizer or {})}
+        self.set_player_optimizers(generator_optimizer, discriminator_optimizer)
         # Points (the 2-D toy sets) are unbounded; images are squashed into the data's range.
         output_range = None if len(self.data_shape) == 1 else self.value_range
         self.generator = generator(latent_dim=latent_dim, out_shape=self.data_shape,
@@ -87,15 +86,6 @@ class GAN(Method):
         if min(gp, r1, r2) < 0 or unrolled < 0:
             raise GentoolError("model.gradient_penalty, model.r1, model.r2 and "
                                "model.unrolled_steps must not be negative.")
-
-    # -- optimizers --------------------------------------------------------------------------
-    def configure_optimizers(self, optimizer_cfg):
-        """One optimizer per player: `optimizer.*` with the player's overrides merged over it."""
-        self.optimizers = build_player_optimizers(optimizer_cfg, {
-            "generator": (self.generator.parameters(), self.player_optimizers["generator"]),
-            "discriminator": (self.discriminator.parameters(),
-                              self.player_optimizers["discriminator"])})
-        return self.optimizers
 
     # -- capabilities ------------------------------------------------------------------------
     def sample(self, n: int, labels=None, temperature: float = 1.0):

@@ -20,10 +20,10 @@ from torch import nn
 
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss
-from gentool.methods.base import Method, build_player_optimizers
+from gentool.methods.base import TwoPlayerMethod
 
 
-class Pix2Pix(Method):
+class Pix2Pix(TwoPlayerMethod):
     def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
                  input_channels: int, l1_weight: float = 100.0,
                  generator_optimizer: dict | None = None,
@@ -49,15 +49,7 @@ class Pix2Pix(Method):
                                    output_range=self.value_range)
         self.discriminator = discriminator(in_channels=self.input_channels,
                                            out_channels=self.output_channels, size=size)
-        self.player_optimizers = {"generator": dict(generator_optimizer or {}),
-                                  "discriminator": dict(discriminator_optimizer or {})}
-
-    def configure_optimizers(self, optimizer_cfg):
-        self.optimizers = build_player_optimizers(optimizer_cfg, {
-            "generator": (self.generator.parameters(), self.player_optimizers["generator"]),
-            "discriminator": (self.discriminator.parameters(),
-                              self.player_optimizers["discriminator"])})
-        return self.optimizers
+        self.set_player_optimizers(generator_optimizer, discriminator_optimizer)
 
     def split(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pairs [B, C_in + C_out, H, W] -> (inputs, targets)."""
