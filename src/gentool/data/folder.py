@@ -53,6 +53,11 @@ class FolderData:
     class_names: None = None
 
 
+def image_files(root: Path) -> list[Path]:
+    """Every image file under `root` (recursively, by extension), sorted by path."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+
+
 def load_folder(data_dir: str, path: str, size=(64, 64), channels: int = 3,
                 test_fraction: float = 0.05, split_seed: int = 0) -> FolderData:
     """Every .png/.jpg/.jpeg/.bmp/.webp under `path` (recursively), split with a fixed seed.
@@ -64,7 +69,7 @@ def load_folder(data_dir: str, path: str, size=(64, 64), channels: int = 3,
     if not root.is_dir():
         raise GentoolError(f"The image folder {root.absolute()} does not exist; set "
                            "dataset.source.path= to a folder of images.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    files = image_files(root)
     if not files:
         raise GentoolError(f"{root.absolute()} holds no {'/'.join(EXTENSIONS)} images; set "
                            "dataset.source.path= to a folder that has some.")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from gentool.data.folder import EXTENSIONS, ImageFiles
+from gentool.data.folder import ImageFiles, image_files
 from gentool.data.splits import ImageData, Split, split_indices
 from gentool.errors import GentoolError
 
@@ -118,7 +118,7 @@ def load_paired_folder(data_dir: str, path: str, size, channels: int = 3,
     if not root.is_dir():
         raise GentoolError(f"No folder at {root}; give the pix2pix folder with "
                            "dataset.source.path=<folder of A|B images>.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    files = image_files(root)
     if not files:
         raise GentoolError(f"No images under {root}; paired_folder reads .png/.jpg files that "
                            "hold input and target side by side.")
