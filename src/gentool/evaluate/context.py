@@ -150,17 +150,16 @@ class EvalContext:
                               for start in range(0, n, size)])
 
     @torch.no_grad()
+    def batched(self, function, x: torch.Tensor) -> torch.Tensor:
+        """function applied to x in batches of `batch_size`, as float, concatenated."""
+        size = self.cfg.batch_size
+        return torch.cat([function(x[i:i + size]).float() for i in range(0, len(x), size)])
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        size = self.cfg.batch_size
-        return torch.cat([self.model.encode(x[i:i + size]).float()
-                          for i in range(0, len(x), size)])
+        return self.batched(self.model.encode, x)
 
-    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        size = self.cfg.batch_size
-        return torch.cat([self.model.reconstruct(x[i:i + size]).float()
-                          for i in range(0, len(x), size)])
-
+        return self.batched(self.model.reconstruct, x)
 
 def fitted_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNormal:
     """The Gaussian with the mean and covariance of codes [N, D] (a small ridge keeps it proper)."""

@@ -166,8 +166,7 @@ def translation(ctx: EvalContext) -> list[Row]:
     carry labels, beside the train-vs-test targets floor."""
     n = min(ctx.cfg.n_samples, len(ctx.test[0]))
     inputs, targets = ctx.model.split(ctx.test[0][:n])
-    size = ctx.cfg.batch_size
-    outputs = torch.cat([ctx.model.translate(inputs[i:i + size]) for i in range(0, n, size)])
+    outputs = ctx.batched(ctx.model.translate, inputs)
     out, tgt = ctx.unit(outputs), ctx.unit(targets)
     rows = [Row(f"L1 to the target ({n} test pairs, pixels in [0,1])", "l1",
                 float((out - tgt).abs().mean())),
