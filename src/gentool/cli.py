@@ -24,22 +24,6 @@ from gentool.errors import GentoolError
 # of one torchrun launch take rank 0's time and tag from the environment (agree_on_run_name), so
 # they share one run directory.
 _STARTED = datetime.now()
-if not OmegaConf.has_resolver("uid"):
-    OmegaConf.register_new_resolver(
-        "uid", lambda: os.environ.get("GENTOOL_RUN_TAG") or secrets.token_hex(3), use_cache=True)
-if not OmegaConf.has_resolver("started"):
-    OmegaConf.register_new_resolver(
-        "started", lambda pattern: _run_started().strftime(pattern), use_cache=True)
-if not OmegaConf.has_resolver("pair_layout"):   # dataset/derived_pairs.yaml follows its source
-    OmegaConf.register_new_resolver(
-        "pair_layout", lambda source, pair, field: _pair_layout(source, pair, field))
-register_schemas()
-
-
-def _pair_layout(source: str, pair: str, field: str):
-    from gentool.data.pairs import pair_layout
-
-    return pair_layout(source, pair, field)
 
 
 def _run_started() -> datetime:
@@ -47,10 +31,27 @@ def _run_started() -> datetime:
     return datetime.fromisoformat(shared) if shared else _STARTED
 
 
+def _pair_layout(source: str, pair: str, field: str):
+    from gentool.data.pairs import pair_layout  # torch is imported only once a command runs
+
+    return pair_layout(source, pair, field)
+
+
+if not OmegaConf.has_resolver("uid"):
+    OmegaConf.register_new_resolver(
+        "uid", lambda: os.environ.get("GENTOOL_RUN_TAG") or secrets.token_hex(3), use_cache=True)
+if not OmegaConf.has_resolver("started"):
+    OmegaConf.register_new_resolver(
+        "started", lambda pattern: _run_started().strftime(pattern), use_cache=True)
+if not OmegaConf.has_resolver("pair_layout"):   # dataset/derived_pairs.yaml follows its source
+    OmegaConf.register_new_resolver("pair_layout", _pair_layout)
+register_schemas()
+
+
 def agree_on_run_name() -> None:
     """Processes started together by torchrun join their process group now, before Hydra makes
     the run directory, and take rank 0's start time and tag."""
-    from gentool.engine.distributed import rank_from_env
+    from gentool.engine.rank import rank_from_env   # torch-free: `train --help` stays quick
 
     if not rank_from_env().distributed or "GENTOOL_RUN_TAG" in os.environ:
         return

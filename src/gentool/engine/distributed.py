@@ -17,39 +17,11 @@ than this generality for the model sizes gentool trains.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
+from gentool.engine.rank import Rank, rank_from_env
 from gentool.errors import GentoolError
-
-
-@dataclass(frozen=True)
-class Rank:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def rank_from_env() -> Rank:
-    """This process's place, from torchrun's or SLURM's variables (a single process otherwise)."""
-    env = os.environ
-    if "WORLD_SIZE" in env and "RANK" in env:
-        return Rank(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)))
-    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
-        return Rank(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]),
-                    int(env.get("SLURM_LOCALID", 0)))
-    return Rank()
-
 
 def init_distributed() -> Rank:
     """Join the process group when launched as several processes (idempotent)."""
