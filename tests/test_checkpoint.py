@@ -13,8 +13,8 @@ from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, resto
 from gentool.engine.files import atomic_write
 from gentool.errors import GentoolError
 
-PAYLOAD = {"step": 3, "config": {"model": {"name": "vae"}}, "modules": {"method": {"w": torch.ones(2)}},
-           "optimizers": {}, "grad_scaler": None}
+PAYLOAD = {"step": 3, "config": {"model": {"name": "vae"}, "dataset": {"name": "digits"}},
+           "modules": {"method": {"w": torch.ones(2)}}, "optimizers": {}, "grad_scaler": None}
 
 
 def test_round_trip_with_rng_state_is_plain_data(tmp_path):
@@ -95,6 +95,20 @@ def test_foreign_tensor_file_is_refused(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, path)  # someone else's weights-only file
     with pytest.raises(GentoolError, match="not a gentool checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("fields,problem", [
+    ({"format_version": "1"}, "format_version is not an integer"),
+    ({"step": 2.5}, "step is not a non-negative integer"),
+    ({"config": ["model"]}, "config is not a mapping"),
+    ({"config": {"dataset": {}}}, "config has no model and dataset sections"),
+    ({"modules": {"method": torch.ones(1)}}, "modules are not a mapping of weights"),
+])
+def test_fields_of_the_wrong_type_are_not_a_gentool_checkpoint(tmp_path, fields, problem):
+    path = tmp_path / "odd.pt"
+    torch.save({**PAYLOAD, "format_version": 1, **fields}, path)
+    with pytest.raises(GentoolError, match=f"is not a gentool checkpoint \\(its {problem}\\)"):
         load_checkpoint(path)
 
 

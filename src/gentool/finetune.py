@@ -100,7 +100,8 @@ def run_finetune(cfg: DictConfig, output_dir: str | Path) -> float:
             save_checkpoint(run_dir / "checkpoints" / "last.pt", {
                 "step": options.steps, "config": OmegaConf.to_container(cfg, resolve=True),
                 "modules": {"classifier": model.state_dict()},
-                "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)})
+                "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)},
+                then="run the same command again")
     writer.close()
     record = {"labels_per_class": cfg.labels_per_class, "labelled_examples": len(subset),
               "test/accuracy": results["pretrained"], "test/accuracy_scratch": results["scratch"]}

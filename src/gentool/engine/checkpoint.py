@@ -46,14 +46,40 @@ def restore_rng_state(state: dict[str, Any]) -> None:
                          n["has_gauss"], n["cached_gaussian"]))
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, payload: dict[str, Any],
+                    then: str = "run the same command again to resume") -> None:
+    """Write atomically; a full or read-only disk leaves the previous file at `path` intact and
+    ends in one sentence saying so (WriteFailed), `then` saying how to go on."""
     payload = {"format_version": FORMAT_VERSION, "gentool_version": __version__, **payload}
-    atomic_write(path, lambda f: torch.save(payload, f))
+    kept = "the previous checkpoint there is intact" if path.exists() else \
+        "no checkpoint was written there"
+    atomic_write(path, lambda f: torch.save(payload, f), kept=kept, then=then)
 
 
 def _corrupt(path: Path) -> GentoolError:
     return GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
                         "checkpoint of the run (checkpoints/step_<N>.pt) or train again.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _wrongly_typed_field(payload: dict[str, Any]) -> str | None:
+    """What in a checkpoint's fields does not have the type gentool writes, in words, or None."""
+    config, modules = payload["config"], payload["modules"]
+    checks = (
+        (_is_int(payload["format_version"]), "format_version is not an integer"),
+        (_is_int(payload["step"]) and payload["step"] >= 0,
+         "step is not a non-negative integer"),
+        (isinstance(config, dict), "config is not a mapping"),
+        (isinstance(config, dict) and isinstance(config.get("model"), dict)
+         and isinstance(config.get("dataset"), dict), "config has no model and dataset sections"),
+        (isinstance(modules, dict) and all(isinstance(v, dict) for v in modules.values()),
+         "modules are not a mapping of weights"),
+        (isinstance(payload.get("optimizers", {}), dict), "optimizers are not a mapping"),
+    )
+    return next((problem for ok, problem in checks if not ok), None)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -77,6 +103,10 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "
                            "weights gentool writes); pass a checkpoint written by gentool train.")
+    wrong = _wrongly_typed_field(payload)
+    if wrong:
+        raise GentoolError(f"{path} is not a gentool checkpoint (its {wrong}); pass a checkpoint "
+                           "written by gentool train.")
     if payload["format_version"] > FORMAT_VERSION:
         raise GentoolError(f"{path} was written by a newer gentool (format "
                            f"{payload['format_version']}); upgrade gentool to read it.")

@@ -1,18 +1,45 @@
-"""Atomic file writes: a kill at any moment leaves the old file or the new one, never half."""
+"""Atomic file writes: a kill at any moment leaves the old file or the new one, never half.
+
+A write the file system refuses (disk full, quota, read-only, no permission) ends as one
+sentence naming the file, what is still intact and how to go on (`WriteFailed`), not as the
+OSError of whichever library was writing.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
+
+from hydra.experimental.callback import Callback
+
+from gentool.errors import GentoolError
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call `write(f)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
+class WriteFailed(GentoolError):
+    """The file system refused a write; the message says what was kept and what to do."""
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *,
+                 kept: str | None = None, then: str = "run the same command again") -> Path:
+    """Call `write(f)` on a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    If the file system refuses (see `write_failed`), the temporary file is removed, `path` is as
+    before, and the WriteFailed message says `kept` (what is intact) and `then` (how to go on).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise write_failed(path, error, kept, then) from error
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -20,11 +47,100 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        cause = None if isinstance(error, GentoolError) or not isinstance(error, Exception) \
+            else os_error_in(error)
+        if cause is not None:
+            raise write_failed(path, cause, kept, then) from error
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def os_error_in(error: BaseException) -> OSError | None:
+    """The OSError behind an exception: itself, or one it was raised from or while handling
+    (torch.save reports its file's ENOSPC as a RuntimeError raised during that OSError)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def write_failed(path: Path, error: OSError, kept: str | None = None,
+                 then: str = "run the same command again") -> WriteFailed:
+    """One sentence for a refused write of `path`: the problem, what is intact, the fix."""
+    # The folder written in (the nearest that exists), not the temporary file inside it.
+    where = path if path.is_dir() else next(
+        (p for p in (path.parent, *path.parent.parents) if p.exists()), path.parent)
+    if error.errno in NO_SPACE:
+        problem = f"No space left on the device holding {path}"
+        fix = "free some space"
+    elif error.errno == errno.EROFS:
+        problem = f"{where} is on a read-only file system"
+        fix = "make it writable or write elsewhere"
+    elif error.errno in NOT_WRITABLE:
+        problem = f"No permission to write {where}"
+        fix = "make it writable or write elsewhere"
+    else:
+        problem = f"Could not write {path} ({error.strerror or error})"
+        fix = "fix that"
+    return WriteFailed(f"{problem}; {kept + '; ' if kept else ''}{fix}, then {then}.")
+
+
+def quiet_refused_writes_in_threads() -> None:
+    """Keep threads whose write the file system refused from printing a traceback: the
+    TensorBoard writer's thread dies of ENOSPC and its owner reports the error as one sentence
+    on its next write. Other thread errors are shown as before."""
+    previous = threading.excepthook
+    if getattr(previous, "gentool_quiet", False):
+        return
+
+    def hook(args):
+        error = args.exc_value
+        if isinstance(error, OSError) and error.errno in NO_SPACE + NOT_WRITABLE:
+            return
+        previous(args)
+
+    hook.gentool_quiet = True
+    threading.excepthook = hook
+
+
+def unwritable_folder(folder: str | Path) -> str | None:
+    """Why `folder` (existing or to be made) cannot be written, or None when it can."""
+    folder = Path(folder).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if os.access(existing, os.W_OK):
+        return None
+    read_only = hasattr(os, "statvfs") and os.statvfs(existing).f_flag & os.ST_RDONLY
+    return f"{existing} is on a read-only file system" if read_only else \
+        f"{existing} is not writable"
+
+
+class RefuseUnwritableRunDir(Callback):
+    """Hydra callback (each command's `hydra.callbacks`): a run or sweep folder that cannot be
+    written ends as one sentence before Hydra writes its .hydra/ files and log into it."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(folder: str, key: str) -> None:
+        problem = unwritable_folder(folder)
+        if problem is None:
+            return
+        error = GentoolError(f"Cannot write the run folder {folder}: {problem}; run from a "
+                             f"writable folder or set {key}= to one.")
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise error
+        print(f"gentool: error: {error}", file=sys.stderr)
+        sys.exit(1)   # SystemExit passes Hydra's error printer, which would add a traceback
 
 
 def _umask() -> int:
