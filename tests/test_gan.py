@@ -79,7 +79,7 @@ def test_conditional_mlp_gan_on_ring(compose_train, tmp_path):
     (["model=cgan", "dataset=frey_faces"], "has no labels"),
     (["model=gan", "dataset=ring", "loss=bernoulli"], "loss=bernoulli does not fit model=gan"),
     (["model=vae", "loss=hinge"], "loss=hinge does not fit model=vae"),
-    (["model=gan", "dataset=ring", "model.n_critic=0"], "n_critic must be at least 1"),
+    (["model=gan", "dataset=ring", "model.n_critic=0"], "model.n_critic is 0 but must be an integer >= 1"),
 ])
 def test_combinations_that_make_no_sense_are_clear_errors(compose_train, data_root, tmp_path,
                                                           overrides, message):

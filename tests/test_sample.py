@@ -76,11 +76,14 @@ def test_an_autoencoder_cannot_sample_and_says_what_it_can_do(checkpoints, tmp_p
 @pytest.mark.parametrize("override,message", [
     ("format=gif", "format=gif is not one of"),
     ("mode=dream", "mode=dream is not one of"),
-    ("n=0", "n=0 must be at least 1"),
+    ("n=0", "n is 0 but must be an integer >= 1"),
     ("dims=[0,0]", "must name two different latent dimensions"),
+    ("steps=0", "steps is 0 but must be an integer >= 1"),
+    ("labels=[1.5]", r"labels=\[1.5\] must be a non-empty list of class numbers \(integers\)"),
+    ("labels=[]", r"labels=\[\] must be a non-empty list of class numbers"),
 ])
 def test_bad_options_are_clear_errors(checkpoints, tmp_path, override, message):
-    mode = ["mode=traverse"] if override.startswith("dims") else []
+    mode = ["mode=traverse"] if override.startswith(("dims", "steps")) else []
     with pytest.raises(GentoolError, match=message):
         sample(f"checkpoint={checkpoints['vae']}", *mode, override, f"out={tmp_path}/x.png")
 

@@ -1,9 +1,10 @@
 """Structured-config schemas for the fixed keys, and the single instantiate helper.
 
 The schemas give every command typed top-level keys (`trainer.max_steps=abc` is refused by Hydra
-with the key's name and expected type). Model, dataset, loss and optimizer nodes stay free-form:
-their shape is fixed by the `_target_` they name, and `instantiate` below is the only way such a
-node becomes an object.
+with the key's name and expected type); their ranges (`Annotated[int, Range(min=1)]`) are checked
+by `check_config` when a command starts. Model, dataset, loss and optimizer nodes stay free-form:
+their shape is fixed by the `_target_` they name, whose annotated parameters type them
+(gentool.options), and `instantiate` below is the only way such a node becomes an object.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gentool.errors import GentoolError
+from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+                             check_options, check_schema)
 
 # Only these importable prefixes may be named by `_target_`: a config file is data, and data must
 # not be able to call arbitrary Python (os.system, ...) when a run or a checkpoint is loaded.
@@ -25,21 +28,21 @@ ALLOWED_TARGET_PREFIXES = ("gentool.", "torch.optim.")
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 2000
-    batch_size: int = 128
-    log_every: int = 50
-    eval_every: int = 500
-    checkpoint_every: int = 1000
+    max_steps: PositiveInt = 2000
+    batch_size: PositiveInt = 128
+    log_every: PositiveInt = 50
+    eval_every: PositiveInt = 500
+    checkpoint_every: PositiveInt = 1000
     # Keep these periodic step_<N>.pt files (0: keep only last.pt). Older ones are removed.
-    keep_checkpoints: int = 3
+    keep_checkpoints: NonNegativeInt = 3
     precision: str = "32"  # "32" | "bf16" | "16", checked by engine.device.autocast_for
     # Clip the global gradient norm of each optimizer step (null: no clipping).
-    grad_clip: Optional[float] = None
+    grad_clip: Optional[PositiveFloat] = None
     # Test examples used by each periodic evaluation (null: the whole test split).
-    eval_examples: Optional[int] = 10000
+    eval_examples: Optional[PositiveInt] = 10000
     # How many images the visual logs show (reconstruction pairs, samples, latent scatter).
-    image_examples: int = 64
-    scatter_examples: int = 2000
+    image_examples: PositiveInt = 64
+    scatter_examples: PositiveInt = 2000
     progress_bar: bool = True
 
 
@@ -61,17 +64,17 @@ class TrainConfig:
 @dataclass
 class SampleConfig:
     checkpoint: Optional[str] = None
-    n: int = 64
+    n: PositiveInt = 64
     out: str = "samples.png"
     format: str = "grid"
     mode: str = "sample"
     seed: int = 0
     device: str = "auto"
     data_dir: str = "data"
-    nrow: Optional[int] = None
-    steps: int = 10
+    nrow: Optional[PositiveInt] = None
+    steps: PositiveInt = 10
     dims: list = field(default_factory=lambda: [0, 1])
-    temperature: float = 1.0
+    temperature: NonNegativeFloat = 1.0
     labels: Optional[list] = None
     input: Optional[str] = None
 
@@ -129,17 +132,27 @@ def register_schemas() -> None:
     store.store(name="finetune_schema", node=FinetuneConfig)
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Refuse a command's config whose values lie outside the ranges its schema declares
+    (trainer.checkpoint_every=0, n=0, ...): one sentence naming the key, before anything runs."""
+    check_schema(cfg)
+
+
 def instantiate(node: Any, **kwargs: Any) -> Any:
     """Build the object a config node describes, refusing targets outside gentool.
 
-    Errors raised by the target's constructor as GentoolError reach the user unchanged; Hydra
+    Options are checked against the annotations of the targets first (gentool.options). Errors
+    raised by the target's constructor as GentoolError reach the user unchanged; Hydra
     otherwise wraps them in a message with its own internals.
     """
+    path = ""
     if isinstance(node, DictConfig):
         container = OmegaConf.to_container(node, resolve=True)
+        path = node._get_full_key(None)
     else:
         container = node
     _check_targets(container)
+    check_options(container, path)
     try:
         return hydra_instantiate(container, **kwargs)
     except InstantiationException as error:

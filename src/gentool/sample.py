@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gentool.config import check_config
 from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
@@ -23,6 +24,7 @@ from gentool.engine.device import describe_device, resolve_device, seed_everythi
 from gentool.engine.files import atomic_write
 from gentool.errors import GentoolError
 from gentool.methods import build_method
+from gentool.options import show
 
 log = logging.getLogger("gentool")
 
@@ -51,8 +53,12 @@ def run_sample(cfg: DictConfig) -> Path:
         raise GentoolError(f"format={cfg.format} is not one of {list(FORMATS)}; pick one of those.")
     if cfg.mode not in MODES:
         raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
-    if cfg.n < 1:
-        raise GentoolError(f"n={cfg.n} must be at least 1.")
+    check_config(cfg)
+    labels = OmegaConf.to_container(cfg.labels) if cfg.labels is not None else None
+    if labels is not None and not (labels and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in labels)):
+        raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
+                           "(integers); e.g. labels=[3,3,7].")
     device = resolve_device(cfg.device)
     log.info("Device: %s", describe_device(device))
     method, train_cfg = load_trained_method(cfg.checkpoint, device)
@@ -187,11 +193,12 @@ NEEDS = {"sample": ("sample",), "classes": ("sample",), "reconstruct": ("reconst
 def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, out: Path) -> Path:
     """grid: one PNG; npy: float32 array [N, C, H, W] in data units; folder: a PNG per image."""
     out = out.expanduser()
+    then = "run the same command again (out= says where to write)"
     if fmt == "grid":
-        return atomic_write(out, lambda f: visuals.save_png(picture, f))
+        return atomic_write(out, lambda f: visuals.save_png(picture, f), then=then)
     if fmt == "npy":
         array = images.float().cpu().numpy()
-        return atomic_write(out, lambda f: np.save(f, array))
+        return atomic_write(out, lambda f: np.save(f, array), then=then)
     if out.exists() and not out.is_dir():
         raise GentoolError(f"out={out} is a file, but format=folder writes a folder of PNGs; "
                            "give a folder path.")
@@ -201,5 +208,7 @@ def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, ou
     width = max(6, int(math.log10(max(images.shape[0], 1))) + 1)
     unit = visuals.to_unit(images, value_range).cpu()
     for i, image in enumerate(unit):
-        atomic_write(out / f"{i:0{width}d}.png", lambda f, im=image: visuals.save_png(im, f))
+        atomic_write(out / f"{i:0{width}d}.png", lambda f, im=image: visuals.save_png(im, f),
+                     kept=f"the first {i} of {len(unit)} images are there" if i else None,
+                     then=then)
     return out

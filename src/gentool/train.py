@@ -11,12 +11,15 @@ from omegaconf import DictConfig, OmegaConf
 
 import torch
 
+from gentool.config import check_config
 from gentool.data import build_data
 from gentool.engine import distributed
 from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
-from gentool.engine.files import atomic_write
+from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, atomic_write, os_error_in,
+                                  quiet_refused_writes_in_threads, write_failed)
 from gentool.engine.loop import fit
-from gentool.methods import build_method
+from gentool.errors import GentoolError
+from gentool.methods import build_method, check_method
 
 log = logging.getLogger("gentool")
 
@@ -26,6 +29,9 @@ OBJECTIVE = "loss"
 
 def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
     run_dir = Path(output_dir)
+    # Settings that cannot work are refused before any data is loaded or anything is written.
+    check_config(cfg)
+    check_method(cfg)
     rank = distributed.init_distributed()
     if not rank.is_main:   # only rank 0 logs, writes and prints
         log.setLevel(logging.WARNING)
@@ -46,15 +52,34 @@ def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
     log.info("Model %s: %.2fM parameters; data %s %s, %d train / %d test examples",
              cfg.model.name, sum(p.numel() for p in method.parameters()) / 1e6, data.name,
              list(data.shape), data.train.num_examples, data.test.num_examples)
-    final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank)
+    quiet_refused_writes_in_threads()
+    try:
+        final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank)
+    except Exception as error:
+        _raise_if_refused_write(error, run_dir)
+        raise
     if not rank.is_main:
         return None
     record = {"step": cfg.trainer.max_steps, **{f"test/{k}": v for k, v in final.items()}}
     atomic_write(run_dir / "metrics.json",
-                 lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"))
+                 lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"),
+                 kept="the final checkpoint is written",
+                 then="run the same command again to write it (the run resumes at its last step)")
     log.info("Final test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
     log.info("Run directory: %s", run_dir.resolve())
     return final.get(OBJECTIVE)
+
+
+def _raise_if_refused_write(error: Exception, run_dir: Path) -> None:
+    """A write the file system refused outside the checkpoint and metrics writes (TensorBoard's
+    event files, its pictures) ends as one sentence too, saying which checkpoint is intact."""
+    refused = None if isinstance(error, GentoolError) else os_error_in(error)
+    if refused is None or refused.errno not in NO_SPACE + NOT_WRITABLE:
+        return
+    last = run_dir / "checkpoints" / "last.pt"
+    kept = f"the last checkpoint {last} is intact" if last.exists() else \
+        "no checkpoint had been written yet"
+    raise write_failed(run_dir, refused, kept, "run the same command again to resume") from error
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:

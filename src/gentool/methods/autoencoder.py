@@ -12,11 +12,12 @@ import torch
 
 from gentool.losses.likelihoods import ReconstructionLoss
 from gentool.methods.base import Method, check_reconstruction_loss
+from gentool.options import PositiveInt
 
 
 class Autoencoder(Method):
     def __init__(self, encoder, decoder, loss: ReconstructionLoss, data_shape, value_range,
-                 latent_dim: int = 32, name: str = "ae"):
+                 latent_dim: PositiveInt = 32, name: str = "ae"):
         super().__init__()
         check_reconstruction_loss(loss, ReconstructionLoss, name, value_range)
         self.latent_dim = latent_dim

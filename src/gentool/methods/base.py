@@ -100,14 +100,19 @@ class Method(nn.Module):
         return metrics
 
 
+# What each kind of reconstruction loss is called in messages, and the loss options that are one.
+_LOSS_KINDS = {"Likelihood": ("a likelihood", "loss=bernoulli or loss=gaussian"),
+               "ReconstructionLoss": ("a reconstruction loss",
+                                      "loss=mse, loss=bernoulli or loss=gaussian")}
+
+
 def check_reconstruction_loss(loss: Any, wanted: type, model: str, value_range) -> None:
     """Refuse a loss object that does not fit the model, with the fix in the message."""
     if not isinstance(loss, wanted):
         got = getattr(loss, "name", type(loss).__name__)
-        raise GentoolError(f"loss={got} does not fit model={model}, which needs a "
-                           f"{wanted.__name__.lower()} loss; use " +
-                           ("loss=bernoulli or loss=gaussian." if wanted.__name__ == "Likelihood"
-                            else "loss=mse, loss=bernoulli or loss=gaussian."))
+        kind, choices = _LOSS_KINDS[wanted.__name__]
+        raise GentoolError(f"loss={got} does not fit model={model}, which needs {kind}; use "
+                           f"{choices}.")
     loss.check_data_range(value_range)
 
 

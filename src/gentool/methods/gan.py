@@ -16,6 +16,8 @@ One generator step per train step, after `n_critic` discriminator steps on as ma
 from __future__ import annotations
 
 import copy
+from typing import TypedDict
+
 import torch
 from torch.func import functional_call
 
@@ -24,20 +26,32 @@ from gentool.losses.adversarial import AdversarialLoss, Minimax
 from gentool.losses.penalties import (add_instance_noise, clip_weights, gradient_penalty,
                                       instance_noise_sigma, r1_penalty, r2_penalty)
 from gentool.methods.base import TwoPlayerMethod
+from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
+                             UnitFloat)
+
+
+class InstanceNoise(TypedDict, total=False):
+    sigma: NonNegativeFloat
+    anneal_steps: NonNegativeInt
+
+
+class EMA(TypedDict, total=False):
+    enabled: bool
+    decay: UnitFloat
 
 
 class GAN(TwoPlayerMethod):
     def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
-                 latent_dim: int = 64, num_classes: int | None = None, conditional: bool = False,
-                 n_critic: int = 1, weight_clip: float | None = None,
-                 gradient_penalty: float = 0.0, r1: float = 0.0, r2: float = 0.0,
-                 instance_noise: dict | None = None, unrolled_steps: int = 0,
-                 unrolled_lr: float = 1e-3, ema: dict | None = None,
-                 generator_optimizer: dict | None = None,
+                 latent_dim: PositiveInt = 64, num_classes: int | None = None,
+                 conditional: bool = False, n_critic: PositiveInt = 1,
+                 weight_clip: PositiveFloat | None = None,
+                 gradient_penalty: NonNegativeFloat = 0.0, r1: NonNegativeFloat = 0.0,
+                 r2: NonNegativeFloat = 0.0, instance_noise: InstanceNoise | None = None,
+                 unrolled_steps: NonNegativeInt = 0, unrolled_lr: PositiveFloat = 1e-3,
+                 ema: EMA | None = None, generator_optimizer: dict | None = None,
                  discriminator_optimizer: dict | None = None, name: str = "gan"):
         super().__init__()
-        self._check(loss, name, conditional, num_classes, n_critic, weight_clip,
-                    gradient_penalty, r1, r2, unrolled_steps)
+        self._check(loss, name, conditional, num_classes, weight_clip, gradient_penalty)
         self.loss = loss
         self.data_shape = tuple(data_shape)
         self.value_range = tuple(value_range)
@@ -65,7 +79,8 @@ class GAN(TwoPlayerMethod):
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     @staticmethod
-    def _check(loss, name, conditional, num_classes, n_critic, weight_clip, gp, r1, r2, unrolled):
+    def _check(loss, name, conditional, num_classes, weight_clip, gp):
+        """What the option types (checked where configs are built) cannot say."""
         if not isinstance(loss, AdversarialLoss):
             got = getattr(loss, "name", type(loss).__name__)
             raise GentoolError(f"loss={got} does not fit model={name}, which needs an adversarial "
@@ -75,17 +90,12 @@ class GAN(TwoPlayerMethod):
             raise GentoolError(f"model={name} is class-conditional but this data set has no "
                                "labels; use a labelled data set (digits, mnist, fashion_mnist, "
                                "cifar10, ring, grid) or model=gan / model=dcgan.")
-        if n_critic < 1:
-            raise GentoolError(f"model.n_critic must be at least 1, got {n_critic}.")
         if weight_clip is not None and not loss.wasserstein:
             raise GentoolError(f"model.weight_clip only makes sense for the Wasserstein critic, not "
                                f"loss={loss.name}; use loss=wasserstein or drop model.weight_clip.")
         if weight_clip is not None and gp > 0:
             raise GentoolError("model.weight_clip and model.gradient_penalty are two ways to keep "
                                "the critic Lipschitz (WGAN vs WGAN-GP); set only one of them.")
-        if min(gp, r1, r2) < 0 or unrolled < 0:
-            raise GentoolError("model.gradient_penalty, model.r1, model.r2 and "
-                               "model.unrolled_steps must not be negative.")
 
     # -- capabilities ------------------------------------------------------------------------
     def sample(self, n: int, labels=None, temperature: float = 1.0):

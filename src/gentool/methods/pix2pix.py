@@ -21,11 +21,12 @@ from torch import nn
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss
 from gentool.methods.base import TwoPlayerMethod
+from gentool.options import NonNegativeFloat
 
 
 class Pix2Pix(TwoPlayerMethod):
     def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
-                 input_channels: int, l1_weight: float = 100.0,
+                 input_channels: int | None, l1_weight: NonNegativeFloat = 100.0,
                  generator_optimizer: dict | None = None,
                  discriminator_optimizer: dict | None = None, name: str = "pix2pix"):
         super().__init__()
@@ -37,8 +38,6 @@ class Pix2Pix(TwoPlayerMethod):
             raise GentoolError(f"model={name} needs image pairs (dataset=derived_pairs or "
                                f"dataset=paired_folder); dataset.input_channels is "
                                f"{input_channels} for images of {channels} channels.")
-        if l1_weight < 0:
-            raise GentoolError(f"model.l1_weight must be >= 0, got {l1_weight}.")
         self.loss, self.l1_weight = loss, l1_weight
         self.input_channels = int(input_channels)
         self.output_channels = channels - self.input_channels

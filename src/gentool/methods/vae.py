@@ -14,9 +14,9 @@ import math
 
 import torch
 
-from gentool.errors import GentoolError
 from gentool.losses.likelihoods import Likelihood
 from gentool.methods.base import Method, check_reconstruction_loss
+from gentool.options import NonNegativeFloat, NonNegativeInt, PositiveInt
 
 
 def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -26,12 +26,10 @@ def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> to
 
 class VAE(Method):
     def __init__(self, encoder, decoder, loss: Likelihood, data_shape, value_range,
-                 latent_dim: int = 20, beta: float = 1.0, kl_warmup_steps: int = 0,
-                 name: str = "vae"):
+                 latent_dim: PositiveInt = 20, beta: NonNegativeFloat = 1.0,
+                 kl_warmup_steps: NonNegativeInt = 0, name: str = "vae"):
         super().__init__()
         check_reconstruction_loss(loss, Likelihood, name, value_range)
-        if beta < 0:
-            raise GentoolError(f"model.beta must be >= 0, got {beta}.")
         self.latent_dim = latent_dim
         self.data_shape = tuple(data_shape)
         self.value_range = tuple(value_range)

@@ -30,6 +30,9 @@ def _channels(level: int, base: int, max_channels: int) -> int:
 
 
 class ConvEncoder(nn.Module):
+    # The data this network takes (checked where methods are built): [C, H, W] images only.
+    DATA_KINDS = ("images",)
+
     def __init__(self, in_shape: Sequence[int], out_features: int, channels: int = 32,
                  max_channels: int = 256, max_levels: int = 4, activation: str = "leaky_relu",
                  batch_norm: bool = False):
@@ -54,6 +57,9 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
+    # The data this network takes (checked where methods are built): [C, H, W] images only.
+    DATA_KINDS = ("images",)
+
     def __init__(self, latent_dim: int, out_shape: Sequence[int], channels: int = 32,
                  max_channels: int = 256, max_levels: int = 4, activation: str = "relu",
                  batch_norm: bool = False, params_per_pixel: int = 1):

@@ -49,6 +49,9 @@ class DCGANGenerator(nn.Module):
     ConvTranspose2d(4, stride 2, pad 1), BN, ReLU (the last level: to the image channels, no BN)
     -> output squashing. [B, *out_shape]."""
 
+    # The data this network takes (checked where methods are built): [C, H, W] images only.
+    DATA_KINDS = ("images",)
+
     def __init__(self, latent_dim: int, out_shape: Sequence[int], channels: int = 64,
                  max_channels: int = 512, output_range: tuple[float, float] | None = (-1.0, 1.0),
                  num_classes: int | None = None, embed_dim: int = 32):
@@ -90,6 +93,9 @@ class DCGANDiscriminator(nn.Module):
     batch_norm is a switch because WGAN-GP critics must not use it: the gradient penalty is
     per example, and batch norm mixes the examples of a batch.
     """
+
+    # The data this network takes (checked where methods are built): [C, H, W] images only.
+    DATA_KINDS = ("images",)
 
     def __init__(self, in_shape: Sequence[int], channels: int = 64, max_channels: int = 512,
                  batch_norm: bool = True, spectral_norm: bool = False, minibatch_std: bool = False,

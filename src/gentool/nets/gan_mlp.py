@@ -17,6 +17,10 @@ class MLPGenerator(nn.Module):
     """z [B, latent] (+ label embedding) -> hidden layers -> [B, *out_shape], squashed into
     output_range (None: raw, for points)."""
 
+    # The data this network takes (checked where methods are built): it flattens its input, so
+    # images and points ([D]) alike.
+    DATA_KINDS = ("images", "points")
+
     def __init__(self, latent_dim: int, out_shape: Sequence[int],
                  hidden: Sequence[int] = (256, 256),
                  activation: str = "relu", output_range: tuple[float, float] | None = None,
@@ -40,6 +44,10 @@ class MLPDiscriminator(nn.Module):
     Hidden layers are Linear + activation, or maxout units with `maxout_pieces` > 1 (then
     `activation` and `dropout` are unused).
     """
+
+    # The data this network takes (checked where methods are built): it flattens its input, so
+    # images and points ([D]) alike.
+    DATA_KINDS = ("images", "points")
 
     def __init__(self, in_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
                  activation: str = "leaky_relu", spectral_norm: bool = False,

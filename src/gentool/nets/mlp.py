@@ -40,6 +40,10 @@ def mlp(sizes: Sequence[int], activation: str = "relu", batch_norm: bool = False
 class MLPEncoder(nn.Module):
     """Image [B, C, H, W] -> flatten -> hidden layers -> out_features."""
 
+    # The data this network takes (checked where methods are built): it flattens its input, so
+    # images and points ([D]) alike.
+    DATA_KINDS = ("images", "points")
+
     def __init__(self, in_shape: Sequence[int], out_features: int, hidden: Sequence[int] = (400,),
                  activation: str = "relu"):
         super().__init__()
@@ -54,6 +58,10 @@ class MLPDecoder(nn.Module):
 
     The output is raw (logits, means): the likelihood decides what the numbers mean.
     """
+
+    # The data this network takes (checked where methods are built): it shapes its output as
+    # [C, H, W], so images only.
+    DATA_KINDS = ("images",)
 
     def __init__(self, latent_dim: int, out_shape: Sequence[int], hidden: Sequence[int] = (400,),
                  activation: str = "relu", params_per_pixel: int = 1):

@@ -28,6 +28,9 @@ class UNetGenerator(nn.Module):
     source; it stays on at test time (see `translate` in methods/pix2pix.py).
     """
 
+    # The data this network takes (checked where methods are built): [C, H, W] images only.
+    DATA_KINDS = ("images",)
+
     def __init__(self, in_channels: int, out_channels: int, size, channels: int = 64,
                  max_channels: int = 512, dropout: float = 0.5, dropout_layers: int = 3,
                  output_range=(-1.0, 1.0)):
@@ -74,6 +77,9 @@ class PatchDiscriminator(nn.Module):
     """(input, candidate output) concatenated on channels -> stride-2 4x4 convolutions (up to 3,
     while the map stays >= 8 pixels), a stride-1 4x4 convolution, then 1 logit per patch:
     [B, 1, h', w'] - pix2pix's 70x70 PatchGAN at 256x256, scaled down for small images."""
+
+    # The data this network takes (checked where methods are built): [C, H, W] images only.
+    DATA_KINDS = ("images",)
 
     def __init__(self, in_channels: int, out_channels: int, size, channels: int = 64,
                  max_channels: int = 512):
