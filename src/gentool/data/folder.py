@@ -1,12 +1,15 @@
 """Any tree of image files (CelebA, a photo folder, ...), read lazily: too big to hold in memory.
 
-`load_folder` only lists the files and splits them; the images are decoded, centre-cropped and
-resized by DataLoader workers as batches are drawn (see streaming.py).
+`load_folder` lists the files, skips those that are not readable images (each named in one
+warning line) and splits the rest; the images are decoded, centre-cropped and resized by
+DataLoader workers as batches are drawn (see streaming.py).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,22 +22,46 @@ from gentool.errors import GentoolError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
+log = logging.getLogger("gentool")
+
 
 class ImageFiles(torch.utils.data.Dataset):
-    """Image files as uint8 [C, H, W] tensors, centre-cropped to the target aspect and resized."""
+    """Image files as uint8 [C, H, W] tensors, centre-cropped to the target aspect and resized.
 
-    def __init__(self, files: list[Path], size: tuple[int, int], channels: int):
+    With `skip_unreadable`, a file whose pixels cannot be decoded (a truncated download that
+    passed load_folder's header check) is named in one warning line and replaced by the next
+    file that decodes, so batches keep their size and the order stays a function of the step.
+    """
+
+    def __init__(self, files: list[Path], size: tuple[int, int], channels: int,
+                 skip_unreadable: bool = False):
         self.files, self.size, self.channels = files, size, channels
+        self.skip_unreadable = skip_unreadable
+        self._warned: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        path = self.files[index]
+        if not self.skip_unreadable:
+            return self._read(self.files[index])
+        for offset in range(len(self.files)):
+            path = self.files[(index + offset) % len(self.files)]
+            try:
+                return self._read(path)
+            except GentoolError as error:
+                if path not in self._warned:
+                    self._warned.add(path)
+                    log.warning("Skipping %s: %s", path, error.__cause__)
+        raise GentoolError(f"None of the {len(self.files)} images of this split can be decoded "
+                           f"(e.g. {self.files[index]}); replace them with readable .png/.jpg "
+                           "files.")
+
+    def _read(self, path: Path) -> torch.Tensor:
         try:
             with Image.open(path) as image:
                 image = image.convert("L" if self.channels == 1 else "RGB")
-        except (OSError, UnidentifiedImageError) as error:
+        except (OSError, UnidentifiedImageError, ValueError) as error:
             raise GentoolError(f"Could not read the image {path} ({error}); remove or replace "
                                "it.") from error
         pixels = np.asarray(_crop_resize(image, *self.size))
@@ -58,9 +85,33 @@ def image_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
 
 
+def readable_images(files: list[Path]) -> list[Path]:
+    """The files whose header PIL reads as an image; each other one is named in a warning line,
+    and their number is logged. Headers only: decoding every pixel would read the whole set."""
+    def problem(path: Path) -> str | None:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+            return None if width > 0 and height > 0 else "it has no pixels"
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            return str(error) or type(error).__name__
+
+    with ThreadPoolExecutor(max_workers=8) as pool:   # file opens wait on the disk, not the CPU
+        problems = list(pool.map(problem, files))
+    for path, reason in zip(files, problems):
+        if reason is not None:
+            log.warning("Skipping %s: not a readable image (%s)", path, reason)
+    readable = [path for path, reason in zip(files, problems) if reason is None]
+    if len(readable) < len(files):
+        log.warning("Skipped %d of %d image files that could not be read",
+                    len(files) - len(readable), len(files))
+    return readable
+
+
 def load_folder(data_dir: str, path: str, size=(64, 64), channels: int = 3,
                 test_fraction: float = 0.05, split_seed: int = 0) -> FolderData:
-    """Every .png/.jpg/.jpeg/.bmp/.webp under `path` (recursively), split with a fixed seed.
+    """Every readable .png/.jpg/.jpeg/.bmp/.webp under `path` (recursively), split with a fixed
+    seed; unreadable files are skipped with a warning naming each.
 
     `path` is relative to the current directory (`~` is expanded), like data_dir; `data_dir`
     itself is unused. `size` is [height, width] or one number for a square.
@@ -80,9 +131,14 @@ def load_folder(data_dir: str, path: str, size=(64, 64), channels: int = 3,
     if channels not in (1, 3):
         raise GentoolError(f"An image folder can be read with 1 (grayscale) or 3 (RGB) channels, "
                            f"not {channels}; set dataset.shape=[3,{height},{width}].")
-    train, test = split_indices(len(files), test_fraction, split_seed)
-    return FolderData(ImageFiles([files[i] for i in train], (height, width), channels),
-                      ImageFiles([files[i] for i in test], (height, width), channels),
+    readable = readable_images(files)
+    if not readable:
+        raise GentoolError(f"None of the {len(files)} image files under {root.absolute()} can be "
+                           f"read (e.g. {files[0]}); replace them with readable .png/.jpg files "
+                           "or set dataset.source.path= to another folder.")
+    train, test = split_indices(len(readable), test_fraction, split_seed)
+    return FolderData(ImageFiles([readable[i] for i in train], (height, width), channels, True),
+                      ImageFiles([readable[i] for i in test], (height, width), channels, True),
                       (channels, height, width))
 
 

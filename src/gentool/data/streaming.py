@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from gentool.data.batching import (STATIC_BINARIZE_SEED, Batch, batches_per_epoch,
                                    check_binarize, epoch_order, shard_of, static_binarize,
                                    to_float)
+from gentool.errors import GentoolError
 
 
 class StreamingBatches:
@@ -70,9 +71,26 @@ class StreamingBatches:
             self._loaders[purpose] = loader, sampler
         loader, sampler = self._loaders[purpose]
         sampler.batches = batches
-        for images in loader:
-            images = images.to(self.device, non_blocking=True)
-            yield to_float(images, self.value_range, self.dynamic), None
+        try:
+            for images in loader:
+                images = images.to(self.device, non_blocking=True)
+                yield to_float(images, self.value_range, self.dynamic), None
+        except GentoolError as error:
+            raise type(error)(worker_message(error)) from None
+
+
+def worker_message(error: GentoolError) -> str:
+    """The message a GentoolError had in a DataLoader worker. The DataLoader re-raises it in
+    this process as the same type around the worker's whole traceback text, whose last line is
+    `module.Type: message`; a message raised here is returned unchanged."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    prefix = f"{type(error).__module__}.{type(error).__qualname__}: "
+    lines = text.rstrip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(prefix)]
+    return "\n".join([lines[starts[-1]][len(prefix):], *lines[starts[-1] + 1:]]) if starts else \
+        lines[-1]
 
 
 class _PlannedBatches:

@@ -101,7 +101,9 @@ def project_2d(codes: torch.Tensor) -> tuple[torch.Tensor, str]:
         return torch.nn.functional.pad(codes, (0, 2 - codes.shape[1])), "latent dimensions 0, 1"
     centred = codes - codes.mean(0, keepdim=True)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    return centred @ v[:2].T, "PCA of the latent codes"
+    projected = centred @ v[:2].T   # one column only when there is a single code
+    return torch.nn.functional.pad(projected, (0, 2 - projected.shape[1])), \
+        "PCA of the latent codes"
 
 
 def scatter_image(points: torch.Tensor, labels: torch.Tensor | None, size: int = 480,
