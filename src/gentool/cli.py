@@ -111,7 +111,7 @@ def report_main() -> None:
     """Not a Hydra app: it takes paths, not a config."""
     import argparse
 
-    from gentool.report import report
+    from gentool.report import report, table_path, write_table
 
     parser = argparse.ArgumentParser(
         prog="gentool report",
@@ -125,12 +125,11 @@ def report_main() -> None:
     args = parser.parse_args(sys.argv[1:])
 
     def run():
+        out = table_path(args.out) if args.out else None
         text = report(args.paths, args.metrics)
         print(text)
-        if args.out:
-            from pathlib import Path
-
-            Path(args.out).write_text(text + "\n")
+        if out is not None:
+            write_table(out, text)
 
     _report_user_errors(run)
 
@@ -166,6 +165,25 @@ examples:
 """
 
 
+# Sweepers and launchers that ship as optional extras: (override, plugin module, extra).
+PLUGIN_EXTRAS = (("hydra/sweeper=optuna", "hydra_plugins.hydra_optuna_sweeper", "optuna"),)
+
+
+def missing_plugin(args: list[str]) -> str | None:
+    """Why an override in args cannot work (its Hydra plugin is not installed), or None.
+
+    Hydra would only say that the config hydra/sweeper/optuna does not exist."""
+    import importlib.util
+
+    for override, module, extra in PLUGIN_EXTRAS:
+        if override in (arg.lstrip("+") for arg in args) and \
+                importlib.util.find_spec(module) is None:
+            return (f"{override} needs the {extra} plugin, which is not installed; install it "
+                    f"with pip install \"gentool[{extra}]\" (in a checkout: pip install -e "
+                    f"\".[{extra}]\").")
+    return None
+
+
 def main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help", "help"):
@@ -179,6 +197,10 @@ def main() -> None:
         print(f"gentool: error: unknown command '{command}'; use one of "
               f"{', '.join(COMMANDS)} (see gentool --help).", file=sys.stderr)
         sys.exit(2)
+    problem = missing_plugin(args[1:])
+    if problem:
+        print(f"gentool: error: {problem}", file=sys.stderr)
+        sys.exit(1)
     if command == "train":
         _report_user_errors(agree_on_run_name)
     # Hydra reads the program name from argv[0] (for --help and shell completion).

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from gentool.errors import GentoolError
 
@@ -45,20 +45,65 @@ def find_runs(paths: list[str]) -> list[Run]:
 
 
 def load_run(folder: Path) -> Run:
+    file = folder / "metrics.json"
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())
-    except json.JSONDecodeError as error:
-        raise GentoolError(f"{folder / 'metrics.json'} is not valid JSON ({error.msg}); remove "
+        metrics = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GentoolError(f"{file} is not valid JSON ({getattr(error, 'msg', error)}); remove "
                            "that run or re-run it.") from error
-    overrides_file = folder / ".hydra" / "overrides.yaml"
+    if not isinstance(metrics, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(metrics), "a number")
+        raise GentoolError(f"{file} holds {kind}, not the JSON object of metric names and values "
+                           "gentool writes; remove that run or re-run it.")
+    return Run(folder, load_overrides(folder / ".hydra" / "overrides.yaml"),
+               {k: float(v) for k, v in metrics.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"})
+
+
+def load_overrides(file: Path) -> dict[str, str]:
+    """A run's command-line overrides (Hydra's list of key=value strings), by key."""
+    if not file.is_file():
+        return {}
+    try:
+        items = OmegaConf.load(file)
+    except Exception as error:   # YAML syntax errors, undecodable bytes
+        raise GentoolError(f"{file} is not valid YAML ({_first_line(error)}); fix it, or delete "
+                           "it to tabulate that run without its overrides.") from error
+    if items is None:
+        return {}
+    if not isinstance(items, ListConfig) or not all(isinstance(i, str) for i in items):
+        raise GentoolError(f"{file} is not the list of key=value overrides Hydra writes; fix "
+                           "it, or delete it to tabulate that run without its overrides.")
     overrides = {}
-    if overrides_file.is_file():
-        for item in OmegaConf.load(overrides_file) or []:
-            key, _, value = str(item).partition("=")
-            overrides[key.lstrip("+~")] = value
-    numbers = {k: float(v) for k, v in metrics.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"}
-    return Run(folder, overrides, numbers)
+    for item in items:
+        key, _, value = item.partition("=")
+        overrides[key.lstrip("+~")] = value
+    return overrides
+
+
+def table_path(out: str) -> Path:
+    """Where --out writes the table; its folder must exist (a typo there is refused, not
+    created), checked before any run is read."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise GentoolError(f"--out {out} is a folder; give a file path such as {out}/table.md.")
+    if not path.parent.is_dir():
+        raise GentoolError(f"--out {out}: the folder {path.parent} does not exist; create it or "
+                           "give another path.")
+    return path
+
+
+def write_table(path: Path, text: str) -> Path:
+    from gentool.engine.files import atomic_write
+
+    return atomic_write(path, lambda f: f.write(text.encode() + b"\n"),
+                        kept="the table was printed above", then="run the command again")
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def group_runs(runs: list[Run]) -> tuple[list[str], dict[tuple[str, ...], list[Run]]]:
