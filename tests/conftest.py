@@ -1,7 +1,11 @@
-"""Shared fixtures: composing configs like the CLI does, tiny trainer settings, fixture data."""
+"""Shared fixtures: composing configs like the CLI does, tiny trainer settings, fixture data, the
+installed `gentool` command (tier 3)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +55,41 @@ DATA_KINDS = {
 
 def data_overrides(kind: str, root: Path) -> list[str]:
     return [o.format(root=root) for o in DATA_KINDS[kind]] + [f"data_dir={root}"]
+
+
+# -- tier 3: the installed command ---------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> dict:
+    """Build the wheel, install it (without dependencies: they are this venv's) into a folder of
+    its own, and return the environment and command that use it."""
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(REPO)],
+                   check=True, capture_output=True)
+    wheel = next((root / "dist").glob("gentool-*.whl"))
+    site = root / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site), "HYDRA_FULL_ERROR": "0"}
+    env.pop("GENTOOL_DATA_DIR", None)
+    return {"env": env, "gentool": str(site / "bin" / "gentool"), "site": site}
+
+
+@pytest.fixture
+def gentool(installed, tmp_path):
+    def run(*args, cwd: Path = tmp_path):
+        return subprocess.run([installed["gentool"], *args], cwd=cwd, env=installed["env"],
+                              capture_output=True, text=True, timeout=300)
+    return run
+
+
+def assert_user_error(result, *fragments):
+    """Non-zero exit, no traceback, the message on stderr naming the problem."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr

@@ -1,5 +1,6 @@
 """Checkpoint files: atomic writes, weights-only reads, clear refusals, RNG round trips."""
 
+import errno
 import os
 import pickle
 import random
@@ -10,7 +11,8 @@ import torch
 
 from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
                                        save_checkpoint)
-from gentool.engine.files import atomic_write
+from gentool.engine import checkpoint
+from gentool.engine.files import WriteFailed, atomic_write
 from gentool.errors import GentoolError
 
 PAYLOAD = {"step": 3, "config": {"model": {"name": "vae"}, "dataset": {"name": "digits"}},
@@ -46,6 +48,38 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
         atomic_write(path, crash)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["last.pt"]  # no temporary file left behind
+
+
+def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, PAYLOAD)
+    before = path.read_bytes()
+
+    def torch_save_on_a_full_disk(payload, f):
+        f.write(b"half a checkpoint")
+        try:   # torch reports its file's ENOSPC as a RuntimeError raised while handling it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")
+
+    monkeypatch.setattr(checkpoint.torch, "save", torch_save_on_a_full_disk)
+    with pytest.raises(WriteFailed, match=f"^No space left on the device holding {path}; the "
+                                          "previous checkpoint there is intact; free some space, "
+                                          "then run the same command again to resume.$"):
+        save_checkpoint(path, PAYLOAD)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["last.pt"]
+
+
+@pytest.mark.parametrize("code,problem", [(errno.EROFS, "is on a read-only file system"),
+                                          (errno.EACCES, "No permission to write"),
+                                          (errno.EIO, "Could not write")])
+def test_other_refused_writes_are_one_sentence(tmp_path, code, problem):
+    def refused(f):
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(WriteFailed, match=problem):
+        atomic_write(tmp_path / "metrics.json", refused)
+    assert os.listdir(tmp_path) == []
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):

@@ -4,51 +4,16 @@ subprocess from a temporary directory (an editable install would hide missing pa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import assert_user_error
+
 TINY = ["device=cpu", "trainer.max_steps=4", "trainer.batch_size=32", "trainer.log_every=2",
         "trainer.eval_every=2", "trainer.checkpoint_every=2", "trainer.image_examples=8",
         "trainer.scatter_examples=64", "trainer.progress_bar=false"]
-
-
-@pytest.fixture(scope="session")
-def installed(tmp_path_factory) -> dict:
-    """Build the wheel, install it (without dependencies: they are this venv's) into a folder of
-    its own, and return the environment and command that use it."""
-    root = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(REPO)],
-                   check=True, capture_output=True)
-    wheel = next((root / "dist").glob("gentool-*.whl"))
-    site = root / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-                    str(site), str(wheel)], check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": str(site), "HYDRA_FULL_ERROR": "0"}
-    env.pop("GENTOOL_DATA_DIR", None)
-    return {"env": env, "gentool": str(site / "bin" / "gentool"), "site": site}
-
-
-@pytest.fixture
-def gentool(installed, tmp_path):
-    def run(*args, cwd: Path = tmp_path):
-        return subprocess.run([installed["gentool"], *args], cwd=cwd, env=installed["env"],
-                              capture_output=True, text=True, timeout=300)
-    return run
-
-
-def assert_user_error(result, *fragments):
-    """Non-zero exit, no traceback, the message on stderr naming the problem."""
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
 
 
 def test_the_wheel_carries_the_config_tree_and_is_what_runs(installed, tmp_path):
@@ -77,8 +42,6 @@ def test_train_help_shows_config_groups_and_options(gentool):
             in result.stdout)
 
 
-def test_unknown_command_is_a_clear_error(gentool):
-    assert_user_error(gentool("trian"), "unknown command 'trian'", "train, sample")
 
 
 def test_train_then_sample_from_any_directory(gentool, tmp_path):
@@ -107,8 +70,6 @@ def test_eval_help_names_the_suites(gentool):
     assert "likelihood" in result.stdout and "representation" in result.stdout
 
 
-def test_eval_without_a_checkpoint_is_a_clear_error(gentool):
-    assert_user_error(gentool("eval"), "gentool eval needs a checkpoint")
 
 
 def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):
@@ -144,8 +105,6 @@ def test_finetune_sweeps_over_labels_per_class(gentool, tmp_path):
         "| labels_per_class | n | test/accuracy | test/accuracy_scratch |"
 
 
-def test_report_of_nothing_is_a_clear_error(gentool, tmp_path):
-    assert_user_error(gentool("report", str(tmp_path / "nowhere")), "does not exist")
 
 
 def test_user_config_folder_on_the_search_path(gentool, tmp_path):
@@ -158,41 +117,22 @@ def test_user_config_folder_on_the_search_path(gentool, tmp_path):
     assert "Model tiny_vae" in result.stderr + result.stdout
 
 
-def test_unknown_model_is_a_clear_error(gentool):
-    assert_user_error(gentool("train", "model=vea", *TINY), "Could not find 'model/vea'", "vae")
 
 
-def test_wrong_type_of_a_value_is_a_clear_error(gentool):
-    assert_user_error(gentool("train", "trainer.max_steps=many"), "trainer.max_steps", "many")
 
 
-def test_loss_that_does_not_fit_the_model_is_a_clear_error(gentool):
-    assert_user_error(gentool("train", "model=vae", "loss=mse", *TINY),
-                      "gentool: error: loss=mse does not fit model=vae")
 
 
-def test_offline_missing_data_set_is_a_clear_error(gentool, tmp_path):
-    assert_user_error(gentool("train", "dataset=mnist", "dataset.source.download=false",
-                              f"data_dir={tmp_path}/nothing", *TINY),
-                      "gentool: error: MNIST is not in", "MNIST/raw")
 
 
-def test_missing_checkpoint_is_a_clear_error(gentool):
-    assert_user_error(gentool("sample", "checkpoint=runs/none/last.pt"),
-                      "gentool: error: No checkpoint at")
 
 
-def test_corrupt_checkpoint_is_a_clear_error(gentool, tmp_path):
-    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
-    assert_user_error(gentool("sample", "checkpoint=cut.pt"), "truncated or corrupt")
 
 
-def test_pickle_checkpoint_is_refused(gentool, tmp_path):
-    # An optimizer object (not its state dict) can only be loaded by unpickling Python classes.
-    torch.save({"step": 1, "config": {}, "modules": {},
-                "optimizer": torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1)},
-               tmp_path / "pickled.pt")
-    assert_user_error(gentool("sample", "checkpoint=pickled.pt"), "needs pickle to load")
+
+
+# The other refusals of bad input (options, checkpoints, data, report files) are a table in
+# test_bad_inputs.py.
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(gentool, tmp_path):

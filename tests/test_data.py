@@ -19,7 +19,7 @@ from gentool.data.folder import load_folder
 from gentool.data.frey_faces import load_frey_faces
 from gentool.data.idx import read_idx
 from gentool.data.splits import Split
-from gentool.data.streaming import StreamingBatches
+from gentool.data.streaming import StreamingBatches, worker_message
 from gentool.errors import GentoolError
 
 from data_fixtures import (write_cifar10, write_frey_mat, write_idx, write_idx_set,
@@ -185,6 +185,57 @@ def test_folder_missing_or_empty_is_one_sentence(tmp_path):
     (tmp_path / "empty" / "readme.txt").write_text("x")
     with pytest.raises(GentoolError, match="holds no"):
         load_folder("unused", str(tmp_path / "empty"))
+
+
+def write_unreadable(folder: Path, good: int, garbage: int, truncated: int) -> None:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(good):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"g{i}.png")
+    for i in range(garbage):
+        (folder / f"bad{i}.png").write_bytes(b"no image" * i)
+    for i in range(truncated):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+            folder / f"cut{i}.jpg", quality=95)
+        data = (folder / f"cut{i}.jpg").read_bytes()
+        (folder / f"cut{i}.jpg").write_bytes(data[:len(data) // 3])
+
+
+def test_folder_skips_unreadable_files_with_one_warning_each(tmp_path, caplog):
+    write_unreadable(tmp_path / "pics", good=6, garbage=2, truncated=1)
+    with caplog.at_level("WARNING", logger="gentool"):
+        data = load_folder("unused", str(tmp_path / "pics"), size=8, test_fraction=0.2)
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipping")]
+    assert sorted(skipped) == [f"Skipping {tmp_path}/pics/bad{i}.png: not a readable image "
+                               f"(cannot identify image file '{tmp_path}/pics/bad{i}.png')"
+                               for i in (0, 1)]
+    assert "Skipped 2 of 9 image files that could not be read" in caplog.text
+    assert len(data.train) + len(data.test) == 7           # the truncated file passes the header
+    # ... and when drawn, it is named once and the next readable image takes its place.
+    split = data.train if any(p.name == "cut0.jpg" for p in data.train.files) else data.test
+    index = [p.name for p in split.files].index("cut0.jpg")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gentool"):
+        first, again = split[index], split[index]
+    assert torch.equal(first, again) and first.shape == (3, 8, 8)
+    assert caplog.text.count("Skipping") == 1 and "cut0.jpg: image file is truncated" in caplog.text
+
+
+def test_folder_with_no_readable_image_is_one_sentence(tmp_path):
+    write_unreadable(tmp_path / "pics", good=0, garbage=3, truncated=0)
+    with pytest.raises(GentoolError, match="None of the 3 image files under .* can be read"):
+        load_folder("unused", str(tmp_path / "pics"))
+
+
+def test_a_worker_error_reaches_the_user_as_its_own_message(tmp_path):
+    write_unreadable(tmp_path / "pics", good=0, garbage=0, truncated=4)
+    data = load_folder("unused", str(tmp_path / "pics"), size=8, test_fraction=0.25)
+    batches = StreamingBatches(data.train, batch_size=2, device="cpu", seed=0, num_workers=1)
+    with pytest.raises(GentoolError) as error:
+        next(batches.iter_batches())
+    assert str(error.value).startswith("None of the 3 images of this split can be decoded")
+    assert "Traceback" not in str(error.value) and "\n" not in str(error.value)
+    assert worker_message(GentoolError("already plain")) == "already plain"
 
 
 # --- DeviceBatches -------------------------------------------------------------------------------

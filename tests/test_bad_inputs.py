@@ -1,0 +1,336 @@
+"""Tier 3: every refusal of bad input, through the installed `gentool` command.
+
+A table of cases, each run in a folder that holds a copy of one finished tiny run (trained once
+per module) plus whatever the case prepares (odd checkpoints, broken report files, image
+folders). For each: a non-zero status, no traceback, one sentence on stderr, and every file that
+was in the folder before is byte-identical after. File-system failures (disk full, read-only
+folders) run on a small tmpfs, where the platform lets the tests mount one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import assert_user_error
+
+TINY = ["device=cpu", "trainer.max_steps=4", "trainer.batch_size=32", "trainer.log_every=2",
+        "trainer.eval_every=2", "trainer.checkpoint_every=2", "trainer.image_examples=8",
+        "trainer.scatter_examples=64", "trainer.progress_bar=false"]
+# Refused trainings start their own run directory, so the finished run stays a bystander.
+NEW = [*TINY, "hydra.run.dir=new_run"]
+CHECKPOINT = "run/checkpoints/last.pt"
+LOG_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\]\[[A-Z]+\] ")
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def run_gentool(installed: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([installed["gentool"], *args], cwd=cwd, env=installed["env"],
+                          capture_output=True, text=True, timeout=300)
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_unchanged(before: dict[str, str], folder: Path) -> None:
+    after = hashes(folder)
+    changed = [name for name, digest in before.items() if after.get(name) != digest]
+    assert not changed, f"changed or removed: {changed}"
+
+
+def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user error whose stderr, log lines aside, is the single line `gentool: error: ...`."""
+    assert_user_error(result, *fragments)
+    message = [line for line in result.stderr.splitlines()
+               if line.strip() and not LOG_LINE.match(line)]
+    assert len(message) == 1, result.stderr
+    assert message[0].startswith("gentool: error: ") and message[0].endswith("."), result.stderr
+
+
+# -- what cases prepare ----------------------------------------------------------------------------
+
+def odd_checkpoint(**changes) -> Callable[[Path], None]:
+    """A copy of the tiny run's checkpoint with some fields replaced, as odd.pt."""
+    def write(folder: Path) -> None:
+        state = torch.load(folder / CHECKPOINT, weights_only=True)
+        state.update(changes)
+        torch.save(state, folder / "odd.pt")
+    return write
+
+
+def raw_file(name: str, content: bytes) -> Callable[[Path], None]:
+    def write(folder: Path) -> None:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    return write
+
+
+def pickled_checkpoint(folder: Path) -> None:
+    # An optimizer object (not its state dict) can only be loaded by unpickling Python classes.
+    torch.save({"step": 1, "config": {}, "modules": {},
+                "optimizer": torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1)},
+               folder / "pickled.pt")
+
+
+def report_run(metrics: str, overrides: str = "- seed=0\n") -> Callable[[Path], None]:
+    """A finished run under sweep/0 with these metrics.json and .hydra/overrides.yaml texts."""
+    def write(folder: Path) -> None:
+        run = folder / "sweep" / "0"
+        (run / ".hydra").mkdir(parents=True)
+        (run / "metrics.json").write_text(metrics)
+        (run / ".hydra" / "overrides.yaml").write_text(overrides)
+    return write
+
+
+def image_folder(good: int = 0, garbage: int = 0, truncated: int = 0) -> Callable[[Path], None]:
+    """pics/: `good` PNGs, `garbage` files that are no image at all, and `truncated` JPEGs whose
+    header reads but whose pixels stop a third of the way."""
+    def write(folder: Path) -> None:
+        pics = folder / "pics"
+        pics.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(good):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+                pics / f"good{i}.png")
+        for i in range(garbage):
+            (pics / f"garbage{i}.png").write_bytes(b"not an image" * i)
+        for i in range(truncated):
+            path = pics / f"cut{i}.jpg"
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path,
+                                                                                    quality=95)
+            path.write_bytes(path.read_bytes()[:path.stat().st_size // 3])
+    return write
+
+
+FOLDER = ["dataset=folder", "dataset.source.path=pics", "dataset.shape=[3,16,16]",
+          "trainer.batch_size=2", "trainer.image_examples=2", "trainer.scatter_examples=2"]
+OPTUNA_INSTALLED = importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+
+
+@dataclass
+class Case:
+    args: tuple[str, ...]
+    fragments: tuple[str, ...]
+    prepare: Callable[[Path], None] | None = None
+    # Hydra's own refusals (composition: an unknown choice, a value of the wrong type) keep
+    # Hydra's message, which lists the valid choices over several lines.
+    hydra: bool = False
+    marks: list = field(default_factory=list)
+
+
+CASES = {
+    # trainer options: ranges of the schema
+    "checkpoint_every=0": Case(("train", *NEW, "trainer.checkpoint_every=0"),
+                               ("trainer.checkpoint_every is 0 but must be an integer >= 1",)),
+    "log_every=0": Case(("train", *NEW, "trainer.log_every=0"),
+                        ("trainer.log_every is 0 but must be an integer >= 1",)),
+    "eval_every=0": Case(("train", *NEW, "trainer.eval_every=0"),
+                         ("trainer.eval_every is 0 but must be an integer >= 1",)),
+    "max_steps=0": Case(("train", *NEW, "trainer.max_steps=0"),
+                        ("trainer.max_steps is 0 but must be an integer >= 1",)),
+    "max_steps=many": Case(("train", *NEW, "trainer.max_steps=many"),
+                           ("trainer.max_steps", "many"), hydra=True),
+    # model options: the annotations of the constructors
+    "latent_dim=0": Case(("train", *NEW, "model.latent_dim=0"),
+                         ("model.latent_dim is 0 but must be an integer >= 1",)),
+    "latent_dim=abc": Case(("train", *NEW, "model.latent_dim=abc"),
+                           ("model.latent_dim is 'abc' but must be an integer >= 1",)),
+    "kl_warmup_steps=1.5": Case(("train", *NEW, "model.kl_warmup_steps=1.5"),
+                                ("model.kl_warmup_steps is 1.5 but must be an integer >= 0",)),
+    "unknown model": Case(("train", *NEW, "model=vea"), ("Could not find 'model/vea'", "vae"),
+                          hydra=True),
+    "dcgan on points": Case(("train", *NEW, "model=dcgan", "dataset=ring"),
+                            ("model=dcgan needs images", "dataset=ring holds 2-D points",
+                             "use model=gan for points")),
+    "vae with mse": Case(("train", *NEW, "model=vae", "loss=mse"),
+                         ("gentool: error: loss=mse does not fit model=vae",)),
+    "ae with an adversarial loss": Case(
+        ("train", *NEW, "model=ae", "loss=hinge"),
+        ("loss=hinge does not fit model=ae, which needs a reconstruction loss; use loss=mse",)),
+    "optuna missing": Case(("train", "-m", "hydra/sweeper=optuna", *TINY),
+                           ('pip install "gentool[optuna]"',),
+                           marks=[pytest.mark.skipif(OPTUNA_INSTALLED,
+                                                     reason="the Optuna sweeper is installed")]),
+    # data
+    "offline data set": Case(("train", *NEW, "dataset=mnist", "dataset.source.download=false",
+                              "data_dir=nothing"), ("MNIST is not in", "MNIST/raw")),
+    "no readable image": Case(("train", *NEW, *FOLDER),
+                              ("None of the 3 image files under", "can be read"),
+                              prepare=image_folder(garbage=3)),
+    "error in a DataLoader worker": Case(("train", *NEW, *FOLDER),
+                                         ("images of this split can be decoded",),
+                                         prepare=image_folder(truncated=6)),
+    "diverged": Case(("train", *NEW, "optimizer.lr=1e30", "trainer.log_every=1",
+                      "trainer.checkpoint_every=1"), ("Training diverged", "is kept")),
+    # checkpoints
+    "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"), ("No checkpoint at",)),
+    "eval without a checkpoint": Case(("eval",), ("gentool eval needs a checkpoint",)),
+    "corrupt checkpoint": Case(("sample", "checkpoint=cut.pt"), ("truncated or corrupt",),
+                               prepare=raw_file("cut.pt", b"PK\x03\x04 truncated")),
+    "pickled checkpoint": Case(("sample", "checkpoint=pickled.pt"), ("needs pickle to load",),
+                               prepare=pickled_checkpoint),
+    "format_version a string": Case(
+        ("sample", "checkpoint=odd.pt"),
+        ("not a gentool checkpoint (its format_version is not an integer)",),
+        prepare=odd_checkpoint(format_version="1")),
+    "config without model": Case(
+        ("sample", "checkpoint=odd.pt"),
+        ("not a gentool checkpoint (its config has no model and dataset sections)",),
+        prepare=odd_checkpoint(config={"dataset": {"name": "digits"}})),
+    "config not a mapping": Case(("sample", "checkpoint=odd.pt"),
+                                 ("not a gentool checkpoint (its config is not a mapping)",),
+                                 prepare=odd_checkpoint(config=["model", "dataset"])),
+    # sample options
+    "interpolate steps=0": Case(("sample", f"checkpoint={CHECKPOINT}", "mode=interpolate",
+                                 "steps=0", "out=lerp.png"),
+                                ("steps is 0 but must be an integer >= 1",)),
+    "labels not integers": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[1.5,2]"),
+                                ("labels=[1.5,2] must be a non-empty list of class numbers",)),
+    "labels words": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[three]"),
+                         ("labels=['three'] must be a non-empty list of class numbers",)),
+    # report
+    "report of nothing": Case(("report", "nowhere"), ("nowhere does not exist",)),
+    "metrics.json not an object": Case(("report", "sweep"),
+                                       ("sweep/0/metrics.json holds an array",),
+                                       prepare=report_run("[1, 2]")),
+    "broken overrides.yaml": Case(("report", "sweep"),
+                                  ("sweep/0/.hydra/overrides.yaml is not valid YAML",),
+                                  prepare=report_run('{"test/loss": 1.0}', "- a=1\n - : [\n")),
+    "report --out in a missing folder": Case(
+        ("report", "run", "--out", "tables/loss.md"),
+        ("--out tables/loss.md: the folder tables does not exist",)),
+    # the dispatcher
+    "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample")),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(installed, tmp_path_factory) -> Path:
+    """One finished tiny VAE run (checkpoints, metrics.json, .hydra/), trained once."""
+    root = tmp_path_factory.mktemp("tiny")
+    result = run_gentool(installed, root, "train", *TINY, "hydra.run.dir=run")
+    assert result.returncode == 0, result.stderr
+    return root / "run"
+
+
+@pytest.fixture
+def folder(tiny_run, tmp_path) -> Path:
+    """A folder holding a copy of the tiny run as `run/`."""
+    shutil.copytree(tiny_run, tmp_path / "run")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks) for name, case in
+                                  CASES.items()])
+def test_bad_input_is_one_sentence_and_changes_nothing(installed, folder, name):
+    case = CASES[name]
+    if case.prepare:
+        case.prepare(folder)
+    before = hashes(folder)
+    result = run_gentool(installed, folder, *case.args)
+    if case.hydra:
+        assert_user_error(result, *case.fragments)
+    else:
+        assert_one_sentence(result, *case.fragments)
+    assert_unchanged(before, folder)
+
+
+def test_unreadable_images_are_skipped_with_a_warning_each(installed, folder):
+    image_folder(good=12, garbage=2, truncated=1)(folder)
+    result = run_gentool(installed, folder, "train", *NEW, *FOLDER)
+    assert result.returncode == 0, result.stderr
+    log = result.stderr + result.stdout
+    for i in (0, 1):
+        assert len(re.findall(f"Skipping pics/garbage{i}.png: not a readable image", log)) == 1
+    assert "Skipped 2 of 15 image files that could not be read" in log
+    # The truncated file passes the header check; when a batch draws it, it is named once and
+    # the next image takes its place.
+    mentions = [line for line in log.splitlines() if "cut0.jpg" in line]
+    assert all("Skipping pics/cut0.jpg: image file is truncated" in line for line in mentions)
+
+
+# -- file-system failures on a tmpfs ---------------------------------------------------------------
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a 16 MiB tmpfs at tmp_path/fs (needs root on Linux; skipped with the reason
+    otherwise); yields the mount point and a function that remounts it read-only."""
+    point = tmp_path / "fs"
+    point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or 'mount failed'}")
+
+    def read_only() -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+
+    try:
+        yield point, read_only
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def fill(point: Path, leave_bytes: int) -> None:
+    """Write a ballast file that leaves about `leave_bytes` free on the file system."""
+    free = shutil.disk_usage(point).free
+    (point / f"ballast-{uuid.uuid4().hex}").write_bytes(b"\0" * max(0, free - leave_bytes))
+
+
+# A bigger network than TINY's, so a checkpoint (about 2.4 MB) is much larger than the log and
+# TensorBoard bytes written before it.
+BIG = ["model.encoder.hidden=[1024]", "model.decoder.hidden=[1024]", "trainer.keep_checkpoints=0"]
+
+
+def test_disk_full_keeps_the_previous_checkpoint_and_says_so(installed, tmpfs, tmp_path):
+    point, _ = tmpfs
+    run = point / "run"
+    first = run_gentool(installed, tmp_path, "train", *TINY, *BIG, "trainer.max_steps=2",
+                        f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr
+    last = run / "checkpoints" / "last.pt"
+    before = hashes(run)
+    fill(point, leave_bytes=512 * 1024)
+    resumed = run_gentool(installed, tmp_path, "train", *TINY, *BIG, f"hydra.run.dir={run}")
+    assert_one_sentence(resumed, f"No space left on the device holding {last}",
+                        "the previous checkpoint there is intact", "free some space",
+                        "run the same command again to resume")
+    assert hashes(run)["checkpoints/last.pt"] == before["checkpoints/last.pt"]
+    assert torch.load(last, weights_only=True)["step"] == 2
+    assert [p.name for p in last.parent.iterdir()] == ["last.pt"]   # no temporary file left
+
+
+def test_read_only_folders_are_one_sentence(installed, tiny_run, tmpfs, tmp_path):
+    point, read_only = tmpfs
+    shutil.copytree(tiny_run, point / "run")
+    (point / "sweep").mkdir()
+    (point / "sweep" / "metrics.json").write_text(json.dumps({"test/loss": 1.0}))
+    read_only()
+    before = hashes(point)
+    cases = [
+        (("train", *TINY, "trainer.max_steps=6", f"hydra.run.dir={point}/run"),
+         ("Cannot write the run folder", f"{point}/run is on a read-only file system")),
+        (("sample", f"checkpoint={point}/run/checkpoints/last.pt", f"out={point}/s.png",
+          "device=cpu"), (f"{point} is on a read-only file system", "write elsewhere")),
+        (("report", str(point / "sweep"), "--out", str(point / "table.md")),
+         (f"{point} is on a read-only file system", "the table was printed above")),
+    ]
+    for args, fragments in cases:
+        assert_one_sentence(run_gentool(installed, tmp_path, *args), *fragments)
+    assert_unchanged(before, point)
