@@ -16,6 +16,7 @@ from gentool.engine import distributed
 from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
 from gentool.engine.files import atomic_write
 from gentool.engine.loop import fit
+from gentool.engine.run_directory import RunDirectory
 from gentool.methods import build_method
 
 log = logging.getLogger("gentool")
@@ -24,9 +25,22 @@ log = logging.getLogger("gentool")
 OBJECTIVE = "loss"
 
 
-def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
-    run_dir = Path(output_dir)
+def run_train(cfg: DictConfig, output_dir: str | Path | RunDirectory) -> float | None:
+    """Train in `output_dir` (resuming from its checkpoints/last.pt when there is one).
+
+    The directory is held by this run alone (see engine/run_directory.py); a start refused before
+    training (bad data, a checkpoint of another model) leaves it as it was.
+    """
+    run = output_dir if isinstance(output_dir, RunDirectory) else RunDirectory(output_dir)
     rank = distributed.init_distributed()
+    agree = (lambda refused: distributed.any_rank(refused, distributed.collective_device())) \
+        if rank.distributed else None
+    with run.held(rank.is_main, agree):
+        return _train(cfg, run, rank)
+
+
+def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float | None:
+    run_dir = run.path
     if not rank.is_main:   # only rank 0 logs, writes and prints
         log.setLevel(logging.WARNING)
     device = distributed.device_for(rank, resolve_device(cfg.device))
@@ -46,7 +60,8 @@ def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
     log.info("Model %s: %.2fM parameters; data %s %s, %d train / %d test examples",
              cfg.model.name, sum(p.numel() for p in method.parameters()) / 1e6, data.name,
              list(data.shape), data.train.num_examples, data.test.num_examples)
-    final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank)
+    final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank,
+                on_start=run.start)
     if not rank.is_main:
         return None
     record = {"step": cfg.trainer.max_steps, **{f"test/{k}": v for k, v in final.items()}}
