@@ -310,7 +310,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_says_so(installed, tmpfs, t
     resumed = run_gentool(installed, tmp_path, "train", *TINY, *BIG, f"hydra.run.dir={run}")
     assert_one_sentence(resumed, f"No space left on the device holding {last}",
                         "the previous checkpoint there is intact", "free some space",
-                        "run the same command again to resume")
+                        f"resume by running the same command with hydra.run.dir={run.resolve()}")
     assert hashes(run)["checkpoints/last.pt"] == before["checkpoints/last.pt"]
     assert torch.load(last, weights_only=True)["step"] == 2
     assert [p.name for p in last.parent.iterdir()] == ["last.pt"]   # no temporary file left

@@ -65,7 +65,8 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path,
     monkeypatch.setattr(checkpoint.torch, "save", torch_save_on_a_full_disk)
     with pytest.raises(WriteFailed, match=f"^No space left on the device holding {path}; the "
                                           "previous checkpoint there is intact; free some space, "
-                                          "then run the same command again to resume.$"):
+                                          "then resume by running the same command with "
+                                          f"hydra.run.dir={tmp_path.parent.resolve()}.$"):
         save_checkpoint(path, PAYLOAD)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["last.pt"]
 

@@ -10,6 +10,7 @@ import os
 import secrets
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -78,33 +79,71 @@ def _report_user_errors(run):
         sys.exit(1)
 
 
+def _report_stops(run, command: str):
+    """A run stopped by a signal is not an error: one line (the step, the checkpoint and the
+    command that resumes it) on stderr and in the log, then exit 128 + the signal. Ctrl-C before
+    a run has started exits 130 the same way, without a traceback."""
+    from gentool.engine.rank import rank_from_env
+    from gentool.engine.stop import RunStopped
+
+    try:
+        return run()
+    except RunStopped as stopped:
+        if rank_from_env().is_main:
+            from gentool.engine.run_log import write_to_run_log
+            from gentool.hydra_run import resume_command
+
+            run_dir = stopped.checkpoint.parent.parent
+            line = f"gentool: {stopped}; resume with: {resume_command(command, run_dir)}"
+            print(line, file=sys.stderr, flush=True)
+            write_to_run_log(line)
+        stopped.hand_over()   # submitit requeues the job on SIGUSR2 (and exits)
+        sys.exit(stopped.exit_status)
+    except KeyboardInterrupt:
+        print(f"gentool: {command} interrupted (Ctrl-C).", file=sys.stderr, flush=True)
+        sys.exit(130)
+
+
+def _run_directory(cfg: DictConfig):
+    """The Hydra job's run directory, with what a start writes there once it is accepted: the
+    `.hydra/` config snapshot and the log file."""
+    from gentool.engine.run_directory import RunDirectory
+    from gentool.engine.run_log import start_run_log
+    from gentool.hydra_run import config_snapshot, created_from
+
+    path = Path(HydraConfig.get().runtime.output_dir)
+    return RunDirectory(path, created_from=created_from(path),
+                        on_start=[config_snapshot(cfg), lambda run_dir: start_run_log()])
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def train_main(cfg: DictConfig):
     from gentool.train import run_train  # torch is imported only once a command runs
 
-    return _report_user_errors(lambda: run_train(cfg, HydraConfig.get().runtime.output_dir))
+    return _report_user_errors(lambda: _report_stops(
+        lambda: run_train(cfg, _run_directory(cfg)), "train"))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="sample")
 def sample_main(cfg: DictConfig):
     from gentool.sample import run_sample
 
-    return _report_user_errors(lambda: run_sample(cfg))
+    return _report_user_errors(lambda: _report_stops(lambda: run_sample(cfg), "sample"))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def eval_main(cfg: DictConfig):
     from gentool.evaluate import run_eval
 
-    return _report_user_errors(lambda: run_eval(cfg))
+    return _report_user_errors(lambda: _report_stops(lambda: run_eval(cfg), "eval"))
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="finetune")
 def finetune_main(cfg: DictConfig):
     from gentool.finetune import run_finetune
 
-    return _report_user_errors(
-        lambda: run_finetune(cfg, HydraConfig.get().runtime.output_dir))
+    return _report_user_errors(lambda: _report_stops(
+        lambda: run_finetune(cfg, _run_directory(cfg)), "finetune"))
 
 
 def report_main() -> None:
@@ -204,7 +243,9 @@ def main() -> None:
     if command == "train":
         _report_user_errors(agree_on_run_name)
     # Hydra reads the program name from argv[0] (for --help and shell completion).
-    sys.argv = [f"gentool {command}", *args[1:]]
+    from gentool.hydra_run import expand_home
+
+    sys.argv = [f"gentool {command}", *map(expand_home, args[1:])]
     COMMANDS[command][0]()
 
 

@@ -24,6 +24,7 @@ from gentool.data.subsets import labelled_subset
 from gentool.engine.checkpoint import save_checkpoint
 from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.engine.files import atomic_write
+from gentool.engine.run_directory import RunDirectory
 from gentool.errors import GentoolError
 from gentool.methods import build_method
 from gentool.metrics.classifier import accuracy
@@ -33,13 +34,17 @@ from gentool.sample import load_trained_method
 log = logging.getLogger("gentool")
 
 
+def _check_head(head: str) -> None:
+    if head not in ("linear", "mlp"):
+        raise GentoolError(f"finetune.head={head} is not one of linear, mlp; pick one.")
+
+
 class EncoderClassifier(nn.Module):
     """x -> method.encode(x) -> head: a trained (or fresh) AE/VAE encoder with a class head."""
 
     def __init__(self, method, num_classes: int, head: str, hidden: int, freeze: bool):
         super().__init__()
-        if head not in ("linear", "mlp"):
-            raise GentoolError(f"finetune.head={head} is not one of linear, mlp; pick one.")
+        _check_head(head)
         self.method, self.freeze = method, freeze
         sizes = [method.latent_dim, num_classes] if head == "linear" else \
             [method.latent_dim, hidden, num_classes]
@@ -59,8 +64,15 @@ class EncoderClassifier(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def run_finetune(cfg: DictConfig, output_dir: str | Path) -> float:
-    run_dir = Path(output_dir)
+def run_finetune(cfg: DictConfig, output_dir: str | Path | RunDirectory) -> float:
+    """Fine-tune in `output_dir`, held by this run alone; a refused start leaves it as it was."""
+    run = output_dir if isinstance(output_dir, RunDirectory) else RunDirectory(output_dir)
+    with run.held():
+        return _finetune(cfg, run)
+
+
+def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
+    run_dir = run.path
     if not cfg.checkpoint:
         raise GentoolError("gentool finetune needs a pretrained model; add "
                            "checkpoint=<AE or VAE run>/checkpoints/last.pt.")
@@ -86,6 +98,8 @@ def run_finetune(cfg: DictConfig, output_dir: str | Path) -> float:
     log.info("%d labelled examples (%d per class of %d)", len(subset), cfg.labels_per_class,
              data.num_classes)
     options = cfg.finetune
+    _check_head(options.head)
+    run.start()
     writer = SummaryWriter(str(run_dir))
     results = {}
     for name, method, freeze in (("pretrained", pretrained, options.freeze_encoder),

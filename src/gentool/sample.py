@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from gentool.engine import visuals
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.engine.files import atomic_write
+from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
 from gentool.methods import build_method
 from gentool.options import show
@@ -29,6 +31,8 @@ from gentool.options import show
 log = logging.getLogger("gentool")
 
 FORMATS = ("grid", "npy", "folder")
+# What checkpoints are named; `out=` never names one.
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def load_trained_method(checkpoint: str, device: torch.device):
@@ -59,15 +63,42 @@ def run_sample(cfg: DictConfig) -> Path:
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
+    out = Path(cfg.out).expanduser()
+    _refuse_checkpoint_as_out(out, cfg)
     device = resolve_device(cfg.device)
     log.info("Device: %s", describe_device(device))
     method, train_cfg = load_trained_method(cfg.checkpoint, device)
     seed_everything(cfg.seed)
     with torch.no_grad():
         images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
-    out = write(images, picture, train_cfg.dataset.range, cfg.format, Path(cfg.out))
+    start_run_log(log_path(out, cfg.format))
+    out = write(images, picture, train_cfg.dataset.range, cfg.format, out)
     log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], cfg.format, cfg.mode, out)
     return out
+
+
+def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig) -> None:
+    """`out=` may replace an earlier output, never a checkpoint: neither the one read nor any
+    other `.pt` file."""
+    if _same_file(out, Path(cfg.checkpoint).expanduser()):
+        raise GentoolError(f"out={cfg.out} is the checkpoint that sample reads; choose another "
+                           "out= (e.g. out=samples.png).")
+    if out.suffix.lower() in CHECKPOINT_SUFFIXES:
+        raise GentoolError(f"out={cfg.out} names a {out.suffix} file, and gentool sample never "
+                           "writes over checkpoints; choose another out= (e.g. out=samples.png).")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def log_path(out: Path, fmt: str) -> Path:
+    """sample's log, beside its output: samples.png -> samples.log, folder samples/ ->
+    samples.log (outside the folder, which holds only the images)."""
+    path = out.parent / f"{out.name}.log" if fmt == "folder" else out.with_suffix(".log")
+    return path if path != out else out.parent / f"{out.name}.log"
 
 
 def _can(method, mode: str) -> bool:

@@ -15,9 +15,11 @@ from gentool.config import check_config
 from gentool.data import build_data
 from gentool.engine import distributed
 from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
+from gentool.engine.checkpoint import resume_advice
 from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, atomic_write, os_error_in,
                                   quiet_refused_writes_in_threads, write_failed)
 from gentool.engine.loop import fit
+from gentool.engine.run_directory import RunDirectory
 from gentool.errors import GentoolError
 from gentool.methods import build_method, check_method
 
@@ -27,12 +29,25 @@ log = logging.getLogger("gentool")
 OBJECTIVE = "loss"
 
 
-def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
-    run_dir = Path(output_dir)
+def run_train(cfg: DictConfig, output_dir: str | Path | RunDirectory) -> float | None:
+    """Train in `output_dir` (resuming from its checkpoints/last.pt when there is one).
+
+    The directory is held by this run alone (see engine/run_directory.py); a start refused before
+    training (bad data, a checkpoint of another model) leaves it as it was.
+    """
+    run = output_dir if isinstance(output_dir, RunDirectory) else RunDirectory(output_dir)
+    rank = distributed.init_distributed()
+    agree = (lambda refused: distributed.any_rank(refused, distributed.collective_device())) \
+        if rank.distributed else None
+    with run.held(rank.is_main, agree):
+        return _train(cfg, run, rank)
+
+
+def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float | None:
+    run_dir = run.path
     # Settings that cannot work are refused before any data is loaded or anything is written.
     check_config(cfg)
     check_method(cfg)
-    rank = distributed.init_distributed()
     if not rank.is_main:   # only rank 0 logs, writes and prints
         log.setLevel(logging.WARNING)
     device = distributed.device_for(rank, resolve_device(cfg.device))
@@ -54,7 +69,8 @@ def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
              list(data.shape), data.train.num_examples, data.test.num_examples)
     quiet_refused_writes_in_threads()
     try:
-        final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank)
+        final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank,
+                    on_start=run.start)
     except Exception as error:
         _raise_if_refused_write(error, run_dir)
         raise
@@ -64,7 +80,7 @@ def run_train(cfg: DictConfig, output_dir: str | Path) -> float | None:
     atomic_write(run_dir / "metrics.json",
                  lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"),
                  kept="the final checkpoint is written",
-                 then="run the same command again to write it (the run resumes at its last step)")
+                 then=resume_advice(run_dir) + " to write it (the run resumes at its last step)")
     log.info("Final test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
     log.info("Run directory: %s", run_dir.resolve())
     return final.get(OBJECTIVE)
@@ -79,7 +95,7 @@ def _raise_if_refused_write(error: Exception, run_dir: Path) -> None:
     last = run_dir / "checkpoints" / "last.pt"
     kept = f"the last checkpoint {last} is intact" if last.exists() else \
         "no checkpoint had been written yet"
-    raise write_failed(run_dir, refused, kept, "run the same command again to resume") from error
+    raise write_failed(run_dir, refused, kept, resume_advice(run_dir)) from error
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:

@@ -46,10 +46,16 @@ def restore_rng_state(state: dict[str, Any]) -> None:
                          n["has_gauss"], n["cached_gaussian"]))
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any],
-                    then: str = "run the same command again to resume") -> None:
+def resume_advice(run_dir: Path) -> str:
+    """How a run goes on in its own directory (the same command alone would start a new one)."""
+    return f"resume by running the same command with hydra.run.dir={Path(run_dir).resolve()}"
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any], then: str | None = None) -> None:
     """Write atomically; a full or read-only disk leaves the previous file at `path` intact and
-    ends in one sentence saying so (WriteFailed), `then` saying how to go on."""
+    ends in one sentence saying so (WriteFailed), `then` saying how to go on (by default: how to
+    resume the run of `<run>/checkpoints/<file>`)."""
+    then = then or resume_advice(path.parent.parent)
     payload = {"format_version": FORMAT_VERSION, "gentool_version": __version__, **payload}
     kept = "the previous checkpoint there is intact" if path.exists() else \
         "no checkpoint was written there"

@@ -78,6 +78,13 @@ def average_gradients(optimizer: torch.optim.Optimizer) -> None:
         offset += g.numel()
 
 
+def collective_device() -> torch.device:
+    """Where this process group's collectives take their tensors: this rank's GPU under NCCL."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank when it is true on one (a stop signal that reached one rank)."""
     value = torch.tensor([1.0 if flag else 0.0], device=device)

@@ -143,6 +143,20 @@ class RefuseUnwritableRunDir(Callback):
         sys.exit(1)   # SystemExit passes Hydra's error printer, which would add a traceback
 
 
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that a killed atomic_write left in `folder` (`.<name>.*.tmp`).
+
+    Only the one writer of a folder may call this: another writer's file in progress looks the
+    same. Returns what was removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -9,10 +9,9 @@ uninterrupted one (on CPU, deterministic settings).
 from __future__ import annotations
 
 import logging
-import signal
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import OmegaConf
@@ -25,55 +24,11 @@ from gentool.engine import distributed
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
 from gentool.engine.schedule import apply_schedule
+from gentool.engine.stop import STOP_SIGNALS, RunStopped, StopRequested
 from gentool.engine.tensorboard import VisualLogger, log_hparams
 from gentool.errors import GentoolError, TrainingDiverged
 
 log = logging.getLogger("gentool")
-
-
-# SIGUSR2 is what SLURM sends before a time limit or preemption when submitit asks it to
-# (`--signal=USR2@90`); submitit's own handler for it requeues the job.
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR2")
-                     if hasattr(signal, name))
-
-
-class StopRequested:
-    """SIGTERM/SIGINT/SIGUSR2 ask the loop to checkpoint after the current step and exit.
-
-    A handler that was installed before (submitit's requeue on SIGUSR2) is called after the
-    checkpoint is written, by `hand_over`: the job is requeued with its checkpoint in place and
-    resumes from it in the same run directory.
-    """
-
-    def __init__(self):
-        self.signal: int | None = None
-        self._previous = {}
-
-    def hand_over(self) -> None:
-        previous = self._previous.get(self.signal)
-        if self.signal != getattr(signal, "SIGINT", None) and callable(previous):
-            previous(self.signal, None)   # submitit: requeue, then exit
-
-    def __enter__(self):
-        for sig in STOP_SIGNALS:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave the handlers alone
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal is not None:  # a second Ctrl-C means now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class Interrupted(GentoolError):
-    """Stopped by a signal after writing a checkpoint."""
 
 
 class _NoWriter:
@@ -84,12 +39,15 @@ class _NoWriter:
 
 
 def fit(method, data, cfg, run_dir: Path, device: torch.device, hparams: dict[str, Any],
-        rank: distributed.Rank = distributed.Rank()) -> dict[str, float]:
+        rank: distributed.Rank = distributed.Rank(),
+        on_start: Callable[[], None] | None = None) -> dict[str, float]:
     """Train `method` on `data` to `cfg.trainer.max_steps`; returns the final test metrics.
 
     `hparams` (the run's distinguishing choices) go to TensorBoard's HParams tab with them. In a
     data-parallel run (`rank`), only rank 0 evaluates, logs and writes checkpoints; the others
-    return no metrics.
+    return no metrics. `on_start` is called once the checkpoint to resume from (if any) has been
+    accepted, before anything is written to `run_dir`. A stop signal ends the run with
+    `RunStopped` after a checkpoint of the current step.
     """
     # Plain Python values: DictConfig attribute access costs microseconds, read every step.
     trainer = SimpleNamespace(**OmegaConf.to_container(cfg.trainer, resolve=True))
@@ -101,7 +59,9 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device, hparams: dict[st
     method.grad_scaler = grad_scaler_for(str(trainer.precision), device)
     method.grad_clip = trainer.grad_clip
 
-    start = _resume(method, optimizers, ckpt_dir, cfg.resume, rank)
+    start = _resume(method, optimizers, ckpt_dir, cfg, rank)
+    if on_start is not None:
+        on_start()
     if rank.distributed:
         distributed.broadcast_module(method)
         method.sync_gradients = distributed.average_gradients
@@ -153,9 +113,8 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device, hparams: dict[st
             if stopping and not last:
                 bar.close()
                 writer.close()
-                stop.hand_over()
-                raise Interrupted(f"Stopped by signal {stop.signal} at step {step}; the checkpoint "
-                                  f"is in {ckpt_dir}; run the same command again to resume.")
+                # A rank stopped by another rank's signal reports SIGTERM.
+                raise RunStopped(stop.signal or STOP_SIGNALS[0], step, ckpt_dir / "last.pt", stop)
     bar.close()
     if not rank.is_main:
         return {}
@@ -197,18 +156,18 @@ def _stop_if_diverged(metrics: dict[str, float], step: int, ckpt_dir: Path) -> N
                            "optimizer.lr or set trainer.grad_clip, then resume or train again.")
 
 
-def _resume(method, optimizers, ckpt_dir: Path, resume: str | None,
-            rank: distributed.Rank) -> int:
+def _resume(method, optimizers, ckpt_dir: Path, cfg, rank: distributed.Rank) -> int:
     """Restore from the run's own last.pt (a requeued job) or from `resume=PATH`; returns step.
 
     Each process of a data-parallel run restores its own RNG streams when the checkpoint holds
     them for the same number of processes.
     """
     own = ckpt_dir / "last.pt"
-    path = own if own.exists() else (Path(resume).expanduser() if resume else None)
+    path = own if own.exists() else (resume_path(cfg.resume) if cfg.resume else None)
     if path is None:
         return 0
     state = load_checkpoint(path)
+    _refuse_other_choices(state, cfg, path)
     try:
         method.load_state_dict(state["modules"]["method"])
         for name, optimizer_state in state["optimizers"].items():
@@ -224,6 +183,32 @@ def _resume(method, optimizers, ckpt_dir: Path, resume: str | None,
                       rank.distributed else state["rng"])
     log.info("Resumed from %s at step %d", path, state["step"])
     return int(state["step"])
+
+
+def _refuse_other_choices(state: dict[str, Any], cfg, path: Path) -> None:
+    """A checkpoint continues the run it was trained in: the same model and data set by name
+    (weights of the same shape would load, and silently train on another data set)."""
+    stored = state.get("config") or {}
+    trained = {group: str((stored.get(group) or {}).get("name")) for group in ("model", "dataset")}
+    asked = {group: str(cfg[group].name) for group in ("model", "dataset")}
+    if trained != asked:
+        was = " ".join(f"{k}={v}" for k, v in trained.items())
+        now = " ".join(f"{k}={v}" for k, v in asked.items())
+        raise GentoolError(f"{path} does not fit this model: it was trained with {was}, not "
+                           f"{now}; resume with the options it was trained with (or train a new "
+                           "run in another directory).")
+
+
+def resume_path(resume: str) -> Path:
+    """The checkpoint that `resume=` names: a checkpoint file, or a run directory (its
+    checkpoints/last.pt); `~` is the home folder."""
+    path = Path(resume).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise GentoolError(f"resume={resume}: there is no checkpoint at {path}; pass a checkpoint "
+                           "file or the directory of a train run, or drop resume=.")
+    return path
 
 
 def _checkpointer(method, optimizers, cfg, ckpt_dir: Path, keep: int, rank: distributed.Rank):

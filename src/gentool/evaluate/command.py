@@ -18,6 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.engine.files import atomic_write
+from gentool.engine.run_log import start_run_log
 from gentool.engine.visuals import save_png
 from gentool.errors import GentoolError
 from gentool.evaluate.context import EvalContext
@@ -39,11 +40,14 @@ def run_eval(cfg: DictConfig) -> dict[str, float]:
     step = int(load_checkpoint(cfg.checkpoint)["step"])
     seed_everything(cfg.seed)
     ctx = EvalContext(method, train_cfg.dataset, cfg, device, train_cfg.model.name)
-    rows = evaluate(ctx, cfg.metrics, train_cfg.model.name)
+    suites = chosen_suites(ctx, cfg.metrics, train_cfg.model.name)
+    run_dir = run_dir_of(Path(cfg.checkpoint))
+    start_run_log(run_dir / "eval" / "eval.log")   # the log joins the results, in the run
+    rows = evaluate(ctx, suites, train_cfg.model.name)
     title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} ({cfg.checkpoint})"
     print(format_table(rows, title, ctx.sampler_note))
     metrics = {f"eval/{k}": v for row in rows for k, v in row.metrics().items()}
-    write_results(run_dir_of(Path(cfg.checkpoint)), metrics, ctx.figures, step)
+    write_results(run_dir, metrics, ctx.figures, step)
     return metrics
 
 
@@ -59,7 +63,7 @@ def evaluate(ctx: EvalContext, names, model_name: str) -> list[Row]:
 
 def run_dir_of(checkpoint: Path) -> Path:
     """<run>/checkpoints/last.pt -> <run>; a checkpoint elsewhere -> its own folder."""
-    folder = checkpoint.resolve().parent
+    folder = checkpoint.expanduser().resolve().parent
     return folder.parent if folder.name == "checkpoints" else folder
 
 

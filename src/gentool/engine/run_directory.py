@@ -1,0 +1,133 @@
+"""A run's directory from its start to its end: one writer, and a refused start leaves no trace.
+
+    run = RunDirectory(path)
+    with run.held(is_main):      # the lock: a second process stops here at once
+        ...check the request: data, model, the checkpoint to resume...
+        run.start()              # accepted: stale temporaries go, the start hooks run
+        ...train, write checkpoints and metrics...
+
+Nothing in the directory is modified before `start()`: the lock comes first, and the things a
+start writes (the `.hydra` config snapshot and the log file, as hooks from the command line) wait
+for `start()`. A start that ends before it (a refused resume, a bad option, Ctrl-C) removes the
+lock file it created and the folders this start created, so the directory, or its absence, is as
+it was. In a data-parallel run only the main process (rank 0) locks and writes; the others learn
+through `agree` whether it was refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from gentool.engine.files import remove_stale_temporaries
+from gentool.engine.run_lock import RunLock
+from gentool.errors import GentoolError
+
+log = logging.getLogger("gentool")
+
+# Where a run's own atomic writes happen (see engine/files.py): checkpoints and metrics.json.
+_WRITTEN_FOLDERS = (".", "checkpoints")
+
+
+class RunDirectory:
+    """`path`, held by this process; `created_from` is the topmost folder this start created
+    (known to the command line, which saw the folders before Hydra made them), if any."""
+
+    def __init__(self, path: str | Path, created_from: str | Path | None = None,
+                 on_start: Sequence[Callable[[Path], None]] = ()):
+        self.path = Path(path)
+        self.created_from = Path(created_from).absolute() if created_from else None
+        self.on_start = list(on_start)
+        self.started = False
+        self._lock: RunLock | None = None
+
+    @contextmanager
+    def held(self, is_main: bool = True,
+             agree: Callable[[bool], bool] | None = None) -> Iterator["RunDirectory"]:
+        """Hold the directory (main process) for the block; undo a start refused inside it.
+
+        `agree(refused)` is called on every process of a data-parallel run and returns whether
+        any of them was refused, so that all stop together.
+        """
+        refusal = None
+        if is_main:
+            try:
+                self._make()
+                self._lock = RunLock(self.path).acquire()
+            except GentoolError as error:
+                refusal = error
+        if agree is not None and agree(refusal is not None) and refusal is None:
+            refusal = GentoolError(f"{self.path} is in use by another gentool process; wait for "
+                                   "it to end, or choose another hydra.run.dir=.")
+        if refusal is not None:
+            if is_main:
+                self._remove_new_folders()
+            raise refusal
+        if self._lock is not None and not self._lock.supported:
+            log.warning("%s: this file system cannot lock files, so nothing stops a second "
+                        "gentool process from writing this run directory too", self.path)
+        try:
+            yield self
+        except BaseException:
+            if not self.started and self._lock is not None:
+                self._lock.release(remove=self._lock.created)
+                self._remove_new_folders()
+            raise
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def start(self) -> None:
+        """The run is accepted: from here on it writes its directory."""
+        if self.started:
+            return
+        self.started = True
+        if self._lock is None:   # not the main process: it writes nothing here
+            return
+        for folder in _WRITTEN_FOLDERS:
+            for tmp in remove_stale_temporaries(self.path / folder):
+                log.info("Removed %s, left by a run killed while writing it", tmp)
+        for hook in self.on_start:
+            hook(self.path)
+
+    def _make(self) -> None:
+        if self.path.is_dir():
+            return
+        missing = first_missing(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise GentoolError(f"Cannot create the run directory {self.path} "
+                               f"({error.strerror}); choose another hydra.run.dir=.") from error
+        if self.created_from is None:
+            self.created_from = missing
+
+    def _remove_new_folders(self) -> None:
+        """Remove the run directory and its parents up to `created_from`, where they are empty
+        (rmdir never removes anything else, so a folder another process filled stays)."""
+        top = self.created_from
+        if top is None:
+            return
+        folder = self.path.absolute()
+        while folder == top or top in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+
+def first_missing(path: Path) -> Path | None:
+    """The topmost folder of `path` that does not exist yet (None when `path` exists)."""
+    path = path.absolute()
+    if path.exists():
+        return None
+    first = path
+    for parent in path.parents:
+        if parent.exists():
+            break
+        first = parent
+    return first

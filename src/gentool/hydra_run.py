@@ -1,0 +1,115 @@
+"""What the command line adds to Hydra's handling of a run directory.
+
+Hydra makes a run's directory, writes `.hydra/` into it and opens its log before the command's
+function runs. gentool's configs set `hydra.output_subdir: null` and a `RunLogHandler`, so Hydra
+only makes the directory; the command writes `.hydra/` itself (`config_snapshot`) once its start
+is accepted, under the run lock (engine/run_directory.py). `NewFolders`, a Hydra callback, notes
+which folders of the run directory did not exist before, so a refused start removes exactly those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from gentool.engine.files import atomic_write
+from gentool.engine.run_directory import first_missing
+
+# The topmost folder of the current job's directory that Hydra is about to create (set in the
+# process that runs the job, which is not the launching one under joblib or SLURM).
+_created_from: Path | None = None
+
+
+class NewFolders(Callback):
+    """Before Hydra makes the run (or sweep) directory: note its first missing folder."""
+
+    def __init__(self) -> None:
+        self.first_missing: Path | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.first_missing = _missing_of(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # A new sweep folder makes every job folder in it new as well.
+        self.first_missing = _missing_of(config, "hydra.sweep.dir")
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _created_from
+        _created_from = self.first_missing
+
+
+def _missing_of(config: DictConfig, key: str) -> Path | None:
+    try:
+        return first_missing(Path(str(OmegaConf.select(config, key))))
+    except Exception:   # an interpolation only Hydra's job can resolve: remove nothing
+        return None
+
+
+def created_from(run_dir: str | Path) -> Path | None:
+    """The topmost folder that this start created for `run_dir`, if Hydra made one."""
+    top = _created_from
+    run_dir = Path(run_dir).absolute()
+    if top is None or not (run_dir == top or top in run_dir.parents):
+        return None
+    return top
+
+
+def config_snapshot(cfg: DictConfig) -> Callable[[Path], None]:
+    """Hydra's three `.hydra/` files for this job, as Hydra would write them, to be written into
+    a run directory later: `write(run_dir)`. Nothing when Hydra is not running the command."""
+    if not HydraConfig.initialized():
+        return lambda run_dir: None
+    hydra_cfg = HydraConfig.instance().cfg
+    texts = {"config.yaml": OmegaConf.to_yaml(cfg),
+             "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+             "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task)}
+
+    def write(run_dir: Path) -> None:
+        for name, text in texts.items():
+            atomic_write(run_dir / ".hydra" / name, lambda f, text=text: f.write(text.encode()))
+
+    return write
+
+
+# Hydra overrides that describe how this job was launched rather than what it computes.
+_LAUNCH_OVERRIDES = re.compile(r"^(hydra\.(mode|run\.dir|sweep\.|launcher\.|sweeper\.|job\.num"
+                               r"|job\.id)|hydra/(launcher|sweeper)=)")
+# A value Hydra's override grammar reads unquoted (a path of plain names).
+_PLAIN = re.compile(r"[\w./-]+")
+# key=~/path, where the value is a plain path that starts with the home folder.
+_HOME_VALUE = re.compile(r"(\+{0,2}[A-Za-z_][\w.\-/@]*)=(~[\w.\-/]*)")
+
+
+def hydra_value(text: str) -> str:
+    """`text` as a value of a Hydra override: as is when plain, else quoted."""
+    if _PLAIN.fullmatch(text):
+        return text
+    quote = "'" if "'" not in text else '"'
+    return quote + text.replace(quote, "\\" + quote) + quote
+
+
+def expand_home(arg: str) -> str:
+    """`key=~/path` -> `key=/home/me/path`. Hydra's override grammar has no unquoted `~`, and the
+    shell expands `~` only at the start of a word (or of a variable assignment), so the command
+    line does it, as the shell would."""
+    match = _HOME_VALUE.fullmatch(arg)
+    if not match:
+        return arg
+    return f"{match.group(1)}={hydra_value(os.path.expanduser(match.group(2)))}"
+
+
+def resume_command(command: str, run_dir: str | Path) -> str:
+    """The shell command that resumes this job in `run_dir`: its own overrides (one job's, in a
+    sweep), the user's Hydra options, and `hydra.run.dir=<run_dir>`."""
+    hydra_cfg = HydraConfig.get()
+    kept = [o for o in hydra_cfg.overrides.hydra if not _LAUNCH_OVERRIDES.match(o)]
+    where = hydra_value(str(Path(run_dir).absolute()))
+    return shlex.join(["gentool", command, *hydra_cfg.overrides.task, *kept,
+                       f"hydra.run.dir={where}"])
