@@ -45,9 +45,11 @@ class UnsafeConfig(GentoolError):
     while it is built. `key` is the dotted path of the node, `reason` a clause that follows its
     value ("walks through the module os, ..."), `fix` what to do instead."""
 
+    action = "build"   # what is refused: "Refusing to <action> <key>: ..."
+
     def __init__(self, key: str, value: Any, reason: str, fix: str):
         self.key, self.value, self.reason, self.fix = key, value, reason, fix
-        super().__init__(f"Refusing to build {key}: {_shown(value)} {reason}; {fix}.")
+        super().__init__(f"Refusing to {self.action} {key}: {_shown(value)} {reason}; {fix}.")
 
 
 @dataclass
