@@ -1,7 +1,9 @@
 """The `gentool` command: a dispatcher over thin Hydra mains, one per command.
 
 The command word is taken off sys.argv and the rest is left to that command's @hydra.main, so
-every Hydra feature (-m sweeps, --cfg job, --help, launchers, sweepers) works unchanged.
+every Hydra feature (-m sweeps, --cfg job, --help, launchers, sweepers) works unchanged; every
+config Hydra composes for the command is checked before Hydra acts on its `hydra` node
+(gentool.hydra_guard).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from gentool import __version__
 from gentool.config import register_schemas
 from gentool.errors import GentoolError
+from gentool.hydra_guard import HydraConfigRefused, checked_composition
 
 # Run directories are <started time>_<uid>. The short random tag keeps two runs that start within
 # the same second apart; both are cached, so every reference within one run agrees. The processes
@@ -246,7 +249,19 @@ def main() -> None:
     from gentool.hydra_run import expand_home
 
     sys.argv = [f"gentool {command}", *map(expand_home, args[1:])]
-    COMMANDS[command][0]()
+    if command == "report":
+        COMMANDS[command][0]()
+        return
+    # Hydra acts on a config's hydra node (logging, callbacks, launcher, ...) before the command
+    # runs; every config it composes for the command is checked first (gentool.hydra_guard).
+    try:
+        with checked_composition():
+            COMMANDS[command][0]()
+    except HydraConfigRefused as refused:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"gentool: error: {refused}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -5,25 +5,54 @@ with the key's name and expected type); their ranges (`Annotated[int, Range(min=
 by `check_config` when a command starts. Model, dataset, loss and optimizer nodes stay free-form:
 their shape is fixed by the `_target_` they name, whose annotated parameters type them
 (gentool.options), and `instantiate` below is the only way such a node becomes an object.
+
+A config is data: it may come from a stranger's checkpoint or a shared config folder, so what a
+`_target_` names is checked on the object the dotted name resolves to (`resolve_target`), never
+on its spelling, and Hydra is handed that checked object rather than the name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
+import inspect
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from types import ModuleType
+from typing import Any, Callable, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from gentool.errors import GentoolError
 from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                              check_options, check_schema)
 
-# Only these importable prefixes may be named by `_target_`: a config file is data, and data must
-# not be able to call arbitrary Python (os.system, ...) when a run or a checkpoint is loaded.
-ALLOWED_TARGET_PREFIXES = ("gentool.", "torch.optim.")
+# What a `_target_` may resolve to: a class or function defined in one of these packages (what
+# configs build: methods, networks, losses, data sources), or an optimizer class of torch.optim.
+# The rest of gentool (commands, engine, file writing) is never a config's to call.
+TARGET_PACKAGES = ("gentool.methods", "gentool.nets", "gentool.losses", "gentool.data")
+OPTIMIZERS = "torch.optim"
+ALLOWED_TARGETS = (f"a class or function of {', '.join(TARGET_PACKAGES[:-1])} or "
+                   f"{TARGET_PACKAGES[-1]}, or an optimizer class of {OPTIMIZERS}")
+# Hydra's switches that must be booleans (Hydra raises a bare TypeError on anything else).
+BOOLEAN_FLAGS = ("_partial_", "_recursive_")
+_ABSENT = object()
+
+
+class UnsafeConfig(GentoolError):
+    """A config node that names something gentool does not build, or that would be rewritten
+    while it is built. `key` is the dotted path of the node, `reason` a clause that follows its
+    value ("walks through the module os, ..."), `fix` what to do instead."""
+
+    action = "build"   # what is refused: "Refusing to <action> <key>: ..."
+
+    def __init__(self, key: str, value: Any, reason: str, fix: str):
+        self.key, self.value, self.reason, self.fix = key, value, reason, fix
+        super().__init__(f"Refusing to {self.action} {key}: {_shown(value)} {reason}; {fix}.")
 
 
 @dataclass
@@ -139,22 +168,27 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:
-    """Build the object a config node describes, refusing targets outside gentool.
+    """Build the object a config node describes, refusing anything but ALLOWED_TARGETS.
 
-    Options are checked against the annotations of the targets first (gentool.options). Errors
-    raised by the target's constructor as GentoolError reach the user unchanged; Hydra
-    otherwise wraps them in a message with its own internals.
+    The node is resolved first (interpolations included), every `_target_` in it is resolved and
+    checked (`check_targets`), its options are checked against the annotations of those targets
+    (gentool.options), and Hydra receives the checked objects themselves, so it looks no name up.
+    `kwargs` are objects the caller built (a loss, parameters, a path); they may not carry config
+    nodes to build. Errors raised by the target's constructor as GentoolError reach the user
+    unchanged; Hydra otherwise wraps them in a message with its own internals.
     """
-    path = ""
-    if isinstance(node, DictConfig):
+    if OmegaConf.is_config(node):
+        key = str(node._get_full_key(None))
         container = OmegaConf.to_container(node, resolve=True)
-        path = node._get_full_key(None)
     else:
-        container = node
-    _check_targets(container)
-    check_options(container, path)
+        key, container = "", node
+    checked = check_targets(container, key)
+    check_options(container, key)
+    _check_arguments(kwargs)
+    if isinstance(checked, (dict, list)):
+        checked = OmegaConf.create(checked, flags={"allow_objects": True})
     try:
-        return hydra_instantiate(container, **kwargs)
+        return hydra_instantiate(checked, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
         while cause is not None and not isinstance(cause, GentoolError):
@@ -165,17 +199,182 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
                            "check the options given for it.") from error
 
 
-def _check_targets(node: Any) -> None:
+def check_targets(node: Any, key: str = "") -> Any:
+    """`node` (plain containers) with every `_target_` replaced by the object it resolves to.
+
+    Raises UnsafeConfig, naming the node's dotted path, for a target outside ALLOWED_TARGETS
+    (wherever it sits: nested, in `_args_`, in lists), a Hydra switch that is not a boolean, or a
+    string that still holds an interpolation: Hydra resolves a config again while building it,
+    so an escaped `\\${...}` that survived the first resolution would be resolved there, after
+    the check.
+    """
     if isinstance(node, dict):
-        target = node.get("_target_")
-        if target is not None and not str(target).startswith(ALLOWED_TARGET_PREFIXES):
-            raise GentoolError(f"Refusing to build '_target_: {target}': configs may only name "
-                               f"targets under {', '.join(ALLOWED_TARGET_PREFIXES)}.")
-        for value in node.values():
-            _check_targets(value)
-    elif isinstance(node, list):
-        for value in node:
-            _check_targets(value)
+        checked = {}
+        for name, value in node.items():
+            path = f"{key}.{name}" if key else str(name)
+            if name == "_target_":
+                checked[name] = _as_node_value(resolve_target(value, path))
+            elif name in BOOLEAN_FLAGS and not isinstance(value, bool):
+                raise UnsafeConfig(path, value, "is not true or false",
+                                   f"set {path} to true or false")
+            else:
+                checked[name] = check_targets(value, path)
+        return checked
+    if isinstance(node, (list, tuple)):
+        return [check_targets(value, f"{key}[{i}]") for i, value in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        raise UnsafeConfig(key or "the config", node, "still holds an interpolation after "
+                           "resolving, which building would resolve again",
+                           "give the value itself")
+    return node
+
+
+def check_stored_config(config: Any, source: str) -> None:
+    """Refuse `source` (a checkpoint) unless its stored config passes `check_targets` whole.
+
+    Called right after reading, before anything is built from it. A stored config was resolved
+    when it was written, so it holds no interpolations either.
+    """
+    if not isinstance(config, dict):
+        raise GentoolError(f"{source} is refused: its stored config is a "
+                           f"{type(config).__name__}, not a mapping of options; use a checkpoint "
+                           "written by gentool train.")
+    try:
+        check_targets(config)
+    except UnsafeConfig as error:
+        raise GentoolError(f"{source} is refused: its stored config sets {error.key} to "
+                           f"{_shown(error.value)}, which {error.reason}; use a checkpoint "
+                           "written by gentool train.") from error
+
+
+def resolve_target(target: Any, key: str = "_target_") -> Callable[..., Any]:
+    """The class or function a `_target_` names, if it is one of ALLOWED_TARGETS.
+
+    A dotted name is walked one step at a time, importing nothing but gentool's own modules:
+    `gentool.<module>...<name>`, where every step but the last is a gentool module and no step
+    starts with `_` (no `__globals__`-style walks), or `torch.optim.<Name>`. The object reached
+    is then checked itself, so a name that re-exports a foreign module or function
+    (`gentool.engine.files.os.system`) is refused. An object given instead of a name (by code)
+    gets the same check on the object.
+    """
+    def refuse(reason: str) -> UnsafeConfig:
+        return UnsafeConfig(key, target, reason, f"a _target_ may only name {ALLOWED_TARGETS}")
+
+    if not isinstance(target, str):
+        if not callable(target):
+            raise refuse("is not a dotted name")
+        obj = target
+    else:
+        parts = target.split(".")
+        odd = next((part for part in parts if not part.isidentifier()), None)
+        if odd is not None:
+            raise refuse(f"is not a dotted Python name ('{odd}')")
+        hidden = next((part for part in parts if part.startswith("_")), None)
+        if hidden is not None:
+            raise refuse(f"walks through '{hidden}', and no step may start with '_'")
+        if parts[0] == "gentool":
+            obj = _walk_gentool(parts, refuse)
+        elif parts[:2] == OPTIMIZERS.split("."):
+            optim = importlib.import_module(OPTIMIZERS)
+            obj = getattr(optim, parts[2], None) if len(parts) == 3 else None
+            if not _is_optimizer_class(obj):
+                raise refuse(f"is not an optimizer class of {OPTIMIZERS} ({OPTIMIZERS}.<Name>)")
+        else:
+            raise refuse("is outside gentool and torch.optim")
+    if _is_optimizer_class(obj):
+        return obj
+    if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+        raise refuse(f"resolves to a {type(obj).__name__}, not a class or function")
+    module = getattr(obj, "__module__", None) or "?"
+    if not any(_within(module, package) for package in TARGET_PACKAGES):
+        raise refuse(f"resolves to {module}.{getattr(obj, '__qualname__', '?')}, outside the "
+                     "packages configs build from")
+    return obj
+
+
+def _walk_gentool(parts: list[str], refuse: Callable[[str], UnsafeConfig]) -> Any:
+    """Follow `gentool.a.b...` step by step; every object passed through is a gentool module,
+    and only modules named gentool.<...> are ever imported."""
+    obj: Any = importlib.import_module("gentool")
+    for depth, part in enumerate(parts[1:], start=1):
+        walked = ".".join(parts[:depth])
+        if not isinstance(obj, ModuleType):
+            raise refuse(f"reaches inside {walked}, which is a {type(obj).__name__}, "
+                         "not a module")
+        child = getattr(obj, part, _ABSENT)
+        if child is _ABSENT:
+            child = _submodule(obj, part)
+        if child is _ABSENT:
+            raise refuse(f"names nothing ({walked} has no '{part}')")
+        if isinstance(child, ModuleType) and not _within(child.__name__, "gentool"):
+            raise refuse(f"walks through the module {child.__name__}, which is not part "
+                         "of gentool")
+        obj = child
+    return obj
+
+
+def _submodule(package: ModuleType, part: str) -> Any:
+    """The submodule `part` of `package` (a gentool module), imported; _ABSENT if none."""
+    if not hasattr(package, "__path__"):
+        return _ABSENT
+    name = f"{package.__name__}.{part}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name == name:
+            return _ABSENT
+        raise
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def _is_optimizer_class(obj: Any) -> bool:
+    optim = sys.modules.get(OPTIMIZERS)
+    return (optim is not None and inspect.isclass(obj) and issubclass(obj, optim.Optimizer)
+            and obj is not optim.Optimizer and _within(obj.__module__, OPTIMIZERS))
+
+
+def _as_node_value(target: Callable[..., Any]) -> Callable[..., Any]:
+    """`target` as a value OmegaConf keeps as it is: OmegaConf would turn a dataclass or attrs
+    class into a config node, so such a class travels inside a function that calls it."""
+    if not (dataclasses.is_dataclass(target) or hasattr(target, "__attrs_attrs__")):
+        return target
+
+    @functools.wraps(target, updated=())
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return target(*args, **kwargs)
+
+    return build
+
+
+def _check_arguments(kwargs: dict[str, Any]) -> None:
+    """The caller's keyword arguments go to Hydra unchanged, which merges them into the config
+    and resolves it again: they may hold no node to build and no interpolation."""
+    def walk(value: Any, path: str) -> None:
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        if isinstance(value, dict):
+            if "_target_" in value:
+                raise UnsafeConfig(f"{path}._target_", value["_target_"], "is a config node "
+                                   "to build inside an argument", "build it before passing it")
+            for name, item in value.items():
+                walk(item, f"{path}.{name}")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(value, str) and "${" in value:
+            raise UnsafeConfig(path, value, "holds an interpolation, which building would "
+                               "resolve", "give the value itself")
+
+    for name, value in kwargs.items():
+        walk(value, name)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _target_of(node: Any) -> str:

@@ -117,12 +117,12 @@ def _signature_of(target: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The annotations and defaults of a gentool target's parameters ({} for anything else)."""
     if not isinstance(target, str) or not target.startswith("gentool."):
         return {}, {}
-    from hydra.utils import get_object
+    from gentool.config import resolve_target   # config.py imports this module
 
-    try:
-        obj = get_object(target)
+    try:   # resolved the safe way: a target that would be refused imports nothing here
+        obj = resolve_target(target)
         signature = inspect.signature(obj)
-    except Exception:  # an unknown target is reported when it is built
+    except Exception:  # an unknown or refused target is reported when it is built
         return {}, {}
     annotated = obj.__init__ if inspect.isclass(obj) else obj
     try:

@@ -48,11 +48,27 @@ def _complete(root: Path) -> bool:
     return all((root / name).is_file() for name in _TRAIN + _TEST)
 
 
+# All a CIFAR-10 batch pickle refers to: numpy arrays (numpy 1 and 2 spell the module apart) and,
+# in batches written by Python 3 with protocol 2, byte strings. Anything else a pickle names could
+# run code when loaded, so a file asking for it is refused.
+_PICKLE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"),
+                   ("numpy._core.multiarray", "_reconstruct"),
+                   ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR-10 batch "
+                                         "never holds")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     # The official batches are python-2 pickles of byte strings; encoding="bytes" reads them.
     try:
         with open(path, "rb") as file:
-            return pickle.load(file, encoding="bytes")
+            return _BatchUnpickler(file, encoding="bytes").load()
     except (OSError, EOFError, pickle.UnpicklingError) as error:
         raise GentoolError(f"Could not read {path} ({error}); replace it with the file from "
                            "cifar-10-python.tar.gz.") from error

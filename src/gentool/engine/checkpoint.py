@@ -3,6 +3,10 @@
 Layout of the dict (FORMAT_VERSION 1): format_version, gentool_version, step, config (the resolved
 run config as plain containers), modules {name: state_dict}, optimizers {name: state_dict},
 grad_scaler (state_dict or None), rng {torch, cuda, python, numpy}.
+
+A checkpoint may come from anyone: it is read weights-only (tensors and plain types, no other
+Python object), and its stored configs are checked whole (gentool.config.check_stored_config)
+before the caller builds anything from them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 import torch
 
 from gentool import __version__
+from gentool.config import check_stored_config
 from gentool.engine.files import atomic_write
 from gentool.errors import GentoolError
 
@@ -116,4 +121,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if payload["format_version"] > FORMAT_VERSION:
         raise GentoolError(f"{path} was written by a newer gentool (format "
                            f"{payload['format_version']}); upgrade gentool to read it.")
+    # `config`, and the `pretrained_config` a finetune run keeps: everything a caller may build.
+    for key in payload:
+        if key == "config" or str(key).endswith("_config"):
+            check_stored_config(payload[key], str(path))
     return payload

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from gentool.config import instantiate
+from gentool.config import check_targets, instantiate, resolve_target
 from gentool.errors import GentoolError
 from gentool.options import check_options
 
@@ -28,6 +28,8 @@ def build_method(cfg):
 def check_method(cfg) -> None:
     """Refuse what build_method would refuse from the config alone (option types, data kind),
     building nothing: a run stops here before it loads its data."""
+    check_targets(OmegaConf.to_container(cfg.model, resolve=True), "model")
+    check_targets(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_options(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_data_kind(cfg)
@@ -53,8 +55,6 @@ def check_data_kind(cfg) -> None:
 
 def kinds_taken(node: Any) -> set[str] | None:
     """The data kinds every gentool network of a config node takes (None: none declares any)."""
-    from hydra.utils import get_object
-
     taken: set[str] | None = None
     stack = [node]
     while stack:
@@ -68,8 +68,8 @@ def kinds_taken(node: Any) -> set[str] | None:
         if not (isinstance(target, str) and target.startswith("gentool.")):
             continue
         try:
-            declared = getattr(get_object(target), "DATA_KINDS", None)
-        except Exception:   # an unknown target is reported when it is built
+            declared = getattr(resolve_target(target), "DATA_KINDS", None)
+        except Exception:   # an unknown or refused target is reported when it is built
             continue
         if declared is not None:
             taken = set(declared) if taken is None else taken & set(declared)
