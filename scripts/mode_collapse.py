@@ -4,144 +4,317 @@
 Every configuration trains through the real `gentool train` path (`run_train` on the composed
 config) on `ring` (8 Gaussians, sigma 0.01) and `grid` (25 Gaussians, sigma 0.05), and is scored
 on 2,500 samples with the VEEGAN/PacGAN metrics: modes captured (a mode counts when it is the
-nearest centre of at least one sample within 3 sigma of it) and the share of such high-quality
-samples. The table (mean +- std over seeds) is written as markdown, failures included.
+nearest centre of at least one sample within 3 sigma of it), the share of such high-quality
+samples, and the reverse KL of the samples' mode histogram to the uniform one (none when no
+sample is high quality).
 
-    .venv/bin/python scripts/mode_collapse.py                      # the full table, docs/mode_collapse.md
-    .venv/bin/python scripts/mode_collapse.py --steps 500 --seeds 1 --configs plain combined
+The study survives interruption. Each (configuration, data set, seed) cell writes one JSON file,
+`<cells>/<dataset>/<configuration>/seed<k>.json`, once its run is finished; cells that have a file
+are skipped, so running the same command again continues where it stopped. A run that was
+interrupted resumes from its last checkpoint in `<runs>/<dataset>/<configuration>/seed<k>`.
+Cells run side by side in `--workers` processes of one thread each. The markdown table in
+`--out` is rebuilt from the cell files after every run, and at any time with --table-only; it
+marks the cells still missing. Failed runs are kept in the table as what they measured.
+
+    .venv/bin/python scripts/mode_collapse.py --workers 1                # the whole study
+    .venv/bin/python scripts/mode_collapse.py --table-only               # rebuild the table
+    .venv/bin/python scripts/mode_collapse.py --configs plain pack2 --datasets ring --seeds 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
+import platform
 import statistics
-import tempfile
+import subprocess
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+CELLS = REPO / "docs" / "results" / "mode_collapse"
+RUNS = REPO / "runs" / "mode_collapse"
+OUT = REPO / "docs" / "mode_collapse.md"
+BEGIN, END = "<!-- scripts/mode_collapse.py: begin -->", "<!-- scripts/mode_collapse.py: end -->"
 
-# The remedies, each on top of the plain non-saturating GAN of the published toy experiments
-# (experiment=gan_toy: its architecture, optimiser and batch size). `{half}` is replaced by half
-# the run length, for switches that anneal.
-BASE = "experiment=gan_toy"
-CONFIGS = {
-    "plain": [],
-    "unrolled (k=5)": ["model.unrolled_steps=5"],
-    "minibatch discrimination": [
-        "model.discriminator.minibatch_discrimination={num_kernels:50,kernel_dim:5}"],
-    "instance noise": ["model.instance_noise.sigma=0.1",
-                       "model.instance_noise.anneal_steps={half}"],
-    "R1 (gamma=0.1)": ["model.r1=0.1"],
-    "WGAN-GP (n_critic=5)": ["loss=wasserstein", "model.gradient_penalty=10", "model.n_critic=5"],
-    "combined (experiment=gan_toy_stabilised)": ["experiment=gan_toy_stabilised"],
+# Every configuration is the plain GAN of experiment=gan_toy_small with the switches shown; the
+# last one is the preset of each data set. `{half}` is half the run length (for annealing) and
+# `{dataset}` the data set.
+BASE = "experiment=gan_toy_small"
+CONFIGS: dict[str, tuple[str, list[str]]] = {
+    "plain": ("non-saturating GAN", []),
+    "minimax": ("minimax GAN", ["loss=minimax"]),
+    "unrolled": ("unrolled, k=5", ["model.unrolled_steps=5"]),
+    "mbd": ("minibatch discrimination", [
+        "model.discriminator.minibatch_discrimination={num_kernels:50,kernel_dim:5}"]),
+    "mbstd": ("minibatch std", ["model.discriminator.minibatch_std=true"]),
+    "noise": ("instance noise, sigma 0.1 annealed over half the run", [
+        "model.instance_noise.sigma=0.1", "model.instance_noise.anneal_steps={half}"]),
+    "r1": ("R1, gamma=0.1", ["model.r1=0.1"]),
+    "gp": ("WGAN-GP, lambda=10, n_critic=5", [
+        "loss=wasserstein", "model.gradient_penalty=10", "model.n_critic=5"]),
+    "pack2": ("PacGAN, m=2", ["model.pack=2"]),
+    "pack3": ("PacGAN, m=3 (batch 255)", ["model.pack=3", "trainer.batch_size=255"]),
+    "pack4": ("PacGAN, m=4", ["model.pack=4"]),
+    "best": ("best combination: experiment=gan_{dataset}", ["experiment=gan_{dataset}"]),
 }
-# Short names for --configs.
-KEYS = {"plain": "plain", "unrolled": "unrolled (k=5)", "mbd": "minibatch discrimination",
-        "noise": "instance noise", "r1": "R1 (gamma=0.1)", "gp": "WGAN-GP (n_critic=5)",
-        "combined": "combined (experiment=gan_toy_stabilised)"}
-DATASETS = {"ring": 8, "grid": 25}
+# Steps per run (generator steps) of each data set: the fixed budget the table states.
+BUDGET = {"ring": 10000, "grid": 10000}
+MODES = {"ring": 8, "grid": 25}
+
+# Published figures, mean over their runs, as printed in the papers (not measured here).
+PUBLISHED_SOURCES = (
+    "PacGAN: Lin, Khetan, Fanti and Oh, \"PacGAN: The power of two samples in generative "
+    "adversarial networks\", NeurIPS 2018, the table of the synthetic-data experiments (Table 1 "
+    "of the paper; `synthetic_data_experiments/results/Table1.png` in github.com/fjxmlzn/PacGAN): "
+    "their GAN of 4x400 ReLU + batch norm (G) and 3x200 maxout (D), 2,500 samples scored, "
+    "10 trials. VEEGAN: Srivastava, Valkov, Russell, Gutmann and Sutton, \"VEEGAN: Reducing mode "
+    "collapse in GANs using implicit variational learning\", NIPS 2017, Table 1 (modes and "
+    "high-quality share only; no reverse KL there).")
+PUBLISHED = [  # (row, ring modes, ring %, ring KL, grid modes, grid %, grid KL)
+    ("GAN (PacGAN paper)", 6.3, 98.2, 0.45, 17.3, 94.8, 0.70),
+    ("PacGAN2 (PacGAN paper)", 7.9, 95.6, 0.07, 23.8, 91.3, 0.13),
+    ("PacGAN3 (PacGAN paper)", 7.8, 97.7, 0.10, 24.6, 94.2, 0.06),
+    ("PacGAN4 (PacGAN paper)", 7.8, 95.9, 0.07, 24.8, 93.6, 0.04),
+    ("GAN (VEEGAN paper)", 1.0, 99.3, None, 3.3, 0.5, None),
+    ("unrolled GAN (VEEGAN paper)", 7.6, 35.6, None, 23.6, 16.0, None),
+    ("VEEGAN (VEEGAN paper)", 8.0, 52.9, None, 24.6, 40.0, None),
+]
+
+
+# -- one cell ---------------------------------------------------------------------------------
+
+def cell_path(cells: Path, dataset: str, config: str, seed: int) -> Path:
+    return cells / dataset / config / f"seed{seed}.json"
 
 
 def job_overrides(config: str, dataset: str, seed: int, steps: int) -> list[str]:
-    extra = [o.format(half=steps // 2) for o in CONFIGS[config]]
+    extra = [o.format(half=steps // 2, dataset=dataset) for o in CONFIGS[config][1]]
     base = [] if any(o.startswith("experiment=") for o in extra) else [BASE]
     return [*base, *extra, f"dataset={dataset}", f"seed={seed}", "device=cpu",
-            f"trainer.max_steps={steps}", f"trainer.log_every={max(1, steps // 10)}",
-            f"trainer.eval_every={steps}", f"trainer.checkpoint_every={steps}",
+            f"trainer.max_steps={steps}", f"trainer.log_every={max(1, steps // 20)}",
+            f"trainer.eval_every={max(1, steps // 5)}",
+            f"trainer.checkpoint_every={max(1, steps // 10)}", "trainer.keep_checkpoints=0",
             "trainer.progress_bar=false"]
 
 
-def run_job(job: tuple[str, str, int, int, str]) -> dict:
-    config, dataset, seed, steps, out = job
+def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
+    """Train one cell (resuming its run directory if it holds a checkpoint) and write its file."""
+    config, dataset, seed, steps, run_dir, out = job
     import torch
 
     torch.set_num_threads(1)  # one core per worker: the workers run side by side
     from hydra import compose, initialize_config_module
 
-    import gentool.cli  # noqa: F401  registers the resolver and schemas
+    import gentool.cli  # noqa: F401  registers the resolvers and schemas
+    from gentool.engine.checkpoint import load_checkpoint
     from gentool.train import run_train
 
+    overrides = job_overrides(config, dataset, seed, steps)
     with initialize_config_module("gentool.configs", version_base="1.3"):
-        cfg = compose("train", overrides=job_overrides(config, dataset, seed, steps))
-    started = time.perf_counter()
-    run_train(cfg, out)
-    metrics = json.loads((Path(out) / "metrics.json").read_text())
-    return {"config": config, "dataset": dataset, "seed": seed, "seconds":
-            time.perf_counter() - started, "modes": metrics["test/modes"],
-            "high_quality": 100 * metrics["test/high_quality"],
-            "reverse_kl": metrics["test/reverse_kl"]}
+        cfg = compose("train", overrides=overrides)
+    last = Path(run_dir) / "checkpoints" / "last.pt"
+    resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
+    started, started_cpu = time.perf_counter(), time.process_time()
+    run_train(cfg, run_dir)
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    kl = metrics["test/reverse_kl"]
+    result = {
+        "config": config, "label": CONFIGS[config][0].format(dataset=dataset),
+        "dataset": dataset, "seed": seed, "steps": steps, "overrides": overrides,
+        "modes": metrics["test/modes"], "high_quality": 100 * metrics["test/high_quality"],
+        "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+        "seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(time.process_time() - started_cpu, 1),
+        "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": machine(), "commit": commit(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_atomic(Path(out), json.dumps(result, indent=1) + "\n")
+    return result
 
 
-def mean_std(values: list[float], digits: int = 1) -> str:
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def machine() -> str:
+    return f"{platform.machine()} {platform.processor() or ''}".strip() + \
+        f", {os.cpu_count()} cores"
+
+
+def commit() -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+# -- the table --------------------------------------------------------------------------------
+
+def read_cells(cells: Path, configs, datasets, seeds, budget) -> dict:
+    """{(config, dataset, seed): result} for the finished cells of this budget."""
+    found = {}
+    for config in configs:
+        for dataset in datasets:
+            for seed in seeds:
+                path = cell_path(cells, dataset, config, seed)
+                if path.exists():
+                    result = json.loads(path.read_text())
+                    if result["steps"] == budget[dataset]:
+                        found[(config, dataset, seed)] = result
+    return found
+
+
+def mean_std(values: list[float], digits: int) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
-def table(results: list[dict], configs: list[str], seeds: int) -> str:
-    lines = ["| configuration | ring: modes (of 8) | ring: % high quality | "
-             "grid: modes (of 25) | grid: % high quality | grid: reverse KL |",
-             "|---|---|---|---|---|---|"]
+def summary_cells(rows: list[dict], expected: int) -> list[str]:
+    if not rows:
+        return ["missing", "missing", "missing"]
+    note = "" if len(rows) == expected else f" ({len(rows)}/{expected} seeds)"
+    kls = [r["reverse_kl"] for r in rows if r["reverse_kl"] is not None]
+    kl = mean_std(kls, 2) if kls else "—"
+    if kls and len(kls) < len(rows):
+        kl += f" ({len(rows) - len(kls)} without)"
+    return [mean_std([r["modes"] for r in rows], 1) + note,
+            mean_std([r["high_quality"] for r in rows], 1), kl]
+
+
+def table(found: dict, configs, datasets, seeds, budget) -> str:
+    head = ["configuration"]
+    for d in datasets:
+        head += [f"{d}: modes (of {MODES[d]})", f"{d}: % high quality", f"{d}: reverse KL"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for config in configs:
+        label = CONFIGS[config][0].format(dataset="<dataset>")
         cells = []
-        for dataset in DATASETS:
-            rows = [r for r in results if r["config"] == config and r["dataset"] == dataset]
-            if not rows:
-                cells += ["—", "—"] + (["—"] if dataset == "grid" else [])
-                continue
-            cells += [mean_std([r["modes"] for r in rows]),
-                      mean_std([r["high_quality"] for r in rows])]
-            if dataset == "grid":
-                cells.append(mean_std([r["reverse_kl"] for r in rows], 2))
-        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+        for d in datasets:
+            rows = [found[(config, d, s)] for s in seeds if (config, d, s) in found]
+            cells += summary_cells(rows, len(seeds))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def per_seed(results: list[dict]) -> str:
-    lines = ["| configuration | data | seed | modes | % high quality | reverse KL | seconds |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(results, key=lambda r: (r["config"], r["dataset"], r["seed"])):
-        lines.append(f"| {r['config']} | {r['dataset']} | {r['seed']} | {r['modes']:.0f} | "
-                     f"{r['high_quality']:.1f} | {r['reverse_kl']:.3f} | {r['seconds']:.0f} |")
+def published_table(datasets) -> str:
+    columns = {"ring": (1, 2, 3), "grid": (4, 5, 6)}
+    head = ["published (not measured here)"]
+    for d in datasets:
+        head += [f"{d}: modes (of {MODES[d]})", f"{d}: % high quality", f"{d}: reverse KL"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in PUBLISHED:
+        cells = []
+        for d in datasets:
+            modes, hq, kl = (row[i] for i in columns[d])
+            cells += [f"{modes:.1f}", f"{hq:.1f}", "—" if kl is None else f"{kl:.2f}"]
+        lines.append(f"| {row[0]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
+def per_cell(found: dict, configs, datasets, seeds) -> str:
+    lines = ["| configuration | data | seed | modes | % high quality | reverse KL | wall s | "
+             "CPU s |", "|---|---|---|---|---|---|---|---|"]
+    for config in configs:
+        for d in datasets:
+            for s in seeds:
+                r = found.get((config, d, s))
+                if r is None:
+                    lines.append(f"| {config} | {d} | {s} | missing | | | | |")
+                    continue
+                kl = "—" if r["reverse_kl"] is None else f"{r['reverse_kl']:.3f}"
+                resumed = f" (resumed at {r['resumed_from_step']})" if r["resumed_from_step"] \
+                    else ""
+                lines.append(f"| {config} | {d} | {s} | {r['modes']:.0f} | "
+                             f"{r['high_quality']:.1f} | {kl} | {r['seconds']:.0f}{resumed} | "
+                             f"{r['cpu_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def report(cells: Path, configs, datasets, seeds, budget) -> str:
+    found = read_cells(cells, configs, datasets, seeds, budget)
+    total = len(configs) * len(datasets) * len(seeds)
+    budgets = "; ".join(f"{d}: {budget[d]:,} generator steps" for d in datasets)
+    machines = sorted({r["machine"] for r in found.values()})
+    return "\n".join([
+        f"Budget per run: {budgets}; seeds {', '.join(map(str, seeds))}; "
+        f"{len(found)} of {total} cells finished"
+        + (f", {total - len(found)} missing." if len(found) < total else "."),
+        f"Mean ± std over the finished seeds of each cell; one thread per run "
+        f"({', '.join(machines) or 'no run yet'}).",
+        "", table(found, configs, datasets, seeds, budget), "",
+        "Published figures for comparison. " + PUBLISHED_SOURCES, "",
+        published_table(datasets), "", "Every cell (files in "
+        f"`{cells.relative_to(REPO) if cells.is_relative_to(REPO) else cells}`):", "",
+        per_cell(found, configs, datasets, seeds)])
+
+
+def write_report(path: Path, body: str) -> None:
+    """Replace the part between the markers (the whole file when it has none)."""
+    block = f"{BEGIN}\n{body}\n{END}"
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        text = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        text = f"# Mode collapse on the toy sets\n\n{block}\n"
+    write_atomic(path, text)
+
+
+# -- driver -----------------------------------------------------------------------------------
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20000, help="generator steps per run")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--configs", nargs="*", choices=sorted(KEYS), default=list(KEYS))
-    parser.add_argument("--datasets", nargs="*", choices=list(DATASETS), default=list(DATASETS))
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "mode_collapse.md")
-    parser.add_argument("--runs", type=Path, default=None,
-                        help="keep the run directories here (default: a temporary folder)")
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--datasets", nargs="+", choices=list(BUDGET), default=list(BUDGET))
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per run for every data set (default: the study's budget, "
+                             + ", ".join(f"{d} {s}" for d, s in BUDGET.items()) + ")")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs side by side, one thread each (default 1)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="only rebuild the table from the cell files")
+    parser.add_argument("--cells", type=Path, default=CELLS, help="the cell files' folder")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="run directories (checkpoints)")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    configs = [KEYS[k] for k in args.configs]
-    runs = args.runs or Path(tempfile.mkdtemp(prefix="mode_collapse_"))
-    jobs = [(c, d, s, args.steps, str(runs / f"{k}_{d}_{s}"))
-            for k, c in zip(args.configs, configs) for d in args.datasets
-            for s in range(args.seeds)]
-    started = time.perf_counter()
-    # spawn: each worker imports torch afresh and sets its own thread count.
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        results = []
-        for result in pool.imap_unordered(run_job, jobs):
-            results.append(result)
-            print(f"{result['config']:<40} {result['dataset']:<5} seed {result['seed']}: "
-                  f"{result['modes']:.0f} modes, {result['high_quality']:.1f}% high quality "
-                  f"({result['seconds']:.0f} s)", flush=True)
-    minutes = (time.perf_counter() - started) / 60
-    report = (f"{table(results, configs, args.seeds)}\n\nPer run:\n\n{per_seed(results)}\n\n"
-              f"{len(jobs)} runs of {args.steps} generator steps, {args.seeds} seeds, "
-              f"{args.workers} workers, {minutes:.0f} minutes in all.\n")
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
-    return report
+    budget = {d: args.steps or BUDGET[d] for d in BUDGET}
+    seeds = list(range(args.seeds))
+    if not args.table_only:
+        run_missing(args, budget, seeds)
+    body = report(args.cells, args.configs, args.datasets, seeds, budget)
+    write_report(args.out, body)
+    print(body)
+    return body
+
+
+def run_missing(args, budget, seeds) -> None:
+    jobs = [(c, d, s, budget[d], str(args.runs / d / c / f"seed{s}"),
+             str(cell_path(args.cells, d, c, s)))
+            for s in seeds for d in args.datasets for c in args.configs
+            if not cell_path(args.cells, d, c, s).exists()]
+    print(f"{len(jobs)} cells to run, {args.workers} at a time", flush=True)
+    if not jobs:
+        return
+    os.environ["OMP_NUM_THREADS"] = "1"   # inherited by the workers before they import torch
+    # spawn: each worker imports torch afresh; one run per process keeps them independent.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(args.workers, maxtasksperchild=1) as pool:
+        for result in pool.imap_unordered(run_cell, jobs):
+            kl = "—" if result["reverse_kl"] is None else f"{result['reverse_kl']:.3f}"
+            print(f"{result['config']:<9} {result['dataset']:<5} seed {result['seed']}: "
+                  f"{result['modes']:.0f} modes, {result['high_quality']:.1f}% high quality, "
+                  f"reverse KL {kl} ({result['seconds']:.0f} s)", flush=True)
+            write_report(args.out, report(args.cells, args.configs, args.datasets, seeds,
+                                          budget))
 
 
 if __name__ == "__main__":

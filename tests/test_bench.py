@@ -1,4 +1,4 @@
-"""Smoke test of scripts/bench.py: a few steps of each loop on random images; never timing."""
+"""Smoke tests of scripts/bench.py: a few steps of each loop on random images; never timing."""
 
 import importlib.util
 from pathlib import Path
@@ -20,7 +20,7 @@ def test_bench_runs_the_three_loops_and_prints_the_ratios(capsys):
     threads = torch.get_num_threads()
     try:
         result = bench.main(["--device", "cpu", "--random", "--images", "1024", "--limit-steps",
-                             "3", "--warmup-steps", "1", "--workers", "0"])
+                             "3", "--warmup-steps", "1", "--workers", "0", "--sections", "vae"])
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
@@ -36,3 +36,25 @@ def test_bench_runs_the_three_loops_and_prints_the_ratios(capsys):
     assert set(result["images_per_second"]) == set(names)
     assert all(rate > 0 for rate in result["images_per_second"].values())
     assert set(result["checks"]) == {"gentool / bare", "gentool / DataLoader"}
+
+
+def test_bench_times_both_gan_presets_against_a_bare_loop(capsys):
+    bench = _load_bench()
+    threads = torch.get_num_threads()
+    try:
+        result = bench.main(["--device", "cpu", "--random", "--images", "512", "--sections", "gan",
+                             "--gan-steps", "3", "--dcgan-steps", "2", "--warmup-steps", "1",
+                             "--repeats", "2"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    labels = list(bench.GAN_PRESETS)
+    assert "| GAN preset | steps | gentool ms/step (CPU) | bare ms/step (CPU) |" in out
+    for label in labels:
+        assert f"| {label} | " in out and f"{label} gentool / bare = " in out
+        timing = result["gan"][label]
+        assert timing["ratio"] == timing["cpu_ratio"] > 0      # judged on CPU time on a CPU
+        assert all(timing["per_step"][loop]["seconds"] > 0 for loop in ("gentool", "bare"))
+    assert result["gan"][labels[0]]["steps"] == 3 and result["gan"][labels[1]]["steps"] == 2
+    assert "gentool / bare = " not in out.split("GAN preset")[0]  # no VAE section was run
+

@@ -27,6 +27,9 @@ SWITCHES = {
     "minibatch_std": ["model.discriminator.minibatch_std=true"],
     "spectral_norm": ["model.discriminator.spectral_norm=true"],
     "no_ema": ["model.ema.enabled=false"],
+    "pack": ["model.pack=2", "model.r1=1", "model.discriminator.minibatch_std=true"],
+    "pack_unrolled_gp": ["model.pack=4", "model.unrolled_steps=1", "loss=wasserstein",
+                         "model.gradient_penalty=10"],
     "everything": ["model.r1=1", "model.instance_noise.sigma=0.1", "model.unrolled_steps=1",
                    "model.discriminator.minibatch_std=true", "model.discriminator.spectral_norm=true"],
 }
@@ -60,6 +63,13 @@ def test_convolutional_gans_train_on_every_image_size(compose_train, data_root, 
     assert set(metrics) >= {"test/d_loss", "test/g_loss", "test/d_real", "test/d_fake"}
 
 
+def test_packed_dcgan_trains_and_samples(compose_train, data_root, tmp_path):
+    metrics = train(compose_train, tmp_path, "model=dcgan", "dataset.range=[-1,1]",
+                    "model.pack=2", "model.generator.channels=8",
+                    "model.discriminator.channels=8", *data_overrides("mnist", data_root))
+    assert set(metrics) >= {"test/d_loss", "test/g_loss", "test/d_real", "test/d_fake"}
+
+
 def test_dcgan_on_64x64_colour_folder_with_wgan_gp(compose_train, data_root, tmp_path):
     train(compose_train, tmp_path, "model=dcgan", "dataset.range=[-1,1]", "loss=wasserstein",
           "model.gradient_penalty=10", "model.discriminator.batch_norm=false",
@@ -80,6 +90,11 @@ def test_conditional_mlp_gan_on_ring(compose_train, tmp_path):
     (["model=gan", "dataset=ring", "loss=bernoulli"], "loss=bernoulli does not fit model=gan"),
     (["model=vae", "loss=hinge"], "loss=hinge does not fit model=vae"),
     (["model=gan", "dataset=ring", "model.n_critic=0"], "model.n_critic is 0 but must be an integer >= 1"),
+    (["model=gan", "dataset=ring", "model.pack=3"],
+     r"trainer.batch_size=16 is not a multiple of model.pack=3; set trainer.batch_size to a "
+     r"multiple of 3\."),
+    (["model=gan", "dataset=ring", "model.pack=0"], "model.pack is 0 but must be an integer >= 1"),
+    (["model=cgan", "dataset=digits", "model.pack=2"], "use model.pack=1 with a conditional"),
 ])
 def test_combinations_that_make_no_sense_are_clear_errors(compose_train, data_root, tmp_path,
                                                           overrides, message):
@@ -172,3 +187,107 @@ def test_ema_is_the_exponential_moving_average_of_the_generator_weights():
     assert gan.generator_ema.a.item() == pytest.approx(ema, rel=1e-5)
     assert int(gan.ema_updates) == 200
     assert gan.generator.a.item() != pytest.approx(ema)
+
+
+def test_ema_count_continues_from_a_loaded_state():
+    """The decay's warm-up counts updates on the host; loading a state dict re-reads the count."""
+    trained = GAN(ScaleGenerator, LinearCritic, NonSaturating(), data_shape=[1],
+                  value_range=[-1, 1], latent_dim=1, ema={"enabled": True, "decay": 0.95})
+    trained.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.5})
+    for n in range(3):
+        trained.train_step((torch.randn(4, 1), None), n)
+    fresh = GAN(ScaleGenerator, LinearCritic, NonSaturating(), data_shape=[1],
+                value_range=[-1, 1], latent_dim=1, ema={"enabled": True, "decay": 0.95})
+    fresh.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.5})
+    fresh.train_step((torch.randn(4, 1), None), 0)          # its host count is now 1
+    fresh.load_state_dict(trained.state_dict())
+    ema_before = fresh.generator_ema.a.item()
+    fresh.train_step((torch.randn(4, 1), None), 3)
+    decay = (1 + 3) / (10 + 3)                               # n = 3, as loaded
+    assert fresh.generator_ema.a.item() == pytest.approx(
+        decay * ema_before + (1 - decay) * fresh.generator.a.item(), rel=1e-6)
+    assert int(fresh.ema_updates) == 4
+
+
+# -- packing (PacGAN) ------------------------------------------------------------------------
+
+class RecordingCritic(nn.Module):
+    """D(x) = w * sum of x's entries, recording every input it is given."""
+
+    def __init__(self, in_shape, num_classes=None):
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.w = nn.Parameter(torch.tensor(0.3))
+        self.seen = []
+
+    def forward(self, x, labels=None):
+        self.seen.append(x.detach().clone())
+        return self.w * x.flatten(1).sum(1)
+
+
+class OffsetGenerator(ScaleGenerator):
+    """G(z) = a * z + 1000: generated values are far from the data (all within [-1, 1])."""
+
+    def forward(self, z, labels=None):
+        return self.a * z + 1000.0
+
+
+def packed_gan(m, **options):
+    return GAN(options.pop("generator", ScaleGenerator), RecordingCritic,
+               options.pop("loss", NonSaturating()), data_shape=options.pop("shape", [1]),
+               value_range=[-1, 1], latent_dim=1, ema={"enabled": False}, pack=m, **options)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_packed_discriminator_shapes(m):
+    from gentool.nets.dcgan import DCGANDiscriminator
+    from gentool.nets.gan_mlp import MLPDiscriminator
+    from gentool.methods.gan import pack_samples
+
+    x = torch.randn(12, 2)
+    packed = pack_samples(x, m)
+    assert packed.shape == (12 // m, 2 * m)
+    assert torch.equal(packed[1], torch.cat(list(x[m:2 * m])))   # pack 1: samples m..2m-1
+    gan = packed_gan(m, shape=[2])
+    assert gan.discriminator.in_shape == (2 * m,)
+    mlp = GAN(ScaleGenerator, MLPDiscriminator, NonSaturating(), data_shape=[2],
+              value_range=[-1, 1], latent_dim=1, pack=m)
+    assert mlp.discriminator.body[0].in_features == 2 * m
+    assert mlp.discriminate(torch.randn(5, 2)).shape == (5,)      # m copies of each point
+    images = torch.randn(2 * m, 1, 8, 8)
+    assert pack_samples(images, m).shape == (2, m, 8, 8)
+    assert torch.equal(pack_samples(images, m)[1, 0], images[m, 0])
+    conv = DCGANDiscriminator((m * 1, 8, 8), channels=4, max_channels=8)
+    assert conv(pack_samples(images, m)).shape == (2,)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_a_packed_discriminator_sees_m_samples_of_one_kind(m):
+    gan = packed_gan(m, generator=OffsetGenerator)
+    gan.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.0})
+    real = torch.rand(8, 1) * 2 - 1
+    gan.train_step((real, None), step=0)
+    d_real, d_fake, g_fake = gan.discriminator.seen
+    assert torch.equal(d_real, real.view(8 // m, m))              # m consecutive reals per pack
+    for packs in (d_fake, g_fake):                                # the D and the G step
+        assert packs.shape == (8 // m, m) and bool((packs > 900).all())
+
+
+def test_packed_losses_by_hand():
+    """m = 2, D(pack) = w (x1 + x2) with w = 0.3; reals 1, 2, 3, 4 -> packs (1,2), (3,4),
+    scores 0.9, 2.1; fakes -1, 1, 0, 2 -> packs scores 0, 0.6.
+        L_D = 0.5 mean(softplus(-[0.9, 2.1])) + 0.5 mean(softplus([0, 0.6]))
+        R1 per pack = ||grad_pack D||^2 = 2 w^2 (each of the 2 entries has gradient w)."""
+    import math
+
+    gan = packed_gan(2, r1=1.0)
+    real = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    fake = torch.tensor([[-1.0], [1.0], [0.0], [2.0]])
+    loss, metrics = gan._discriminator_loss(real, fake, None, 0.0)
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    d_loss = 0.25 * (sp(-0.9) + sp(-2.1)) + 0.25 * (sp(0.0) + sp(0.6))
+    assert metrics["d_loss"].item() == pytest.approx(d_loss, rel=1e-6)
+    assert metrics["r1_penalty"].item() == pytest.approx(2 * 0.3 ** 2, rel=1e-6)
+    assert loss.item() == pytest.approx(d_loss + 0.5 * 2 * 0.3 ** 2, rel=1e-6)
+    assert gan.loss.generator_loss(gan.discriminator(gan._packed(fake))).item() == \
+        pytest.approx(0.25 * (sp(-0.0) + sp(-0.6)), rel=1e-6)

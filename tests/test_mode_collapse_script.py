@@ -1,17 +1,46 @@
-"""The mode-collapse study script end to end on a tiny budget (no claims about the figures)."""
+"""The mode-collapse study script end to end on a tiny budget (no claims about the figures):
+one file per cell, finished cells skipped, the table rebuilt from the files with the missing
+cells marked."""
 
 import importlib
+import json
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def test_study_runs_and_writes_a_markdown_table(tmp_path, monkeypatch):
+def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_path,
+                                                                         monkeypatch):
     # Importable by name: its worker processes (spawned) import the job function from it.
     monkeypatch.syspath_prepend(str(SCRIPTS))
     study = importlib.import_module("mode_collapse")
-    report = study.main(["--steps", "4", "--seeds", "2", "--workers", "1", "--configs", "plain",
-                         "r1", "--datasets", "ring", "--out", str(tmp_path / "table.md")])
-    assert (tmp_path / "table.md").read_text() == report
-    assert "| plain | " in report and "| R1 (gamma=0.1) | " in report
-    assert report.count("| ring | ") == 4  # 2 configurations x 2 seeds, one row each
+    common = ["--steps", "4", "--datasets", "ring", "--cells", str(tmp_path / "cells"),
+              "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "table.md")]
+    report = study.main([*common, "--seeds", "2", "--workers", "1", "--configs", "plain",
+                         "pack2"])
+    cells = sorted((tmp_path / "cells").rglob("*.json"))
+    assert [c.relative_to(tmp_path / "cells").as_posix() for c in cells] == [
+        "ring/pack2/seed0.json", "ring/pack2/seed1.json", "ring/plain/seed0.json",
+        "ring/plain/seed1.json"]
+    cell = json.loads(cells[0].read_text())
+    assert cell["steps"] == 4 and cell["config"] == "pack2" and "model.pack=2" in cell["overrides"]
+    assert set(cell) >= {"modes", "high_quality", "reverse_kl", "seconds", "cpu_seconds"}
+    assert "| non-saturating GAN | " in report and "| PacGAN, m=2 | " in report
+    assert "4 of 4 cells finished." in report
+    assert "| GAN (PacGAN paper) | 6.3 | 98.2 | 0.45 |" in report
+
+    # Done cells are skipped: a second run trains nothing and leaves the files alone.
+    stamps = [c.stat().st_mtime_ns for c in cells]
+    study.main([*common, "--seeds", "2", "--workers", "1", "--configs", "plain", "pack2"])
+    assert [c.stat().st_mtime_ns for c in cells] == stamps
+
+    # The table alone, asked for a third seed and another configuration: marked missing.
+    (tmp_path / "table.md").write_text("# notes kept\n\nintro\n\n" + study.BEGIN + "\nold\n" +
+                                       study.END + "\n\nafter\n")
+    report = study.main([*common, "--seeds", "3", "--configs", "plain", "r1", "--table-only"])
+    assert "| non-saturating GAN | " in report and "(2/3 seeds)" in report
+    assert "| R1, gamma=0.1 | missing | missing | missing |" in report
+    assert "| r1 | ring | 2 | missing |" in report and "2 of 6 cells finished, 4 missing." in report
+    text = (tmp_path / "table.md").read_text()
+    assert text.startswith("# notes kept\n\nintro\n\n") and text.endswith("\n\nafter\n")
+    assert "\nold\n" not in text

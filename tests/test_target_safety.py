@@ -42,7 +42,8 @@ from gentool.hydra_guard import (CheckedConfigLoader, HydraConfigRefused, check_
 from gentool.losses.likelihoods import MSE
 from gentool.methods.vae import VAE
 from data_fixtures import write_cifar10
-from test_cli import TINY, assert_user_error, installed  # noqa: F401 (a fixture)
+from conftest import assert_user_error
+from test_cli import TINY
 
 CONFIGS = Path(gentool.config.__file__).parent / "configs"
 

@@ -180,6 +180,22 @@ def test_metrics_of_true_draws_are_perfect():
     assert result["reverse_kl"] < 0.02
 
 
+def test_no_high_quality_sample_reports_no_reverse_kl():
+    """Samples 0.42 (4.2 sigma) outside each corner of the square: none is high quality, yet
+    their nearest-centre histogram is uniform, which would give a perfect reverse KL of 0."""
+    from gentool.evaluate.suites import Row
+    from gentool.evaluate.table import format_table
+
+    samples = (SQUARE * 1.6 - 0.3).repeat(5, 1)
+    result = mode_metrics(samples, SQUARE, sigma=0.1)
+    assert result["modes"] == 0.0 and result["high_quality"] == 0.0
+    assert math.isnan(result["reverse_kl"])
+    one_good = mode_metrics(torch.cat([samples, SQUARE[:1]]), SQUARE, sigma=0.1)
+    assert one_good["modes"] == 1.0 and math.isfinite(one_good["reverse_kl"])
+    table = format_table([Row("reverse KL", "reverse_kl", result["reverse_kl"])], "eval")
+    assert table.splitlines()[-1].split()[-1] == "—"
+
+
 def test_non_finite_samples_are_never_high_quality():
     result = mode_metrics(torch.tensor([[0.0, 0.0], [math.nan, 0.0]]), SQUARE, sigma=0.1)
     assert result["high_quality"] == 0.5 and result["modes"] == 1.0

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 from gentool.evaluate.suites import Row
 
 
 def _number(value: float) -> str:
+    """4 significant digits; a metric left undefined (NaN, e.g. the reverse KL of samples with no
+    high-quality one) is shown as a dash."""
+    if math.isnan(value):
+        return "—"
     return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"
 
 

@@ -8,6 +8,9 @@ One generator step per train step, after `n_critic` discriminator steps on as ma
 - instance noise on both inputs of D, annealed to zero;
 - unrolled GANs (Metz et al. 2017): the generator's loss is taken through `unrolled_steps`
   differentiable SGD updates of a functional copy of D, so its gradient sees how D would react;
+- packing (PacGAN, Lin et al. 2018): the discriminator judges `pack` samples at once, m real or
+  m generated ones concatenated along the feature (or channel) axis, so a generator that
+  repeats itself is easier to spot in a pack than in a single sample;
 - the discriminator's own switches (spectral norm, minibatch discrimination, minibatch std) live
   in its network config;
 - an exponential moving average of the generator's weights, used for logged and sampled images.
@@ -48,10 +51,13 @@ class GAN(TwoPlayerMethod):
                  gradient_penalty: NonNegativeFloat = 0.0, r1: NonNegativeFloat = 0.0,
                  r2: NonNegativeFloat = 0.0, instance_noise: InstanceNoise | None = None,
                  unrolled_steps: NonNegativeInt = 0, unrolled_lr: PositiveFloat = 1e-3,
-                 ema: EMA | None = None, generator_optimizer: dict | None = None,
+                 ema: EMA | None = None, pack: PositiveInt = 1,
+                 batch_size: PositiveInt | None = None, generator_optimizer: dict | None = None,
                  discriminator_optimizer: dict | None = None, name: str = "gan"):
         super().__init__()
         self._check(loss, name, conditional, num_classes, weight_clip, gradient_penalty)
+        self._check_pack(pack, batch_size, conditional)
+        self.pack = pack
         self.loss = loss
         self.data_shape = tuple(data_shape)
         self.value_range = tuple(value_range)
@@ -70,13 +76,19 @@ class GAN(TwoPlayerMethod):
         output_range = None if len(self.data_shape) == 1 else self.value_range
         self.generator = generator(latent_dim=latent_dim, out_shape=self.data_shape,
                                    output_range=output_range, num_classes=self.num_classes)
-        self.discriminator = discriminator(in_shape=self.data_shape, num_classes=self.num_classes)
+        # A packed discriminator sees m samples stacked on the first (feature or channel) axis.
+        packed_shape = (pack * self.data_shape[0], *self.data_shape[1:])
+        self.discriminator = discriminator(in_shape=packed_shape, num_classes=self.num_classes)
         ema = dict(ema or {})
         self.ema_decay = float(ema.get("decay", 0.999)) if ema.get("enabled", True) else None
         if self.ema_decay is not None:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
             # Updates so far, saved with the weights: the decay warms up with it (below).
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+            # Its host-side copy, read from the buffer once (the first update after building or
+            # loading), so the per-step decay needs no device-to-host read of the buffer.
+            self._ema_count: int | None = None
+            self.register_load_state_dict_post_hook(GAN._forget_ema_count)
 
     @staticmethod
     def _check(loss, name, conditional, num_classes, weight_clip, gp):
@@ -97,6 +109,21 @@ class GAN(TwoPlayerMethod):
             raise GentoolError("model.weight_clip and model.gradient_penalty are two ways to keep "
                                "the critic Lipschitz (WGAN vs WGAN-GP); set only one of them.")
 
+    @staticmethod
+    def _check_pack(pack, batch_size, conditional):
+        if pack > 1 and conditional:
+            raise GentoolError("model.pack packs samples of different classes into one input "
+                               "of a class-conditional discriminator; use model.pack=1 with a "
+                               "conditional model.")
+        if pack > 1 and batch_size is not None and batch_size % pack:
+            raise GentoolError(f"trainer.batch_size={batch_size} is not a multiple of "
+                               f"model.pack={pack}; set trainer.batch_size to a multiple of "
+                               f"{pack}.")
+
+    def _packed(self, x):
+        """x [B, *shape] -> [B / pack, pack * shape[0], *shape[1:]] (x itself when pack is 1)."""
+        return x if self.pack == 1 else pack_samples(x, self.pack)
+
     # -- capabilities ------------------------------------------------------------------------
     def sample(self, n: int, labels=None, temperature: float = 1.0):
         """n samples from the EMA generator when there is one (the smoother weights)."""
@@ -106,8 +133,10 @@ class GAN(TwoPlayerMethod):
         return generator(z, self._labels_for(n, labels, device))
 
     def discriminate(self, x, labels=None) -> torch.Tensor:
-        """The discriminator's raw score of x (for pictures of its decision surface)."""
-        return self.discriminator(x, self._labels_for(x.shape[0], labels, x.device))
+        """The discriminator's raw score of x [N] (for pictures of its decision surface); a packed
+        discriminator scores a pack of `pack` copies of each point."""
+        labels = self._labels_for(x.shape[0], labels, x.device)
+        return self.discriminator(self._packed(x.repeat_interleave(self.pack, dim=0)), labels)
 
     def _labels_for(self, n, labels, device):
         if self.num_classes is None:
@@ -129,8 +158,9 @@ class GAN(TwoPlayerMethod):
             return self.generator(z, labels).float()
 
     def _discriminator_loss(self, real, fake, labels, sigma):
-        real = add_instance_noise(real, sigma)
-        fake = add_instance_noise(fake, sigma)
+        # The penalties below act on what D sees: packs, when packing.
+        real = self._packed(add_instance_noise(real, sigma))
+        fake = self._packed(add_instance_noise(fake, sigma))
 
         def critic(x):
             with self.autocast():
@@ -167,6 +197,8 @@ class GAN(TwoPlayerMethod):
         def critic(x, theta):
             return functional_call(self.discriminator, {**theta, **buffers}, (x, labels)).float()
 
+        real, fake = self._packed(real), self._packed(fake)
+
         for _ in range(self.unrolled_steps):
             d_loss = self.loss.discriminator_loss(critic(real, params), critic(fake, params))
             grads = torch.autograd.grad(d_loss, list(params.values()), create_graph=True)
@@ -175,6 +207,10 @@ class GAN(TwoPlayerMethod):
 
     def train_step(self, batch, step):
         x, y = batch
+        if x.shape[0] % (self.n_critic * self.pack):
+            raise GentoolError(f"A batch of {x.shape[0] // self.n_critic} examples cannot be cut "
+                               f"into packs of model.pack={self.pack}; set trainer.batch_size "
+                               f"(per process) to a multiple of {self.pack}.")
         reals = x.chunk(self.n_critic)
         labels = y.chunk(self.n_critic) if (y is not None and self.num_classes) else \
             [None] * self.n_critic
@@ -196,7 +232,8 @@ class GAN(TwoPlayerMethod):
             g_loss = self._unrolled_generator_loss(real, fake, label)
         else:
             with self.autocast():
-                score = self.discriminator(add_instance_noise(fake, sigma), label).float()
+                score = self.discriminator(self._packed(add_instance_noise(fake, sigma)),
+                                           label).float()
             g_loss = self.loss.generator_loss(score)
         metrics.update(self.optimizer_step(g_loss, "generator"))
         self.discriminator.requires_grad_(True)
@@ -213,23 +250,43 @@ class GAN(TwoPlayerMethod):
         weights after 2,000 steps (the form of TensorFlow's ExponentialMovingAverage)."""
         if self.ema_decay is None:
             return
-        n = int(self.ema_updates)
+        if self._ema_count is None:
+            self._ema_count = int(self.ema_updates)
+        n = self._ema_count
         decay = min(self.ema_decay, (1 + n) / (10 + n))
+        self._ema_count += 1
         self.ema_updates += 1
         ema_params = list(self.generator_ema.parameters())
         torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1 - decay)
         for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
             ema_buffer.copy_(buffer)
 
+    @staticmethod
+    def _forget_ema_count(module, incompatible_keys) -> None:
+        """After load_state_dict: the loaded `ema_updates` is the count; re-read it once."""
+        module._ema_count = None
+
     @torch.no_grad()
     def eval_step(self, batch):
         """The discriminator's view of test data against generated data (no updates)."""
         x, y = batch
         label = y if (y is not None and self.num_classes) else None
+        if self.pack > 1:  # whole packs: the batch cycled up to a multiple of pack
+            x = x[torch.arange(max(1, x.shape[0] // self.pack) * self.pack,
+                               device=x.device) % x.shape[0]]
         fake = self.sample(x.shape[0], labels=label)
-        real_score = self.discriminator(x, label).float()
-        fake_score = self.discriminator(fake, label).float()
+        real_score = self.discriminator(self._packed(x), label).float()
+        fake_score = self.discriminator(self._packed(fake), label).float()
         return {"d_loss": self.loss.discriminator_loss(real_score, fake_score),
                 "g_loss": self.loss.generator_loss(fake_score),
                 "d_real": self._readable(real_score), "d_fake": self._readable(fake_score)}
 
+
+def pack_samples(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN's packing: m consecutive samples side by side as one input of the discriminator,
+
+        x [B, d] -> [B / m, m d],   x [B, C, H, W] -> [B / m, m C, H, W],
+
+    pack k holding samples k m, ..., k m + m - 1 in that order. B must be a multiple of m.
+    """
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])

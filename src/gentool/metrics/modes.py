@@ -26,7 +26,10 @@ def mode_metrics(samples: torch.Tensor, centres: torch.Tensor, sigma: float) -> 
     - high_quality: the fraction (0..1) of samples that are high quality.
     - reverse_kl: KL(P_model || uniform) = sum_k p_k log(p_k * M), where p_k is the share of ALL
       samples (high quality or not) whose nearest centre is k, and 0 log 0 = 0. It is 0 when the
-      samples spread evenly over the centres and log M when they all sit on one.
+      samples spread evenly over the centres and log M when they all sit on one. With no
+      high-quality sample it is NaN (not reported): the histogram then describes only which
+      centre is least far from samples that match none, and samples scattered over the whole
+      plane would score a near-perfect 0.
 
     Non-finite samples (a diverged generator) are never high quality.
     """
@@ -47,5 +50,6 @@ def mode_metrics(samples: torch.Tensor, centres: torch.Tensor, sigma: float) -> 
     p = torch.bincount(nearest, minlength=num_centres).to(torch.float64) / x.shape[0]
     present = p > 0                                   # 0 log 0 = 0
     reverse_kl = (p[present] * (p[present] * num_centres).log()).sum()
+    reverse_kl = max(0.0, float(reverse_kl)) if high_quality.any() else math.nan  # >= 0: clamps
     return {"modes": float(covered.sum()), "high_quality": float(high_quality.double().mean()),
-            "reverse_kl": max(0.0, float(reverse_kl))}   # >= 0; clamps rounding below it
+            "reverse_kl": reverse_kl}
