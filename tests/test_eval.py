@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import logging
 
 import pytest
 
@@ -50,7 +51,9 @@ def test_vae_gets_every_default_suite_and_results_merge_into_the_run(runs, tmp_p
 
 
 def test_the_feature_classifier_is_trained_once_per_data_set(runs, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="gentool")
     evaluate(runs / "vae", tmp_path, "metrics=[samples]")
+    assert "Training the feature classifier" in caplog.text
     cached = list((tmp_path / "gentool-classifiers").glob("*.pt"))
     stamp = cached[0].stat().st_mtime_ns
     caplog.clear()
@@ -63,6 +66,11 @@ def test_the_feature_classifier_is_trained_once_per_data_set(runs, tmp_path, cap
     evaluate(runs / "gan_tanh", tmp_path, "metrics=[samples]")
     assert "Training the feature classifier" not in caplog.text
     assert list((tmp_path / "gentool-classifiers").glob("*.pt")) == cached
+    # Another recipe length is another classifier, trained with its progress in the log.
+    evaluate(runs / "gan", tmp_path, "metrics=[samples]", "classifier_steps=30")
+    assert "Training the feature classifier" in caplog.text
+    assert "Feature classifier: step 30/30" in caplog.text
+    assert len(list((tmp_path / "gentool-classifiers").glob("*.pt"))) == 2
 
 
 def test_autoencoder_is_sampled_from_a_gaussian_over_its_codes_and_has_no_likelihood(

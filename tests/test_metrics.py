@@ -7,7 +7,8 @@ import torch
 
 from gentool.engine.visuals import line_plot
 from gentool.evaluate.suites import reconstruction_errors
-from gentool.metrics.classifier import FeatureClassifier, content_key, features_of
+from gentool.metrics.classifier import (FeatureClassifier, accuracy, content_key, features_of,
+                                       random_shift, train_classifier)
 from gentool.metrics.coverage import class_coverage
 from gentool.metrics.frechet import frechet_distance, frechet_distance_of, mean_and_covariance
 from gentool.metrics.pca import PCA
@@ -112,10 +113,39 @@ def test_feature_classifier_fits_any_image_size_and_keys_its_cache_by_content():
         features, predicted = features_of(model, torch.rand(5, *shape))
         assert features.shape == (5, 128) and predicted.shape == (5,)
     images, labels = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
-    key = content_key(images, labels)
-    assert key == content_key(images.clone(), labels.clone())
-    assert key != content_key(images, torch.tensor([0, 1, 2, 2]))
-    assert key != content_key(torch.flip(images, [0]), labels)
+    key = content_key(images, labels, steps=100)
+    assert key == content_key(images.clone(), labels.clone(), steps=100)
+    assert key != content_key(images, torch.tensor([0, 1, 2, 2]), steps=100)
+    assert key != content_key(torch.flip(images, [0]), labels, steps=100)
+    assert key != content_key(images, labels, steps=200)   # a longer recipe is another model
+
+
+def test_random_shift_moves_the_whole_batch_by_one_offset_within_the_bound():
+    images = torch.zeros(3, 1, 9, 9)
+    images[:, :, 4, 4] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        shifted = random_shift(images, generator)
+        assert shifted.shape == images.shape and shifted.sum() == 3   # nothing falls off
+        rows, cols = torch.nonzero(shifted[:, 0] == 1, as_tuple=True)[1:]
+        assert len(set(rows.tolist())) == 1 and len(set(cols.tolist())) == 1
+        seen.add((rows[0].item() - 4, cols[0].item() - 4))
+    assert seen == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+
+
+def test_feature_classifier_learns_a_separable_task_and_reports_progress():
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(2).repeat(64)
+    images = torch.rand(128, 1, 8, 8, generator=generator) * 0.2
+    images[labels == 1, :, :4] += 0.8   # class 1: a bright top half
+    reports = []
+    model = train_classifier(images, labels, 2, steps=60, batch_size=32,
+                             progress=lambda step, loss: reports.append((step, loss)),
+                             progress_every=20)
+    assert [step for step, _ in reports] == [20, 40, 60]
+    assert reports[-1][1] < reports[0][1]
+    assert accuracy(model, images, labels) == 1.0
 
 
 def test_line_plot_draws_an_rgb_image():

@@ -129,7 +129,7 @@ class EvalConfig:
     max_pairs: int = 32_768
     neighbours: int = 3
     probe_examples: int = 10_000
-    classifier_steps: int = 2000
+    classifier_steps: int = 6000
 
 
 @dataclass

@@ -102,17 +102,21 @@ class EvalContext:
         # every model of a data set is measured in one feature space.
         pixels = (self.unit(self.targets(full_train[0])) * 255).round().to(torch.uint8)
         images, labels = pixels.float() / 255, full_train[1]
+        steps = self.cfg.classifier_steps
         path = Path(self.cfg.data_dir).expanduser() / "gentool-classifiers" / \
-            feature_net.content_key(pixels, labels)
+            feature_net.content_key(pixels, labels, steps)
         model = feature_net.FeatureClassifier(images.shape[1], self.data.num_classes)
         if path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state["weights"])
             return model.to(self.device).eval(), float(state["test_accuracy"])
-        log.info("Training the feature classifier of %s (%d steps), cached as %s",
-                 self.data.name, self.cfg.classifier_steps, path)
-        model = feature_net.train_classifier(images, labels, self.data.num_classes,
-                                             self.cfg.classifier_steps, seed=0)
+        log.info("Training the feature classifier of %s (%d steps, once per data set), cached "
+                 "as %s", self.data.name, steps, path)
+        model = feature_net.train_classifier(
+            images, labels, self.data.num_classes, steps, seed=0,
+            progress=lambda step, loss: log.info("Feature classifier: step %d/%d, loss %.3f",
+                                                 step, steps, loss),
+            progress_every=max(1, steps // 10))
         accuracy = feature_net.accuracy(model, self.unit(self.targets(self.test[0])), self.test[1])
         log.info("Feature classifier test accuracy: %.4f", accuracy)
         state = {"weights": {k: v.cpu() for k, v in model.state_dict().items()},
