@@ -164,13 +164,10 @@ def test_resume_takes_a_checkpoint_or_a_run_directory(trained, tmp_path):
 # --- stop signals ---------------------------------------------------------------------------
 
 def test_sigterm_prints_the_command_that_resumes_and_that_command_finishes(installed, tmp_path):
-    run = start(installed, tmp_path, "train", *LONG, "trainer.max_steps=600", "hydra.run.dir=run")
-    wait_for(tmp_path / "run" / "train.log", run)
-    # The stop handler is installed when the loop starts, just after the model line is logged.
-    while "Model vae" not in (tmp_path / "run" / "train.log").read_text():
-        assert run.poll() is None, run.communicate()[1]
-        time.sleep(0.05)
-    time.sleep(3)
+    run = start(installed, tmp_path, "train", *LONG, "trainer.max_steps=600",
+                "trainer.checkpoint_every=50", "hydra.run.dir=run")
+    # The loop (and its stop handler) is running once it has written its first checkpoint.
+    wait_for(tmp_path / "run" / "checkpoints" / "last.pt", run)
     run.send_signal(signal.SIGTERM)
     _, stderr = run.communicate(timeout=120)
     leftover = tmp_path / "run" / "checkpoints" / ".last.pt.k2j3h4.tmp"   # a kill in a write

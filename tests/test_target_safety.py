@@ -37,7 +37,7 @@ from gentool.config import (UnsafeConfig, check_targets, check_stored_config, in
 from gentool.data import cifar10
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.errors import GentoolError
-from gentool.hydra_guard import (CheckedConfigLoader, HydraConfigRefused, check_logging,
+from gentool.hydra_guard import (CALLBACKS, CheckedConfigLoader, HydraConfigRefused, check_logging,
                                  check_plugin, checked_composition)
 from gentool.losses.likelihoods import MSE
 from gentool.methods.vae import VAE
@@ -73,22 +73,28 @@ def torch_load_payload(marker: Path) -> dict:
 
 # -- the resolver --------------------------------------------------------------------------------
 
-def shipped_targets() -> set[str]:
+def shipped_targets(hydra_node: bool = False) -> set[str]:
+    """Every `_target_` of the shipped config tree: outside the `hydra` node (what
+    gentool.config.instantiate builds), or inside it (what Hydra builds: its callbacks)."""
     found: set[str] = set()
 
-    def walk(node):
+    def walk(node, inside_hydra):
         if isinstance(node, dict):
-            if "_target_" in node:
+            if "_target_" in node and inside_hydra == hydra_node:
                 found.add(node["_target_"])
-            for value in node.values():
-                walk(value)
+            for key, value in node.items():
+                walk(value, inside_hydra or key == "hydra")
         elif isinstance(node, list):
             for value in node:
-                walk(value)
+                walk(value, inside_hydra)
 
     for path in CONFIGS.rglob("*.yaml"):
-        walk(yaml.safe_load(path.read_text()))
+        walk(yaml.safe_load(path.read_text()), False)
     return found
+
+
+def test_the_shipped_hydra_callbacks_are_the_ones_the_guard_allows():
+    assert shipped_targets(hydra_node=True) == set(CALLBACKS)
 
 
 def test_every_target_of_the_shipped_configs_resolves_and_is_allowed():
@@ -326,7 +332,8 @@ def write_checkpoint(path: Path, config: dict) -> Path:
 def test_load_checkpoint_refuses_a_planted_config(make, tmp_path):
     marker = tmp_path / "MARKER"
     evil = write_checkpoint(tmp_path / "evil.pt", {"model": {"_target_": "gentool.methods.vae.VAE",
-                                                             "encoder": make(marker)}})
+                                                             "encoder": make(marker)},
+                                                   "dataset": {"name": "digits"}})
     with pytest.raises(GentoolError, match=re.escape(f"{evil} is refused: its stored config "
                                                      "sets model.encoder._target_ to 'gentool.")):
         load_checkpoint(evil)
@@ -336,7 +343,8 @@ def test_load_checkpoint_refuses_a_planted_config(make, tmp_path):
 def test_load_checkpoint_checks_a_finetune_runs_pretrained_config(tmp_path):
     marker = tmp_path / "MARKER"
     path = tmp_path / "finetuned.pt"
-    torch.save({"format_version": 1, "step": 4, "config": {"labels_per_class": 1},
+    torch.save({"format_version": 1, "step": 4,
+                "config": {"model": {"name": "vae"}, "dataset": {"name": "digits"}},
                 "modules": {}, "pretrained_config": {"loss": system_payload(marker)}}, path)
     with pytest.raises(GentoolError, match=r"sets loss\._target_ to"):
         load_checkpoint(path)
