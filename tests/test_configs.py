@@ -31,8 +31,8 @@ def test_every_dataset_composes_with_the_common_keys(compose_train, dataset):
     cfg = compose_train(f"dataset={dataset}")
     assert set(cfg.dataset) >= {"name", "shape", "num_classes", "range", "binarize", "source"}
     assert len(cfg.dataset.shape) in (1, 3)  # points (ring, grid) or images
-    if isinstance(cfg.dataset.source, str):   # derived from another data set, by name
-        assert (CONFIGS / "dataset" / f"{cfg.dataset.source}.yaml").is_file()
+    if "pair" in cfg.dataset:   # derived from another data set, composed in as its source
+        assert cfg.dataset.source.source._target_.startswith("gentool.data.")
     else:
         assert cfg.dataset.source._target_.startswith("gentool.data.")
 

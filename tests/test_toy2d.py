@@ -208,7 +208,7 @@ def test_build_data_from_the_composed_config(name, classes):
     cfg = compose_config("train", [f"dataset={name}"])
     data = build_data(cfg.dataset, "data", "cpu", 64, 0)
     assert isinstance(data, Data) and data.name == name and data.shape == (2,)
-    assert data.num_classes == classes and data.class_names is None
+    assert data.num_classes == classes
     assert data.value_range == tuple(cfg.dataset.range)
     x, y = next(data.train.iter_batches())
     assert x.shape == (64, 2) and x.dtype == torch.float32
