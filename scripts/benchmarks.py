@@ -111,7 +111,7 @@ def measure_pca(args) -> dict:
     dataset_cfg = compose("train", [f"dataset={args.dataset}"]).dataset
     seed_everything(args.seed)
     ctx = EvalContext(None, dataset_cfg, cfg, resolve_device(args.device))
-    ctx.model = ScaledPCA(PCA(ctx.unit(ctx.train[0]), LATENT), *ctx.data.value_range)
+    ctx.method = ScaledPCA(PCA(ctx.unit(ctx.train[0]), LATENT), *ctx.data.value_range)
     with torch.no_grad():
         rows = evaluate(ctx, ["reconstruction", "samples", "representation"], "pca")
     metrics = {k: v for row in rows for k, v in row.metrics().items()}
