@@ -151,9 +151,11 @@ def clock(device: torch.device) -> float:
 # -- 1. gentool ------------------------------------------------------------------------------
 
 def compose_train(overrides: list[str]):
-    import gentool.cli  # noqa: F401  registers the `uid` resolver and the config schemas
     from hydra import compose, initialize_config_module
 
+    from gentool.config import setup
+
+    setup()
     with initialize_config_module("gentool.configs", version_base="1.3"):
         return compose("train", overrides=overrides)
 

@@ -67,8 +67,9 @@ def eval_overrides(args) -> list[str]:
 def compose(config: str, overrides: list[str]):
     from hydra import compose as hydra_compose, initialize_config_module
 
-    import gentool.cli  # noqa: F401  registers the resolver and schemas
+    from gentool.config import setup
 
+    setup()
     with initialize_config_module("gentool.configs", version_base="1.3"):
         return hydra_compose(config, overrides=overrides)
 
@@ -109,8 +110,8 @@ def measure_pca(args) -> dict:
     cfg = compose("eval", eval_overrides(args))
     dataset_cfg = compose("train", [f"dataset={args.dataset}"]).dataset
     seed_everything(args.seed)
-    ctx = EvalContext(None, dataset_cfg, cfg, resolve_device(args.device), "pca")
-    ctx.model = ScaledPCA(PCA(ctx.unit(ctx.train[0]), LATENT), *ctx.data.value_range)
+    ctx = EvalContext(None, dataset_cfg, cfg, resolve_device(args.device))
+    ctx.method = ScaledPCA(PCA(ctx.unit(ctx.train[0]), LATENT), *ctx.data.value_range)
     with torch.no_grad():
         rows = evaluate(ctx, ["reconstruction", "samples", "representation"], "pca")
     metrics = {k: v for row in rows for k, v in row.metrics().items()}

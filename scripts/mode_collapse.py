@@ -109,10 +109,11 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     torch.set_num_threads(1)  # one core per worker: the workers run side by side
     from hydra import compose, initialize_config_module
 
-    import gentool.cli  # noqa: F401  registers the resolvers and schemas
+    from gentool.config import setup
     from gentool.engine.checkpoint import load_checkpoint
     from gentool.train import run_train
 
+    setup()
     overrides = job_overrides(config, dataset, seed, steps)
     with initialize_config_module("gentool.configs", version_base="1.3"):
         cfg = compose("train", overrides=overrides)

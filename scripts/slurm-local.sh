@@ -102,8 +102,21 @@ start() {
     exit 1
 }
 
+# The job steps of this cluster: slurmstepd processes started by its slurmd, which hands them
+# its environment, SLURM_CONF included. Steps of any other Slurm on the machine are left alone.
+own_steps() {
+    local pid
+    for pid in $(pgrep -x slurmstepd 2>/dev/null || true); do
+        if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLURM_CONF=$CONF"; then
+            echo "$pid"
+        fi
+    done
+}
+
 stop() {
-    local folder
+    local folder pid
+    # Cancelled jobs end their steps; the controller must still be up to hear it.
+    SLURM_CONF="$CONF" scancel --quiet --full --user="$(id -un)" 2>/dev/null || true
     for folder in "$DIR" "$(cat "$RUNNING" 2>/dev/null || true)"; do
         for daemon in slurmd slurmctld; do
             if [ -n "$folder" ] && [ -f "$folder/$daemon.pid" ]; then
@@ -114,8 +127,10 @@ stop() {
     done
     rm -f "$RUNNING"
     sleep 0.5
-    # Jobs still running under a stopped slurmd would keep their files open.
-    pkill -f "slurmstepd" 2>/dev/null || true
+    # Steps still running under a stopped slurmd would keep their files open.
+    for pid in $(own_steps); do
+        kill "$pid" 2>/dev/null || true
+    done
     [ "${1:-}" = quietly ] || echo "slurm-local: stopped"
 }
 

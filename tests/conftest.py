@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-import gentool.cli  # noqa: F401  registers the `uid` resolver and the config schemas
+from gentool.config import setup
 from data_fixtures import write_cifar10, write_frey_mat, write_image_folder, write_mnist_idx
 
 # A few steps with every periodic action (log, eval + pictures, checkpoint) happening at least once.
@@ -20,7 +20,14 @@ TINY = ["device=cpu", "trainer.max_steps=6", "trainer.batch_size=16", "trainer.l
         "trainer.image_examples=8", "trainer.scatter_examples=32", "trainer.progress_bar=false"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gentool_setup():
+    """The resolvers and schemas gentool's configs name, as the command line registers them."""
+    setup()
+
+
 def compose_config(name: str, overrides) -> "DictConfig":  # noqa: F821
+    setup()
     with initialize_config_module("gentool.configs", version_base="1.3"):
         return compose(name, overrides=list(overrides))
 

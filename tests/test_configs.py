@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import gentool.configs
+from gentool.capabilities import Reconstructs, Translates
 from gentool.config import instantiate
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss
@@ -30,8 +31,8 @@ def test_every_dataset_composes_with_the_common_keys(compose_train, dataset):
     cfg = compose_train(f"dataset={dataset}")
     assert set(cfg.dataset) >= {"name", "shape", "num_classes", "range", "binarize", "source"}
     assert len(cfg.dataset.shape) in (1, 3)  # points (ring, grid) or images
-    if isinstance(cfg.dataset.source, str):   # derived from another data set, by name
-        assert (CONFIGS / "dataset" / f"{cfg.dataset.source}.yaml").is_file()
+    if "pair" in cfg.dataset:   # derived from another data set, composed in as its source
+        assert cfg.dataset.source.source._target_.startswith("gentool.data.")
     else:
         assert cfg.dataset.source._target_.startswith("gentool.data.")
 
@@ -51,9 +52,9 @@ def test_every_model_builds_with_every_loss_or_refuses_it_clearly(compose_train,
                                                                      shape):
     data = [f"dataset.shape={shape}"]
     if model == "pix2pix":   # image pairs of the same sizes: grey edges -> digits, grey -> colour
-        data = {"[1,8,8]": ["dataset=derived_pairs", "dataset.source=digits"],
-                "[3,32,32]": ["dataset=derived_pairs", "dataset.source=cifar10",
-                              "dataset.pair=colorize"]}[shape]
+        data = {"[1,8,8]": ["dataset=derived_pairs", "dataset@dataset.source=digits"],
+                "[3,32,32]": ["dataset=derived_pairs", "dataset@dataset.source=cifar10",
+                              "dataset/pair=colorize"]}[shape]
     cfg = compose_train(f"model={model}", f"loss={loss}", *data)
     if not loss_fits(model, instantiate(cfg.loss)):
         with pytest.raises(GentoolError, match=f"loss={loss} does not fit model={model}"):
@@ -61,10 +62,10 @@ def test_every_model_builds_with_every_loss_or_refuses_it_clearly(compose_train,
         return
     method = build_method(cfg)
     x = torch.rand(2, *[int(v) for v in cfg.dataset.shape])
-    if hasattr(method, "translate"):
-        inputs, targets = method.split(x)
-        assert method.translate(inputs).shape == targets.shape
-    elif hasattr(method, "reconstruct"):
+    if isinstance(method, Translates):
+        inputs = x[:, :method.input_channels]
+        assert method.translate(inputs).shape == x[:, method.input_channels:].shape
+    elif isinstance(method, Reconstructs):
         assert method.reconstruct(x).shape == x.shape
     else:
         assert method.sample(2).shape == x.shape

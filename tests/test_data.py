@@ -22,6 +22,7 @@ from gentool.data.splits import Split
 from gentool.data.streaming import StreamingBatches, worker_message
 from gentool.errors import GentoolError
 
+from conftest import compose_config
 from data_fixtures import (write_cifar10, write_frey_mat, write_idx, write_idx_set,
                            write_image_folder, write_mnist_idx)
 
@@ -339,15 +340,16 @@ def test_streaming_static_binarisation_is_fixed(tmp_path):
 
 def test_every_dataset_config_has_the_same_keys():
     for path in CONFIGS.glob("*.yaml"):
-        cfg = OmegaConf.load(path)
+        cfg = compose_config("train", [f"dataset={path.stem}"]).dataset
         common = {"name", "shape", "num_classes", "range", "binarize", "source"}
         # Image pairs (pix2pix) also say which channels are the input.
         pairs = {"input_channels"} | ({"pair"} if path.stem == "derived_pairs" else set())
         expected = common | pairs if path.stem in ("derived_pairs", "paired_folder") else common
         assert set(cfg) == expected, path
         assert cfg.name == path.stem
-        if path.stem == "derived_pairs":   # names the data set it is derived from
-            assert (CONFIGS / f"{cfg.source}.yaml").is_file()
+        if path.stem == "derived_pairs":   # holds the data set it is derived from, composed
+            assert cfg.source.source._target_.startswith("gentool.data.")
+            assert cfg.pair.transform._target_.startswith("gentool.data.pairs.")
         else:
             assert cfg.source._target_.startswith("gentool.data.")
 

@@ -11,7 +11,10 @@ from PIL import Image
 from conftest import TINY, compose_config
 from data_fixtures import write_paired_folder
 from gentool.data import build_data
-from gentool.data.pairs import edge_map, grey, load_paired_folder, pair_layout, with_hole
+from gentool.data.batching import DeviceBatches, PairBatch
+from gentool.data.pairs import (colorize, derive_pairs, edge_map, edges, grey,
+                                load_paired_folder, with_hole)
+from gentool.data.splits import ImageData, Split
 from gentool.errors import GentoolError
 from gentool.evaluate import run_eval
 from gentool.losses.adversarial import NonSaturating
@@ -80,11 +83,16 @@ def test_generator_loss_is_adversarial_plus_weighted_l1_by_hand():
     assert total.item() == pytest.approx(0.5 * np.log(2) + 100 * 0.25)
 
 
-def test_split_takes_input_then_target_channels():
-    model = tiny_pix2pix()
-    pairs = torch.arange(2 * 2 * 8 * 8, dtype=torch.float).view(2, 2, 8, 8)
-    inputs, targets = model.split(pairs)
-    assert torch.equal(inputs, pairs[:, :1]) and torch.equal(targets, pairs[:, 1:])
+def test_pair_batches_carry_inputs_targets_and_labels():
+    images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    derived = derive_pairs(ImageData(Split(images, torch.arange(4)), Split(images[:2], None),
+                                     (1, 8, 8), 4), edges)
+    assert derived.shape == (2, 8, 8)
+    batch = next(DeviceBatches(derived.train, 2, "cpu", seed=0, shuffle=False).iter_batches())
+    assert isinstance(batch, PairBatch)
+    assert torch.equal(batch.targets * 255, images[:2].float())
+    assert torch.equal(batch.inputs * 255, edge_map(images[:2]).float())
+    assert batch.labels.tolist() == [0, 1]
 
 
 def test_edge_map_marks_a_step_edge():
@@ -105,13 +113,15 @@ def test_grey_is_the_luma_and_holes_are_fixed_per_image():
 
 
 def test_pair_layout_follows_the_source():
-    assert pair_layout("fashion_mnist", "edges", "shape") == [2, 28, 28]
-    assert pair_layout("cifar10", "colorize", "shape") == [4, 32, 32]
-    assert pair_layout("cifar10", "inpaint", "input_channels") == 3
+    def layout(*overrides):
+        dataset = compose_config("train", ["dataset=derived_pairs", *overrides]).dataset
+        return list(dataset.shape), dataset.input_channels, dataset.num_classes
+
+    assert layout("dataset@dataset.source=fashion_mnist") == ([2, 28, 28], 1, 10)
+    assert layout("dataset@dataset.source=cifar10", "dataset/pair=colorize") == ([4, 32, 32], 1, 10)
+    assert layout("dataset@dataset.source=cifar10", "dataset/pair=inpaint")[:2] == ([6, 32, 32], 3)
     with pytest.raises(GentoolError, match="needs a colour data set"):
-        pair_layout("digits", "colorize", "shape")
-    with pytest.raises(GentoolError, match="is not a gentool image data set"):
-        pair_layout("nope", "edges", "shape")
+        colorize(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
 
 
 def test_paired_folder_reads_a_and_b_in_either_direction(tmp_path):
@@ -119,17 +129,17 @@ def test_paired_folder_reads_a_and_b_in_either_direction(tmp_path):
     forward = load_paired_folder(str(tmp_path), str(folder), (16, 16))
     backward = load_paired_folder(str(tmp_path), str(folder), (16, 16), direction="BtoA")
     assert forward.shape == (6, 16, 16)
-    assert len(forward.train.images) == 6 and len(forward.test.images) == 3   # test/ folder
-    a, b = forward.train.images[0, :3].int(), forward.train.images[0, 3:].int()
+    assert len(forward.train.inputs) == 6 and len(forward.test.inputs) == 3   # test/ folder
+    a, b = forward.train.inputs[0].int(), forward.train.targets[0].int()
     assert torch.equal(a + b, torch.full_like(a, 255))           # B is A inverted
-    assert torch.equal(backward.train.images[0, :3], forward.train.images[0, 3:])
+    assert torch.equal(backward.train.inputs[0], forward.train.targets[0])
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pix2pix")
     run_train(compose_config("train", [*TINY, *PIX2PIX, "dataset=derived_pairs",
-                                       "dataset.source=digits", "dataset.pair=edges"]),
+                                       "dataset@dataset.source=digits", "dataset/pair=edges"]),
               root / "edges")
     folder = write_paired_folder(root)
     run_train(compose_config("train", [*TINY, *PIX2PIX, "dataset=paired_folder",

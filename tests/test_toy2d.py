@@ -57,7 +57,7 @@ def test_bad_settings_are_user_errors():
     with pytest.raises(GentoolError, match="dataset.source.test_examples"):
         load_grid("unused", test_examples=0)
     with pytest.raises(GentoolError, match="trainer.batch_size"):
-        PointBatches(load_ring("unused"), 0, "cpu", 0, fixed_test=False)
+        PointBatches(load_ring("unused"), 0, "cpu", fixed_test=False)
 
 
 # --- training draws ------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def test_bad_settings_are_user_errors():
 @pytest.mark.parametrize("load", [load_ring, load_grid])
 def test_training_draws_follow_the_mixture(load):
     data = load("unused")
-    batches = PointBatches(data, 500, "cpu", seed=0, fixed_test=False)
+    batches = PointBatches(data, 500, "cpu", fixed_test=False)
     assert len(batches) == 5 and batches.num_examples == 2500       # 2500 // 500, nominal epoch
     torch.manual_seed(0)
     drawn = take(batches.iter_batches(), 40)
@@ -86,7 +86,7 @@ def test_training_batches_depend_only_on_the_rng_state():
     # What is guaranteed: the same global RNG state gives the same batches, whatever start_step.
     # The engine restores the state saved with a checkpoint, so a resumed run draws exactly what
     # the uninterrupted run drew after that step.
-    batches = PointBatches(load_ring("unused"), 16, "cpu", seed=0, fixed_test=False)
+    batches = PointBatches(load_ring("unused"), 16, "cpu", fixed_test=False)
     torch.manual_seed(1)
     take(batches.iter_batches(), 2)                       # two steps of training...
     state = torch.get_rng_state()                         # ...then a checkpoint
@@ -102,7 +102,7 @@ def test_training_batches_depend_only_on_the_rng_state():
 
 
 def test_batches_larger_than_the_nominal_epoch_are_fine_for_training():
-    batches = PointBatches(load_ring("unused", test_examples=10), 64, "cpu", 0, fixed_test=False)
+    batches = PointBatches(load_ring("unused", test_examples=10), 64, "cpu", fixed_test=False)
     assert len(batches) == 1 and next(batches.iter_batches())[0].shape == (64, 2)
     assert [len(x) for x, _ in batches.epoch()] == [10]
 
@@ -114,7 +114,7 @@ def test_test_set_is_fixed_for_every_run_and_covers_each_point_once():
     sets = []
     for seed in (0, 7):
         torch.manual_seed(seed)      # the global RNG does not matter either
-        test = PointBatches(data, 32, "cpu", seed=seed, fixed_test=True)
+        test = PointBatches(data, 32, "cpu", fixed_test=True)
         assert len(test) == 4 and test.num_examples == 100 and test.device == torch.device("cpu")
         passed = list(test.epoch())
         assert [len(x) for x, _ in passed] == [32, 32, 32, 4]
@@ -123,7 +123,7 @@ def test_test_set_is_fixed_for_every_run_and_covers_each_point_once():
     assert torch.equal(x0, x1) and torch.equal(y0, y1)
     assert (x0 - data.centres[y0]).abs().max() < 6 * data.sigma
     # Endless iteration cycles through the same points, from batch start_step on.
-    endless = take(PointBatches(data, 32, "cpu", 0, fixed_test=True).iter_batches(2), 3)
+    endless = take(PointBatches(data, 32, "cpu", fixed_test=True).iter_batches(2), 3)
     assert [len(x) for x, _ in endless] == [32, 4, 32]
     assert torch.equal(endless[0][0], x0[64:96]) and torch.equal(endless[2][0], x0[:32])
 
@@ -174,7 +174,7 @@ def test_reverse_kl_by_hand_on_two_centres():
 def test_metrics_of_true_draws_are_perfect():
     data = load_grid("unused")
     torch.manual_seed(0)
-    x, _ = next(PointBatches(data, 2500, "cpu", 0, fixed_test=False).iter_batches())
+    x, _ = next(PointBatches(data, 2500, "cpu", fixed_test=False).iter_batches())
     result = mode_metrics(x, data.centres, data.sigma)
     assert result["modes"] == 25.0 and result["high_quality"] > 0.98    # 3 sigma in 2-D: 98.9%
     assert result["reverse_kl"] < 0.02
@@ -208,7 +208,7 @@ def test_build_data_from_the_composed_config(name, classes):
     cfg = compose_config("train", [f"dataset={name}"])
     data = build_data(cfg.dataset, "data", "cpu", 64, 0)
     assert isinstance(data, Data) and data.name == name and data.shape == (2,)
-    assert data.num_classes == classes and data.class_names is None
+    assert data.num_classes == classes
     assert data.value_range == tuple(cfg.dataset.range)
     x, y = next(data.train.iter_batches())
     assert x.shape == (64, 2) and x.dtype == torch.float32

@@ -11,45 +11,16 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from gentool import __version__
-from gentool.config import register_schemas
+from gentool.config import STARTED, setup
 from gentool.errors import GentoolError
 from gentool.hydra_guard import HydraConfigRefused, checked_composition
-
-# Run directories are <started time>_<uid>. The short random tag keeps two runs that start within
-# the same second apart; both are cached, so every reference within one run agrees. The processes
-# of one torchrun launch take rank 0's time and tag from the environment (agree_on_run_name), so
-# they share one run directory.
-_STARTED = datetime.now()
-
-
-def _run_started() -> datetime:
-    shared = os.environ.get("GENTOOL_RUN_STARTED")
-    return datetime.fromisoformat(shared) if shared else _STARTED
-
-
-def _pair_layout(source: str, pair: str, field: str):
-    from gentool.data.pairs import pair_layout  # torch is imported only once a command runs
-
-    return pair_layout(source, pair, field)
-
-
-if not OmegaConf.has_resolver("uid"):
-    OmegaConf.register_new_resolver(
-        "uid", lambda: os.environ.get("GENTOOL_RUN_TAG") or secrets.token_hex(3), use_cache=True)
-if not OmegaConf.has_resolver("started"):
-    OmegaConf.register_new_resolver(
-        "started", lambda pattern: _run_started().strftime(pattern), use_cache=True)
-if not OmegaConf.has_resolver("pair_layout"):   # dataset/derived_pairs.yaml follows its source
-    OmegaConf.register_new_resolver("pair_layout", _pair_layout)
-register_schemas()
 
 
 def agree_on_run_name() -> None:
@@ -64,7 +35,7 @@ def agree_on_run_name() -> None:
     from gentool.engine.distributed import init_distributed
 
     init_distributed()
-    shared = [_STARTED.isoformat(), secrets.token_hex(3)]
+    shared = [STARTED.isoformat(), secrets.token_hex(3)]
     dist.broadcast_object_list(shared, src=0)
     os.environ["GENTOOL_RUN_STARTED"], os.environ["GENTOOL_RUN_TAG"] = shared
 
@@ -252,6 +223,7 @@ def main() -> None:
     if command == "report":
         COMMANDS[command][0]()
         return
+    setup()   # the resolvers and schemas the command's config names, before Hydra composes it
     # Hydra acts on a config's hydra node (logging, callbacks, launcher, ...) before the command
     # runs; every config it composes for the command is checked first (gentool.hydra_guard).
     try:

@@ -1,4 +1,5 @@
-"""Structured-config schemas for the fixed keys, and the single instantiate helper.
+"""Structured-config schemas for the fixed keys, the one setup of resolvers and schemas, and the
+single instantiate helper.
 
 The schemas give every command typed top-level keys (`trainer.max_steps=abc` is refused by Hydra
 with the key's name and expected type); their ranges (`Annotated[int, Range(min=1)]`) are checked
@@ -17,8 +18,11 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import os
+import secrets
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import ModuleType
 from typing import Any, Callable, Optional
 
@@ -153,7 +157,37 @@ class FinetuneConfig:
     finetune: FinetuneOptions = field(default_factory=FinetuneOptions)
 
 
-def register_schemas() -> None:
+# Run directories are <started time>_<uid>. The short random tag keeps two runs that start within
+# the same second apart; both are cached, so every reference within one run agrees. The processes
+# of one torchrun launch take rank 0's time and tag from the environment (set by
+# gentool.cli.agree_on_run_name), so they share one run directory.
+STARTED = datetime.now()
+
+
+def run_started() -> datetime:
+    shared = os.environ.get("GENTOOL_RUN_STARTED")
+    return datetime.fromisoformat(shared) if shared else STARTED
+
+
+def _run_tag() -> str:
+    return os.environ.get("GENTOOL_RUN_TAG") or secrets.token_hex(3)
+
+
+def _sum(*values: int) -> int:
+    """`${sum:a,b}`: the channels of a pair (dataset/derived_pairs.yaml) add up."""
+    return sum(values)
+
+
+def setup() -> None:
+    """Register the resolvers gentool's configs use and the command schemas their defaults lists
+    name. Idempotent; the command line calls it before Hydra composes a command's config, and
+    anything else that composes gentool's configs (tests, scripts) calls it first."""
+    resolvers = (("uid", _run_tag, True),
+                 ("started", lambda pattern: run_started().strftime(pattern), True),
+                 ("sum", _sum, False))
+    for name, resolver, cached in resolvers:
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver, use_cache=cached)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)

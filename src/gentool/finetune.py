@@ -9,7 +9,6 @@ and both test accuracies are reported: what the unsupervised pretraining is wort
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -19,17 +18,17 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from gentool.capabilities import Encodes
 from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
 from gentool.engine.checkpoint import save_checkpoint
-from gentool.engine.device import describe_device, resolve_device, seed_everything
-from gentool.engine.files import atomic_write
 from gentool.engine.run_directory import RunDirectory
+from gentool.engine.run_metrics import write_metrics
 from gentool.errors import GentoolError
 from gentool.methods import build_method
 from gentool.metrics.classifier import accuracy
 from gentool.nets.mlp import mlp
-from gentool.sample import load_trained_method
+from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
 
@@ -73,18 +72,17 @@ def run_finetune(cfg: DictConfig, output_dir: str | Path | RunDirectory) -> floa
 
 def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     run_dir = run.path
-    if not cfg.checkpoint:
-        raise GentoolError("gentool finetune needs a pretrained model; add "
-                           "checkpoint=<AE or VAE run>/checkpoints/last.pt.")
-    if cfg.labels_per_class < 1:
-        raise GentoolError(f"labels_per_class={cfg.labels_per_class} must be at least 1.")
-    device = resolve_device(cfg.device)
-    log.info("Device: %s", describe_device(device))
-    pretrained, train_cfg = load_trained_method(cfg.checkpoint, device)
-    if not hasattr(pretrained, "encode") or not hasattr(pretrained, "latent_dim"):
+
+    def check() -> None:
+        if cfg.labels_per_class < 1:
+            raise GentoolError(f"labels_per_class={cfg.labels_per_class} must be at least 1.")
+
+    trained = start_from_checkpoint(cfg, "finetune", check, wanted="a pretrained model",
+                                    example="<AE or VAE run>/checkpoints/last.pt")
+    pretrained, train_cfg, device = trained.method, trained.train_cfg, trained.device
+    if not isinstance(pretrained, Encodes):
         raise GentoolError(f"model={train_cfg.model.name} has no encoder to fine-tune; use the "
                            "checkpoint of an autoencoder or VAE run.")
-    seed_everything(cfg.seed)
     dataset_cfg = OmegaConf.merge(train_cfg.dataset, {"binarize": "none"})
     data = build_data(dataset_cfg, cfg.data_dir, device, batch_size=512, seed=cfg.seed,
                       drop_last=False)
@@ -105,22 +103,21 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     for name, method, freeze in (("pretrained", pretrained, options.freeze_encoder),
                                  ("scratch", build_method(train_cfg).to(device), False)):
         torch.manual_seed(cfg.seed)
-        model = EncoderClassifier(method, data.num_classes, options.head, options.hidden,
-                                  freeze).to(device)
-        train_classifier(model, x, y, options, writer, name)
-        results[name] = accuracy(model, test_x, test_y)
+        classifier = EncoderClassifier(method, data.num_classes, options.head, options.hidden,
+                                       freeze).to(device)
+        train_classifier(classifier, x, y, options, writer, name)
+        results[name] = accuracy(classifier, test_x, test_y)
         writer.add_scalar(f"test/accuracy_{name}", results[name], options.steps)
         if name == "pretrained":
             save_checkpoint(run_dir / "checkpoints" / "last.pt", {
                 "step": options.steps, "config": OmegaConf.to_container(cfg, resolve=True),
-                "modules": {"classifier": model.state_dict()},
+                "modules": {"classifier": classifier.state_dict()},
                 "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)},
                 then="run the same command again")
     writer.close()
     record = {"labels_per_class": cfg.labels_per_class, "labelled_examples": len(subset),
               "test/accuracy": results["pretrained"], "test/accuracy_scratch": results["scratch"]}
-    atomic_write(run_dir / "metrics.json",
-                 lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"))
+    write_metrics(run_dir, record)
     log.info("Test accuracy with %d labels per class: pretrained %s encoder %.4f, from scratch "
              "%.4f", cfg.labels_per_class, "frozen" if options.freeze_encoder else "fine-tuned",
              results["pretrained"], results["scratch"])
@@ -128,17 +125,17 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     return -results["pretrained"]   # what a sweeper minimises
 
 
-def train_classifier(model: EncoderClassifier, x, y, options, writer, name: str) -> None:
+def train_classifier(classifier: EncoderClassifier, x, y, options, writer, name: str) -> None:
     """Adam on cross-entropy over batches drawn (with replacement) from the labelled subset."""
-    optimizer = torch.optim.Adam(model.trainable(), lr=options.lr,
+    optimizer = torch.optim.Adam(classifier.trainable(), lr=options.lr,
                                  weight_decay=options.weight_decay)
-    model.train()
+    classifier.train()
     for step in range(options.steps):
         index = torch.randint(len(x), (min(options.batch_size, len(x)),), device=x.device)
-        loss = F.cross_entropy(model(x[index]), y[index])
+        loss = F.cross_entropy(classifier(x[index]), y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if (step + 1) % max(1, options.steps // 20) == 0:
             writer.add_scalar(f"train/loss_{name}", loss.item(), step + 1)
-    model.eval()
+    classifier.eval()

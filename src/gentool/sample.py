@@ -1,7 +1,8 @@
-"""`gentool sample`: pictures and raw samples from a trained model's checkpoint.
+"""`gentool sample`: pictures and raw samples from a trained method's checkpoint.
 
-The model is rebuilt from the config stored in the checkpoint; modes pick what to draw, each
-needing a capability of the method (DESIGN.md section 3), and formats pick how to write it.
+The method is rebuilt from the config stored in the checkpoint (gentool.trained); modes pick
+what to draw, each needing capabilities of the method (gentool.capabilities), and formats pick
+how to write it.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gentool.capabilities import (Decodes, Encodes, Reconstructs, Samples, Translates,
+                                  conditional_classes)
 from gentool.config import check_config
 from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
 from gentool.engine import visuals
-from gentool.engine.checkpoint import load_checkpoint
-from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.engine.files import atomic_write
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
-from gentool.methods import build_method
 from gentool.options import show
+from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
 
@@ -35,24 +36,19 @@ FORMATS = ("grid", "npy", "folder")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
-def load_trained_method(checkpoint: str, device: torch.device):
-    """The method of a checkpoint, weights loaded, in eval mode, plus its training config."""
-    state = load_checkpoint(checkpoint)
-    train_cfg = OmegaConf.create(state["config"])
-    method = build_method(train_cfg)
-    try:
-        method.load_state_dict(state["modules"]["method"])
-    except (RuntimeError, KeyError) as error:
-        raise GentoolError(f"The weights in {checkpoint} do not fit the model its config describes "
-                           "(a foreign or edited checkpoint); use a checkpoint written by gentool "
-                           "train.") from error
-    return method.to(device).eval(), train_cfg
-
-
 def run_sample(cfg: DictConfig) -> Path:
-    if not cfg.checkpoint:
-        raise GentoolError("gentool sample needs a checkpoint; add "
-                           "checkpoint=<run dir>/checkpoints/last.pt.")
+    out = Path(cfg.out).expanduser()
+    trained = start_from_checkpoint(cfg, "sample", check=lambda: _check_options(cfg, out))
+    method, train_cfg, device = trained.method, trained.train_cfg, trained.device
+    with torch.no_grad():
+        images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
+    start_run_log(log_path(out, cfg.format))
+    out = write(images, picture, train_cfg.dataset.range, cfg.format, out)
+    log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], cfg.format, cfg.mode, out)
+    return out
+
+
+def _check_options(cfg: DictConfig, out: Path) -> None:
     if cfg.format not in FORMATS:
         raise GentoolError(f"format={cfg.format} is not one of {list(FORMATS)}; pick one of those.")
     if cfg.mode not in MODES:
@@ -63,18 +59,7 @@ def run_sample(cfg: DictConfig) -> Path:
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
-    out = Path(cfg.out).expanduser()
     _refuse_checkpoint_as_out(out, cfg)
-    device = resolve_device(cfg.device)
-    log.info("Device: %s", describe_device(device))
-    method, train_cfg = load_trained_method(cfg.checkpoint, device)
-    seed_everything(cfg.seed)
-    with torch.no_grad():
-        images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
-    start_run_log(log_path(out, cfg.format))
-    out = write(images, picture, train_cfg.dataset.range, cfg.format, out)
-    log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], cfg.format, cfg.mode, out)
-    return out
 
 
 def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig) -> None:
@@ -102,33 +87,35 @@ def log_path(out: Path, fmt: str) -> Path:
 
 
 def _can(method, mode: str) -> bool:
-    return all(hasattr(method, capability) for capability in NEEDS[mode]) and (
-        mode != "classes" or _conditional(method))
+    return all(isinstance(method, capability) for capability in NEEDS[mode]) and (
+        mode != "classes" or conditional_classes(method) is not None)
 
 
 def _require(method, mode: str, model: str) -> None:
     """Refuse a mode the model lacks a capability for, naming the modes it can do."""
-    missing = [capability for capability in NEEDS[mode] if not hasattr(method, capability)]
+    missing = [VERBS[capability] for capability in NEEDS[mode]
+               if not isinstance(method, capability)]
     if missing:
         able = sorted(m for m in NEEDS if _can(method, m))
         raise GentoolError(f"mode={mode} needs a model that can {' and '.join(missing)}, and "
                            f"model={model} cannot; use mode={' or mode='.join(able)}.")
 
 
-def _test_images(train_cfg, cfg, device, n: int) -> torch.Tensor:
+def _test_examples(train_cfg, cfg, device, n: int):
+    """The first n test examples: a Batch, or a PairBatch for a translation data set."""
     data = build_data(train_cfg.dataset, cfg.data_dir, device, batch_size=256, seed=cfg.seed)
-    return take(data.test, n)[0]
+    return take(data.test, n)
 
 
-def _conditional(method) -> bool:
-    return bool(getattr(method, "num_classes", None))
+def _test_images(train_cfg, cfg, device, n: int) -> torch.Tensor:
+    return _test_examples(train_cfg, cfg, device, n)[0]
 
 
 def mode_sample(method, train_cfg, cfg, device):
     """`n` samples, or one per entry of `labels` for a class-conditional model."""
     _require(method, "sample", train_cfg.model.name)
     labels = list(cfg.labels) if cfg.labels is not None else None
-    if labels is not None and not _conditional(method):
+    if labels is not None and conditional_classes(method) is None:
         raise GentoolError(f"labels= only applies to class-conditional models, and "
                            f"model={train_cfg.model.name} is not one; drop labels=.")
     count = len(labels) if labels is not None else cfg.n
@@ -139,7 +126,7 @@ def mode_sample(method, train_cfg, cfg, device):
 def mode_classes(method, train_cfg, cfg, device):
     """One row per class of a class-conditional model, `nrow` samples each (default 8)."""
     _require(method, "classes", train_cfg.model.name)
-    if not _conditional(method):
+    if conditional_classes(method) is None:
         raise GentoolError(f"mode=classes needs a class-conditional model (model=cgan), and "
                            f"model={train_cfg.model.name} is not one; use mode=sample.")
     per_class = cfg.nrow or 8
@@ -188,9 +175,9 @@ def mode_translate(method, train_cfg, cfg, device):
     _require(method, "translate", train_cfg.model.name)
     value_range = train_cfg.dataset.range
     if cfg.input is None:
-        pairs = _test_images(train_cfg, cfg, device, cfg.n)
-        return method.translate(method.split(pairs)[0]), visuals.translation_rows(
-            method, pairs, value_range)
+        pairs = _test_examples(train_cfg, cfg, device, cfg.n)
+        return method.translate(pairs.inputs), visuals.translation_rows(method, pairs,
+                                                                         value_range)
     inputs = read_inputs(cfg.input, method.input_channels, train_cfg.dataset.shape[1:],
                          value_range, device)
     outputs = method.translate(inputs)
@@ -215,10 +202,13 @@ def read_inputs(path: str, channels: int, size, value_range, device) -> torch.Te
 
 MODES = {"sample": mode_sample, "classes": mode_classes, "reconstruct": mode_reconstruct,
          "interpolate": mode_interpolate, "traverse": mode_traverse, "translate": mode_translate}
-# The capabilities each mode uses (traverse walks the prior, so it needs one: `sample`).
-NEEDS = {"sample": ("sample",), "classes": ("sample",), "reconstruct": ("reconstruct",),
-         "interpolate": ("encode", "decode"), "traverse": ("sample", "decode"),
-         "translate": ("translate",)}
+# The capabilities each mode uses (traverse walks the prior, so it needs one: Samples), and
+# what messages call them.
+NEEDS = {"sample": (Samples,), "classes": (Samples,), "reconstruct": (Reconstructs,),
+         "interpolate": (Encodes, Decodes), "traverse": (Samples, Decodes),
+         "translate": (Translates,)}
+VERBS = {Samples: "sample", Reconstructs: "reconstruct", Encodes: "encode", Decodes: "decode",
+         Translates: "translate"}
 
 
 def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, out: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,11 @@ from gentool.data import build_data
 from gentool.engine import distributed
 from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
 from gentool.engine.checkpoint import resume_advice
-from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, atomic_write, os_error_in,
+from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, os_error_in,
                                   quiet_refused_writes_in_threads, write_failed)
 from gentool.engine.loop import fit
 from gentool.engine.run_directory import RunDirectory
+from gentool.engine.run_metrics import write_metrics
 from gentool.errors import GentoolError
 from gentool.methods import build_method, check_method
 
@@ -77,10 +77,8 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
     if not rank.is_main:
         return None
     record = {"step": cfg.trainer.max_steps, **{f"test/{k}": v for k, v in final.items()}}
-    atomic_write(run_dir / "metrics.json",
-                 lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"),
-                 kept="the final checkpoint is written",
-                 then=resume_advice(run_dir) + " to write it (the run resumes at its last step)")
+    write_metrics(run_dir, record, kept="the final checkpoint is written",
+                  then=resume_advice(run_dir) + " to write it (the run resumes at its last step)")
     log.info("Final test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
     log.info("Run directory: %s", run_dir.resolve())
     return final.get(OBJECTIVE)

@@ -18,7 +18,8 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gentool.config import instantiate
-from gentool.data.batching import DeviceBatches, check_binarize
+from gentool.data.batching import (AnyBatch, Batch, DeviceBatches, PairBatch, check_binarize,
+                                   concatenated, examples_in, first_examples)
 from gentool.data.folder import FolderData
 from gentool.data.splits import ImageData, Split
 from gentool.data.streaming import StreamingBatches
@@ -26,7 +27,7 @@ from gentool.data.toy2d import PointBatches, PointData
 from gentool.errors import GentoolError
 from gentool.metrics.modes import mode_metrics
 
-__all__ = ["Data", "DeviceBatches", "FolderData", "ImageData", "PointBatches", "PointData", "Split",
+__all__ = ["AnyBatch", "Batch", "Data", "DeviceBatches", "PairBatch", "FolderData", "ImageData", "PointBatches", "PointData", "Split",
            "StreamingBatches", "build_data"]
 
 
@@ -37,7 +38,6 @@ class Data:
     shape: tuple[int, ...]          # (C, H, W) for images, (2,) for points
     num_classes: int | None
     value_range: tuple[float, float]
-    class_names: list[str] | None
     name: str
     # Scores a batch of generated samples (the engine passes 2,500): mode_metrics for the toy 2-D
     # sets, whose true distribution is known; None for images.
@@ -68,7 +68,7 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
     loaded = _load(dataset_cfg, os.path.abspath(os.path.expanduser(str(data_dir))))
     _check_matches(name, dataset_cfg, loaded)
     if isinstance(loaded, PointData):
-        return _point_data(name, loaded, binarize, device, batch_size, seed, value_range, shard)
+        return _point_data(name, loaded, binarize, device, batch_size, value_range, shard)
 
     def batches(split, shuffle: bool):
         # Training batches are full and shuffled; evaluation sees every example once, in order.
@@ -80,32 +80,31 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
         return DeviceBatches(split, **options)
 
     return Data(batches(loaded.train, True), batches(loaded.test, False), tuple(loaded.shape),
-                loaded.num_classes, value_range, loaded.class_names, name)
+                loaded.num_classes, value_range, name)
 
 
-def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size: int, seed: int,
+def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size: int,
                 value_range: tuple[float, float], shard: tuple[int, int]) -> Data:
     # Points are used as drawn: `range` is only their plotting box, and binarising means nothing.
     if binarize != "none":
         raise GentoolError(f"dataset.binarize is '{binarize}' but {name} holds 2-D points, which "
                            "cannot be binarised; set dataset.binarize=none.")
     # Fresh draws: each process draws its share from its own RNG stream.
-    train = PointBatches(loaded, batch_size // shard[1], device, seed, fixed_test=False)
-    test = PointBatches(loaded, batch_size, device, seed, fixed_test=True)
+    train = PointBatches(loaded, batch_size // shard[1], device, fixed_test=False)
+    test = PointBatches(loaded, batch_size, device, fixed_test=True)
     metrics = partial(mode_metrics, centres=loaded.centres, sigma=loaded.sigma)
-    return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range,
-                loaded.class_names, name, sample_metrics=metrics)
+    return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range, name,
+                sample_metrics=metrics)
 
 
 def _load(dataset_cfg, data_dir: str):
-    """The source's loader builds the data set; a derived data set (derived_pairs) instead names
-    another data set as its `source` and transforms what that one loads."""
-    if isinstance(dataset_cfg.source, str):
-        from gentool.data.pairs import derive_pairs, source_config
+    """The source's loader builds the data set; a derived data set (derived_pairs) instead holds
+    another data set's config as its `source` and a `pair` transform of what that one loads."""
+    if "pair" in dataset_cfg:
+        from gentool.data.pairs import derive_pairs
 
-        origin = source_config(dataset_cfg.source)
-        return derive_pairs(instantiate(origin.source, data_dir=data_dir), str(dataset_cfg.pair),
-                            dataset_cfg.source)
+        origin = instantiate(dataset_cfg.source.source, data_dir=data_dir)
+        return derive_pairs(origin, instantiate(dataset_cfg.pair.transform))
     return instantiate(dataset_cfg.source, data_dir=data_dir)
 
 
@@ -131,20 +130,19 @@ def _check_matches(name: str, dataset_cfg, loaded: ImageData | FolderData | Poin
                            f"dataset.num_classes={wanted}.")
 
 
-def take(batches: DeviceBatches | StreamingBatches | PointBatches, n: int):
-    """The first n examples of a split in its stored order, as one (x, y) batch.
+def take(batches: DeviceBatches | StreamingBatches | PointBatches, n: int) -> AnyBatch:
+    """The first n examples of a split in its stored order, as one batch (a Batch, or a
+    PairBatch for pairs).
 
     Drawn in a forked RNG: dynamic binarisation would otherwise consume the training RNG, and a
     run that takes pictures after resuming would then diverge from an uninterrupted one.
     """
     devices = [batches.device] if batches.device.type == "cuda" else []
-    xs, ys, count = [], [], 0
+    parts, count = [], 0
     with torch.random.fork_rng(devices=devices):
-        for x, y in batches.epoch():
-            xs.append(x)
-            ys.append(y)
-            count += x.shape[0]
+        for batch in batches.epoch():
+            parts.append(batch if isinstance(batch, PairBatch) else Batch(*batch))
+            count += examples_in(batch)
             if count >= n:
                 break
-    x = torch.cat(xs)[:n]
-    return x, (torch.cat(ys)[:n] if ys[0] is not None else None)
+    return first_examples(concatenated(parts), n)

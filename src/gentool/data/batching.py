@@ -6,11 +6,12 @@ batches an uninterrupted one would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, Union
 
 import torch
 
-from gentool.data.splits import Split
+from gentool.data.splits import PairSplit, Split
 from gentool.errors import GentoolError
 
 BINARIZE_MODES = ("none", "dynamic", "static")
@@ -20,7 +21,45 @@ STATIC_BINARIZE_SEED = 20_240_601
 # Spreads run seeds apart so (seed, epoch) pairs of nearby seeds never share a permutation.
 _SEED_STRIDE = 1_000_003
 
-Batch = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+class Batch(NamedTuple):
+    """Examples (images, vectors or 2-D points) and their labels (None for unlabelled sets)."""
+
+    x: torch.Tensor
+    labels: torch.Tensor | None
+
+
+class PairBatch(NamedTuple):
+    """Image pairs for image-to-image translation: each input with its target, and labels
+    (None for unlabelled sets)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    labels: torch.Tensor | None
+
+
+AnyBatch = Union[Batch, PairBatch]
+
+
+def examples_in(batch: AnyBatch) -> int:
+    return batch[0].shape[0]
+
+
+def _like(batch: tuple, parts) -> tuple:
+    """`parts` as a batch of the type of `batch` (a Batch, a PairBatch or a plain tuple)."""
+    return type(batch)(*parts) if hasattr(batch, "_fields") else tuple(parts)
+
+
+def first_examples(batch: AnyBatch, n: int) -> AnyBatch:
+    """The first n examples of a batch, of the same type."""
+    return _like(batch, [None if part is None else part[:n] for part in batch])
+
+
+def concatenated(batches: Sequence[AnyBatch]) -> AnyBatch:
+    """Batches of one type joined into one, in order."""
+    return _like(batches[0], [None if part[0] is None else torch.cat(part)
+                              for part in zip(*batches)])
 
 
 def check_binarize(binarize: str) -> None:
@@ -81,7 +120,7 @@ class DeviceBatches:
     """In-memory split living on the training device as uint8; batches are index slices of a
     device-side permutation, converted to float on the device. No per-sample Python work."""
 
-    def __init__(self, split: Split, batch_size: int, device, seed: int,
+    def __init__(self, split: Split | PairSplit, batch_size: int, device, seed: int,
                  value_range=(0.0, 1.0), binarize: str = "none", shuffle: bool = True,
                  drop_last: bool = True, shard: tuple[int, int] = (0, 1)):
         check_binarize(binarize)
@@ -89,22 +128,25 @@ class DeviceBatches:
         # Data-parallel training: every process walks the same global batches (batch_size is
         # the global size) and trains on its own slice of each.
         self.shard = shard
-        images = split.images
+        # A pair split keeps inputs and targets side by side; batches of it are PairBatches.
+        self.pairs = isinstance(split, PairSplit)
+        parts = [split.inputs, split.targets] if self.pairs else [split.images]
         if binarize == "static":
-            images = static_binarize(images, torch.Generator().manual_seed(STATIC_BINARIZE_SEED))
-        self.images = images.to(self.device)
+            parts = [static_binarize(part, torch.Generator().manual_seed(STATIC_BINARIZE_SEED))
+                     for part in parts]
+        self.parts = [part.to(self.device) for part in parts]
         self.labels = None if split.labels is None else split.labels.to(self.device)
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.dynamic = binarize == "dynamic"
-        self.num_examples = len(images)
+        self.num_examples = len(parts[0])
         self._per_epoch = batches_per_epoch(self.num_examples, batch_size, drop_last)
 
     def __len__(self) -> int:
         """Batches per epoch of iter_batches."""
         return self._per_epoch
 
-    def iter_batches(self, start_step: int = 0) -> Iterator[Batch]:
+    def iter_batches(self, start_step: int = 0) -> Iterator[AnyBatch]:
         """Endless (x, y) batches from global step start_step on, exactly as from step 0."""
         epoch, first = divmod(start_step, self._per_epoch)
         while True:
@@ -114,11 +156,12 @@ class DeviceBatches:
                                            self.shard))
             epoch, first = epoch + 1, 0
 
-    def epoch(self) -> Iterator[Batch]:
+    def epoch(self) -> Iterator[AnyBatch]:
         """One pass over every example once, in stored order, last batch possibly smaller."""
         for start in range(0, self.num_examples, self.batch_size):
             yield self._batch(slice(start, start + self.batch_size))
 
-    def _batch(self, index) -> Batch:
-        x = to_float(self.images[index], self.value_range, self.dynamic)
-        return x, None if self.labels is None else self.labels[index]
+    def _batch(self, index) -> AnyBatch:
+        floats = [to_float(part[index], self.value_range, self.dynamic) for part in self.parts]
+        labels = None if self.labels is None else self.labels[index]
+        return PairBatch(*floats, labels) if self.pairs else Batch(floats[0], labels)

@@ -1,57 +1,32 @@
-"""Paired images for image-to-image translation (pix2pix), stored as one image per pair.
+"""Paired images for image-to-image translation (pix2pix).
 
-A pair is kept as the input's channels followed by the target's, [C_in + C_out, H, W] uint8, so
-pairs ride on the same device-side batching as any image set; the translation method splits
-them (`input_channels`).
+Each split is a PairSplit (inputs, targets, labels) of uint8 images, and its batches are
+PairBatches (data/batching.py): the translation method reads the two sides by name.
 
 - `load_paired_folder`: the A|B side-by-side files of the public pix2pix sets (facades, maps,
   edges2shoes), each file one pair, `direction` AtoB or BtoA.
-- `derive_pairs`: pairs made offline from any image set: `edges` (an edge map -> the image),
-  `colorize` (grey -> colour, on a colour set) and `inpaint` (the image with a hole -> whole).
+- `derive_pairs`: pairs made offline from any image set by a transform (dataset/pair/*.yaml):
+  `edges` (an edge map -> the image), `colorize` (grey -> colour, on a colour set) and
+  `inpaint` (the image with a hole -> whole).
 """
 
 from __future__ import annotations
 
-from importlib import resources
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from gentool.data.folder import ImageFiles, image_files
-from gentool.data.splits import ImageData, Split, split_indices
+from gentool.data.splits import ImageData, PairSplit, Split, split_indices
 from gentool.errors import GentoolError
 
-PAIRS = ("edges", "colorize", "inpaint")
 INPAINT_SEED = 20_240_607   # the holes are part of the derived data set: the same every run
 
-
-def pair_layout(source: str, pair: str, field: str):
-    """`shape`, `input_channels` or `num_classes` of the pairs derived from dataset `source`
-    (an OmegaConf resolver, so dataset/derived_pairs.yaml follows dataset.source/pair)."""
-    node = source_config(source)
-    channels, height, width = (int(v) for v in node.shape)
-    check_pair(pair, channels, source)
-    inputs = 1 if pair in ("edges", "colorize") else channels
-    return {"shape": [inputs + channels, height, width], "input_channels": inputs,
-            "num_classes": node.num_classes}[field]
-
-
-def source_config(source: str):
-    path = resources.files("gentool.configs") / "dataset" / f"{source}.yaml"
-    if not path.is_file() or source == "derived_pairs":
-        raise GentoolError(f"dataset.source={source} is not a gentool image data set; use e.g. "
-                           "dataset.source=fashion_mnist or dataset.source=cifar10.")
-    return OmegaConf.load(str(path))
-
-
-def check_pair(pair: str, channels: int, source: str) -> None:
-    if pair not in PAIRS:
-        raise GentoolError(f"dataset.pair={pair} is not one of {', '.join(PAIRS)}; pick one.")
-    if pair == "colorize" and channels != 3:
-        raise GentoolError(f"dataset.pair=colorize needs a colour data set and {source} has "
-                           f"{channels} channel(s); use dataset.source=cifar10 or another pair.")
+# A transform: uint8 images [N, C, H, W] and the index of the first one in the source data set
+# -> the uint8 inputs paired with them.
+PairTransform = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 def grey(images: torch.Tensor) -> torch.Tensor:
@@ -88,22 +63,34 @@ def with_hole(images: torch.Tensor, first_index: int = 0) -> torch.Tensor:
     return out
 
 
-def derive_pairs(data: ImageData, pair: str, source: str) -> ImageData:
-    check_pair(pair, data.shape[0], source)
+def edges(images: torch.Tensor, first_index: int = 0) -> torch.Tensor:
+    """Pair transform `edges`: the Sobel edge map of each image."""
+    return edge_map(images)
 
-    def split(images: torch.Tensor, labels, first_index: int) -> Split:
-        if pair == "edges":
-            inputs = edge_map(images)
-        elif pair == "colorize":
-            inputs = grey(images).round().clamp(0, 255).to(torch.uint8)
-        else:
-            inputs = with_hole(images, first_index)
-        return Split(torch.cat([inputs, images], dim=1), labels)
 
-    shape = (int(pair_layout(source, pair, "shape")[0]), *data.shape[1:])
-    return ImageData(split(data.train.images, data.train.labels, 0),
-                     split(data.test.images, data.test.labels, len(data.train.images)),
-                     shape, data.num_classes, data.class_names)
+def colorize(images: torch.Tensor, first_index: int = 0) -> torch.Tensor:
+    """Pair transform `colorize`: the grey version of each colour image."""
+    if images.shape[1] != 3:
+        raise GentoolError(f"dataset/pair=colorize needs a colour data set, and the source has "
+                           f"{images.shape[1]} channel(s); use dataset@dataset.source=cifar10 or "
+                           "another pair.")
+    return grey(images).round().clamp(0, 255).to(torch.uint8)
+
+
+def inpaint(images: torch.Tensor, first_index: int = 0) -> torch.Tensor:
+    """Pair transform `inpaint`: each image with a square hole."""
+    return with_hole(images, first_index)
+
+
+def derive_pairs(data: ImageData, transform: PairTransform) -> ImageData:
+    """Pairs (transform(image), image) of every image of `data`, labels kept."""
+    def split(source: Split, first_index: int) -> PairSplit:
+        return PairSplit(transform(source.images, first_index), source.images, source.labels)
+
+    train = split(data.train, 0)
+    test = split(data.test, len(data.train.images))
+    shape = (train.inputs.shape[1] + train.targets.shape[1], *data.shape[1:])
+    return ImageData(train, test, shape, data.num_classes, data.class_names)
 
 
 def load_paired_folder(data_dir: str, path: str, size, channels: int = 3,
@@ -125,12 +112,14 @@ def load_paired_folder(data_dir: str, path: str, size, channels: int = 3,
     held_out = [p for p in files if {"test", "val"} & set(p.relative_to(root).parts[:-1])]
     height, width = int(size[0]), int(size[1])
 
-    def load(paths) -> torch.Tensor:
-        pairs = []
+    def load(paths) -> PairSplit:
+        sides = ([], [])
         for image in ImageFiles(paths, (height, 2 * width), channels):   # A|B: twice as wide
             a, b = image[:, :, :width], image[:, :, width:]
-            pairs.append(torch.cat([a, b] if direction == "AtoB" else [b, a]))
-        return torch.stack(pairs)
+            inputs, targets = (a, b) if direction == "AtoB" else (b, a)
+            sides[0].append(inputs)
+            sides[1].append(targets)
+        return PairSplit(torch.stack(sides[0]), torch.stack(sides[1]), None)
 
     if held_out:
         train_files = [p for p in files if p not in held_out]
@@ -139,5 +128,4 @@ def load_paired_folder(data_dir: str, path: str, size, channels: int = 3,
         train_index, test_index = split_indices(len(files), test_fraction, split_seed)
         train_files = [files[i] for i in train_index]
         test_files = [files[i] for i in test_index]
-    return ImageData(Split(load(train_files), None), Split(load(test_files), None),
-                     (2 * channels, height, width), None)
+    return ImageData(load(train_files), load(test_files), (2 * channels, height, width), None)

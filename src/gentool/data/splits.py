@@ -18,12 +18,22 @@ class Split:
 
 
 @dataclass
+class PairSplit:
+    """One in-memory split of image pairs (image-to-image translation)."""
+
+    inputs: torch.Tensor            # uint8 [N, C_in, H, W]
+    targets: torch.Tensor           # uint8 [N, C_out, H, W]
+    labels: torch.Tensor | None     # int64 [N], or None for unlabelled sets
+
+
+@dataclass
 class ImageData:
     """What every in-memory source function returns."""
 
-    train: Split
-    test: Split
-    shape: tuple[int, int, int]     # (C, H, W)
+    train: Split | PairSplit
+    test: Split | PairSplit
+    # (C, H, W); for pairs, the input's channels followed by the target's: (C_in + C_out, H, W)
+    shape: tuple[int, int, int]
     num_classes: int | None
     class_names: list[str] | None = None
 

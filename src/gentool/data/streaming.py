@@ -74,7 +74,7 @@ class StreamingBatches:
         try:
             for images in loader:
                 images = images.to(self.device, non_blocking=True)
-                yield to_float(images, self.value_range, self.dynamic), None
+                yield Batch(to_float(images, self.value_range, self.dynamic), None)
         except GentoolError as error:
             raise type(error)(worker_message(error)) from None
 

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 
 import torch
 
-from gentool.data.batching import batches_per_epoch
+from gentool.data.batching import Batch, batches_per_epoch
 from gentool.errors import GentoolError
 
 # The evaluation points are drawn once from their own generator with this seed: the test set is
 # a fixed property of the data set, the same for every run seed (so evaluations compare).
 TEST_SET_SEED = 20_240_602
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def ring_centres(modes: int = 8, radius: float = 1.0) -> torch.Tensor:
@@ -98,7 +97,7 @@ def draw(centres: torch.Tensor, sigma: float, n: int,
     """
     labels = torch.randint(centres.shape[0], (n,), generator=generator, device=centres.device)
     noise = torch.randn(n, centres.shape[1], generator=generator, device=centres.device)
-    return centres[labels] + sigma * noise, labels
+    return Batch(centres[labels] + sigma * noise, labels)
 
 
 class PointBatches:
@@ -109,15 +108,15 @@ class PointBatches:
     device, so there is no epoch structure and `iter_batches(start_step)` ignores start_step. What
     makes resuming exact is the RNG state: the engine saves and restores it with each checkpoint,
     and the same RNG state always gives the same batches. The run seed reaches the draws through
-    that RNG (the engine seeds it), so `seed` is unused here.
+    that RNG (the engine seeds it).
 
     Evaluation (fixed_test=True): one fixed set of `test_examples` points, drawn once with a
     generator of constant seed, the same for every run; `iter_batches` cycles through it.
     """
 
-    def __init__(self, data: PointData, batch_size: int, device, seed: int, fixed_test: bool):
+    def __init__(self, data: PointData, batch_size: int, device, fixed_test: bool):
         self.device = torch.device(device)
-        self.batch_size, self.seed, self.fixed_test = batch_size, seed, fixed_test
+        self.batch_size, self.fixed_test = batch_size, fixed_test
         self.sigma = data.sigma
         self.centres = data.centres.to(self.device)
         # The nominal epoch is test_examples points, for logging and the epoch() pass only.
@@ -160,4 +159,4 @@ class PointBatches:
 
     def _fixed(self, b: int) -> Batch:
         index = slice(b * self.batch_size, (b + 1) * self.batch_size)
-        return self.points[index], self.labels[index]
+        return Batch(self.points[index], self.labels[index])

@@ -126,3 +126,18 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         if key == "config" or str(key).endswith("_config"):
             check_stored_config(payload[key], str(path))
     return payload
+
+
+def load_into(method: torch.nn.Module, state: dict[str, Any], path: str | Path, fix: str,
+              optimizers: dict[str, torch.optim.Optimizer] | None = None) -> None:
+    """Load a checkpoint's weights (read by load_checkpoint) into `method`, and its optimizer
+    states into `optimizers` when given; a checkpoint whose weights or optimizer states do not
+    fit ends in one sentence, `fix` saying what to do instead."""
+    try:
+        method.load_state_dict(state["modules"]["method"])
+        if optimizers is not None:
+            for name, optimizer_state in state.get("optimizers", {}).items():
+                optimizers[name].load_state_dict(optimizer_state)
+    except (RuntimeError, KeyError, AttributeError, ValueError) as error:
+        raise GentoolError(f"{path} does not fit this model (its weights have other names or "
+                           f"shapes than the model built for them); {fix}.") from error

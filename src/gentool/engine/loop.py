@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from gentool.data.batching import concatenated, examples_in
 from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
                                        save_checkpoint)
 from gentool.engine import distributed
@@ -81,8 +82,8 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device, hparams: dict[st
         while step < trainer.max_steps:
             lr_factor = apply_schedule(optimizers, schedule, step, trainer.max_steps)
             method.diagnostics = (step + 1) % trainer.log_every == 0
-            x, y = _next_batches(batches, per_step)
-            window.add(method.train_step((x, y), step), x.shape[0])
+            batch = _next_batches(batches, per_step)
+            window.add(method.train_step(batch, step), examples_in(batch))
             step += 1
             bar.update(1)
             last = step == trainer.max_steps
@@ -132,12 +133,10 @@ def _test_metrics(method, data, max_examples: int | None, seed: int) -> dict[str
 
 
 def _next_batches(batches, count: int):
-    """The next `count` batches as one (x, y): exact resume only needs the step count."""
+    """The next `count` batches as one: exact resume only needs the step count."""
     if count == 1:
         return next(batches)
-    parts = [next(batches) for _ in range(count)]
-    labels = None if parts[0][1] is None else torch.cat([y for _, y in parts])
-    return torch.cat([x for x, _ in parts]), labels
+    return concatenated([next(batches) for _ in range(count)])
 
 
 def _base_lr(optimizers) -> float:

@@ -7,6 +7,8 @@ import time
 
 import torch
 
+from gentool.data.batching import examples_in, first_examples
+
 
 class MetricWindow:
     """Sums metric tensors on their device between logging steps.
@@ -75,16 +77,16 @@ def _evaluate(method, batches, max_examples):
     method.eval()
     sums: dict[str, torch.Tensor] = {}
     seen = 0
-    for x, y in batches.epoch():
+    for batch in batches.epoch():
         if max_examples is not None and seen >= max_examples:
             break
-        if max_examples is not None and seen + x.shape[0] > max_examples:
-            keep = max_examples - seen
-            x, y = x[:keep], (y[:keep] if y is not None else None)
-        for key, value in method.eval_step((x, y)).items():
-            weighted = value.detach().float() * x.shape[0]
+        if max_examples is not None and seen + examples_in(batch) > max_examples:
+            batch = first_examples(batch, max_examples - seen)
+        count = examples_in(batch)
+        for key, value in method.eval_step(batch).items():
+            weighted = value.detach().float() * count
             sums[key] = sums[key] + weighted if key in sums else weighted
-        seen += x.shape[0]
+        seen += count
     method.train(was_training)
     return method.summarize({k: v.item() / max(seen, 1) for k, v in sums.items()})
 

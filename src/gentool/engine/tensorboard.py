@@ -12,9 +12,11 @@ import logging
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from gentool.capabilities import (Decodes, Discriminates, Encodes, Reconstructs, Samples,
+                                  Translates, conditional_classes)
 from gentool.data import take
 from gentool.engine import visuals
-from gentool.engine.metering import fork_rng_on
+from gentool.engine.eval_mode import seeded_eval
 
 log = logging.getLogger("gentool")
 
@@ -26,59 +28,58 @@ class VisualLogger:
         self.method = method
         self.value_range = data.value_range
         self.seed = seed
-        self.images, self.image_labels = take(data.test, image_examples)
-        self.scatter_x, self.scatter_y = take(data.test, scatter_examples)
+        # A fixed batch of test examples (a PairBatch for a translation data set) ...
+        self.examples = take(data.test, image_examples)
+        self.images = self.examples[0]
+        # ... and a larger one, with labels, for the latent scatter and the projector.
+        scatter = take(data.test, scatter_examples)
+        self.scatter_x, self.scatter_y = scatter[0], scatter.labels
         self.points = len(data.shape) == 1  # the 2-D toy sets: scatter plots, not image grids
 
     @torch.no_grad()
     def log(self, step: int) -> None:
-        method, writer, rng = self.method, self.writer, self.value_range
-        was_training = method.training
-        method.eval()
-        # Fixed seed inside a forked RNG: the same noise batch every time, and the training RNG
-        # stream is untouched, so logging never changes what a run learns.
-        with fork_rng_on(method):
-            torch.manual_seed(self.seed)
-            if hasattr(method, "translate"):
-                writer.add_image("translations", visuals.translation_rows(method, self.images, rng),
-                                 step)
-            if hasattr(method, "reconstruct") and not self.points:
+        method, writer, value_range = self.method, self.writer, self.value_range
+        # The same noise batch every time, and the training RNG stream untouched.
+        with seeded_eval(method, self.seed):
+            if isinstance(method, Translates):
+                writer.add_image("translations", visuals.translation_rows(
+                    method, self.examples, value_range), step)
+            if isinstance(method, Reconstructs) and not self.points:
                 out = method.reconstruct(self.images)
-                writer.add_image("reconstructions", visuals.pairs_grid(self.images, out, rng), step)
-            if hasattr(method, "sample") and self.points:
+                writer.add_image("reconstructions",
+                                 visuals.pairs_grid(self.images, out, value_range), step)
+            if isinstance(method, Samples) and self.points:
                 surface = None
-                if hasattr(method, "discriminate"):
+                if isinstance(method, Discriminates):
                     device = self.images.device
                     surface = lambda points: method.discriminate(points.to(device))  # noqa: E731
                 picture = visuals.points_image(self.scatter_x, method.sample(len(self.scatter_x)),
-                                               rng, surface)
+                                               value_range, surface)
                 writer.add_image("samples", picture, step)
-            elif hasattr(method, "sample"):
-                writer.add_image("samples", visuals.grid(method.sample(self.images.shape[0]), rng),
-                                 step)
-                if getattr(method, "num_classes", None):  # one row per class
+            elif isinstance(method, Samples):
+                writer.add_image("samples", visuals.grid(method.sample(self.images.shape[0]),
+                                                         value_range), step)
+                if conditional_classes(method):  # one row per class
                     writer.add_image("samples/by_class",
-                                     visuals.grid(visuals.class_rows(method, 8), rng, 8), step)
-            if hasattr(method, "encode"):
+                                     visuals.grid(visuals.class_rows(method, 8), value_range, 8),
+                                     step)
+            if isinstance(method, Encodes):
                 codes = method.encode(self.scatter_x)
                 points, how = visuals.project_2d(codes)
                 writer.add_image("latent/scatter", visuals.scatter_image(points, self.scatter_y),
                                  step)
                 writer.add_text("latent/scatter_axes", how, step)
-            if hasattr(method, "sample") and hasattr(method, "decode") and not self.points:
+            if isinstance(method, Samples) and isinstance(method, Decodes) and not self.points:
                 writer.add_image("latent/traversal",
-                                 visuals.grid(visuals.traverse(method, 11), rng, 11), step)
-        method.train(was_training)
+                                 visuals.grid(visuals.traverse(method, 11), value_range, 11), step)
 
     @torch.no_grad()
     def log_embedding(self, step: int, max_points: int = 1000) -> None:
-        if not hasattr(self.method, "encode") or self.points:  # sprites need images
+        if not isinstance(self.method, Encodes) or self.points:  # sprites need images
             return
-        was_training = self.method.training
-        self.method.eval()
         x = self.scatter_x[:max_points]
-        codes = self.method.encode(x).float().cpu()
-        self.method.train(was_training)
+        with seeded_eval(self.method, self.seed):
+            codes = self.method.encode(x).float().cpu()
         labels = self.scatter_y[:max_points].tolist() if self.scatter_y is not None else None
         sprites = visuals.to_unit(x, self.value_range).cpu()
         if sprites.shape[1] == 1:  # the projector's sprite sheet wants colour images

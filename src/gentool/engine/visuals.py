@@ -1,4 +1,4 @@
-"""Pictures of a model, built from its capabilities: used for TensorBoard and by `gentool sample`.
+"""Pictures of a method, built from its capabilities: used for TensorBoard and by `gentool sample`.
 
 Every function takes images in data units (the data set's `range`) and returns a float image
 tensor [C, H, W] in [0, 1], ready for `add_image` or saving.
@@ -57,41 +57,41 @@ def pairs_grid(inputs: torch.Tensor, outputs: torch.Tensor, value_range, per_row
 
 
 @torch.no_grad()
-def interpolate(model, starts: torch.Tensor, ends: torch.Tensor, steps: int) -> torch.Tensor:
+def interpolate(method, starts: torch.Tensor, ends: torch.Tensor, steps: int) -> torch.Tensor:
     """[pairs, steps + 2, C, H, W]: start image, decoded points on the line between the two
     codes, end image."""
-    za, zb = model.encode(starts), model.encode(ends)
+    za, zb = method.encode(starts), method.encode(ends)
     t = torch.linspace(0, 1, steps, device=za.device).view(1, steps, 1)
     codes = za[:, None] * (1 - t) + zb[:, None] * t
-    decoded = model.decode(codes.flatten(0, 1)).view(za.shape[0], steps, *starts.shape[1:])
+    decoded = method.decode(codes.flatten(0, 1)).view(za.shape[0], steps, *starts.shape[1:])
     return torch.cat([starts[:, None], decoded, ends[:, None]], dim=1)
 
 
 @torch.no_grad()
-def traverse(model, steps: int, dims=(0, 1), span: float = 0.95) -> torch.Tensor:
+def traverse(method, steps: int, dims=(0, 1), span: float = 0.95) -> torch.Tensor:
     """The 2-D latent manifold: [steps * steps, C, H, W] decoded over two latent dimensions, the
     others at zero (the prior's mean).
 
     Grid points are Gaussian quantiles from 1-span to span (Kingma & Welling's figure), so the
     picture covers the prior's mass evenly; rows go down dims[1], columns along dims[0].
     """
-    device = next(model.parameters()).device
+    device = next(method.parameters()).device
     values = torch.distributions.Normal(0.0, 1.0).icdf(
         torch.linspace(1 - span, span, steps, device=device))
     ys, xs = torch.meshgrid(values.flip(0), values, indexing="ij")
-    z = torch.zeros(steps * steps, model.latent_dim, device=device)
+    z = torch.zeros(steps * steps, method.latent_dim, device=device)
     z[:, dims[0]] = xs.reshape(-1)
     z[:, dims[1]] = ys.reshape(-1)
-    return model.decode(z)
+    return method.decode(z)
 
 
 @torch.no_grad()
-def class_rows(model, per_class: int, temperature: float = 1.0) -> torch.Tensor:
+def class_rows(method, per_class: int, temperature: float = 1.0) -> torch.Tensor:
     """[num_classes * per_class, ...] samples of a class-conditional model, class by class (so a
     grid with `per_class` images per row has one row per class)."""
-    device = next(model.parameters()).device
-    labels = torch.arange(model.num_classes, device=device).repeat_interleave(per_class)
-    return model.sample(len(labels), labels=labels, temperature=temperature)
+    device = next(method.parameters()).device
+    labels = torch.arange(method.num_classes, device=device).repeat_interleave(per_class)
+    return method.sample(len(labels), labels=labels, temperature=temperature)
 
 
 def project_2d(codes: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -201,11 +201,11 @@ def line_plot(xs: list[float], ys: list[float], reference: float | None, title: 
 
 
 @torch.no_grad()
-def translation_rows(model, pairs: torch.Tensor, value_range) -> torch.Tensor:
-    """One row per test pair: input | output | target (a grey input shown as grey RGB next to
-    colour outputs)."""
-    inputs, targets = model.split(pairs)
-    outputs = model.translate(inputs)
+def translation_rows(method, pairs, value_range) -> torch.Tensor:
+    """One row per test pair (a PairBatch): input | output | target (a grey input shown as grey
+    RGB next to colour outputs)."""
+    inputs, targets = pairs.inputs, pairs.targets
+    outputs = method.translate(inputs)
     if inputs.shape[1] != targets.shape[1]:
         inputs = inputs.mean(dim=1, keepdim=True).expand(-1, targets.shape[1], -1, -1)
     triples = torch.stack([inputs, outputs, targets], dim=1).flatten(0, 1)

@@ -7,7 +7,6 @@ The model is rebuilt from its checkpoint; the suites that apply are picked from 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -15,31 +14,23 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
-from gentool.engine.checkpoint import load_checkpoint
-from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.engine.files import atomic_write
 from gentool.engine.run_log import start_run_log
+from gentool.engine.run_metrics import write_metrics
 from gentool.engine.visuals import save_png
 from gentool.errors import GentoolError
 from gentool.evaluate.context import EvalContext
 from gentool.evaluate.suites import SUITES, Row, chosen_suites
 from gentool.evaluate.table import format_table
-from gentool.sample import load_trained_method
+from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
 
 
 def run_eval(cfg: DictConfig) -> dict[str, float]:
-    if not cfg.checkpoint:
-        raise GentoolError("gentool eval needs a checkpoint; add "
-                           "checkpoint=<run dir>/checkpoints/last.pt.")
-    _check_sizes(cfg)
-    device = resolve_device(cfg.device)
-    log.info("Device: %s", describe_device(device))
-    method, train_cfg = load_trained_method(cfg.checkpoint, device)
-    step = int(load_checkpoint(cfg.checkpoint)["step"])
-    seed_everything(cfg.seed)
-    ctx = EvalContext(method, train_cfg.dataset, cfg, device, train_cfg.model.name)
+    trained = start_from_checkpoint(cfg, "eval", check=lambda: _check_sizes(cfg))
+    train_cfg, step = trained.train_cfg, trained.step
+    ctx = EvalContext(trained.method, train_cfg.dataset, cfg, trained.device)
     suites = chosen_suites(ctx, cfg.metrics, train_cfg.model.name)
     run_dir = run_dir_of(Path(cfg.checkpoint))
     start_run_log(run_dir / "eval" / "eval.log")   # the log joins the results, in the run
@@ -52,7 +43,7 @@ def run_eval(cfg: DictConfig) -> dict[str, float]:
 
 
 def evaluate(ctx: EvalContext, names, model_name: str) -> list[Row]:
-    """Run the chosen suites on ctx's model; the rows of all of them, in suite order."""
+    """Run the chosen suites on ctx's method; the rows of all of them, in suite order."""
     rows: list[Row] = []
     for name in chosen_suites(ctx, names, model_name):
         started = time.perf_counter()
@@ -70,15 +61,7 @@ def run_dir_of(checkpoint: Path) -> Path:
 def write_results(run_dir: Path, metrics: dict[str, float], figures: dict, step: int) -> None:
     """Merge into <run>/metrics.json (keeping training's keys), add TensorBoard scalars and the
     figures, and save the figures as PNGs under <run>/eval/."""
-    path = run_dir / "metrics.json"
-    record = {}
-    if path.is_file():
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            log.warning("%s was not valid JSON; writing the eval metrics over it", path)
-    record.update(metrics)
-    atomic_write(path, lambda f: f.write(json.dumps(record, indent=2).encode() + b"\n"))
+    path = write_metrics(run_dir, metrics, merge=True)
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         for key, value in metrics.items():
             writer.add_scalar(key, value, step)

@@ -1,4 +1,4 @@
-"""What the metric suites share: the model, its data, and the expensive pieces, each made once.
+"""What the metric suites share: the method, its data, and the expensive pieces, each made once.
 
 Everything is computed lazily, so `metrics=[reconstruction]` never trains the feature
 classifier and a GAN never fits a PCA.
@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gentool.data import Data, build_data, take
+from gentool.capabilities import Decodes, Encodes, Samples
+from gentool.data import AnyBatch, Data, PairBatch, build_data, take
 from gentool.engine.files import atomic_write
 from gentool.engine.visuals import to_unit
 from gentool.metrics import classifier as feature_net
@@ -22,18 +23,12 @@ from gentool.metrics.pca import PCA
 log = logging.getLogger("gentool")
 
 
-def can_score_likelihood(model) -> bool:
-    return all(hasattr(model, name) for name in ("posterior", "decoder_params", "log_likelihood"))
-
-
 class EvalContext:
-    """One evaluation: `model` (a trained method, or any object with its capabilities), the
+    """One evaluation: `method` (a trained method, or any object with its capabilities), the
     training config's `dataset` node, the eval config and the device."""
 
-    def __init__(self, model, dataset_cfg: DictConfig, cfg: DictConfig, device: torch.device,
-                 name: str):
-        self.model, self.dataset_cfg, self.cfg, self.device, self.name = \
-            model, dataset_cfg, cfg, device, name
+    def __init__(self, method, dataset_cfg: DictConfig, cfg: DictConfig, device: torch.device):
+        self.method, self.dataset_cfg, self.cfg, self.device = method, dataset_cfg, cfg, device
         self.figures: dict[str, torch.Tensor] = {}    # name -> [C, H, W] image in [0, 1]
 
     # -- data ----------------------------------------------------------------------------------
@@ -58,12 +53,12 @@ class EvalContext:
         return len(self.data.shape) == 1
 
     @cached_property
-    def test(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def test(self) -> AnyBatch:
         """The whole test split, in stored order."""
         return take(self.data.test, self.data.test.num_examples)
 
     @cached_property
-    def train(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def train(self) -> AnyBatch:
         """The first `probe_examples` train examples in stored order (fits probes, PCA, ...).
 
         `take` reads a split's epoch(), which is in stored order even for the train split.
@@ -77,10 +72,11 @@ class EvalContext:
         split = self.modelled_data.test
         return take(split, self.cfg.likelihood_examples or split.num_examples)[0]
 
-    def targets(self, images: torch.Tensor) -> torch.Tensor:
-        """What a classifier sees of a data set's examples: for image pairs (a translation
-        model's data), the target side; otherwise the images themselves."""
-        return self.model.split(images)[1] if hasattr(self.model, "split") else images
+    @staticmethod
+    def seen(batch: AnyBatch) -> torch.Tensor:
+        """What a classifier sees of a batch: the targets of image pairs (a translation data
+        set), otherwise the examples themselves."""
+        return batch.targets if isinstance(batch, PairBatch) else batch[0]
 
     def unit(self, images: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] whatever the data set's range (what classifiers and errors use)."""
@@ -89,8 +85,8 @@ class EvalContext:
     # -- models of the data --------------------------------------------------------------------
     @cached_property
     def pca(self) -> PCA:
-        """PCA with as many components as the model has latent dimensions, fitted on train."""
-        components = int(getattr(self.model, "latent_dim", 0)) or 1
+        """PCA with as many components as the method has latent dimensions, fitted on train."""
+        components = self.method.latent_dim if isinstance(self.method, (Encodes, Decodes)) else 1
         return PCA(self.unit(self.train[0]), components)
 
     @cached_property
@@ -100,8 +96,8 @@ class EvalContext:
         # Back to the stored 8-bit pixels: the same data gives the same key and the same training
         # inputs whatever range a model was trained in ([0, 1] for a VAE, [-1, 1] for a GAN), so
         # every model of a data set is measured in one feature space.
-        pixels = (self.unit(self.targets(full_train[0])) * 255).round().to(torch.uint8)
-        images, labels = pixels.float() / 255, full_train[1]
+        pixels = (self.unit(self.seen(full_train)) * 255).round().to(torch.uint8)
+        images, labels = pixels.float() / 255, full_train.labels
         steps = self.cfg.classifier_steps
         path = Path(self.cfg.data_dir).expanduser() / "gentool-classifiers" / \
             feature_net.content_key(pixels, labels, steps)
@@ -117,7 +113,7 @@ class EvalContext:
             progress=lambda step, loss: log.info("Feature classifier: step %d/%d, loss %.3f",
                                                  step, steps, loss),
             progress_every=max(1, steps // 10))
-        accuracy = feature_net.accuracy(model, self.unit(self.targets(self.test[0])), self.test[1])
+        accuracy = feature_net.accuracy(model, self.unit(self.seen(self.test)), self.test.labels)
         log.info("Feature classifier test accuracy: %.4f", accuracy)
         state = {"weights": {k: v.cpu() for k, v in model.state_dict().items()},
                  "test_accuracy": accuracy, "version": feature_net.VERSION}
@@ -128,13 +124,13 @@ class EvalContext:
     @property
     def sampler_note(self) -> str | None:
         """Says how samples were drawn, when they were drawn from a model without a prior."""
-        if "samples" not in self.__dict__ or hasattr(self.model, "sample"):
+        if "samples" not in self.__dict__ or isinstance(self.method, Samples):
             return None
         return "the model has no prior, so its samples decode a Gaussian fitted to its train codes"
 
     def can_sample(self) -> bool:
-        return hasattr(self.model, "sample") or all(
-            hasattr(self.model, name) for name in ("encode", "decode"))
+        return isinstance(self.method, Samples) or (
+            isinstance(self.method, Encodes) and isinstance(self.method, Decodes))
 
     @cached_property
     def samples(self) -> torch.Tensor:
@@ -144,11 +140,11 @@ class EvalContext:
         are: decode codes from a Gaussian with the mean and covariance of its train codes.
         """
         n, size = self.cfg.n_samples, self.cfg.batch_size
-        if hasattr(self.model, "sample"):
-            draw = self.model.sample
+        if isinstance(self.method, Samples):
+            draw = self.method.sample
         else:
             prior = fitted_gaussian(self.encode(self.train[0]))
-            draw = lambda count: self.model.decode(prior.sample((count,)).float())  # noqa: E731
+            draw = lambda count: self.method.decode(prior.sample((count,)).float())  # noqa: E731
         with torch.no_grad():
             return torch.cat([draw(min(size, n - start)).float()
                               for start in range(0, n, size)])
@@ -160,10 +156,10 @@ class EvalContext:
         return torch.cat([function(x[i:i + size]).float() for i in range(0, len(x), size)])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.batched(self.model.encode, x)
+        return self.batched(self.method.encode, x)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.batched(self.model.reconstruct, x)
+        return self.batched(self.method.reconstruct, x)
 
 def fitted_gaussian(codes: torch.Tensor) -> torch.distributions.MultivariateNormal:
     """The Gaussian with the mean and covariance of codes [N, D] (a small ridge keeps it proper)."""

@@ -1,4 +1,4 @@
-"""The metric suites of `gentool eval`, each chosen by the capabilities a model has.
+"""The metric suites of `gentool eval`, each chosen by the capabilities a method has (its types).
 
 A suite is a function EvalContext -> list[Row] plus a check that says, in words, why it does not
 apply to a model (None when it does). `metrics=[...]` names suites; by default every suite that
@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from gentool.capabilities import Encodes, Reconstructs, ScoresLikelihood, Translates
+from gentool.data.batching import first_examples
 from gentool.engine import visuals
 from gentool.errors import GentoolError
-from gentool.evaluate.context import EvalContext, can_score_likelihood
+from gentool.evaluate.context import EvalContext
 from gentool.metrics import likelihood as bounds
 from gentool.metrics.classifier import features_of
 from gentool.metrics.coverage import class_coverage
@@ -46,7 +48,7 @@ def likelihood(ctx: EvalContext) -> list[Row]:
     k, size = ctx.cfg.iwae_k, ctx.cfg.batch_size
     elbo, iwae = [], []
     for start in range(0, len(x_all), size):
-        e, i = bounds.elbo_and_iwae(ctx.model, x_all[start:start + size], k, ctx.cfg.max_pairs)
+        e, i = bounds.elbo_and_iwae(ctx.method, x_all[start:start + size], k, ctx.cfg.max_pairs)
         elbo.append(e)
         iwae.append(i)
     nll_elbo, nll_iwae = -float(torch.cat(elbo).mean()), -float(torch.cat(iwae).mean())
@@ -57,7 +59,7 @@ def likelihood(ctx: EvalContext) -> list[Row]:
 
 
 def _bits(ctx: EvalContext, nats: float) -> float:
-    return float(ctx.model.likelihood.bits_per_dim(torch.tensor(nats), ctx.model.dims))
+    return ctx.method.bits_per_dim(nats)
 
 
 def naive_monte_carlo(ctx: EvalContext) -> list[Row]:
@@ -65,9 +67,9 @@ def naive_monte_carlo(ctx: EvalContext) -> list[Row]:
     x = ctx.likelihood_test[:ctx.cfg.naive_mc.examples]
     k_max = int(ctx.cfg.naive_mc.k_max)
     ks = sorted({10 ** p for p in range(int(math.log10(k_max)) + 1)} | {k_max})
-    estimates = bounds.naive_monte_carlo(ctx.model, x, ks, ctx.model.latent_dim,
+    estimates = bounds.naive_monte_carlo(ctx.method, x, ks, ctx.method.latent_dim,
                                          ctx.cfg.max_pairs)
-    iwae = bounds.elbo_and_iwae(ctx.model, x, ctx.cfg.iwae_k, ctx.cfg.max_pairs)[1]
+    iwae = bounds.elbo_and_iwae(ctx.method, x, ctx.cfg.iwae_k, ctx.cfg.max_pairs)[1]
     reference = -float(iwae.mean())
     nll = {k: -float(estimates[k].mean()) for k in ks}
     ctx.figures["naive_mc"] = visuals.line_plot(
@@ -137,7 +139,7 @@ def samples(ctx: EvalContext) -> list[Row]:
                      model_modes["reverse_kl"],
                      [(floor, "reverse_kl_real", real_modes["reverse_kl"])])]
         return rows
-    labels = ctx.test[1]
+    labels = ctx.test.labels
     model_cov = class_coverage(predicted["fake"], labels, ctx.data.num_classes)
     real_cov = class_coverage(predicted["train"], labels, ctx.data.num_classes)
     return rows + [
@@ -165,8 +167,9 @@ def translation(ctx: EvalContext) -> list[Row]:
     and the Fréchet distance of outputs to targets in the classifier's features when the pairs
     carry labels, beside the train-vs-test targets floor."""
     n = min(ctx.cfg.n_samples, len(ctx.test[0]))
-    inputs, targets = ctx.model.split(ctx.test[0][:n])
-    outputs = ctx.batched(ctx.model.translate, inputs)
+    pairs = first_examples(ctx.test, n)
+    inputs, targets = pairs.inputs, pairs.targets
+    outputs = ctx.batched(ctx.method.translate, inputs)
     out, tgt = ctx.unit(outputs), ctx.unit(targets)
     rows = [Row(f"L1 to the target ({n} test pairs, pixels in [0,1])", "l1",
                 float((out - tgt).abs().mean())),
@@ -176,7 +179,7 @@ def translation(ctx: EvalContext) -> list[Row]:
         classifier, accuracy = ctx.classifier
         fake = features_of(classifier, out)[0]
         real = features_of(classifier, tgt)[0]
-        train = features_of(classifier, ctx.unit(ctx.targets(ctx.train[0][:n])))[0]
+        train = features_of(classifier, ctx.unit(ctx.seen(ctx.train)[:n]))[0]
         rows += [Row(f"Fréchet distance to the targets in classifier features (its test "
                      f"accuracy {accuracy:.3f})", "fd", frechet_distance_of(real, fake),
                      [("real vs real", "fd_real", frechet_distance_of(real, train))])]
@@ -207,13 +210,13 @@ def representation(ctx: EvalContext) -> list[Row]:
 
 # -- which suites apply -------------------------------------------------------------------------
 def _likelihood_missing(ctx):
-    if not can_score_likelihood(ctx.model):
+    if not isinstance(ctx.method, ScoresLikelihood):
         return "a model that evaluates p(x|z) and has an encoder (a VAE)"
     return None
 
 
 def _reconstruction_missing(ctx):
-    if not hasattr(ctx.model, "reconstruct"):
+    if not isinstance(ctx.method, Reconstructs):
         return "a model that reconstructs (an autoencoder or VAE)"
     return "image data" if ctx.is_points else None
 
@@ -227,7 +230,7 @@ def _samples_missing(ctx):
 
 
 def _translation_missing(ctx):
-    return None if hasattr(ctx.model, "translate") else "an image-to-image model (pix2pix)"
+    return None if isinstance(ctx.method, Translates) else "an image-to-image model (pix2pix)"
 
 
 def _inception_missing(ctx):
@@ -237,7 +240,7 @@ def _inception_missing(ctx):
 
 
 def _representation_missing(ctx):
-    if not hasattr(ctx.model, "encode"):
+    if not isinstance(ctx.method, Encodes):
         return "a model with an encoder (an autoencoder or VAE)"
     return None if ctx.data.num_classes else "a labelled data set"
 

@@ -1,7 +1,7 @@
 """pix2pix (Isola et al. 2017): a conditional GAN that learns a mapping from example pairs.
 
-Each batch holds pairs as images [B, C_in + C_out, H, W] (data/pairs.py): x = the input's
-channels, y = the target's. The discriminator judges (x, image) pairs patch by patch; the
+Each batch is a PairBatch (data/batching.py): x = its inputs [B, C_in, H, W], y = its targets
+[B, C_out, H, W]; `data_shape` is the pair's [C_in + C_out, H, W]. The discriminator judges (x, image) pairs patch by patch; the
 generator is a U-Net whose only noise is dropout. With D's logits r = D(x, y), f = D(x, G(x)):
 
     L_D = the adversarial loss's discriminator objective on (r, f)
@@ -50,10 +50,6 @@ class Pix2Pix(TwoPlayerMethod):
                                            out_channels=self.output_channels, size=size)
         self.set_player_optimizers(generator_optimizer, discriminator_optimizer)
 
-    def split(self, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pairs [B, C_in + C_out, H, W] -> (inputs, targets)."""
-        return pairs[:, :self.input_channels], pairs[:, self.input_channels:]
-
     # -- capabilities ------------------------------------------------------------------------
     @torch.no_grad()
     def translate(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -77,7 +73,7 @@ class Pix2Pix(TwoPlayerMethod):
         return adversarial + self.l1_weight * l1, adversarial, l1
 
     def train_step(self, batch, step):
-        inputs, targets = self.split(batch[0])
+        inputs, targets = batch.inputs, batch.targets
         with self.autocast():
             outputs = self.generator(inputs).float()
         d_loss, real, fake = self.discriminator_loss(inputs, targets, outputs)
@@ -94,7 +90,7 @@ class Pix2Pix(TwoPlayerMethod):
 
     @torch.no_grad()
     def eval_step(self, batch):
-        inputs, targets = self.split(batch[0])
+        inputs, targets = batch.inputs, batch.targets
         outputs = self.translate(inputs)
         d_loss, _, _ = self.discriminator_loss(inputs, targets, outputs)
         g_loss, adversarial, l1 = self.generator_loss(inputs, targets, outputs)

@@ -69,6 +69,10 @@ class VAE(Method):
         """log p(x | z) per example, in nats, from decoder_params(z)."""
         return -self.likelihood.loss(params, x)
 
+    def bits_per_dim(self, nats: float) -> float:
+        """A negative log-likelihood per example in nats, as bits per data dimension."""
+        return float(self.likelihood.bits_per_dim(torch.tensor(nats), self.dims))
+
     def sample(self, n: int, labels=None, temperature: float = 1.0):
         device = next(self.parameters()).device
         return self.decode(temperature * torch.randn(n, self.latent_dim, device=device))

@@ -1,0 +1,55 @@
+"""What `sample`, `eval` and `finetune` start from: a trained method rebuilt from its checkpoint.
+
+The method is rebuilt from the config stored in the checkpoint (the user never re-states
+`model=`), its weights loaded, on the device the command asks for, in eval mode.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gentool.engine.checkpoint import load_checkpoint, load_into
+from gentool.engine.device import describe_device, resolve_device, seed_everything
+from gentool.errors import GentoolError
+from gentool.methods import build_method
+
+log = logging.getLogger("gentool")
+
+
+@dataclass
+class Trained:
+    method: torch.nn.Module
+    train_cfg: DictConfig     # the config the method was trained with
+    step: int                 # the train steps it had completed
+    device: torch.device
+
+
+def load_trained_method(checkpoint: str | Path, device: torch.device) -> Trained:
+    """The method of a checkpoint, weights loaded, on `device`, in eval mode."""
+    state = load_checkpoint(checkpoint)
+    train_cfg = OmegaConf.create(state["config"])
+    method = build_method(train_cfg)
+    load_into(method, state, checkpoint, fix="use a checkpoint written by gentool train")
+    return Trained(method.to(device).eval(), train_cfg, int(state["step"]), device)
+
+
+def start_from_checkpoint(cfg: DictConfig, command: str, check: Callable[[], None] = lambda: None,
+                          wanted: str = "a checkpoint",
+                          example: str = "<run dir>/checkpoints/last.pt") -> Trained:
+    """A command's start: its `checkpoint=` required, then the command's own `check` of its
+    options (before anything is loaded), the device resolved and logged, the trained method
+    loaded, and every RNG seeded from `seed=`."""
+    if not cfg.checkpoint:
+        raise GentoolError(f"gentool {command} needs {wanted}; add checkpoint={example}.")
+    check()
+    device = resolve_device(cfg.device)
+    log.info("Device: %s", describe_device(device))
+    trained = load_trained_method(cfg.checkpoint, device)
+    seed_everything(cfg.seed)
+    return trained
