@@ -33,8 +33,13 @@ class MetricWindow:
                 self.counts[key] = 1
         self.images += images
 
-    def all_finite(self) -> bool:
-        return all(bool(torch.isfinite(v)) for v in self.sums.values())
+    def first_non_finite(self) -> str | None:
+        """"key=value" of the first metric whose sum is not finite (a device read: call it on
+        checkpoint steps only), None when all are."""
+        for key, value in self.sums.items():
+            if not bool(torch.isfinite(value)):
+                return f"{key}={value.item()}"
+        return None
 
     def flush(self) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.started, 1e-9)

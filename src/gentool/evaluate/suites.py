@@ -57,7 +57,7 @@ def likelihood(ctx: EvalContext) -> list[Row]:
 
 
 def _bits(ctx: EvalContext, nats: float) -> float:
-    return float(ctx.model.likelihood.bits_per_dim(torch.tensor(nats), ctx.model.dims))
+    return float(ctx.model.loss.bits_per_dim(torch.tensor(nats), ctx.model.dims))
 
 
 def naive_monte_carlo(ctx: EvalContext) -> list[Row]:
