@@ -10,8 +10,8 @@ A method is an nn.Module that owns its networks and its update rule. The engine 
 
 and reads `batches_per_step` (how many batches one train step consumes; more than one arrive as
 a list) and `progress_keys` (the metrics the progress bar shows). What a trained method can do
-besides (encode, decode, sample, ...) is declared by the capability protocols. Images going in
-and out of these are in data units (the data set's `range`).
+besides (encode, decode, sample, translate) is present only where it makes sense. Images going
+in and out of these are in data units (the data set's `range`).
 """
 
 from __future__ import annotations
