@@ -347,7 +347,7 @@ def run_bare_gan(cfg, source, steps: int, device: torch.device) -> dict:
         optimizers[name] = torch.optim.Adam(net.parameters(), lr=settings["lr"],
                                             betas=tuple(settings["betas"]))
     base_lr = {name: opt.param_groups[0]["lr"] for name, opt in optimizers.items()}
-    cosine = cfg.optimizer.schedule.name == "cosine"
+    cosine = cfg.trainer.schedule.name == "cosine"
     ema = copy.deepcopy(g).requires_grad_(False) if model["ema"]["enabled"] else None
     decay = float(model["ema"]["decay"])
     batch, latent = cfg.trainer.batch_size, model["latent_dim"]

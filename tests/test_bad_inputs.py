@@ -25,13 +25,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_user_error
+from conftest import CLI_TINY, assert_user_error
 
-TINY = ["device=cpu", "trainer.max_steps=4", "trainer.batch_size=32", "trainer.log_every=2",
-        "trainer.eval_every=2", "trainer.checkpoint_every=2", "trainer.image_examples=8",
-        "trainer.scatter_examples=64", "trainer.progress_bar=false"]
 # Refused trainings start their own run directory, so the finished run stays a bystander.
-NEW = [*TINY, "hydra.run.dir=new_run"]
+NEW = [*CLI_TINY, "hydra.run.dir=new_run"]
 CHECKPOINT = "run/checkpoints/last.pt"
 LOG_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\]\[[A-Z]+\] ")
 
@@ -163,7 +160,7 @@ CASES = {
     "ae with an adversarial loss": Case(
         ("train", *NEW, "model=ae", "loss=hinge"),
         ("loss=hinge does not fit model=ae, which needs a reconstruction loss; use loss=mse",)),
-    "optuna missing": Case(("train", "-m", "hydra/sweeper=optuna", *TINY),
+    "optuna missing": Case(("train", "-m", "hydra/sweeper=optuna", *CLI_TINY),
                            ('pip install "gentool[optuna]"',),
                            marks=[pytest.mark.skipif(OPTUNA_INSTALLED,
                                                      reason="the Optuna sweeper is installed")]),
@@ -224,7 +221,7 @@ CASES = {
 def tiny_run(installed, tmp_path_factory) -> Path:
     """One finished tiny VAE run (checkpoints, metrics.json, .hydra/), trained once."""
     root = tmp_path_factory.mktemp("tiny")
-    result = run_gentool(installed, root, "train", *TINY, "hydra.run.dir=run")
+    result = run_gentool(installed, root, "train", *CLI_TINY, "hydra.run.dir=run")
     assert result.returncode == 0, result.stderr
     return root / "run"
 
@@ -293,7 +290,7 @@ def fill(point: Path, leave_bytes: int) -> None:
     (point / f"ballast-{uuid.uuid4().hex}").write_bytes(b"\0" * max(0, free - leave_bytes))
 
 
-# A bigger network than TINY's, so a checkpoint (about 2.4 MB) is much larger than the log and
+# A bigger network than CLI_TINY's, so a checkpoint (about 2.4 MB) is much larger than the log and
 # TensorBoard bytes written before it.
 BIG = ["model.encoder.hidden=[1024]", "model.decoder.hidden=[1024]", "trainer.keep_checkpoints=0"]
 
@@ -301,13 +298,13 @@ BIG = ["model.encoder.hidden=[1024]", "model.decoder.hidden=[1024]", "trainer.ke
 def test_disk_full_keeps_the_previous_checkpoint_and_says_so(installed, tmpfs, tmp_path):
     point, _ = tmpfs
     run = point / "run"
-    first = run_gentool(installed, tmp_path, "train", *TINY, *BIG, "trainer.max_steps=2",
+    first = run_gentool(installed, tmp_path, "train", *CLI_TINY, *BIG, "trainer.max_steps=2",
                         f"hydra.run.dir={run}")
     assert first.returncode == 0, first.stderr
     last = run / "checkpoints" / "last.pt"
     before = hashes(run)
     fill(point, leave_bytes=512 * 1024)
-    resumed = run_gentool(installed, tmp_path, "train", *TINY, *BIG, f"hydra.run.dir={run}")
+    resumed = run_gentool(installed, tmp_path, "train", *CLI_TINY, *BIG, f"hydra.run.dir={run}")
     assert_one_sentence(resumed, f"No space left on the device holding {last}",
                         "the previous checkpoint there is intact", "free some space",
                         f"resume by running the same command with hydra.run.dir={run.resolve()}")
@@ -324,7 +321,7 @@ def test_read_only_folders_are_one_sentence(installed, tiny_run, tmpfs, tmp_path
     read_only()
     before = hashes(point)
     cases = [
-        (("train", *TINY, "trainer.max_steps=6", f"hydra.run.dir={point}/run"),
+        (("train", *CLI_TINY, "trainer.max_steps=6", f"hydra.run.dir={point}/run"),
          ("Cannot write the run folder", f"{point}/run is on a read-only file system")),
         (("sample", f"checkpoint={point}/run/checkpoints/last.pt", f"out={point}/s.png",
           "device=cpu"), (f"{point} is on a read-only file system", "write elsewhere")),

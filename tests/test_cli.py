@@ -9,11 +9,8 @@ import sys
 
 import torch
 
-from conftest import assert_user_error
+from conftest import CLI_TINY, assert_user_error
 
-TINY = ["device=cpu", "trainer.max_steps=4", "trainer.batch_size=32", "trainer.log_every=2",
-        "trainer.eval_every=2", "trainer.checkpoint_every=2", "trainer.image_examples=8",
-        "trainer.scatter_examples=64", "trainer.progress_bar=false"]
 
 
 def test_the_wheel_carries_the_config_tree_and_is_what_runs(installed, tmp_path):
@@ -45,7 +42,7 @@ def test_train_help_shows_config_groups_and_options(gentool):
 
 
 def test_train_then_sample_from_any_directory(gentool, tmp_path):
-    result = gentool("train", *TINY)
+    result = gentool("train", *CLI_TINY)
     assert result.returncode == 0, result.stderr
     runs = list((tmp_path / "runs" / "train").glob("*/*"))
     assert len(runs) == 1
@@ -73,7 +70,7 @@ def test_eval_help_names_the_suites(gentool):
 
 
 def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):
-    result = gentool("train", "-m", "model=vae,ae", "seed=0,1", *TINY)
+    result = gentool("train", "-m", "model=vae,ae", "seed=0,1", *CLI_TINY)
     assert result.returncode == 0, result.stderr
     jobs = sorted((tmp_path / "multirun" / "train").glob("*/*/*/metrics.json"))
     assert len(jobs) == 4
@@ -87,14 +84,14 @@ def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):
 
 
 def test_parallel_launcher_runs_the_sweep_in_separate_processes(gentool, tmp_path):
-    result = gentool("train", "-m", "hydra/launcher=parallel", "model=vae,ae", *TINY)
+    result = gentool("train", "-m", "hydra/launcher=parallel", "model=vae,ae", *CLI_TINY)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "multirun" / "train").glob("*/*/*/checkpoints/last.pt"))) == 2
     assert "Joblib.Parallel" in result.stdout + result.stderr
 
 
 def test_finetune_sweeps_over_labels_per_class(gentool, tmp_path):
-    trained = gentool("train", "model=ae", *TINY, "hydra.run.dir=ae")
+    trained = gentool("train", "model=ae", *CLI_TINY, "hydra.run.dir=ae")
     assert trained.returncode == 0, trained.stderr
     result = gentool("finetune", "-m", f"checkpoint={tmp_path}/ae/checkpoints/last.pt",
                      "labels_per_class=1,2", "finetune.steps=10", "device=cpu")
@@ -112,7 +109,7 @@ def test_user_config_folder_on_the_search_path(gentool, tmp_path):
     folder.mkdir(parents=True)
     (folder / "tiny_vae.yaml").write_text("defaults:\n  - vae\n\nname: tiny_vae\nlatent_dim: 2\n")
     result = gentool("train", f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]",
-                     "model=tiny_vae", *TINY)
+                     "model=tiny_vae", *CLI_TINY)
     assert result.returncode == 0, result.stderr
     assert "Model tiny_vae" in result.stderr + result.stdout
 
@@ -136,7 +133,7 @@ def test_user_config_folder_on_the_search_path(gentool, tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(gentool, tmp_path):
-    result = gentool("train", "optimizer.lr=1e30", *TINY, "trainer.max_steps=50",
+    result = gentool("train", "optimizer.lr=1e30", *CLI_TINY, "trainer.max_steps=50",
                      "trainer.log_every=1", "trainer.checkpoint_every=1", "trainer.eval_every=50",
                      "hydra.run.dir=run")
     assert_user_error(result, "gentool: error: Training diverged", "is kept")

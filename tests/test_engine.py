@@ -58,11 +58,11 @@ def test_metric_window_averages_over_steps_and_counts_images():
     window = MetricWindow()
     window.add({"loss": torch.tensor(1.0)}, images=10)
     window.add({"loss": torch.tensor(3.0)}, images=10)
-    assert window.all_finite()
+    assert window.first_non_finite() is None
     flushed = window.flush()
     assert flushed["loss"] == 2.0 and flushed["images_per_second"] > 0
     window.add({"loss": torch.tensor(float("inf"))}, images=1)
-    assert not window.all_finite()
+    assert window.first_non_finite() == "loss=inf"
 
 
 def test_metric_window_averages_each_metric_over_the_steps_that_reported_it():

@@ -2,6 +2,7 @@
 the unrolled generator gradient and the EMA against hand computations."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from conftest import TINY, data_overrides
 from gentool.engine.checkpoint import load_checkpoint
+from gentool.engine.step import StepContext
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import NonSaturating, Wasserstein
 from gentool.methods.gan import GAN
@@ -36,8 +38,28 @@ SWITCHES = {
 
 
 def train(compose_train, path, *overrides):
+    """Train TINY's 6 steps; checks what every GAN run must do and returns the test metrics."""
     run_train(compose_train(*TINY, *overrides), path)
-    return json.loads((path / "metrics.json").read_text())
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert_both_players_learned(path)
+    # reverse_kl is NaN by definition while no sample is of high quality (metrics/modes.py)
+    assert all(math.isfinite(v) for k, v in metrics.items() if k != "test/reverse_kl"), metrics
+    return metrics
+
+
+def assert_both_players_learned(path):
+    """Between the checkpoints of steps 3 and 6 every parameter tensor of G and of D moved, and
+    nothing became non-finite."""
+    early = load_checkpoint(path / "checkpoints/step_3.pt")["modules"]["method"]
+    late = load_checkpoint(path / "checkpoints/last.pt")["modules"]["method"]
+    assert load_checkpoint(path / "checkpoints/last.pt")["step"] == 6
+    for player in ("generator.", "discriminator."):
+        weights = [k for k in late if k.startswith(player) and late[k].is_floating_point()
+                   and "running_" not in k]
+        assert weights, player
+        assert all(torch.isfinite(late[k]).all() for k in weights), player
+        moved = [k for k in weights if not torch.equal(early[k], late[k])]
+        assert moved, f"no weight of the {player[:-1]} changed"
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -50,7 +72,7 @@ def test_mlp_gan_trains_with_every_loss_on_the_toy_sets(compose_train, tmp_path,
 @pytest.mark.parametrize("switch", list(SWITCHES))
 def test_every_stabiliser_trains(compose_train, tmp_path, switch):
     metrics = train(compose_train, tmp_path, "model=gan", "dataset=ring", *SWITCHES[switch])
-    assert 0 <= metrics["test/modes"] <= 8
+    assert {"test/modes", "test/high_quality", "test/d_loss", "test/g_loss"} <= set(metrics)
 
 
 @pytest.mark.parametrize("model", ["dcgan", "cgan"])
@@ -120,7 +142,7 @@ def test_resume_is_exact_with_several_critic_steps(compose_train, tmp_path):
 class ScaleGenerator(nn.Module):
     """G(z) = a * z, one parameter."""
 
-    def __init__(self, latent_dim, out_shape, output_range=None, num_classes=None):
+    def __init__(self, latent_dim, data_shape, value_range=None, num_classes=None):
         super().__init__()
         self.a = nn.Parameter(torch.tensor(0.7))
 
@@ -131,12 +153,22 @@ class ScaleGenerator(nn.Module):
 class LinearCritic(nn.Module):
     """D(x) = w * x, one parameter."""
 
-    def __init__(self, in_shape, num_classes=None):
+    def __init__(self, data_shape, num_classes=None):
         super().__init__()
         self.w = nn.Parameter(torch.tensor(0.3))
 
     def forward(self, x, labels=None):
         return (self.w * x).squeeze(1)
+
+
+def step_context(method, optimizer) -> StepContext:
+    """The engine's context for train steps outside `fit`: fp32, no clipping, one process."""
+    return StepContext(method.configure_optimizers(optimizer))
+
+
+def at(ctx: StepContext, step: int) -> StepContext:
+    ctx.step = step
+    return ctx
 
 
 def tiny_gan(**options):
@@ -169,8 +201,8 @@ def test_unrolled_generator_gradient_matches_a_manual_two_step_computation():
 
 def test_generator_step_leaves_no_gradient_in_the_discriminator():
     gan = tiny_gan(loss=NonSaturating())
-    gan.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.1})
-    gan.train_step((torch.randn(4, 1), None), step=0)
+    ctx = step_context(gan, {"_target_": "torch.optim.SGD", "lr": 0.1})
+    gan.train_step((torch.randn(4, 1), None), ctx)
     assert gan.discriminator.w.grad is None and gan.generator.a.grad is None
 
 
@@ -178,10 +210,10 @@ def test_ema_is_the_exponential_moving_average_of_the_generator_weights():
     """With warm-up: decay min(0.95, (1 + n) / (10 + n)) = 0.1, 0.18.., 0.25, ... until 0.95."""
     gan = GAN(ScaleGenerator, LinearCritic, NonSaturating(), data_shape=[1], value_range=[-1, 1],
               latent_dim=1, ema={"enabled": True, "decay": 0.95})
-    gan.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.5})
+    ctx = step_context(gan, {"_target_": "torch.optim.SGD", "lr": 0.5})
     ema = 0.7
     for n in range(200):
-        gan.train_step((torch.randn(4, 1), None), n)
+        gan.train_step((torch.randn(4, 1), None), at(ctx, n))
         decay = min(0.95, (1 + n) / (10 + n))
         ema = decay * ema + (1 - decay) * gan.generator.a.item()
     assert gan.generator_ema.a.item() == pytest.approx(ema, rel=1e-5)
@@ -193,16 +225,16 @@ def test_ema_count_continues_from_a_loaded_state():
     """The decay's warm-up counts updates on the host; loading a state dict re-reads the count."""
     trained = GAN(ScaleGenerator, LinearCritic, NonSaturating(), data_shape=[1],
                   value_range=[-1, 1], latent_dim=1, ema={"enabled": True, "decay": 0.95})
-    trained.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.5})
+    trained_ctx = step_context(trained, {"_target_": "torch.optim.SGD", "lr": 0.5})
     for n in range(3):
-        trained.train_step((torch.randn(4, 1), None), n)
+        trained.train_step((torch.randn(4, 1), None), at(trained_ctx, n))
     fresh = GAN(ScaleGenerator, LinearCritic, NonSaturating(), data_shape=[1],
                 value_range=[-1, 1], latent_dim=1, ema={"enabled": True, "decay": 0.95})
-    fresh.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.5})
-    fresh.train_step((torch.randn(4, 1), None), 0)          # its host count is now 1
+    ctx = step_context(fresh, {"_target_": "torch.optim.SGD", "lr": 0.5})
+    fresh.train_step((torch.randn(4, 1), None), at(ctx, 0))  # its host count is now 1
     fresh.load_state_dict(trained.state_dict())
     ema_before = fresh.generator_ema.a.item()
-    fresh.train_step((torch.randn(4, 1), None), 3)
+    fresh.train_step((torch.randn(4, 1), None), at(ctx, 3))
     decay = (1 + 3) / (10 + 3)                               # n = 3, as loaded
     assert fresh.generator_ema.a.item() == pytest.approx(
         decay * ema_before + (1 - decay) * fresh.generator.a.item(), rel=1e-6)
@@ -214,9 +246,9 @@ def test_ema_count_continues_from_a_loaded_state():
 class RecordingCritic(nn.Module):
     """D(x) = w * sum of x's entries, recording every input it is given."""
 
-    def __init__(self, in_shape, num_classes=None):
+    def __init__(self, data_shape, num_classes=None):
         super().__init__()
-        self.in_shape = tuple(in_shape)
+        self.data_shape = tuple(data_shape)
         self.w = nn.Parameter(torch.tensor(0.3))
         self.seen = []
 
@@ -249,7 +281,7 @@ def test_packed_discriminator_shapes(m):
     assert packed.shape == (12 // m, 2 * m)
     assert torch.equal(packed[1], torch.cat(list(x[m:2 * m])))   # pack 1: samples m..2m-1
     gan = packed_gan(m, shape=[2])
-    assert gan.discriminator.in_shape == (2 * m,)
+    assert gan.discriminator.data_shape == (2 * m,)
     mlp = GAN(ScaleGenerator, MLPDiscriminator, NonSaturating(), data_shape=[2],
               value_range=[-1, 1], latent_dim=1, pack=m)
     assert mlp.discriminator.body[0].in_features == 2 * m
@@ -264,9 +296,9 @@ def test_packed_discriminator_shapes(m):
 @pytest.mark.parametrize("m", [2, 4])
 def test_a_packed_discriminator_sees_m_samples_of_one_kind(m):
     gan = packed_gan(m, generator=OffsetGenerator)
-    gan.configure_optimizers({"_target_": "torch.optim.SGD", "lr": 0.0})
+    ctx = step_context(gan, {"_target_": "torch.optim.SGD", "lr": 0.0})
     real = torch.rand(8, 1) * 2 - 1
-    gan.train_step((real, None), step=0)
+    gan.train_step((real, None), ctx)
     d_real, d_fake, g_fake = gan.discriminator.seen
     assert torch.equal(d_real, real.view(8 // m, m))              # m consecutive reals per pack
     for packs in (d_fake, g_fake):                                # the D and the G step

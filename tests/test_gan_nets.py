@@ -79,11 +79,11 @@ def test_mlp_discriminator_with_no_hidden_layer_scores_the_input():
 
 def test_output_ranges():
     z = 10 * torch.randn(64, 4)  # large codes: raw outputs well outside every range
-    tanh = MLPGenerator(4, (2,), hidden=(8,), output_range=(-1, 1))(z)
+    tanh = MLPGenerator(4, (2,), hidden=(8,), value_range=(-1, 1))(z)
     assert tanh.abs().max() <= 1 and tanh.abs().max() > 0.5
-    sig = MLPGenerator(4, (1, 8, 8), hidden=(8,), output_range=(2.0, 5.0))(z)
+    sig = MLPGenerator(4, (1, 8, 8), hidden=(8,), value_range=(2.0, 5.0))(z)
     assert sig.min() >= 2 and sig.max() <= 5
-    image = DCGANGenerator(4, (1, 8, 8), output_range=(0.0, 1.0), **SMALL)(z)
+    image = DCGANGenerator(4, (1, 8, 8), value_range=(0.0, 1.0), **SMALL)(z)
     assert image.min() >= 0 and image.max() <= 1
     points = MLPGenerator(4, (2,), hidden=(8,))(z)
     assert points.abs().max() > 1  # None: identity

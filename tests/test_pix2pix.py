@@ -30,7 +30,7 @@ PIX2PIX = ["model=pix2pix", "model.generator.channels=8", "model.discriminator.c
 @pytest.mark.parametrize("size,patches", [((8, 8), (2, 2)), ((28, 28), (5, 5)),
                                           ((32, 32), (2, 2)), ((28, 20), (5, 3))])
 def test_unet_keeps_the_size_and_patchgan_scores_patches(size, patches):
-    g, d = UNetGenerator(1, 3, size, channels=8), PatchDiscriminator(1, 3, size, channels=8)
+    g, d = UNetGenerator(1, (3, *size), channels=8), PatchDiscriminator(1, (3, *size), channels=8)
     x = torch.randn(2, 1, *size)
     y = g(x)
     assert y.shape == (2, 3, *size) and y.abs().max() <= 1
@@ -39,13 +39,13 @@ def test_unet_keeps_the_size_and_patchgan_scores_patches(size, patches):
 
 def test_unet_refuses_odd_sides():
     with pytest.raises(ValueError, match="divisible by 2"):
-        UNetGenerator(1, 1, (7, 7))
+        UNetGenerator(1, (1, 7, 7))
 
 
 class RecordingDiscriminator(torch.nn.Module):
     """Returns zero logits and remembers what it was shown."""
 
-    def __init__(self, in_channels, out_channels, size):
+    def __init__(self, in_channels, data_shape):
         super().__init__()
         self.seen = []
         self.bias = torch.nn.Parameter(torch.zeros(()))

@@ -27,8 +27,7 @@ from gentool.errors import GentoolError
 from gentool.hydra_run import expand_home
 from gentool.sample import run_sample
 from gentool.train import run_train
-from conftest import assert_user_error
-from test_cli import TINY
+from conftest import CLI_TINY as TINY, assert_user_error
 
 # Long enough to be caught running; the tests stop or pause it, so its length costs nothing.
 LONG = ["device=cpu", "trainer.batch_size=8", "trainer.log_every=100", "trainer.eval_every=100000",

@@ -24,7 +24,7 @@ def test_linear_step_and_constant():
 
 
 def test_unknown_schedule_is_a_clear_error():
-    with pytest.raises(GentoolError, match="optimizer.schedule.name=wobbly"):
+    with pytest.raises(GentoolError, match="trainer.schedule.name=wobbly"):
         lr_factor({"name": "wobbly"}, 0, 10)
 
 

@@ -41,8 +41,7 @@ from gentool.hydra_guard import (CALLBACKS, CheckedConfigLoader, HydraConfigRefu
 from gentool.losses.likelihoods import MSE
 from gentool.methods.vae import VAE
 from data_fixtures import write_cifar10
-from conftest import assert_user_error
-from test_cli import TINY
+from conftest import CLI_TINY as TINY, assert_user_error
 
 CONFIGS = Path(gentool.config.__file__).parent / "configs"
 

@@ -50,8 +50,8 @@ def _assert_same_weights(a, b):
 
 # Stochastic everywhere it can be: VAE noise, dynamic binarisation, shuffling, a cosine schedule.
 RESUME = [*TINY, "model=vae", "dataset.binarize=dynamic", "trainer.max_steps=8",
-          "trainer.checkpoint_every=4", "trainer.eval_every=3", "optimizer.schedule.name=cosine",
-          "optimizer.schedule.warmup_steps=2"]
+          "trainer.checkpoint_every=4", "trainer.eval_every=3", "trainer.schedule.name=cosine",
+          "trainer.schedule.warmup_steps=2"]
 
 
 def test_resume_from_a_checkpoint_gives_the_uninterrupted_weights(compose_train, tmp_path):
@@ -85,9 +85,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(compose_train
                                                                    monkeypatch):
     healthy = VAE.train_step
 
-    def poisoned(self, batch, step):
-        metrics = healthy(self, batch, step)
-        if step >= 4:  # steps are 0-based: the 5th step's loss is NaN
+    def poisoned(self, batch, ctx):
+        metrics = healthy(self, batch, ctx)
+        if ctx.step >= 4:  # steps are 0-based: the 5th step's loss is NaN
             metrics["loss"] = torch.tensor(float("nan"))
         return metrics
 
@@ -112,7 +112,7 @@ def test_linear_autoencoder_matches_pca_reconstruction_error(compose_train, tmp_
                         "trainer.max_steps=4000", "trainer.batch_size=256", "trainer.log_every=500",
                         "trainer.eval_every=4000", "trainer.checkpoint_every=4000",
                         "trainer.progress_bar=false", "optimizer.lr=0.01",
-                        "optimizer.schedule.name=cosine")
+                        "trainer.schedule.name=cosine")
     run_train(cfg, tmp_path)
     data = build_data(cfg.dataset, cfg.data_dir, "cpu", 256, 0)
     x = take(data.train, data.train.num_examples)[0]

@@ -29,11 +29,11 @@ from typing import Any, Callable, Optional
 from hydra.core.config_store import ConfigStore
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 from gentool.errors import GentoolError
 from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
-                             check_options, check_schema)
+                             UnitFloat, check_options, check_schema)
 
 # What a `_target_` may resolve to: a class or function defined in one of these packages (what
 # configs build: methods, networks, losses, data sources), or an optimizer class of torch.optim.
@@ -60,23 +60,33 @@ class UnsafeConfig(GentoolError):
 
 
 @dataclass
+class ScheduleConfig:
+    """The types and ranges of `trainer.schedule`; its values are in configs/trainer/default.yaml
+    (MISSING here, so that file is their one source)."""
+    name: str = MISSING   # checked by engine.schedule.lr_factor
+    warmup_steps: NonNegativeInt = MISSING
+    min_lr_ratio: UnitFloat = MISSING
+    step_size: PositiveInt = MISSING
+    gamma: PositiveFloat = MISSING
+
+
+@dataclass
 class TrainerConfig:
-    max_steps: PositiveInt = 2000
-    batch_size: PositiveInt = 128
-    log_every: PositiveInt = 50
-    eval_every: PositiveInt = 500
-    checkpoint_every: PositiveInt = 1000
-    # Keep these periodic step_<N>.pt files (0: keep only last.pt). Older ones are removed.
-    keep_checkpoints: NonNegativeInt = 3
-    precision: str = "32"  # "32" | "bf16" | "16", checked by engine.device.autocast_for
-    # Clip the global gradient norm of each optimizer step (null: no clipping).
-    grad_clip: Optional[PositiveFloat] = None
-    # Test examples used by each periodic evaluation (null: the whole test split).
-    eval_examples: Optional[PositiveInt] = 10000
-    # How many images the visual logs show (reconstruction pairs, samples, latent scatter).
-    image_examples: PositiveInt = 64
-    scatter_examples: PositiveInt = 2000
-    progress_bar: bool = True
+    """The types and ranges of `trainer`; the values and what each does are in
+    configs/trainer/default.yaml (MISSING here, so that file is their one source)."""
+    max_steps: PositiveInt = MISSING
+    batch_size: PositiveInt = MISSING
+    log_every: PositiveInt = MISSING
+    eval_every: PositiveInt = MISSING
+    checkpoint_every: PositiveInt = MISSING
+    keep_checkpoints: NonNegativeInt = MISSING
+    precision: str = MISSING   # checked by engine.device.autocast_for
+    grad_clip: Optional[PositiveFloat] = MISSING
+    eval_examples: Optional[PositiveInt] = MISSING
+    image_examples: PositiveInt = MISSING
+    scatter_examples: PositiveInt = MISSING
+    progress_bar: bool = MISSING
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
 @dataclass

@@ -91,8 +91,8 @@ def check_schema(cfg: Any, path: str = "") -> None:
             continue
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
-        default = item.default if item.default is not dataclasses.MISSING else \
-            inspect.Parameter.empty
+        default = item.default if item.default not in (dataclasses.MISSING, "???") else \
+            inspect.Parameter.empty   # "???": OmegaConf's MISSING, the value is in the YAML
         _check_value(value, hints[item.name], where, default)
 
 

@@ -69,8 +69,9 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
              list(data.shape), data.train.num_examples, data.test.num_examples)
     quiet_refused_writes_in_threads()
     try:
-        final = fit(method, data, cfg, run_dir, device, hparams=hparams_of(cfg), rank=rank,
-                    on_start=run.start)
+        final = fit(method, data, cfg.trainer, run_dir, device, optimizer=cfg.optimizer,
+                    seed=cfg.seed, resume=cfg.resume, run_config=cfg, hparams=hparams_of(cfg),
+                    rank=rank, on_start=run.start)
     except Exception as error:
         _raise_if_refused_write(error, run_dir)
         raise

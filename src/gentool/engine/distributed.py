@@ -7,7 +7,7 @@ the model, trains on its shard of each global batch and averages the gradients w
 before each optimizer step, so the update equals one process's on the whole batch.
 
 The gradients are averaged by one all_reduce over the flattened gradients of an optimizer,
-called by Method.optimizer_step, rather than by wrapping the networks in
+called by StepContext.optimizer_step (engine/step.py), rather than by wrapping the networks in
 DistributedDataParallel: a GAN calls its discriminator several times per step and takes double
 gradients through it (R1, WGAN-GP, unrolling), which DDP's per-forward bucketing does not
 support. What DDP would add, overlapping communication with the backward pass, matters less

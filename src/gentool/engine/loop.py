@@ -18,13 +18,14 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from gentool.data.batching import concatenated, examples_in
-from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
+from gentool.data.batching import examples_in
+from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, load_into, restore_rng_state,
                                        save_checkpoint)
 from gentool.engine import distributed
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
 from gentool.engine.schedule import apply_schedule
+from gentool.engine.step import StepContext
 from gentool.engine.stop import STOP_SIGNALS, RunStopped, StopRequested
 from gentool.engine.tensorboard import VisualLogger, log_hparams
 from gentool.errors import GentoolError, TrainingDiverged
@@ -39,78 +40,81 @@ class _NoWriter:
         return lambda *args, **kwargs: None
 
 
-def fit(method, data, cfg, run_dir: Path, device: torch.device, hparams: dict[str, Any],
+def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer, seed: int,
+        resume: str | None, run_config, hparams: dict[str, Any],
         rank: distributed.Rank = distributed.Rank(),
         on_start: Callable[[], None] | None = None) -> dict[str, float]:
-    """Train `method` on `data` to `cfg.trainer.max_steps`; returns the final test metrics.
+    """Train `method` on `data` for `trainer.max_steps` steps; returns the final test metrics.
 
-    `hparams` (the run's distinguishing choices) go to TensorBoard's HParams tab with them. In a
-    data-parallel run (`rank`), only rank 0 evaluates, logs and writes checkpoints; the others
-    return no metrics. `on_start` is called once the checkpoint to resume from (if any) has been
-    accepted, before anything is written to `run_dir`. A stop signal ends the run with
-    `RunStopped` after a checkpoint of the current step.
+    `trainer` is the run's trainer config (steps, intervals, precision, schedule), `optimizer`
+    the optimizer config the method's `configure_optimizers` reads, `seed` the evaluation seed,
+    `resume` a checkpoint or run directory to start from. `run_config` (the whole run config) is
+    stored in checkpoints, and a checkpoint of another model or data set is refused against it.
+    `hparams` (the run's distinguishing choices) go to TensorBoard's HParams tab with the final
+    metrics. In a data-parallel run (`rank`), only rank 0 evaluates, logs and writes checkpoints;
+    the others return no metrics. `on_start` is called once the checkpoint to resume from (if
+    any) has been accepted, before anything is written to `run_dir`. A stop signal ends the run
+    with `RunStopped` after a checkpoint of the current step.
     """
     # Plain Python values: DictConfig attribute access costs microseconds, read every step.
-    trainer = SimpleNamespace(**OmegaConf.to_container(cfg.trainer, resolve=True))
-    schedule = OmegaConf.to_container(cfg.optimizer, resolve=True).get("schedule") or {}
+    config = SimpleNamespace(**OmegaConf.to_container(trainer, resolve=True))
     ckpt_dir = run_dir / "checkpoints"
     method.to(device)
-    optimizers = method.configure_optimizers(cfg.optimizer)
-    method.autocast = autocast_for(str(trainer.precision), device)
-    method.grad_scaler = grad_scaler_for(str(trainer.precision), device)
-    method.grad_clip = trainer.grad_clip
-
-    start = _resume(method, optimizers, ckpt_dir, cfg, rank)
+    optimizers = method.configure_optimizers(optimizer)
+    ctx = StepContext(optimizers, autocast=autocast_for(str(config.precision), device),
+                      grad_scaler=grad_scaler_for(str(config.precision), device),
+                      grad_clip=config.grad_clip)
+    start = _resume(method, ctx, ckpt_dir, resume, run_config, rank)
     if on_start is not None:
         on_start()
     if rank.distributed:
         distributed.broadcast_module(method)
-        method.sync_gradients = distributed.average_gradients
+        ctx.sync_gradients = distributed.average_gradients
     writer = SummaryWriter(str(run_dir)) if rank.is_main else _NoWriter()
-    visual = VisualLogger(writer, method, data, trainer.image_examples, trainer.scatter_examples,
-                          cfg.seed)
-    checkpoint = _checkpointer(method, optimizers, cfg, ckpt_dir, trainer.keep_checkpoints, rank)
-    bar = tqdm(total=trainer.max_steps, initial=start,
-               disable=not (trainer.progress_bar and rank.is_main), dynamic_ncols=True,
+    visual = VisualLogger(writer, method, data, config.image_examples, config.scatter_examples,
+                          seed)
+    checkpoint = _checkpointer(method, ctx, run_config, ckpt_dir, config.keep_checkpoints, rank)
+    bar = tqdm(total=config.max_steps, initial=start,
+               disable=not (config.progress_bar and rank.is_main), dynamic_ncols=True,
                desc="train")
+    batches = _step_batches(data.train, start, method.batches_per_step)
     window = MetricWindow()
-    # A GAN with n_critic discriminator steps consumes n_critic real batches per train step.
-    per_step = getattr(method, "batches_per_step", 1)
-    batches = data.train.iter_batches(start * per_step)
     step, final = start, None
     with StopRequested() as stop:
-        while step < trainer.max_steps:
-            lr_factor = apply_schedule(optimizers, schedule, step, trainer.max_steps)
-            method.diagnostics = (step + 1) % trainer.log_every == 0
-            batch = _next_batches(batches, per_step)
-            window.add(method.train_step(batch, step), examples_in(batch))
+        while step < config.max_steps:
+            # -- one train step: the method's forward, backward and optimizer steps
+            lr_factor = apply_schedule(optimizers, config.schedule, step, config.max_steps)
+            ctx.step, ctx.diagnostics = step, (step + 1) % config.log_every == 0
+            batch = next(batches)
+            window.add(method.train_step(batch, ctx), _examples(batch))
             step += 1
             bar.update(1)
-            last = step == trainer.max_steps
-            stopping = stop.signal is not None
-            if rank.distributed:   # a signal that reached one process stops them all
-                stopping = distributed.any_rank(stopping, device)
-            if (step % trainer.log_every == 0 or last) and rank.is_main:
+            last = step == config.max_steps
+            stopping = _stop_agreed(stop, rank, device)
+
+            # -- log: every rank reads its window and stops on a non-finite metric
+            if step % config.log_every == 0 or last:
                 metrics = method.summarize(window.flush())
-                _stop_if_diverged(metrics, step, ckpt_dir)
+                _stop_if_diverged(first_non_finite(metrics), step, ckpt_dir, rank, device)
                 metrics["lr"] = lr_factor * _base_lr(optimizers)
                 for key, value in metrics.items():
                     writer.add_scalar(key if "/" in key else f"train/{key}", value, step)
-                shown = [k for k in ("loss", "d_loss", "g_loss") if k in metrics]
-                bar.set_postfix({**{k: f"{metrics[k]:.4g}" for k in shown},
-                                 "img_s": f"{metrics['images_per_second']:.0f}"})
-            if (step % trainer.eval_every == 0 or last) and rank.is_main:
-                # The last evaluation sees the whole test split: it is the run's final result.
-                test = _test_metrics(method, data, None if last else trainer.eval_examples,
-                                     cfg.seed)
+                bar.set_postfix(_progress(metrics, method.progress_keys))
+
+            # -- evaluate: the last evaluation sees the whole test split (the run's result)
+            if (step % config.eval_every == 0 or last) and rank.is_main:
+                test = _test_metrics(method, data, None if last else config.eval_examples, seed)
                 for key, value in test.items():
                     writer.add_scalar(f"test/{key}", value, step)
                 visual.log(step)
                 final = test if last else None
-            if step % trainer.checkpoint_every == 0 or last or stopping:
-                if not window.all_finite():
-                    _stop_if_diverged({"loss": float("nan")}, step, ckpt_dir)
-                checkpoint(step, periodic=step % trainer.checkpoint_every == 0)
+
+            # -- checkpoint: never of weights a non-finite step has touched
+            if step % config.checkpoint_every == 0 or last or stopping:
+                _stop_if_diverged(window.first_non_finite(), step, ckpt_dir, rank, device)
+                checkpoint(step, periodic=step % config.checkpoint_every == 0)
+
+            # -- stop: a signal ends the run once its checkpoint is written
             if stopping and not last:
                 bar.close()
                 writer.close()
@@ -120,11 +124,40 @@ def fit(method, data, cfg, run_dir: Path, device: torch.device, hparams: dict[st
     if not rank.is_main:
         return {}
     if final is None:  # resumed from a checkpoint of the last step: nothing was trained
-        final = _test_metrics(method, data, None, cfg.seed)
+        final = _test_metrics(method, data, None, seed)
     visual.log_embedding(step)
     log_hparams(writer, hparams, final)
     writer.close()
     return final
+
+
+def _step_batches(split, start: int, per_step: int):
+    """The batches of steps start, start + 1, ...: one batch each, or a list of `per_step`
+    batches for a method that consumes several per step. The batch order is a function of the
+    batch count alone, so exact resume only needs the step count."""
+    batches = split.iter_batches(start * per_step)
+    if per_step == 1:
+        yield from batches
+        return
+    while True:
+        yield [next(batches) for _ in range(per_step)]
+
+
+def _examples(batch) -> int:
+    """Examples in a step's batch (or list of batches), for the throughput."""
+    return sum(map(examples_in, batch)) if isinstance(batch, list) else examples_in(batch)
+
+
+def _stop_agreed(stop: StopRequested, rank: distributed.Rank, device: torch.device) -> bool:
+    """Whether the run stops after this step: a signal that reached one process stops them all."""
+    stopping = stop.signal is not None
+    return distributed.any_rank(stopping, device) if rank.distributed else stopping
+
+
+def _progress(metrics: dict[str, float], keys) -> dict[str, str]:
+    """What the progress bar shows: the method's `progress_keys` it reported, and throughput."""
+    return {**{k: f"{metrics[k]:.4g}" for k in keys if k in metrics},
+            "img_s": f"{metrics['images_per_second']:.0f}"}
 
 
 def _test_metrics(method, data, max_examples: int | None, seed: int) -> dict[str, float]:
@@ -132,51 +165,45 @@ def _test_metrics(method, data, max_examples: int | None, seed: int) -> dict[str
             **evaluate_samples(method, data, seed)}
 
 
-def _next_batches(batches, count: int):
-    """The next `count` batches as one: exact resume only needs the step count."""
-    if count == 1:
-        return next(batches)
-    return concatenated([next(batches) for _ in range(count)])
-
-
 def _base_lr(optimizers) -> float:
     first = next(iter(optimizers.values()))
     return first.param_groups[0].get("initial_lr", first.param_groups[0]["lr"])
 
 
-def _stop_if_diverged(metrics: dict[str, float], step: int, ckpt_dir: Path) -> None:
-    bad = first_non_finite(metrics)
-    if bad is None:
+def _stop_if_diverged(bad: str | None, step: int, ckpt_dir: Path, rank: distributed.Rank,
+                      device: torch.device) -> None:
+    """Raise TrainingDiverged on every process when one of them saw a non-finite value `bad`
+    ("loss=nan"), so none is left waiting in the next collective."""
+    diverged = bad is not None
+    if rank.distributed:
+        diverged = distributed.any_rank(diverged, device)
+    if not diverged:
         return
     kept = ckpt_dir / "last.pt"
     where = f"the last good checkpoint {kept} is kept" if kept.exists() else \
         "no checkpoint had been written yet"
-    raise TrainingDiverged(f"Training diverged by step {step} ({bad}); {where}; lower "
-                           "optimizer.lr or set trainer.grad_clip, then resume or train again.")
+    raise TrainingDiverged(f"Training diverged by step {step} ({bad or 'on another process'}); "
+                           f"{where}; lower optimizer.lr or set trainer.grad_clip, then resume "
+                           "or train again.")
 
 
-def _resume(method, optimizers, ckpt_dir: Path, cfg, rank: distributed.Rank) -> int:
+def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_config,
+            rank: distributed.Rank) -> int:
     """Restore from the run's own last.pt (a requeued job) or from `resume=PATH`; returns step.
 
     Each process of a data-parallel run restores its own RNG streams when the checkpoint holds
     them for the same number of processes.
     """
     own = ckpt_dir / "last.pt"
-    path = own if own.exists() else (resume_path(cfg.resume) if cfg.resume else None)
+    path = own if own.exists() else (resume_path(resume) if resume else None)
     if path is None:
         return 0
     state = load_checkpoint(path)
-    _refuse_other_choices(state, cfg, path)
-    try:
-        method.load_state_dict(state["modules"]["method"])
-        for name, optimizer_state in state["optimizers"].items():
-            optimizers[name].load_state_dict(optimizer_state)
-    except (RuntimeError, KeyError, AttributeError, ValueError) as error:
-        raise GentoolError(f"{path} does not fit this model (it was trained with another model or "
-                           "data configuration); resume with the same model= and dataset= options "
-                           "it was trained with.") from error
-    if method.grad_scaler is not None and state.get("grad_scaler"):
-        method.grad_scaler.load_state_dict(state["grad_scaler"])
+    _refuse_other_choices(state, run_config, path)
+    load_into(method, state, path, optimizers=ctx.optimizers,
+              fix="resume with the same model= and dataset= options it was trained with")
+    if ctx.grad_scaler is not None and state.get("grad_scaler"):
+        ctx.grad_scaler.load_state_dict(state["grad_scaler"])
     per_rank = state.get("rng_per_rank") or []
     restore_rng_state(per_rank[rank.rank] if len(per_rank) == rank.world_size and
                       rank.distributed else state["rng"])
@@ -210,8 +237,9 @@ def resume_path(resume: str) -> Path:
     return path
 
 
-def _checkpointer(method, optimizers, cfg, ckpt_dir: Path, keep: int, rank: distributed.Rank):
-    config = OmegaConf.to_container(cfg, resolve=True)
+def _checkpointer(method, ctx: StepContext, run_config, ckpt_dir: Path, keep: int,
+                  rank: distributed.Rank):
+    config = OmegaConf.to_container(run_config, resolve=True)
 
     def write(step: int, periodic: bool) -> None:
         """Called on every process (they gather their RNG states); rank 0 writes."""
@@ -225,8 +253,8 @@ def _checkpointer(method, optimizers, cfg, ckpt_dir: Path, keep: int, rank: dist
             "step": step,
             "config": config,
             "modules": {"method": method.state_dict()},
-            "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
-            "grad_scaler": method.grad_scaler.state_dict() if method.grad_scaler else None,
+            "optimizers": {k: v.state_dict() for k, v in ctx.optimizers.items()},
+            "grad_scaler": ctx.grad_scaler.state_dict() if ctx.grad_scaler else None,
             "rng": capture_rng_state(),
         }
         if rng_per_rank is not None:

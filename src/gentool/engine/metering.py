@@ -7,7 +7,9 @@ import time
 
 import torch
 
+from gentool.capabilities import Samples
 from gentool.data.batching import examples_in, first_examples
+from gentool.engine.eval_mode import seeded_eval
 
 
 class MetricWindow:
@@ -35,8 +37,13 @@ class MetricWindow:
                 self.counts[key] = 1
         self.images += images
 
-    def all_finite(self) -> bool:
-        return all(bool(torch.isfinite(v)) for v in self.sums.values())
+    def first_non_finite(self) -> str | None:
+        """"key=value" of the first metric whose sum is not finite (a device read: call it on
+        checkpoint steps only), None when all are."""
+        for key, value in self.sums.items():
+            if not bool(torch.isfinite(value)):
+                return f"{key}={value.item()}"
+        return None
 
     def flush(self) -> dict[str, float]:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
@@ -61,20 +68,11 @@ def evaluate(method, batches, max_examples: int | None, seed: int = 0) -> dict[s
     noise at every evaluation, and the training RNG stream is untouched, so how often a run
     evaluates never changes what it learns.
     """
-    with fork_rng_on(method):
-        torch.manual_seed(seed)
+    with seeded_eval(method, seed):
         return _evaluate(method, batches, max_examples)
 
 
-def fork_rng_on(module):
-    """torch.random.fork_rng covering the device `module` lives on."""
-    device = next(module.parameters()).device
-    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
-
-
 def _evaluate(method, batches, max_examples):
-    was_training = method.training
-    method.eval()
     sums: dict[str, torch.Tensor] = {}
     seen = 0
     for batch in batches.epoch():
@@ -87,7 +85,6 @@ def _evaluate(method, batches, max_examples):
             weighted = value.detach().float() * count
             sums[key] = sums[key] + weighted if key in sums else weighted
         seen += count
-    method.train(was_training)
     return method.summarize({k: v.item() / max(seen, 1) for k, v in sums.items()})
 
 
@@ -99,12 +96,8 @@ SAMPLE_METRIC_EXAMPLES = 2500
 def evaluate_samples(method, data, seed: int = 0) -> dict[str, float]:
     """Metrics of generated samples that the data set defines (mode coverage of the toy sets)."""
     measure = getattr(data, "sample_metrics", None)
-    if measure is None or not hasattr(method, "sample"):
+    if measure is None or not isinstance(method, Samples):
         return {}
-    was_training = method.training
-    method.eval()
-    with fork_rng_on(method):
-        torch.manual_seed(seed)
+    with seeded_eval(method, seed):
         samples = method.sample(SAMPLE_METRIC_EXAMPLES)
-    method.train(was_training)
     return measure(samples.float())

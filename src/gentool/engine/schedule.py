@@ -32,7 +32,7 @@ def lr_factor(schedule: Any, step: int, max_steps: int) -> float:
         return floor + (1 - floor) * max(0.0, 1 - progress)
     if name == "step":
         return float(schedule.get("gamma", 0.1)) ** ((step - warmup) // int(schedule["step_size"]))
-    raise GentoolError(f"optimizer.schedule.name={name} is not one of {list(SCHEDULES)}; "
+    raise GentoolError(f"trainer.schedule.name={name} is not one of {list(SCHEDULES)}; "
                        "pick one of those.")
 
 

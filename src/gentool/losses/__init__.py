@@ -1,2 +1,2 @@
-"""Loss objects the methods call: decoder likelihoods and reconstruction losses (this issue),
-adversarial losses and penalties (the GAN family). Imports nothing of gentool but errors."""
+"""Loss objects the methods call: decoder likelihoods and reconstruction losses, adversarial
+losses and penalties. Imports nothing of gentool but errors."""

@@ -50,9 +50,6 @@ class ReconstructionLoss(nn.Module):
 class Likelihood(ReconstructionLoss):
     """A normalised density: loss = -log p(x | params) in nats."""
 
-    def sample(self, params: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
     def bits_per_dim(self, nats_per_example: torch.Tensor, dims: int) -> torch.Tensor:
         return nats_per_example / (dims * math.log(2))
 
@@ -85,9 +82,6 @@ class Bernoulli(Likelihood):
 
     def mean(self, params):
         return torch.sigmoid(params)
-
-    def sample(self, params):
-        return torch.bernoulli(torch.sigmoid(params.float()))
 
     def check_data_range(self, value_range):
         lo, hi = value_range
@@ -139,10 +133,6 @@ class Gaussian(Likelihood):
 
     def mean(self, params):
         return self._split(params)[0]
-
-    def sample(self, params):
-        mu, log_sigma = self._split(params)
-        return mu + torch.exp(log_sigma) * torch.randn_like(mu)
 
     def bits_per_dim(self, nats_per_example, dims):
         # A density on [0,1]-scaled data is converted to the usual 8-bit convention by the change

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gentool.errors import GentoolError
 
 
 def _input_gradient(critic, x: torch.Tensor) -> torch.Tensor:
@@ -70,22 +69,16 @@ def instance_noise_sigma(step: int, sigma0: float, anneal_steps: int) -> float:
         sigma(step) = sigma0 * max(0, 1 - step / anneal_steps)
         sigma(step) = sigma0                                      if anneal_steps <= 0
 
-    Noise on both real and fake inputs makes the two distributions overlap, so the discriminator
+    sigma0 >= 0 (checked by the GAN). Noise on both real and fake inputs makes the two distributions overlap, so the discriminator
     cannot separate them perfectly early on; annealing it to 0 recovers the true data at the end.
     """
-    if sigma0 < 0:
-        raise GentoolError(f"model.instance_noise.sigma must be >= 0, got {sigma0}; "
-                           "set it to 0 to turn instance noise off.")
     if anneal_steps <= 0:
         return float(sigma0)
     return float(sigma0) * max(0.0, 1.0 - step / anneal_steps)
 
 
 def add_instance_noise(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """x + sigma * N(0, I); x itself (no random draw) when sigma == 0."""
-    if sigma < 0:
-        raise GentoolError(f"model.instance_noise.sigma must be >= 0, got {sigma}; "
-                           "set it to 0 to turn instance noise off.")
+    """x + sigma * N(0, I), sigma >= 0; x itself (no random draw) when sigma == 0."""
     if sigma == 0:
         return x
     return x + sigma * torch.randn_like(x)
@@ -95,11 +88,9 @@ def add_instance_noise(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def clip_weights(module: nn.Module, clip: float) -> None:
     """Original WGAN (Arjovsky et al. 2017): clamp every parameter to [-clip, clip] in place.
 
-    A crude way to keep the critic K-Lipschitz for some K. Buffers (batch-norm running statistics)
+    A crude way to keep the critic K-Lipschitz for some K; `clip` > 0 (checked by the GAN).
+    Buffers (batch-norm running statistics)
     are not parameters of the function being constrained and are left alone.
     """
-    if clip <= 0:
-        raise GentoolError(f"model.weight_clip must be positive, got {clip}; "
-                           "set it to a positive bound such as 0.01 (the WGAN paper's value).")
     for p in module.parameters():
         p.clamp_(-clip, clip)

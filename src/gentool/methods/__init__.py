@@ -22,7 +22,9 @@ def build_method(cfg):
     resolved config rebuilds the same networks without loading any data.
     """
     check_data_kind(cfg)
-    return instantiate(cfg.model, loss=instantiate(cfg.loss))
+    loss = instantiate(cfg.loss)
+    check_loss_fits(cfg, loss)
+    return instantiate(cfg.model, loss=loss)
 
 
 def check_method(cfg) -> None:
@@ -33,6 +35,21 @@ def check_method(cfg) -> None:
     check_options(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_data_kind(cfg)
+    check_loss_fits(cfg, resolve_target(cfg.loss._target_, "loss._target_"))
+
+
+def check_loss_fits(cfg, loss: Any) -> None:
+    """Refuse a loss (an object, or the class a loss config names) that the model's method does
+    not declare in its `accepts_losses`, with the losses that fit in the message."""
+    method = resolve_target(cfg.model._target_, "model._target_")
+    accepted = getattr(method, "accepts_losses", None)
+    if not accepted:
+        return
+    fits = issubclass(loss, accepted) if isinstance(loss, type) else isinstance(loss, accepted)
+    if not fits:
+        got = getattr(loss, "name", getattr(loss, "__name__", type(loss).__name__))
+        raise GentoolError(f"loss={got} does not fit model={cfg.model.name}, which needs "
+                           f"{method.accepted_losses_hint}.")
 
 
 def check_data_kind(cfg) -> None:

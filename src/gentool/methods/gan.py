@@ -1,7 +1,7 @@
 """Generative adversarial networks, unconditional and class-conditional, with the stabilisers.
 
 One generator step per train step, after `n_critic` discriminator steps on as many real batches
-(the engine hands over n_critic batches at once: `batches_per_step`). Switches that combine:
+(`batches_per_step`: the engine hands a list of n_critic batches). Switches that combine:
 
 - the adversarial loss (`loss/`: minimax, nonsaturating, wasserstein, hinge, least_squares);
 - weight clipping (original WGAN; Wasserstein loss only), the WGAN-GP gradient penalty, R1 / R2;
@@ -18,6 +18,7 @@ One generator step per train step, after `n_critic` discriminator steps on as ma
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import TypedDict
 
@@ -43,7 +44,15 @@ class EMA(TypedDict, total=False):
     decay: UnitFloat
 
 
+ADVERSARIAL_HINT = ("an adversarial loss; use loss=nonsaturating, minimax, wasserstein, hinge or "
+                    "least_squares")
+
+
 class GAN(TwoPlayerMethod):
+    accepts_losses = (AdversarialLoss,)
+    accepted_losses_hint = ADVERSARIAL_HINT
+    progress_keys = ("d_loss", "g_loss")
+
     def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
                  latent_dim: PositiveInt = 64, num_classes: int | None = None,
                  conditional: bool = False, n_critic: PositiveInt = 1,
@@ -55,7 +64,8 @@ class GAN(TwoPlayerMethod):
                  batch_size: PositiveInt | None = None, generator_optimizer: dict | None = None,
                  discriminator_optimizer: dict | None = None, name: str = "gan"):
         super().__init__()
-        self._check(loss, name, conditional, num_classes, weight_clip, gradient_penalty)
+        self._check(loss, name, conditional, num_classes, weight_clip, gradient_penalty,
+                    instance_noise)
         self._check_pack(pack, batch_size, conditional)
         self.pack = pack
         self.loss = loss
@@ -64,7 +74,7 @@ class GAN(TwoPlayerMethod):
         self.latent_dim = latent_dim
         self.num_classes = num_classes if conditional else None
         self.n_critic = n_critic
-        self.batches_per_step = n_critic  # real batches the engine passes to each train step
+        self.batches_per_step = n_critic
         self.weight_clip = weight_clip
         self.gp_weight, self.r1_weight, self.r2_weight = gradient_penalty, r1, r2
         noise = dict(instance_noise or {})
@@ -73,12 +83,12 @@ class GAN(TwoPlayerMethod):
         self.unrolled_steps, self.unrolled_lr = unrolled_steps, unrolled_lr
         self.set_player_optimizers(generator_optimizer, discriminator_optimizer)
         # Points (the 2-D toy sets) are unbounded; images are squashed into the data's range.
-        output_range = None if len(self.data_shape) == 1 else self.value_range
-        self.generator = generator(latent_dim=latent_dim, out_shape=self.data_shape,
-                                   output_range=output_range, num_classes=self.num_classes)
+        squashed_into = None if len(self.data_shape) == 1 else self.value_range
+        self.generator = generator(latent_dim=latent_dim, data_shape=self.data_shape,
+                                   value_range=squashed_into, num_classes=self.num_classes)
         # A packed discriminator sees m samples stacked on the first (feature or channel) axis.
         packed_shape = (pack * self.data_shape[0], *self.data_shape[1:])
-        self.discriminator = discriminator(in_shape=packed_shape, num_classes=self.num_classes)
+        self.discriminator = discriminator(data_shape=packed_shape, num_classes=self.num_classes)
         ema = dict(ema or {})
         self.ema_decay = float(ema.get("decay", 0.999)) if ema.get("enabled", True) else None
         if self.ema_decay is not None:
@@ -91,13 +101,16 @@ class GAN(TwoPlayerMethod):
             self.register_load_state_dict_post_hook(GAN._forget_ema_count)
 
     @staticmethod
-    def _check(loss, name, conditional, num_classes, weight_clip, gp):
-        """What the option types (checked where configs are built) cannot say."""
-        if not isinstance(loss, AdversarialLoss):
-            got = getattr(loss, "name", type(loss).__name__)
-            raise GentoolError(f"loss={got} does not fit model={name}, which needs an adversarial "
-                               "loss; use loss=nonsaturating, minimax, wasserstein, hinge or "
-                               "least_squares.")
+    def _check(loss, name, conditional, num_classes, weight_clip, gp, instance_noise):
+        """What the option types (checked where configs are built) cannot say, and their ranges
+        again for a GAN built by code, so the train step never checks them."""
+        sigma = float((instance_noise or {}).get("sigma", 0.0))
+        if sigma < 0:
+            raise GentoolError(f"model.instance_noise.sigma must be >= 0, got {sigma}; "
+                               "set it to 0 to turn instance noise off.")
+        if weight_clip is not None and weight_clip <= 0:
+            raise GentoolError(f"model.weight_clip must be positive, got {weight_clip}; set it to "
+                               "a positive bound such as 0.01 (the WGAN paper's value).")
         if conditional and not num_classes:
             raise GentoolError(f"model={name} is class-conditional but this data set has no "
                                "labels; use a labelled data set (digits, mnist, fashion_mnist, "
@@ -152,18 +165,18 @@ class GAN(TwoPlayerMethod):
         return labels
 
     # -- objective ---------------------------------------------------------------------------
-    def _fake(self, n, labels, device):
+    def _fake(self, n, labels, device, autocast=contextlib.nullcontext):
         z = torch.randn(n, self.latent_dim, device=device)
-        with self.autocast():
+        with autocast():
             return self.generator(z, labels).float()
 
-    def _discriminator_loss(self, real, fake, labels, sigma):
+    def _discriminator_loss(self, real, fake, labels, sigma, autocast=contextlib.nullcontext):
         # The penalties below act on what D sees: packs, when packing.
         real = self._packed(add_instance_noise(real, sigma))
         fake = self._packed(add_instance_noise(fake, sigma))
 
         def critic(x):
-            with self.autocast():
+            with autocast():
                 return self.discriminator(x, labels).float()
 
         real_score, fake_score = critic(real), critic(fake)
@@ -205,37 +218,36 @@ class GAN(TwoPlayerMethod):
             params = {n: p - self.unrolled_lr * g for (n, p), g in zip(params.items(), grads)}
         return self.loss.generator_loss(critic(fake, params))
 
-    def train_step(self, batch, step):
-        x, y = batch
-        if x.shape[0] % (self.n_critic * self.pack):
-            raise GentoolError(f"A batch of {x.shape[0] // self.n_critic} examples cannot be cut "
-                               f"into packs of model.pack={self.pack}; set trainer.batch_size "
+    def train_step(self, batch, ctx):
+        steps = batch if self.n_critic > 1 else [batch]   # n_critic batches arrive as a list
+        reals = [x for x, _ in steps]
+        labels = [y if self.num_classes else None for _, y in steps]
+        if any(real.shape[0] % self.pack for real in reals):
+            raise GentoolError(f"A batch of {reals[0].shape[0]} examples cannot be cut into "
+                               f"packs of model.pack={self.pack}; set trainer.batch_size "
                                f"(per process) to a multiple of {self.pack}.")
-        reals = x.chunk(self.n_critic)
-        labels = y.chunk(self.n_critic) if (y is not None and self.num_classes) else \
-            [None] * self.n_critic
-        sigma = instance_noise_sigma(step, self.noise_sigma0, self.noise_anneal_steps)
+        sigma = instance_noise_sigma(ctx.step, self.noise_sigma0, self.noise_anneal_steps)
         metrics: dict[str, torch.Tensor] = {}
         for real, label in zip(reals, labels):
             with torch.no_grad():
-                fake = self._fake(real.shape[0], label, real.device)
-            d_loss, metrics = self._discriminator_loss(real, fake, label, sigma)
-            metrics.update(self.optimizer_step(d_loss, "discriminator"))
+                fake = self._fake(real.shape[0], label, real.device, ctx.autocast)
+            d_loss, metrics = self._discriminator_loss(real, fake, label, sigma, ctx.autocast)
+            metrics.update(ctx.optimizer_step(d_loss, "discriminator"))
             if self.weight_clip is not None:
                 clip_weights(self.discriminator, self.weight_clip)
 
         # The generator step must not leave gradients in D (they would leak into D's next step).
         self.discriminator.requires_grad_(False)
         real, label = reals[-1], labels[-1]
-        fake = self._fake(real.shape[0], label, real.device)
+        fake = self._fake(real.shape[0], label, real.device, ctx.autocast)
         if self.unrolled_steps:
             g_loss = self._unrolled_generator_loss(real, fake, label)
         else:
-            with self.autocast():
+            with ctx.autocast():
                 score = self.discriminator(self._packed(add_instance_noise(fake, sigma)),
                                            label).float()
             g_loss = self.loss.generator_loss(score)
-        metrics.update(self.optimizer_step(g_loss, "generator"))
+        metrics.update(ctx.optimizer_step(g_loss, "generator"))
         self.discriminator.requires_grad_(True)
         self._update_ema()
         metrics["g_loss"] = g_loss.detach()

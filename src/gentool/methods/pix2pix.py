@@ -21,18 +21,20 @@ from torch import nn
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss
 from gentool.methods.base import TwoPlayerMethod
+from gentool.methods.gan import ADVERSARIAL_HINT
 from gentool.options import NonNegativeFloat
 
 
 class Pix2Pix(TwoPlayerMethod):
+    accepts_losses = (AdversarialLoss,)
+    accepted_losses_hint = ADVERSARIAL_HINT
+    progress_keys = ("d_loss", "g_loss")
+
     def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
                  input_channels: int | None, l1_weight: NonNegativeFloat = 100.0,
                  generator_optimizer: dict | None = None,
                  discriminator_optimizer: dict | None = None, name: str = "pix2pix"):
         super().__init__()
-        if not isinstance(loss, AdversarialLoss):
-            raise GentoolError(f"loss={getattr(loss, 'name', loss)} does not fit model={name}, "
-                               "which needs an adversarial loss; use loss=nonsaturating.")
         channels, height, width = (int(v) for v in data_shape)
         if input_channels is None or not 0 < int(input_channels) < channels:
             raise GentoolError(f"model={name} needs image pairs (dataset=derived_pairs or "
@@ -42,12 +44,11 @@ class Pix2Pix(TwoPlayerMethod):
         self.input_channels = int(input_channels)
         self.output_channels = channels - self.input_channels
         self.value_range = tuple(value_range)
-        size = (height, width)
-        self.generator = generator(in_channels=self.input_channels,
-                                   out_channels=self.output_channels, size=size,
-                                   output_range=self.value_range)
+        target_shape = (self.output_channels, height, width)
+        self.generator = generator(in_channels=self.input_channels, data_shape=target_shape,
+                                   value_range=self.value_range)
         self.discriminator = discriminator(in_channels=self.input_channels,
-                                           out_channels=self.output_channels, size=size)
+                                           data_shape=target_shape)
         self.set_player_optimizers(generator_optimizer, discriminator_optimizer)
 
     # -- capabilities ------------------------------------------------------------------------
@@ -59,29 +60,29 @@ class Pix2Pix(TwoPlayerMethod):
             return self.generator(inputs).float()
 
     # -- objective ---------------------------------------------------------------------------
-    def discriminator_loss(self, inputs, targets, outputs):
-        with self.autocast():
+    def discriminator_loss(self, inputs, targets, outputs, autocast=contextlib.nullcontext):
+        with autocast():
             real = self.discriminator(inputs, targets).float().flatten()
             fake = self.discriminator(inputs, outputs.detach()).float().flatten()
         return self.loss.discriminator_loss(real, fake), real, fake
 
-    def generator_loss(self, inputs, targets, outputs):
-        with self.autocast():
+    def generator_loss(self, inputs, targets, outputs, autocast=contextlib.nullcontext):
+        with autocast():
             fake = self.discriminator(inputs, outputs).float().flatten()
         adversarial = self.loss.generator_loss(fake)
         l1 = (outputs.float() - targets).abs().mean()
         return adversarial + self.l1_weight * l1, adversarial, l1
 
-    def train_step(self, batch, step):
+    def train_step(self, batch, ctx):
         inputs, targets = batch.inputs, batch.targets
-        with self.autocast():
+        with ctx.autocast():
             outputs = self.generator(inputs).float()
-        d_loss, real, fake = self.discriminator_loss(inputs, targets, outputs)
-        metrics = self.optimizer_step(d_loss, "discriminator")
+        d_loss, real, fake = self.discriminator_loss(inputs, targets, outputs, ctx.autocast)
+        metrics = ctx.optimizer_step(d_loss, "discriminator")
         # The generator step must not leave gradients in D.
         self.discriminator.requires_grad_(False)
-        g_loss, adversarial, l1 = self.generator_loss(inputs, targets, outputs)
-        metrics.update(self.optimizer_step(g_loss, "generator"))
+        g_loss, adversarial, l1 = self.generator_loss(inputs, targets, outputs, ctx.autocast)
+        metrics.update(ctx.optimizer_step(g_loss, "generator"))
         self.discriminator.requires_grad_(True)
         return {**metrics, "d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
                 "g_adversarial": adversarial.detach(), "l1": l1.detach(),

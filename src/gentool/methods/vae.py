@@ -10,12 +10,13 @@ p(x|z) from the `loss/` group. Per example, in nats:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 
 from gentool.losses.likelihoods import Likelihood
-from gentool.methods.base import Method, check_reconstruction_loss
+from gentool.methods.base import Method
 from gentool.options import NonNegativeFloat, NonNegativeInt, PositiveInt
 
 
@@ -25,20 +26,23 @@ def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> to
 
 
 class VAE(Method):
+    accepts_losses = (Likelihood,)
+    accepted_losses_hint = "a likelihood; use loss=bernoulli or loss=gaussian"
+
     def __init__(self, encoder, decoder, loss: Likelihood, data_shape, value_range,
                  latent_dim: PositiveInt = 20, beta: NonNegativeFloat = 1.0,
                  kl_warmup_steps: NonNegativeInt = 0, name: str = "vae"):
         super().__init__()
-        check_reconstruction_loss(loss, Likelihood, name, value_range)
+        loss.check_data_range(value_range)
         self.latent_dim = latent_dim
         self.data_shape = tuple(data_shape)
         self.value_range = tuple(value_range)
         self.beta = beta
         # Linear KL annealing from 0 to beta (Bowman et al. 2016) against posterior collapse.
         self.kl_warmup_steps = kl_warmup_steps
-        self.likelihood = loss
-        self.encoder = encoder(in_shape=self.data_shape, out_features=2 * latent_dim)
-        self.decoder = decoder(latent_dim=latent_dim, out_shape=self.data_shape,
+        self.loss = loss
+        self.encoder = encoder(data_shape=self.data_shape, out_features=2 * latent_dim)
+        self.decoder = decoder(latent_dim=latent_dim, data_shape=self.data_shape,
                                params_per_pixel=loss.params_per_pixel)
 
     @property
@@ -46,8 +50,8 @@ class VAE(Method):
         return math.prod(self.data_shape)
 
     # -- capabilities ------------------------------------------------------------------------
-    def posterior(self, x):
-        with self.autocast():
+    def posterior(self, x, autocast=contextlib.nullcontext):
+        with autocast():
             mu, logvar = self.encoder(x).float().chunk(2, dim=1)
         return mu, logvar
 
@@ -55,55 +59,56 @@ class VAE(Method):
         return self.posterior(x)[0]
 
     def decode(self, z):
-        return self.likelihood.mean(self.decoder(z))
+        return self.loss.mean(self.decoder(z))
 
     def reconstruct(self, x):
         return self.decode(self.encode(x))
 
-    def decoder_params(self, z):
+    def decoder_params(self, z, autocast=contextlib.nullcontext):
         """The decoder's raw output for codes z: what the likelihood scores."""
-        with self.autocast():
+        with autocast():
             return self.decoder(z)
 
     def log_likelihood(self, x, params):
         """log p(x | z) per example, in nats, from decoder_params(z)."""
-        return -self.likelihood.loss(params, x)
+        return -self.loss.loss(params, x)
 
     def bits_per_dim(self, nats: float) -> float:
         """A negative log-likelihood per example in nats, as bits per data dimension."""
-        return float(self.likelihood.bits_per_dim(torch.tensor(nats), self.dims))
+        return float(self.loss.bits_per_dim(torch.tensor(nats), self.dims))
 
     def sample(self, n: int, labels=None, temperature: float = 1.0):
         device = next(self.parameters()).device
         return self.decode(temperature * torch.randn(n, self.latent_dim, device=device))
 
     # -- objective ---------------------------------------------------------------------------
-    def terms(self, x):
-        """Per-example recon and kl (nats), and the decoder's output parameters."""
-        mu, logvar = self.posterior(x)
+    def terms(self, x, autocast=contextlib.nullcontext):
+        """Per-example recon and kl (nats), and the decoder's output parameters; `autocast`
+        wraps the networks' forward passes."""
+        mu, logvar = self.posterior(x, autocast)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        params = self.decoder_params(z)
-        return self.likelihood.loss(params, x), gaussian_kl_to_standard_normal(mu, logvar), params
+        params = self.decoder_params(z, autocast)
+        return self.loss.loss(params, x), gaussian_kl_to_standard_normal(mu, logvar), params
 
     def summarize(self, means):
         nelbo = means["recon"] + means["kl"]
         return {**means, "elbo": -nelbo,
-                "bits_per_dim": float(self.likelihood.bits_per_dim(torch.tensor(nelbo), self.dims))}
+                "bits_per_dim": float(self.loss.bits_per_dim(torch.tensor(nelbo), self.dims))}
 
     def beta_at(self, step: int) -> float:
         if self.kl_warmup_steps <= 0:
             return self.beta
         return self.beta * min(1.0, step / self.kl_warmup_steps)
 
-    def train_step(self, batch, step):
+    def train_step(self, batch, ctx):
         x, _ = batch
-        recon, kl, params = self.terms(x)
+        recon, kl, params = self.terms(x, ctx.autocast)
         recon, kl = recon.mean(), kl.mean()
-        loss = recon + self.beta_at(step) * kl
+        loss = recon + self.beta_at(ctx.step) * kl
         metrics = {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
-        if self.diagnostics:
-            metrics["mse"] = self.likelihood.mean_squared_error(params, x)
-        return {**metrics, **self.optimizer_step(loss, "model")}
+        if ctx.diagnostics:
+            metrics["mse"] = self.loss.mean_squared_error(params, x)
+        return {**metrics, **ctx.optimizer_step(loss, "model")}
 
     @torch.no_grad()
     def eval_step(self, batch):
@@ -111,4 +116,4 @@ class VAE(Method):
         recon, kl, params = self.terms(x)
         recon, kl = recon.mean(), kl.mean()
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl,
-                "mse": self.likelihood.mean_squared_error(params, x)}
+                "mse": self.loss.mean_squared_error(params, x)}

@@ -33,11 +33,11 @@ class ConvEncoder(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, in_shape: Sequence[int], out_features: int, channels: int = 32,
+    def __init__(self, data_shape: Sequence[int], out_features: int, channels: int = 32,
                  max_channels: int = 256, max_levels: int = 4, activation: str = "leaky_relu",
                  batch_norm: bool = False):
         super().__init__()
-        c, h, w = in_shape
+        c, h, w = data_shape
         plan = downsampling_plan(h, w, max_levels)
         layers: list[nn.Module] = []
         n_in = c
@@ -60,11 +60,11 @@ class ConvDecoder(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, latent_dim: int, out_shape: Sequence[int], channels: int = 32,
+    def __init__(self, latent_dim: int, data_shape: Sequence[int], channels: int = 32,
                  max_channels: int = 256, max_levels: int = 4, activation: str = "relu",
                  batch_norm: bool = False, params_per_pixel: int = 1):
         super().__init__()
-        c, h, w = out_shape
+        c, h, w = data_shape
         plan = downsampling_plan(h, w, max_levels)
         levels = len(plan)
         self.start_channels = _channels(levels - 1, channels, max_channels) if levels else channels

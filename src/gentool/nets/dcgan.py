@@ -47,16 +47,17 @@ def _raw_weight(m: nn.Module):
 class DCGANGenerator(nn.Module):
     """z [B, latent] (+ label embedding) -> Linear -> (C0, h0, w0), BN, ReLU -> per level
     ConvTranspose2d(4, stride 2, pad 1), BN, ReLU (the last level: to the image channels, no BN)
-    -> output squashing. [B, *out_shape]."""
+    -> output squashing. [B, *data_shape]."""
 
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, latent_dim: int, out_shape: Sequence[int], channels: int = 64,
-                 max_channels: int = 512, output_range: tuple[float, float] | None = (-1.0, 1.0),
+    def __init__(self, latent_dim: int, data_shape: Sequence[int], channels: int = 64,
+                 max_channels: int = 512,
+                 value_range: tuple[float, float] | None = (-1.0, 1.0),
                  num_classes: int | None = None, embed_dim: int = 32):
         super().__init__()
-        c, h, w = out_shape
+        c, h, w = data_shape
         plan = downsampling_plan(h, w)
         levels = len(plan)
         self.start_channels = _channels(levels - 1, channels, max_channels) if levels else channels
@@ -76,7 +77,7 @@ class DCGANGenerator(nn.Module):
         if not levels:  # nothing to upsample (odd sides, e.g. 5x5): one 3x3 conv to the image
             layers.append(nn.Conv2d(n_in, c, 3, padding=1))
         self.body = nn.Sequential(*layers)
-        self.squash = OutputRange(output_range)
+        self.squash = OutputRange(value_range)
         dcgan_init(self)
 
     def forward(self, z, labels=None):
@@ -97,11 +98,11 @@ class DCGANDiscriminator(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, in_shape: Sequence[int], channels: int = 64, max_channels: int = 512,
+    def __init__(self, data_shape: Sequence[int], channels: int = 64, max_channels: int = 512,
                  batch_norm: bool = True, spectral_norm: bool = False, minibatch_std: bool = False,
                  minibatch_discrimination: dict | None = None, num_classes: int | None = None):
         super().__init__()
-        c, h, w = in_shape
+        c, h, w = data_shape
         plan = downsampling_plan(h, w)
         layers: list[nn.Module] = []
         n_in = c

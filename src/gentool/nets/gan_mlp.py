@@ -14,31 +14,31 @@ from gentool.nets.mlp import mlp
 
 
 class MLPGenerator(nn.Module):
-    """z [B, latent] (+ label embedding) -> hidden layers -> [B, *out_shape], squashed into
-    output_range (None: raw, for points)."""
+    """z [B, latent] (+ label embedding) -> hidden layers -> [B, *data_shape], squashed into
+    value_range (None: raw, for points)."""
 
     # The data this network takes (checked where methods are built): it flattens its input, so
     # images and points ([D]) alike.
     DATA_KINDS = ("images", "points")
 
-    def __init__(self, latent_dim: int, out_shape: Sequence[int],
+    def __init__(self, latent_dim: int, data_shape: Sequence[int],
                  hidden: Sequence[int] = (256, 256),
-                 activation: str = "relu", output_range: tuple[float, float] | None = None,
+                 activation: str = "relu", value_range: tuple[float, float] | None = None,
                  num_classes: int | None = None, embed_dim: int = 16, batch_norm: bool = False):
         super().__init__()
-        self.out_shape = tuple(out_shape)
+        self.data_shape = tuple(data_shape)
         self.condition = LabelConcat(latent_dim, num_classes, embed_dim)
-        self.net = mlp([self.condition.out_features, *hidden, math.prod(self.out_shape)],
+        self.net = mlp([self.condition.out_features, *hidden, math.prod(self.data_shape)],
                        activation, batch_norm=batch_norm)
-        self.squash = OutputRange(output_range)
+        self.squash = OutputRange(value_range)
 
     def forward(self, z, labels=None):
         x = self.net(self.condition(z, labels))
-        return self.squash(x.view(z.shape[0], *self.out_shape))
+        return self.squash(x.view(z.shape[0], *self.data_shape))
 
 
 class MLPDiscriminator(nn.Module):
-    """x [B, *in_shape] -> flatten -> hidden layers -> [minibatch std] -> [minibatch
+    """x [B, *data_shape] -> flatten -> hidden layers -> [minibatch std] -> [minibatch
     discrimination] = h -> head(h) [+ <embed(y), h>]: [B] raw scores (logits).
 
     Hidden layers are Linear + activation, or maxout units with `maxout_pieces` > 1 (then
@@ -49,12 +49,12 @@ class MLPDiscriminator(nn.Module):
     # images and points ([D]) alike.
     DATA_KINDS = ("images", "points")
 
-    def __init__(self, in_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
+    def __init__(self, data_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
                  activation: str = "leaky_relu", spectral_norm: bool = False,
                  minibatch_discrimination: dict | None = None, minibatch_std: bool = False,
                  num_classes: int | None = None, dropout: float = 0.0, maxout_pieces: int = 1):
         super().__init__()
-        sizes = [math.prod(in_shape), *hidden]
+        sizes = [math.prod(data_shape), *hidden]
         if maxout_pieces > 1:   # maxout units replace Linear + activation
             self.body = nn.Sequential(*(Maxout(n_in, n_out, maxout_pieces)
                                         for n_in, n_out in zip(sizes[:-1], sizes[1:])))

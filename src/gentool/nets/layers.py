@@ -156,22 +156,22 @@ class OutputRange(nn.Module):
     """Generator output squashing: None -> identity (points), (-1, 1) -> tanh,
     other (lo, hi) -> lo + (hi - lo) * sigmoid."""
 
-    def __init__(self, output_range: Sequence[float] | None):
+    def __init__(self, value_range: Sequence[float] | None):
         super().__init__()
-        if output_range is not None:
-            lo, hi = (float(v) for v in output_range)
+        if value_range is not None:
+            lo, hi = (float(v) for v in value_range)
             if not lo < hi:
-                raise ValueError(f"output_range needs lo < hi, got {tuple(output_range)}")
-            output_range = (lo, hi)
-        self.output_range = output_range
+                raise ValueError(f"value_range needs lo < hi, got {tuple(value_range)}")
+            value_range = (lo, hi)
+        self.value_range = value_range
 
     def forward(self, x):
-        if self.output_range is None:
+        if self.value_range is None:
             return x
-        lo, hi = self.output_range
+        lo, hi = self.value_range
         if (lo, hi) == (-1.0, 1.0):
             return torch.tanh(x)
         return lo + (hi - lo) * torch.sigmoid(x)
 
     def extra_repr(self):
-        return f"output_range={self.output_range}"
+        return f"value_range={self.value_range}"

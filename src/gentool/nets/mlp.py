@@ -44,10 +44,10 @@ class MLPEncoder(nn.Module):
     # images and points ([D]) alike.
     DATA_KINDS = ("images", "points")
 
-    def __init__(self, in_shape: Sequence[int], out_features: int, hidden: Sequence[int] = (400,),
-                 activation: str = "relu"):
+    def __init__(self, data_shape: Sequence[int], out_features: int,
+                 hidden: Sequence[int] = (400,), activation: str = "relu"):
         super().__init__()
-        self.net = mlp([math.prod(in_shape), *hidden, out_features], activation)
+        self.net = mlp([math.prod(data_shape), *hidden, out_features], activation)
 
     def forward(self, x):
         return self.net(x.flatten(1))
@@ -63,12 +63,12 @@ class MLPDecoder(nn.Module):
     # [C, H, W], so images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, latent_dim: int, out_shape: Sequence[int], hidden: Sequence[int] = (400,),
+    def __init__(self, latent_dim: int, data_shape: Sequence[int], hidden: Sequence[int] = (400,),
                  activation: str = "relu", params_per_pixel: int = 1):
         super().__init__()
-        c, h, w = out_shape
-        self.out_shape = (c * params_per_pixel, h, w)
-        self.net = mlp([latent_dim, *hidden, math.prod(self.out_shape)], activation)
+        c, h, w = data_shape
+        self.params_shape = (c * params_per_pixel, h, w)
+        self.net = mlp([latent_dim, *hidden, math.prod(self.params_shape)], activation)
 
     def forward(self, z):
-        return self.net(z).view(z.shape[0], *self.out_shape)
+        return self.net(z).view(z.shape[0], *self.params_shape)

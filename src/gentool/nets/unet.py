@@ -20,7 +20,8 @@ def halvings(height: int, width: int, smallest: int, most: int) -> int:
 
 
 class UNetGenerator(nn.Module):
-    """Input image -> stride-2 4x4 convolutions (BN and LeakyReLU) down to the smallest exact
+    """Input image [B, in_channels, H, W] -> output image [B, *data_shape] (the target's
+    [C_out, H, W]): stride-2 4x4 convolutions (BN and LeakyReLU) down to the smallest exact
     size -> transposed convolutions back up, each level concatenated with its mirror (the skip
     connections that carry the input's detail) -> tanh output.
 
@@ -31,13 +32,14 @@ class UNetGenerator(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, in_channels: int, out_channels: int, size, channels: int = 64,
+    def __init__(self, in_channels: int, data_shape, channels: int = 64,
                  max_channels: int = 512, dropout: float = 0.5, dropout_layers: int = 3,
-                 output_range=(-1.0, 1.0)):
+                 value_range=(-1.0, 1.0)):
         super().__init__()
-        levels = halvings(int(size[0]), int(size[1]), smallest=2, most=8)
+        out_channels, height, width = (int(v) for v in data_shape)
+        levels = halvings(height, width, smallest=2, most=8)
         if levels < 1:
-            raise ValueError(f"the U-Net needs image sides divisible by 2, got {list(size)}")
+            raise ValueError(f"the U-Net needs image sides divisible by 2, got {[height, width]}")
         widths = [min(channels * 2 ** i, max_channels) for i in range(levels)]
         self.down = nn.ModuleList()
         for i in range(levels):
@@ -57,7 +59,7 @@ class UNetGenerator(nn.Module):
             if levels - 1 - i < dropout_layers and dropout > 0:
                 layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers, nn.ReLU()))
-        self.squash = OutputRange(output_range)
+        self.squash = OutputRange(value_range)
         dcgan_init(self)
 
     def forward(self, x):
@@ -74,17 +76,18 @@ class UNetGenerator(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """(input, candidate output) concatenated on channels -> stride-2 4x4 convolutions (up to 3,
-    while the map stays >= 8 pixels), a stride-1 4x4 convolution, then 1 logit per patch:
+    """(input [B, in_channels, H, W], candidate output [B, *data_shape]) concatenated on
+    channels -> stride-2 4x4 convolutions (up to 3, while the map stays >= 8 pixels), a stride-1 4x4 convolution, then 1 logit per patch:
     [B, 1, h', w'] - pix2pix's 70x70 PatchGAN at 256x256, scaled down for small images."""
 
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, in_channels: int, out_channels: int, size, channels: int = 64,
+    def __init__(self, in_channels: int, data_shape, channels: int = 64,
                  max_channels: int = 512):
         super().__init__()
-        strided = max(1, halvings(int(size[0]), int(size[1]), smallest=4, most=3))
+        out_channels, height, width = (int(v) for v in data_shape)
+        strided = max(1, halvings(height, width, smallest=4, most=3))
         layers: list[nn.Module] = []
         n_in = in_channels + out_channels
         for i in range(strided + 1):   # the last one keeps the resolution (stride 1)
