@@ -23,7 +23,7 @@ from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
 from gentool.engine import visuals
-from gentool.engine.files import atomic_write
+from gentool.engine.files import atomic_write, unwritable_folder
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
 from gentool.options import show
@@ -60,6 +60,12 @@ def _check_options(cfg: DictConfig, out: Path) -> None:
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
     _refuse_checkpoint_as_out(out, cfg)
+    # Checked before the model is loaded and the log opened beside the output, so an output
+    # folder that cannot be written is one sentence, not a warning and then an error.
+    problem = unwritable_folder(out if cfg.format == "folder" else out.parent)
+    if problem is not None:
+        raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
+                           "out=<path>.")
 
 
 def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig) -> None:
