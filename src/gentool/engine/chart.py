@@ -90,7 +90,7 @@ def colour_bar(draw: ImageDraw.ImageDraw, frame, lo: float, hi: float, colour_at
     for y in range(int(top), int(bottom) + 1):
         t = (bottom - y) / max(bottom - top, 1)
         draw.line([left, y, right, y], fill=colour_at(t))
-    draw.rectangle(frame, outline=FRAME)
+    draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], outline=FRAME)   # around the ends
     for t in (0.0, 0.5, 1.0):
         y = bottom - t * (bottom - top)
         draw.line([right, y, right + 4, y], fill=FRAME)

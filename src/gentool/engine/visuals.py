@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from gentool.engine import chart
+from gentool.errors import GentoolError
 
 # Ten distinguishable colours (Tableau 10) for class labels in latent scatters.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -60,6 +61,15 @@ def scale_factor(height: int, width: int, scale) -> int:
     return max(1, math.ceil(READABLE_PIXELS / max(height, width, 1)))
 
 
+def check_scale(scale) -> None:
+    """Refuse a `scale=` option that is neither auto nor a whole factor >= 1."""
+    if scale != "auto" and not (isinstance(scale, int) and not isinstance(scale, bool)
+                                and scale >= 1):
+        shown = "null" if scale is None else scale
+        raise GentoolError(f"scale={shown} must be auto (enlarge to at least {READABLE_PIXELS} "
+                           "pixels on the long side) or a whole factor >= 1 (scale=1: raw size).")
+
+
 def upscale(image: torch.Tensor, scale) -> torch.Tensor:
     """A [C, H, W] picture enlarged by an integer factor, nearest neighbour: each pixel becomes
     a square block, so no detail is invented or blurred."""
@@ -67,6 +77,20 @@ def upscale(image: torch.Tensor, scale) -> torch.Tensor:
     if factor == 1:
         return image
     return image.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
+
+
+def captioned(image: torch.Tensor, text: str) -> torch.Tensor:
+    """A [C, H, W] picture with a white strip above it holding one line of text."""
+    face = chart.font()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = max(image.shape[2], chart.text_size(probe, text, face)[0] + 12)
+    strip = Image.new("RGB", (width, chart.FONT_SIZE + 14), "white")
+    ImageDraw.Draw(strip).text((6, 4), text, fill=chart.TEXT, font=face)
+    body = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    sheet = torch.ones(3, strip.height + image.shape[1], width)
+    sheet[:, :strip.height] = _tensor(strip)
+    sheet[:, strip.height:, :image.shape[2]] = body
+    return sheet
 
 
 def pairs_grid(inputs: torch.Tensor, outputs: torch.Tensor, value_range, per_row: int = 8):
