@@ -166,7 +166,7 @@ def test_labels_on_an_unconditional_model_are_a_clear_error(checkpoints, gan_che
 
 def test_points_become_a_scatter_plot_or_an_array(gan_checkpoints, tmp_path):
     png = sample(f"checkpoint={gan_checkpoints['ring']}", "n=100", f"out={tmp_path}/p.png")
-    assert Image.open(png).size == (654, 500)   # a plot of 400 pixels with axes and legend
+    assert Image.open(png).size == (554, 424)   # a plot of 320 pixels with axes and legend
     array = np.load(sample(f"checkpoint={gan_checkpoints['ring']}", "n=100", "format=npy",
                            f"out={tmp_path}/p.npy"))
     assert array.shape == (100, 2)

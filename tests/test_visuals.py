@@ -37,23 +37,23 @@ def test_the_scatter_has_axes_and_a_legend_of_the_classes_present():
     points = torch.randn(300, 2)
     labels = torch.arange(300) % 3
     image = visuals.scatter_image(points, labels, ["zero", "one", "two"],
-                                  ("dimension 0", "dimension 1"), "title", size=400)
-    assert image.shape[1] > 400 and image.shape[2] > 400 + 150   # room for ticks and a legend
-    legend = image[:, :, 400 + 64:]   # right of the plot area: the legend only
+                                  ("dimension 0", "dimension 1"), "title", size=320)
+    assert image.shape[1] > 320 and image.shape[2] > 320 + 150   # room for ticks and a legend
+    legend = image[:, :, 320 + 64:]   # right of the plot area: the legend only
     present = pixels(legend)
     assert {visuals.PALETTE[c] for c in range(3)} <= present
     assert visuals.PALETTE[3] not in present                      # only the classes present
-    left_margin = image[:, 48:448, :60]                           # tick labels are drawn there
+    left_margin = image[:, 48:368, :60]                           # tick labels are drawn there
     assert (left_margin < 0.5).any()
 
 
 def test_the_surface_has_a_colour_bar_of_the_scores():
     image = visuals.points_image(torch.randn(50, 2), torch.randn(50, 2), (-3, 3),
-                                 surface=lambda p: p[:, 0])
-    right = image[:, :, 64 + 400:]
+                                 surface=lambda p: p[:, 0], size=320)
+    right = image[:, :, 64 + 320:]
     assert {visuals.COLD, visuals.WARM} <= pixels(right)          # both ends of the bar
-    plain = visuals.points_image(torch.randn(50, 2), torch.randn(50, 2), (-3, 3))
-    assert visuals.WARM not in pixels(plain[:, :, 64 + 400:])     # no surface, no bar
+    plain = visuals.points_image(torch.randn(50, 2), torch.randn(50, 2), (-3, 3), size=320)
+    assert visuals.WARM not in pixels(plain[:, :, 64 + 320:])     # no surface, no bar
 
 
 class HandMadePosterior(torch.nn.Module):

@@ -13,7 +13,7 @@ from PIL import ImageDraw, ImageFont
 
 TEXT = (40, 40, 40)
 FRAME = (150, 150, 150)
-FONT_SIZE = 13
+FONT_SIZE = 16
 
 
 def font(size: int = FONT_SIZE):
@@ -63,9 +63,9 @@ def axes(draw: ImageDraw.ImageDraw, frame, bounds, x_label: str = "", y_label: s
         draw.text((left - 7 - width, y - height / 2 - 3), tick_label(value), fill=TEXT, font=face)
     if x_label:
         width, _ = text_size(draw, x_label, face)
-        draw.text(((left + right - width) / 2, bottom + 24), x_label, fill=TEXT, font=face)
+        draw.text(((left + right - width) / 2, bottom + 26), x_label, fill=TEXT, font=face)
     if y_label:   # written across the top-left corner: PIL draws no rotated text without a copy
-        draw.text((4, top - 22), y_label, fill=TEXT, font=face)
+        draw.text((4, top - 24), y_label, fill=TEXT, font=face)
 
 
 def legend(draw: ImageDraw.ImageDraw, origin, entries) -> None:
@@ -98,4 +98,4 @@ def colour_bar(draw: ImageDraw.ImageDraw, frame, lo: float, hi: float, colour_at
         draw.text((right + 7, y - height / 2 - 3), tick_label(lo + t * (hi - lo)), fill=TEXT,
                   font=face)
     width, _ = text_size(draw, title, face)
-    draw.text((min(left, right + 40 - width), top - 22), title, fill=TEXT, font=face)
+    draw.text((min(left, right + 40 - width), top - 24), title, fill=TEXT, font=face)

@@ -155,14 +155,14 @@ def project_2d(codes: torch.Tensor) -> tuple[torch.Tensor, str]:
 
 
 def scatter_image(points: torch.Tensor, labels: torch.Tensor | None, class_names=None,
-                  axis_names=("", ""), title: str = "", size: int = 400) -> torch.Tensor:
+                  axis_names=("", ""), title: str = "", size: int = 320) -> torch.Tensor:
     """A scatter plot of 2-D points coloured by label, drawn with PIL (no plotting library): a
     `size`-pixel square plot with ticked axes named `axis_names`, and a legend of the labels
     present (`class_names[label]` beside each number where the data set names its classes)."""
     points = points.detach().cpu().float()
     left, top = 64, 48
     frame = (left, top, left + size, top + size)
-    image = Image.new("RGB", (left + size + 200, top + size + 52), "white")
+    image = Image.new("RGB", (left + size + 170, top + size + 56), "white")
     draw = ImageDraw.Draw(image)
     lo, hi = points.min(0).values, points.max(0).values
     pad = 0.04 * (hi - lo).clamp(min=1e-8)
@@ -200,14 +200,14 @@ def shade(t: float) -> tuple[int, int, int]:
 
 
 def points_image(data_points: torch.Tensor, samples: torch.Tensor, box, surface=None,
-                 size: int = 400, resolution: int = 120) -> torch.Tensor:
+                 size: int = 320, resolution: int = 120) -> torch.Tensor:
     """2-D samples (red) over data points (grey) in the square `box` = (lo, hi), optionally on
     the discriminator's output surface (`surface`: points [N, 2] -> scores [N]), shaded from
     blue (lowest score) to orange (highest), with a colour bar giving the scores."""
     lo, hi = float(box[0]), float(box[1])
     left, top = 64, 48
     frame = (left, top, left + size, top + size)
-    image = Image.new("RGB", (left + size + 190, top + size + 52), "white")
+    image = Image.new("RGB", (left + size + 170, top + size + 56), "white")
     draw = ImageDraw.Draw(image)
     if surface is not None:
         ticks = torch.linspace(lo, hi, resolution)
