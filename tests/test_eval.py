@@ -97,6 +97,7 @@ def test_toy_gan_gets_mode_metrics_in_raw_coordinates(runs, tmp_path):
     (["metrics=[likelihood]"], "metrics=likelihood needs a model that evaluates p(x|z)"),
     (["metrics=[fid]"], "names unknown suites ['fid']"),
     (["n_samples=0"], "n_samples=0 must be at least 1"),
+    (["scale=0"], "scale=0 must be auto"),
 ])
 def test_bad_requests_are_clear_errors(runs, tmp_path, overrides, message):
     with pytest.raises(GentoolError) as error:
@@ -104,6 +105,13 @@ def test_bad_requests_are_clear_errors(runs, tmp_path, overrides, message):
     assert message in str(error.value)
     if "likelihood" in message:
         assert "this model supports metrics=['samples'" in str(error.value)
+
+
+def test_figures_are_saved_enlarged_by_scale(runs, tmp_path):
+    from PIL import Image
+
+    evaluate(runs / "vae", tmp_path, "metrics=[naive_mc]", "scale=2")
+    assert Image.open(runs / "vae" / "eval" / "naive_mc.png").size == (1280, 800)   # 640 x 400
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchmetrics") is not None,

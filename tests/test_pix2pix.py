@@ -152,7 +152,7 @@ def trained(tmp_path_factory):
 def test_translate_mode_draws_input_output_target_rows(trained, tmp_path):
     out = run_sample(compose_config("sample", [
         "device=cpu", f"checkpoint={trained}/edges/checkpoints/last.pt", "mode=translate", "n=4",
-        f"out={tmp_path}/rows.png"]))
+        "scale=1", f"out={tmp_path}/rows.png"]))
     assert Image.open(out).size == (3 * 10 + 2, 4 * 10 + 2)      # 3 columns of 8x8, 4 rows
 
 

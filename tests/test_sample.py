@@ -28,13 +28,38 @@ def sample(*overrides):
                                         ("traverse", None)])
 def test_every_mode_writes_a_png_grid(checkpoints, tmp_path, mode, shape):
     out = sample(f"checkpoint={checkpoints['vae']}", f"mode={mode}", "n=16", "steps=5",
-                 f"out={tmp_path}/grid.png")
+                 "scale=1", f"out={tmp_path}/grid.png")
     image = Image.open(out)
     assert image.format == "PNG"
     if mode == "sample":  # 16 images of 8x8 in a 4x4 grid with 2-pixel borders: 4*10+2 = 42
         assert image.size == (42, 42)
     if mode == "traverse":  # steps x steps
         assert image.size == (5 * 10 + 2,) * 2
+
+
+def test_grids_are_enlarged_to_a_readable_size_by_nearest_neighbour(checkpoints, tmp_path):
+    raw = np.asarray(Image.open(sample(f"checkpoint={checkpoints['vae']}", "n=16", "scale=1",
+                                       f"out={tmp_path}/raw.png")))
+    auto = np.asarray(Image.open(sample(f"checkpoint={checkpoints['vae']}", "n=16",
+                                        f"out={tmp_path}/auto.png")))
+    assert raw.shape == (42, 42)
+    assert auto.shape == (42 * 13, 42 * 13)   # 13: the smallest factor reaching 512 pixels
+    assert np.array_equal(auto[::13, ::13], raw) and np.array_equal(auto[12::13, 12::13], raw)
+    three = Image.open(sample(f"checkpoint={checkpoints['vae']}", "n=16", "scale=3",
+                              f"out={tmp_path}/three.png"))
+    assert three.size == (126, 126)
+    folder = sample(f"checkpoint={checkpoints['vae']}", "n=2", "format=folder",
+                    f"out={tmp_path}/f")   # one file per image: the data's own size
+    assert Image.open(folder / "000000.png").size == (8, 8)
+
+
+def test_traverse_auto_varies_the_dimensions_with_the_largest_kl(checkpoints, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        sample(f"checkpoint={checkpoints['vae']}", "mode=traverse", "steps=3",
+               f"out={tmp_path}/t.png")
+    assert "Traversing latent dimensions" in caplog.text and "largest mean KL" in caplog.text
 
 
 def test_npy_format_holds_the_raw_samples_in_the_data_range(checkpoints, tmp_path):
@@ -78,6 +103,10 @@ def test_an_autoencoder_cannot_sample_and_says_what_it_can_do(checkpoints, tmp_p
     ("mode=dream", "mode=dream is not one of"),
     ("n=0", "n is 0 but must be an integer >= 1"),
     ("dims=[0,0]", "must name two different latent dimensions"),
+    ("dims=[0]", r"dims=\[0\] must be auto .* or two latent dimensions"),
+    ("dims=first", "dims='first' must be auto"),
+    ("scale=0", "scale=0 must be auto .* or a whole factor >= 1"),
+    ("scale=big", "scale=big must be auto"),
     ("steps=0", "steps is 0 but must be an integer >= 1"),
     ("labels=[1.5]", r"labels=\[1.5\] must be a non-empty list of class numbers \(integers\)"),
     ("labels=[]", r"labels=\[\] must be a non-empty list of class numbers"),
@@ -121,7 +150,7 @@ def test_conditional_samples_follow_the_labels(gan_checkpoints, tmp_path):
 
 
 def test_classes_mode_draws_one_row_per_class(gan_checkpoints, tmp_path):
-    out = sample(f"checkpoint={gan_checkpoints['cgan']}", "mode=classes", "nrow=4",
+    out = sample(f"checkpoint={gan_checkpoints['cgan']}", "mode=classes", "nrow=4", "scale=1",
                  f"out={tmp_path}/c.png")
     assert Image.open(out).size == (4 * 10 + 2, 10 * 10 + 2)  # 4 per row, 10 classes of 8x8
 
@@ -137,7 +166,7 @@ def test_labels_on_an_unconditional_model_are_a_clear_error(checkpoints, gan_che
 
 def test_points_become_a_scatter_plot_or_an_array(gan_checkpoints, tmp_path):
     png = sample(f"checkpoint={gan_checkpoints['ring']}", "n=100", f"out={tmp_path}/p.png")
-    assert Image.open(png).size == (480, 480)
+    assert Image.open(png).size == (554, 424)   # a plot of 320 pixels with axes and legend
     array = np.load(sample(f"checkpoint={gan_checkpoints['ring']}", "n=100", "format=npy",
                            f"out={tmp_path}/p.npy"))
     assert array.shape == (100, 2)

@@ -58,6 +58,30 @@ def test_hparams_summary_is_written(vae_run):
     assert "_hparams_/session_start_info" in found
 
 
+def test_hparams_name_the_model_and_read_the_final_metrics_from_the_test_curves(vae_run):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    accumulator = events(vae_run)
+    content = accumulator.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["model"].string_value == "vae"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]).experiment
+    metrics = {info.name.tag for info in experiment.metric_infos}
+    scalars = set(accumulator.Tags()["scalars"])
+    assert "test/loss" in metrics and metrics <= scalars   # HParams' values come from the curves
+    assert not [tag for tag in scalars if tag.startswith("final")]   # no single-point scalars
+
+
+def test_the_traversal_says_which_dimensions_it_varies(vae_run):
+    accumulator = events(vae_run)
+    texts = accumulator.Tensors("latent/traversal_dims/text_summary")
+    assert b"Traversing latent dimensions" in texts[-1].tensor_proto.string_val[0]
+    picture = accumulator.Images("latent/traversal")[-1]
+    assert picture.width >= 512   # enlarged from 11 x 8 pixels wide
+
+
 def test_an_autoencoder_shows_no_samples(tmp_path):
     from conftest import compose_config
 

@@ -116,7 +116,10 @@ class SampleConfig:
     data_dir: str = "data"
     nrow: Optional[PositiveInt] = None
     steps: PositiveInt = 10
-    dims: list = field(default_factory=lambda: [0, 1])
+    # auto or [i, j]; auto or a whole factor >= 1 (checked by gentool.sample, since OmegaConf
+    # types no union of a string and a list or int)
+    dims: Any = "auto"
+    scale: Any = "auto"
     temperature: NonNegativeFloat = 1.0
     labels: Optional[list] = None
     input: Optional[str] = None
@@ -144,6 +147,7 @@ class EvalConfig:
     neighbours: int = 3
     probe_examples: int = 10_000
     classifier_steps: int = 6000
+    scale: Any = "auto"   # auto or a whole factor >= 1, for the PNGs under <run>/eval/
 
 
 @dataclass

@@ -24,6 +24,7 @@ from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
 from gentool.engine import visuals
 from gentool.engine.files import atomic_write, unwritable_folder
+from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
 from gentool.options import show
@@ -32,6 +33,8 @@ from gentool.trained import start_from_checkpoint
 log = logging.getLogger("gentool")
 
 FORMATS = ("grid", "npy", "folder")
+# Test examples that dims=auto measures the latent dimensions' activity on.
+AUTO_DIMS_EXAMPLES = 1000
 # What checkpoints are named; `out=` never names one.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
@@ -43,7 +46,8 @@ def run_sample(cfg: DictConfig) -> Path:
     with torch.no_grad():
         images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
     start_run_log(log_path(out, cfg.format))
-    out = write(images, picture, train_cfg.dataset.range, cfg.format, out)
+    out = write(images, visuals.upscale(picture, cfg.scale), train_cfg.dataset.range, cfg.format,
+                out)
     log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], cfg.format, cfg.mode, out)
     return out
 
@@ -54,6 +58,8 @@ def _check_options(cfg: DictConfig, out: Path) -> None:
     if cfg.mode not in MODES:
         raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
     check_config(cfg)
+    visuals.check_scale(cfg.scale)
+    _check_dims(cfg.dims)
     labels = OmegaConf.to_container(cfg.labels) if cfg.labels is not None else None
     if labels is not None and not (labels and all(
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
@@ -66,6 +72,16 @@ def _check_options(cfg: DictConfig, out: Path) -> None:
     if problem is not None:
         raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
                            "out=<path>.")
+
+
+def _check_dims(dims) -> None:
+    if dims == "auto":
+        return
+    dims = OmegaConf.to_container(dims) if OmegaConf.is_config(dims) else dims
+    if not (isinstance(dims, list) and len(dims) == 2 and all(
+            isinstance(d, int) and not isinstance(d, bool) for d in dims)):
+        raise GentoolError(f"dims={show(dims)} must be auto (the two most active latent "
+                           "dimensions) or two latent dimensions, e.g. dims=[0,1].")
 
 
 def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig) -> None:
@@ -165,10 +181,20 @@ def mode_interpolate(method, train_cfg, cfg, device):
 
 
 def mode_traverse(method, train_cfg, cfg, device):
-    """A steps x steps grid over two latent dimensions (`dims`), the others at zero."""
+    """A steps x steps grid over two latent dimensions (`dims`), the others at zero; dims=auto
+    picks the two with the largest mean KL on test data (gentool.engine.latent_dims)."""
     _require(method, "traverse", train_cfg.model.name)
-    dims = tuple(cfg.dims)
-    if len(dims) != 2 or not all(0 <= d < method.latent_dim for d in dims) or dims[0] == dims[1]:
+    if method.latent_dim < 2:
+        raise GentoolError(f"mode=traverse varies two latent dimensions, and model="
+                           f"{train_cfg.model.name} has latent_dim={method.latent_dim}; use "
+                           "mode=sample.")
+    if cfg.dims == "auto":
+        chosen = choose_dims(method, _test_images(train_cfg, cfg, device, AUTO_DIMS_EXAMPLES))
+        dims = chosen.dims
+        log.info("%s", chosen.sentence())
+    else:
+        dims = tuple(cfg.dims)
+    if not all(0 <= d < method.latent_dim for d in dims) or dims[0] == dims[1]:
         raise GentoolError(f"dims={list(dims)} must name two different latent dimensions in "
                            f"0..{method.latent_dim - 1}.")
     images = visuals.traverse(method, cfg.steps, dims)
@@ -218,7 +244,8 @@ VERBS = {Samples: "sample", Reconstructs: "reconstruct", Encodes: "encode", Deco
 
 
 def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, out: Path) -> Path:
-    """grid: one PNG; npy: float32 array [N, C, H, W] in data units; folder: a PNG per image."""
+    """grid: one PNG (the picture, already scaled); npy: float32 array [N, C, H, W] in data
+    units; folder: a PNG per image at the data's own size (what FID tools and the like read)."""
     out = out.expanduser()
     then = "run the same command again (out= says where to write)"
     if fmt == "grid":

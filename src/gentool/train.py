@@ -103,6 +103,9 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
             "batch_size": cfg.trainer.batch_size, "max_steps": cfg.trainer.max_steps}
     for group in ("model", "loss", "optimizer"):
         flat.update(_flatten(OmegaConf.to_container(cfg[group], resolve=True), group))
+    # The config's model name (conv_vae), not its class (VAE): several configs share a class.
+    flat["model.class"], flat["model"] = flat["model"], cfg.model.name
+    flat.pop("model.name", None)
     return flat
 
 

@@ -11,12 +11,14 @@ import logging
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from gentool.capabilities import (Decodes, Discriminates, Encodes, Reconstructs, Samples,
                                   Translates, conditional_classes)
 from gentool.data import take
 from gentool.engine import visuals
 from gentool.engine.eval_mode import seeded_eval
+from gentool.engine.latent_dims import choose_dims
 
 log = logging.getLogger("gentool")
 
@@ -34,6 +36,8 @@ class VisualLogger:
         # ... and a larger one, with labels, for the latent scatter and the projector.
         scatter = take(data.test, scatter_examples)
         self.scatter_x, self.scatter_y = scatter[0], scatter.labels
+        self.class_names = getattr(data, "class_names", None)
+        self.traversal_dims = None   # the dims the last traversal varied (logged when they change)
         self.points = len(data.shape) == 1  # the 2-D toy sets: scatter plots, not image grids
 
     @torch.no_grad()
@@ -64,14 +68,34 @@ class VisualLogger:
                                      visuals.grid(visuals.class_rows(method, 8), value_range, 8),
                                      step)
             if isinstance(method, Encodes):
-                codes = method.encode(self.scatter_x)
-                points, how = visuals.project_2d(codes)
-                writer.add_image("latent/scatter", visuals.scatter_image(points, self.scatter_y),
-                                 step)
-                writer.add_text("latent/scatter_axes", how, step)
-            if isinstance(method, Samples) and isinstance(method, Decodes) and not self.points:
-                writer.add_image("latent/traversal",
-                                 visuals.grid(visuals.traverse(method, 11), value_range, 11), step)
+                self._log_scatter(step)
+            if isinstance(method, Samples) and isinstance(method, Decodes) and not self.points \
+                    and method.latent_dim >= 2:
+                self._log_traversal(step)
+
+    def _log_scatter(self, step: int) -> None:
+        codes = self.method.encode(self.scatter_x)
+        points, how = visuals.project_2d(codes)
+        axis_names = ("latent dimension 0", "latent dimension 1") if codes.shape[1] <= 2 else \
+            ("principal component 1", "principal component 2")
+        title = f"Latent codes of {len(codes)} test examples ({how})"
+        self.writer.add_image("latent/scatter", visuals.scatter_image(
+            points, self.scatter_y, self.class_names, axis_names, title), step)
+
+    def _log_traversal(self, step: int) -> None:
+        """The traversal over the two most active latent dimensions (latent_dims.choose_dims),
+        enlarged to a readable size with the dims written above it."""
+        chosen = choose_dims(self.method, self.scatter_x)
+        if chosen.dims != self.traversal_dims:
+            log.info("TensorBoard latent/traversal, step %d: %s", step, chosen.sentence())
+            self.traversal_dims = chosen.dims
+        i, j = chosen.dims
+        picture = visuals.grid(visuals.traverse(self.method, 11, chosen.dims), self.value_range,
+                               11)
+        caption = f"latent dim {i} left to right, dim {j} bottom to top"
+        self.writer.add_image("latent/traversal",
+                              visuals.captioned(visuals.upscale(picture, "auto"), caption), step)
+        self.writer.add_text("latent/traversal_dims", chosen.sentence(), step)
 
     @torch.no_grad()
     def log_embedding(self, step: int, max_points: int = 1000) -> None:
@@ -95,8 +119,18 @@ class VisualLogger:
 
 
 def log_hparams(writer: SummaryWriter, hparams: dict, final_metrics: dict) -> None:
-    """The HParams tab: flattened config choices against final metrics (prefixed `final/`)."""
+    """The HParams tab: flattened config choices against the final test metrics.
+
+    The metrics are the last values of the `test/<key>` curves the loop logged (the last
+    evaluation is the final one, on the whole test split), so HParams reads them from there and
+    no single-point scalars of their own clutter the Scalars tab; SummaryWriter.add_hparams would
+    add such scalars, hence the summaries are written here.
+    """
     clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
              for k, v in hparams.items()}
-    metrics = {f"final/{k}": v for k, v in final_metrics.items() if isinstance(v, (int, float))}
-    writer.add_hparams(clean, metrics, run_name=".")
+    metrics = {f"test/{k}": v for k, v in final_metrics.items() if isinstance(v, (int, float))}
+    file_writer = writer._get_file_writer()   # None for a writer that writes nothing
+    if file_writer is None:
+        return
+    for summary in hparams_summaries(clean, metrics):   # experiment, session start, end
+        file_writer.add_summary(summary)

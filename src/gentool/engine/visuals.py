@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from gentool.engine import chart
+from gentool.errors import GentoolError
+
 # Ten distinguishable colours (Tableau 10) for class labels in latent scatters.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -43,6 +46,51 @@ def save_png(image: torch.Tensor, file) -> None:
     """A [C, H, W] float image in [0, 1] to PNG (file name or binary file object)."""
     array = (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(file, format="png")
+
+
+# `scale=auto` enlarges a picture by the smallest integer factor that makes its long side at
+# least this many pixels: an 8x8-digit grid of 82 pixels is unreadable on a modern screen.
+READABLE_PIXELS = 512
+
+
+def scale_factor(height: int, width: int, scale) -> int:
+    """The integer factor `scale` asks for: itself when a number, else (auto) the smallest one
+    reaching READABLE_PIXELS on the long side (1 for a picture already that large)."""
+    if scale != "auto":
+        return int(scale)
+    return max(1, math.ceil(READABLE_PIXELS / max(height, width, 1)))
+
+
+def check_scale(scale) -> None:
+    """Refuse a `scale=` option that is neither auto nor a whole factor >= 1."""
+    if scale != "auto" and not (isinstance(scale, int) and not isinstance(scale, bool)
+                                and scale >= 1):
+        shown = "null" if scale is None else scale
+        raise GentoolError(f"scale={shown} must be auto (enlarge to at least {READABLE_PIXELS} "
+                           "pixels on the long side) or a whole factor >= 1 (scale=1: raw size).")
+
+
+def upscale(image: torch.Tensor, scale) -> torch.Tensor:
+    """A [C, H, W] picture enlarged by an integer factor, nearest neighbour: each pixel becomes
+    a square block, so no detail is invented or blurred."""
+    factor = scale_factor(image.shape[1], image.shape[2], scale)
+    if factor == 1:
+        return image
+    return image.repeat_interleave(factor, dim=1).repeat_interleave(factor, dim=2)
+
+
+def captioned(image: torch.Tensor, text: str) -> torch.Tensor:
+    """A [C, H, W] picture with a white strip above it holding one line of text."""
+    face = chart.font()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = max(image.shape[2], chart.text_size(probe, text, face)[0] + 12)
+    strip = Image.new("RGB", (width, chart.FONT_SIZE + 14), "white")
+    ImageDraw.Draw(strip).text((6, 4), text, fill=chart.TEXT, font=face)
+    body = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    sheet = torch.ones(3, strip.height + image.shape[1], width)
+    sheet[:, :strip.height] = _tensor(strip)
+    sheet[:, strip.height:, :image.shape[2]] = body
+    return sheet
 
 
 def pairs_grid(inputs: torch.Tensor, outputs: torch.Tensor, value_range, per_row: int = 8):
@@ -106,31 +154,61 @@ def project_2d(codes: torch.Tensor) -> tuple[torch.Tensor, str]:
         "PCA of the latent codes"
 
 
-def scatter_image(points: torch.Tensor, labels: torch.Tensor | None, size: int = 480,
-                  margin: int = 24) -> torch.Tensor:
-    """A scatter plot of 2-D points coloured by label, drawn with PIL (no plotting library)."""
+def scatter_image(points: torch.Tensor, labels: torch.Tensor | None, class_names=None,
+                  axis_names=("", ""), title: str = "", size: int = 320) -> torch.Tensor:
+    """A scatter plot of 2-D points coloured by label, drawn with PIL (no plotting library): a
+    `size`-pixel square plot with ticked axes named `axis_names`, and a legend of the labels
+    present (`class_names[label]` beside each number where the data set names its classes)."""
     points = points.detach().cpu().float()
-    image = Image.new("RGB", (size, size), "white")
+    left, top = 64, 48
+    frame = (left, top, left + size, top + size)
+    image = Image.new("RGB", (left + size + 170, top + size + 56), "white")
     draw = ImageDraw.Draw(image)
     lo, hi = points.min(0).values, points.max(0).values
-    scale = (size - 2 * margin) / (hi - lo).clamp(min=1e-8)
-    pixels = (points - lo) * scale + margin
-    pixels[:, 1] = size - pixels[:, 1]  # y grows upwards, as on paper
-    draw.rectangle([margin - 4, margin - 4, size - margin + 4, size - margin + 4], outline="grey")
+    pad = 0.04 * (hi - lo).clamp(min=1e-8)
+    lo, hi = lo - pad, hi + pad
+    chart.axes(draw, frame, ((float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))),
+               *axis_names)
+    if title:
+        draw.text((left, 6), title, fill=chart.TEXT, font=chart.font())
+    pixels = (points - lo) / (hi - lo) * size
+    pixels[:, 0] += left
+    pixels[:, 1] = top + size - pixels[:, 1]  # y grows upwards, as on paper
     for i, (x, y) in enumerate(pixels.tolist()):
-        colour = PALETTE[int(labels[i]) % len(PALETTE)] if labels is not None else (31, 119, 180)
-        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
+        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=label_colour(labels, i))
+    if labels is not None:
+        present = sorted({int(v) for v in labels.tolist()})
+        entries = [(PALETTE[c % len(PALETTE)],
+                    f"{c} {class_names[c]}" if class_names and c < len(class_names) else str(c))
+                   for c in present]
+        if len(entries) > len(PALETTE):   # colours repeat: say so rather than list them all
+            entries = entries[:len(PALETTE)] + [((255, 255, 255), "(colours repeat)")]
+        chart.legend(draw, (left + size + 16, top), entries)
+    return _tensor(image)
+
+
+def label_colour(labels, i: int):
+    return PALETTE[int(labels[i]) % len(PALETTE)] if labels is not None else PALETTE[0]
+
+
+# The surface's shades: blue where the discriminator scores fake, orange where it scores real.
+COLD, WARM = (198, 219, 239), (253, 208, 162)
+
+
+def shade(t: float) -> tuple[int, int, int]:
+    return tuple(int(c * (1 - t) + w * t) for c, w in zip(COLD, WARM))
 
 
 def points_image(data_points: torch.Tensor, samples: torch.Tensor, box, surface=None,
-                 size: int = 480, margin: int = 24, resolution: int = 120) -> torch.Tensor:
+                 size: int = 320, resolution: int = 120) -> torch.Tensor:
     """2-D samples (red) over data points (grey) in the square `box` = (lo, hi), optionally on
     the discriminator's output surface (`surface`: points [N, 2] -> scores [N]), shaded from
-    blue (scored fake) to orange (scored real) after min-max scaling."""
+    blue (lowest score) to orange (highest), with a colour bar giving the scores."""
     lo, hi = float(box[0]), float(box[1])
-    span = size - 2 * margin
-    image = Image.new("RGB", (size, size), "white")
+    left, top = 64, 48
+    frame = (left, top, left + size, top + size)
+    image = Image.new("RGB", (left + size + 170, top + size + 56), "white")
+    draw = ImageDraw.Draw(image)
     if surface is not None:
         ticks = torch.linspace(lo, hi, resolution)
         ys, xs = torch.meshgrid(ticks.flip(0), ticks, indexing="ij")
@@ -139,23 +217,33 @@ def points_image(data_points: torch.Tensor, samples: torch.Tensor, box, surface=
         # cost memory quadratic in the batch size.
         scores = torch.cat([surface(chunk).float().cpu() for chunk in grid_points.split(256)])
         scores = scores.reshape(resolution, resolution)
-        t = ((scores - scores.min()) / (scores.max() - scores.min()).clamp(min=1e-8))[..., None]
-        cold, warm = torch.tensor([198.0, 219, 239]), torch.tensor([253.0, 208, 162])
-        shade = (cold * (1 - t) + warm * t).to(torch.uint8).numpy()
-        heat = Image.fromarray(shade).resize((span, span), Image.BILINEAR)
-        image.paste(heat, (margin, margin))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([margin, margin, size - margin, size - margin], outline="grey")
+        s_lo, s_hi = float(scores.min()), float(scores.max())
+        t = ((scores - s_lo) / max(s_hi - s_lo, 1e-8))[..., None]
+        cold, warm = torch.tensor(COLD, dtype=torch.float), torch.tensor(WARM, dtype=torch.float)
+        shaded = (cold * (1 - t) + warm * t).to(torch.uint8).numpy()
+        heat = Image.fromarray(shaded).resize((size, size), Image.BILINEAR)
+        image.paste(heat, (left, top))
+        bar = (left + size + 24, top, left + size + 42, top + size // 2)
+        chart.colour_bar(draw, bar, s_lo, s_hi, shade, "D score (high: real)")
+    chart.axes(draw, frame, ((lo, hi), (lo, hi)))
 
     def to_pixels(points):
-        pixels = (points.detach().float().cpu() - lo) / (hi - lo) * span + margin
-        pixels[:, 1] = size - pixels[:, 1]
+        pixels = (points.detach().float().cpu() - lo) / (hi - lo) * size
+        pixels[:, 0] += left
+        pixels[:, 1] = top + size - pixels[:, 1]
         return pixels.tolist()
 
+    grey, red = (120, 120, 120), PALETTE[3]
     for x, y in to_pixels(data_points):
-        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(120, 120, 120))
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=grey)
     for x, y in to_pixels(samples):
-        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(214, 39, 40))
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=red)
+    chart.legend(draw, (left + size + 16, top + size // 2 + 36),
+                 [(grey, "test data"), (red, "samples")])
+    return _tensor(image)
+
+
+def _tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
 
 
@@ -197,7 +285,7 @@ def line_plot(xs: list[float], ys: list[float], reference: float | None, title: 
     draw.text((margin, 20), title, fill="black")
     draw.text((width - margin - 6 * len(line_label), margin + 6), line_label, fill=PALETTE[0])
     draw.text((width // 2 - 3 * len(x_label), height - 22), x_label, fill="black")
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
+    return _tensor(image)
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from gentool.engine.files import atomic_write
 from gentool.engine.run_log import start_run_log
 from gentool.engine.run_metrics import write_metrics
-from gentool.engine.visuals import save_png
+from gentool.engine.visuals import check_scale, save_png, upscale
 from gentool.errors import GentoolError
 from gentool.evaluate.context import EvalContext
 from gentool.evaluate.suites import SUITES, Row, chosen_suites
@@ -38,7 +38,7 @@ def run_eval(cfg: DictConfig) -> dict[str, float]:
     title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} ({cfg.checkpoint})"
     print(format_table(rows, title, ctx.sampler_note))
     metrics = {f"eval/{k}": v for row in rows for k, v in row.metrics().items()}
-    write_results(run_dir, metrics, ctx.figures, step)
+    write_results(run_dir, metrics, ctx.figures, step, cfg.scale)
     return metrics
 
 
@@ -58,9 +58,11 @@ def run_dir_of(checkpoint: Path) -> Path:
     return folder.parent if folder.name == "checkpoints" else folder
 
 
-def write_results(run_dir: Path, metrics: dict[str, float], figures: dict, step: int) -> None:
+def write_results(run_dir: Path, metrics: dict[str, float], figures: dict, step: int,
+                  scale="auto") -> None:
     """Merge into <run>/metrics.json (keeping training's keys), add TensorBoard scalars and the
-    figures, and save the figures as PNGs under <run>/eval/."""
+    figures, and save the figures as PNGs under <run>/eval/, enlarged by `scale`
+    (visuals.upscale; TensorBoard keeps them at their drawn size)."""
     path = write_metrics(run_dir, metrics, merge=True)
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         for key, value in metrics.items():
@@ -68,11 +70,13 @@ def write_results(run_dir: Path, metrics: dict[str, float], figures: dict, step:
         for name, image in figures.items():
             writer.add_image(f"eval/{name}", image, step)
     for name, image in figures.items():
-        atomic_write(run_dir / "eval" / f"{name}.png", lambda f, image=image: save_png(image, f))
+        atomic_write(run_dir / "eval" / f"{name}.png",
+                     lambda f, image=upscale(image, scale): save_png(image, f))
     log.info("Metrics written to %s", path)
 
 
 def _check_sizes(cfg: DictConfig) -> None:
+    check_scale(cfg.scale)
     for key in ("n_samples", "batch_size", "iwae_k", "probe_examples", "classifier_steps",
                 "max_pairs", "neighbours"):
         if int(cfg[key]) < 1:
