@@ -341,7 +341,7 @@ def test_streaming_static_binarisation_is_fixed(tmp_path):
 def test_every_dataset_config_has_the_same_keys():
     for path in CONFIGS.glob("*.yaml"):
         cfg = compose_config("train", [f"dataset={path.stem}"]).dataset
-        common = {"name", "shape", "num_classes", "range", "binarize", "source"}
+        common = {"name", "shape", "num_classes", "range", "binarize", "validation", "source"}
         # Image pairs (pix2pix) also say which channels are the input.
         pairs = {"input_channels"} | ({"pair"} if path.stem == "derived_pairs" else set())
         expected = common | pairs if path.stem in ("derived_pairs", "paired_folder") else common

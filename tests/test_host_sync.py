@@ -26,6 +26,7 @@ RING = ["model=gan", "dataset=ring", "model.latent_dim=2", "model.generator.hidd
 FAMILIES = {
     "ae": ["model=ae"],
     "vae": ["model=vae"],
+    "vae_iwae_gated": ["model=vae", "model.iwae_k=3", "model.encoder.gated=true"],
     "conv_vae": ["model=conv_vae"],
     "gan": RING,
     "gan_n_critic": [*RING, "model.n_critic=3"],

@@ -86,6 +86,9 @@ class TrainerConfig:
     image_examples: PositiveInt = MISSING
     scatter_examples: PositiveInt = MISSING
     progress_bar: bool = MISSING
+    monitor: Optional[str] = MISSING   # checked by engine.monitor.Monitor
+    monitor_mode: str = MISSING        # checked by engine.monitor.Monitor
+    early_stopping: Optional[PositiveInt] = MISSING
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 

@@ -17,7 +17,7 @@ from gentool.engine.device import describe_device, resolve_device, seed_everythi
 from gentool.engine.checkpoint import resume_advice
 from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, os_error_in,
                                   quiet_refused_writes_in_threads, write_failed)
-from gentool.engine.loop import fit
+from gentool.engine.loop import FitResult, fit
 from gentool.engine.run_directory import RunDirectory
 from gentool.engine.run_metrics import write_metrics
 from gentool.errors import GentoolError
@@ -77,12 +77,27 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
         raise
     if not rank.is_main:
         return None
-    record = {"step": cfg.trainer.max_steps, **{f"test/{k}": v for k, v in final.items()}}
-    write_metrics(run_dir, record, kept="the final checkpoint is written",
-                  then=resume_advice(run_dir) + " to write it (the run resumes at its last step)")
-    log.info("Final test metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
+    write_metrics(run_dir, record_of(final, cfg.trainer.monitor),
+                  kept="the final checkpoint is written", then=resume_advice(run_dir) + " to write it (the run resumes at its last step)")
+    if final.stopped_early:
+        log.info("Stopped early at step %d of %d", final.step, cfg.trainer.max_steps)
+    which = "" if final.best_step is None else f" (checkpoints/best.pt, step {final.best_step})"
+    log.info("Final test metrics%s: %s", which,
+             ", ".join(f"{k}={v:.4g}" for k, v in final.test.items()))
     log.info("Run directory: %s", run_dir.resolve())
-    return final.get(OBJECTIVE)
+    return final.test.get(OBJECTIVE)
+
+
+def record_of(final: FitResult, monitored: str | None) -> dict[str, Any]:
+    """metrics.json of a run: the step it ended at, its final test/ and val/ metrics, and with a
+    monitored metric the best checkpoint's step and value (`best_step`, `best/<key>`)."""
+    record: dict[str, Any] = {"step": final.step,
+                              **{f"test/{k}": v for k, v in final.test.items()},
+                              **{f"val/{k}": v for k, v in final.validation.items()}}
+    if monitored is not None:
+        record.update({"best_step": final.best_step, f"best/{monitored}": final.best,
+                       "stopped_early": final.stopped_early})
+    return record
 
 
 def _raise_if_refused_write(error: Exception, run_dir: Path) -> None:

@@ -4,6 +4,15 @@ In-memory sources (digits, mnist, fashion_mnist, cifar10, frey_faces) return an 
 uint8 splits move to the device once (DeviceBatches); `folder` returns a FolderData whose files
 stream through DataLoader workers (StreamingBatches); the toy 2-D sets (ring, grid) return a
 PointData whose points are drawn on the device (PointBatches).
+
+`dataset.validation=N` holds N train examples out as a validation split, chosen by a seed of its
+own (data.splits.VALIDATION_SEED), so every run of a data set shares it. The toy sets, whose
+training points are fresh draws, get a fixed validation draw of N points instead (like their
+test set, with another seed). Streamed folders have no validation split.
+
+Evaluation splits (test, validation) of `binarize: dynamic` data are binarised once, with a
+fixed seed (batching.STATIC_BINARIZE_SEED), as the likelihood literature evaluates dynamically
+binarised MNIST: every evaluation and every run then scores the same binary images.
 """
 
 from __future__ import annotations
@@ -21,9 +30,9 @@ from gentool.config import instantiate
 from gentool.data.batching import (AnyBatch, Batch, DeviceBatches, PairBatch, check_binarize,
                                    concatenated, examples_in, first_examples)
 from gentool.data.folder import FolderData
-from gentool.data.splits import ImageData, Split
+from gentool.data.splits import ImageData, Split, hold_out
 from gentool.data.streaming import StreamingBatches
-from gentool.data.toy2d import PointBatches, PointData
+from gentool.data.toy2d import VALIDATION_SET_SEED, PointBatches, PointData
 from gentool.errors import GentoolError
 from gentool.metrics.modes import mode_metrics
 
@@ -42,6 +51,8 @@ class Data:
     # Scores a batch of generated samples (the engine passes 2,500): mode_metrics for the toy 2-D
     # sets, whose true distribution is known; None for images.
     sample_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None
+    # The held-out validation split (dataset.validation), evaluated like `test`; None without.
+    validation: DeviceBatches | PointBatches | None = None
 
 
 def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
@@ -65,26 +76,45 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
     value_range = _check_range(dataset_cfg.range)
     binarize = str(dataset_cfg.binarize)
     check_binarize(binarize)
+    validation = _validation_size(dataset_cfg.get("validation", 0))
     loaded = _load(dataset_cfg, os.path.abspath(os.path.expanduser(str(data_dir))))
     _check_matches(name, dataset_cfg, loaded)
     if isinstance(loaded, PointData):
-        return _point_data(name, loaded, binarize, device, batch_size, value_range, shard)
+        return _point_data(name, loaded, binarize, device, batch_size, value_range, shard,
+                           validation)
+    if isinstance(loaded, FolderData) and validation:
+        raise GentoolError(f"dataset.validation is {validation} but {name} streams its images "
+                           "from files, which gentool does not split further; set "
+                           "dataset.validation=0 (a test/ subfolder is its held-out split).")
 
     def batches(split, shuffle: bool):
-        # Training batches are full and shuffled; evaluation sees every example once, in order.
+        # Training batches are full and shuffled; evaluation sees every example once, in order,
+        # with dynamically binarised data binarised once (the same images at every evaluation).
         options = dict(batch_size=batch_size, device=device, seed=seed, value_range=value_range,
-                       binarize=binarize, shuffle=shuffle, drop_last=shuffle and drop_last,
+                       binarize=binarize if shuffle or binarize != "dynamic" else "static",
+                       shuffle=shuffle, drop_last=shuffle and drop_last,
                        shard=shard if shuffle else (0, 1))
         if isinstance(loaded, FolderData):
             return StreamingBatches(split, num_workers=num_workers, **options)
         return DeviceBatches(split, **options)
 
-    return Data(batches(loaded.train, True), batches(loaded.test, False), tuple(loaded.shape),
-                loaded.num_classes, value_range, name)
+    train, held = hold_out(loaded.train, validation) if validation else (loaded.train, None)
+    return Data(batches(train, True), batches(loaded.test, False), tuple(loaded.shape),
+                loaded.num_classes, value_range, name,
+                validation=None if held is None else batches(held, False))
+
+
+def _validation_size(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GentoolError(f"dataset.validation is {value} but must be a whole number of "
+                           "examples >= 0; e.g. dataset.validation=10000 (0: no validation "
+                           "split).")
+    return value
 
 
 def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size: int,
-                value_range: tuple[float, float], shard: tuple[int, int]) -> Data:
+                value_range: tuple[float, float], shard: tuple[int, int],
+                validation: int) -> Data:
     # Points are used as drawn: `range` is only their plotting box, and binarising means nothing.
     if binarize != "none":
         raise GentoolError(f"dataset.binarize is '{binarize}' but {name} holds 2-D points, which "
@@ -92,9 +122,13 @@ def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size:
     # Fresh draws: each process draws its share from its own RNG stream.
     train = PointBatches(loaded, batch_size // shard[1], device, fixed_test=False)
     test = PointBatches(loaded, batch_size, device, fixed_test=True)
+    # Training never sees a stored point, so the validation set is one more fixed draw.
+    held = None if not validation else PointBatches(
+        loaded, batch_size, device, fixed_test=True, examples=validation,
+        draw_seed=VALIDATION_SET_SEED)
     metrics = partial(mode_metrics, centres=loaded.centres, sigma=loaded.sigma)
     return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range, name,
-                sample_metrics=metrics)
+                sample_metrics=metrics, validation=held)
 
 
 def _load(dataset_cfg, data_dir: str):

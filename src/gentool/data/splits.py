@@ -59,3 +59,29 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[torch.Tensor
 def take(images: torch.Tensor, labels: torch.Tensor | None, index: torch.Tensor) -> Split:
     """The Split holding the examples at `index`."""
     return Split(images[index], None if labels is None else labels[index])
+
+
+# The validation split is drawn with this seed alone (never the run seed): it is a fixed property
+# of the data set, so every run of a data set holds out the same examples and runs compare.
+VALIDATION_SEED = 20_240_603
+
+
+def hold_out(split: Split | PairSplit, n: int) -> tuple[Split | PairSplit, Split | PairSplit]:
+    """(train, validation): `n` examples of `split` chosen by a permutation seeded with
+    VALIDATION_SEED, the rest kept for training; both in the stored order."""
+    total = len(split.labels) if split.labels is not None else len(
+        split.inputs if isinstance(split, PairSplit) else split.images)
+    if n >= total:
+        raise GentoolError(f"dataset.validation is {n} but the train split holds only {total} "
+                           "examples; hold out fewer (e.g. dataset.validation="
+                           f"{max(1, total // 10)}).")
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    kept, held = order[n:].sort().values, order[:n].sort().values
+
+    def part(index: torch.Tensor) -> Split | PairSplit:
+        labels = None if split.labels is None else split.labels[index]
+        if isinstance(split, PairSplit):
+            return PairSplit(split.inputs[index], split.targets[index], labels)
+        return Split(split.images[index], labels)
+
+    return part(kept), part(held)

@@ -22,6 +22,8 @@ from gentool.errors import GentoolError
 # The evaluation points are drawn once from their own generator with this seed: the test set is
 # a fixed property of the data set, the same for every run seed (so evaluations compare).
 TEST_SET_SEED = 20_240_602
+# A validation set (dataset.validation=N) is another fixed draw, from a seed of its own.
+VALIDATION_SET_SEED = 20_240_604
 
 
 
@@ -114,19 +116,22 @@ class PointBatches:
     generator of constant seed, the same for every run; `iter_batches` cycles through it.
     """
 
-    def __init__(self, data: PointData, batch_size: int, device, fixed_test: bool):
+    def __init__(self, data: PointData, batch_size: int, device, fixed_test: bool,
+                 examples: int | None = None, draw_seed: int = TEST_SET_SEED):
+        """`examples` (default: the data's test_examples) and `draw_seed` size and seed the
+        fixed set; a validation set passes its own."""
         self.device = torch.device(device)
         self.batch_size, self.fixed_test = batch_size, fixed_test
         self.sigma = data.sigma
         self.centres = data.centres.to(self.device)
         # The nominal epoch is test_examples points, for logging and the epoch() pass only.
-        self.num_examples = data.test_examples
+        self.num_examples = data.test_examples if examples is None else int(examples)
         # Checks batch_size >= 1 (the evaluation count: the last batch may be smaller).
         self._per_epoch = batches_per_epoch(self.num_examples, batch_size, drop_last=False)
         if fixed_test:
             # Drawn on the CPU, so the test set is the same whatever the training device.
             points, labels = draw(data.centres.cpu(), data.sigma, self.num_examples,
-                                  torch.Generator().manual_seed(TEST_SET_SEED))
+                                  torch.Generator().manual_seed(draw_seed))
             self.points, self.labels = points.to(self.device), labels.to(self.device)
         else:
             # Fresh draws never run out, so a batch larger than the nominal epoch is fine.

@@ -2,7 +2,9 @@
 
 Layout of the dict (FORMAT_VERSION 1): format_version, gentool_version, step, config (the resolved
 run config as plain containers), modules {name: state_dict}, optimizers {name: state_dict},
-grad_scaler (state_dict or None), rng {torch, cuda, python, numpy}.
+grad_scaler (state_dict or None), rng {torch, cuda, python, numpy}, monitor {key, mode, best,
+best_step, since_best} (engine.monitor; None values when nothing is monitored). best.pt has the
+same fields as last.pt.
 
 A checkpoint may come from anyone: it is read weights-only (tensors and plain types, no other
 Python object), and its stored configs are checked whole (gentool.config.check_stored_config)

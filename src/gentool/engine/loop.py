@@ -9,6 +9,7 @@ uninterrupted one (on CPU, deterministic settings).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -21,9 +22,10 @@ from tqdm.auto import tqdm
 from gentool.data.batching import examples_in
 from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, load_into, restore_rng_state,
                                        save_checkpoint)
-from gentool.engine import distributed
+from gentool.engine import distributed, metering
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
+from gentool.engine.monitor import Monitor
 from gentool.engine.schedule import apply_schedule
 from gentool.engine.step import StepContext
 from gentool.engine.stop import STOP_SIGNALS, RunStopped, StopRequested
@@ -31,6 +33,21 @@ from gentool.engine.tensorboard import VisualLogger, log_hparams
 from gentool.errors import GentoolError, TrainingDiverged
 
 log = logging.getLogger("gentool")
+
+
+@dataclass
+class FitResult:
+    """What a training run ends with. `test` and `validation` are the final evaluation's metrics
+    (unprefixed keys; `validation` empty without a validation split), of the best checkpoint's
+    weights when the run monitors a metric and has a best.pt, else of the last weights; `step`
+    is the step training ended at (below max_steps when it stopped early)."""
+
+    test: dict[str, float]
+    validation: dict[str, float] = field(default_factory=dict)
+    step: int = 0
+    best_step: int | None = None     # the step of checkpoints/best.pt (None: no monitor or best)
+    best: float | None = None        # its value of the monitored key
+    stopped_early: bool = False
 
 
 class _NoWriter:
@@ -43,8 +60,9 @@ class _NoWriter:
 def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer, seed: int,
         resume: str | None, run_config, hparams: dict[str, Any],
         rank: distributed.Rank = distributed.Rank(),
-        on_start: Callable[[], None] | None = None) -> dict[str, float]:
-    """Train `method` on `data` for `trainer.max_steps` steps; returns the final test metrics.
+        on_start: Callable[[], None] | None = None) -> FitResult:
+    """Train `method` on `data` for `trainer.max_steps` steps (fewer when early stopping ends the
+    run); returns the final evaluation (FitResult).
 
     `trainer` is the run's trainer config (steps, intervals, precision, schedule), `optimizer`
     the optimizer config the method's `configure_optimizers` reads, `seed` the evaluation seed,
@@ -64,7 +82,13 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     ctx = StepContext(optimizers, autocast=autocast_for(str(config.precision), device),
                       grad_scaler=grad_scaler_for(str(config.precision), device),
                       grad_clip=config.grad_clip)
-    start = _resume(method, ctx, ckpt_dir, resume, run_config, rank)
+    monitor = Monitor(config.monitor, config.monitor_mode, config.early_stopping,
+                      data.validation is not None)
+    start = _resume(method, ctx, ckpt_dir, resume, run_config, rank, monitor)
+    if monitor.active:   # the monitored key is known before training: one batch's evaluation
+        first = data.test.batch_size
+        monitor.check_reported(_evaluation(method, data, seed, examples=first,
+                                           validation_examples=first, measure=metering.evaluate))
     if on_start is not None:
         on_start()
     if rank.distributed:
@@ -73,15 +97,16 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     writer = SummaryWriter(str(run_dir)) if rank.is_main else _NoWriter()
     visual = VisualLogger(writer, method, data, config.image_examples, config.scatter_examples,
                           seed)
-    checkpoint = _checkpointer(method, ctx, run_config, ckpt_dir, config.keep_checkpoints, rank)
+    checkpoint = _checkpointer(method, ctx, run_config, ckpt_dir, config.keep_checkpoints, rank,
+                               monitor)
     bar = tqdm(total=config.max_steps, initial=start,
                disable=not (config.progress_bar and rank.is_main), dynamic_ncols=True,
                desc="train")
     batches = _step_batches(data.train, start, method.batches_per_step)
     window = MetricWindow()
-    step, final = start, None
+    step, final, stopped_early = start, None, False
     with StopRequested() as stop:
-        while step < config.max_steps:
+        while step < config.max_steps and not monitor.should_stop:
             # -- one train step: the method's forward, backward and optimizer steps
             lr_factor = apply_schedule(optimizers, config.schedule, step, config.max_steps)
             ctx.step, ctx.diagnostics = step, (step + 1) % config.log_every == 0
@@ -101,18 +126,33 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
                     writer.add_scalar(key if "/" in key else f"train/{key}", value, step)
                 bar.set_postfix(_progress(metrics, method.progress_keys))
 
-            # -- evaluate: the last evaluation sees the whole test split (the run's result)
-            if (step % config.eval_every == 0 or last) and rank.is_main:
-                test = _test_metrics(method, data, None if last else config.eval_examples, seed)
-                for key, value in test.items():
-                    writer.add_scalar(f"test/{key}", value, step)
+            # -- evaluate: the last evaluation sees the whole test split (the run's result); the
+            #    validation split is evaluated whole every time. An improvement of the monitored
+            #    metric writes best.pt; patience run out ends the run on every rank.
+            evaluating = step % config.eval_every == 0 or last
+            if evaluating and rank.is_main:
+                reported = _evaluation(method, data, seed,
+                                       examples=None if last else config.eval_examples)
+                for key, value in reported.items():
+                    writer.add_scalar(key, value, step)
                 visual.log(step)
-                final = test if last else None
+                final = reported if last else None
+                if monitor.update(reported, step):
+                    checkpoint(step, periodic=False, best=True)
+            if evaluating and monitor.patience is not None:
+                stopped_early = _agreed(monitor.should_stop and rank.is_main, rank, device) \
+                    and not last
+                if stopped_early:
+                    log.info("Early stopping at step %d: %s has not improved on %.6g (step %d) "
+                             "for %d evaluations", step, monitor.key, monitor.best,
+                             monitor.best_step, monitor.since_best)
 
             # -- checkpoint: never of weights a non-finite step has touched
-            if step % config.checkpoint_every == 0 or last or stopping:
+            if step % config.checkpoint_every == 0 or last or stopping or stopped_early:
                 _stop_if_diverged(window.first_non_finite(), step, ckpt_dir, rank, device)
                 checkpoint(step, periodic=step % config.checkpoint_every == 0)
+            if stopped_early:
+                break
 
             # -- stop: a signal ends the run once its checkpoint is written
             if stopping and not last:
@@ -122,13 +162,23 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
                 raise RunStopped(stop.signal or STOP_SIGNALS[0], step, ckpt_dir / "last.pt", stop)
     bar.close()
     if not rank.is_main:
-        return {}
-    if final is None:  # resumed from a checkpoint of the last step: nothing was trained
-        final = _test_metrics(method, data, None, seed)
+        return FitResult({}, step=step)
+    stopped_early = stopped_early or (monitor.should_stop and step < config.max_steps)
+    best = ckpt_dir / "best.pt"
+    if monitor.active and monitor.best_step not in (None, step) and best.is_file():
+        # Monitoring selects a model: the run's result is that of its best checkpoint.
+        load_into(method, load_checkpoint(best), best, fix="train again in a new run directory")
+        final = None
+        log.info("Final metrics are those of %s (step %d, %s=%.6g)", best, monitor.best_step,
+                 monitor.key, monitor.best)
+    if final is None:  # resumed at the end, stopped early, or the best weights loaded
+        final = _evaluation(method, data, seed, examples=None)
+    test = {k[len("test/"):]: v for k, v in final.items() if k.startswith("test/")}
     visual.log_embedding(step)
-    log_hparams(writer, hparams, final)
+    log_hparams(writer, hparams, test)
     writer.close()
-    return final
+    return FitResult(test, {k[len("val/"):]: v for k, v in final.items() if k.startswith("val/")},
+                     step, monitor.best_step, monitor.best, stopped_early)
 
 
 def _step_batches(split, start: int, per_step: int):
@@ -150,8 +200,12 @@ def _examples(batch) -> int:
 
 def _stop_agreed(stop: StopRequested, rank: distributed.Rank, device: torch.device) -> bool:
     """Whether the run stops after this step: a signal that reached one process stops them all."""
-    stopping = stop.signal is not None
-    return distributed.any_rank(stopping, device) if rank.distributed else stopping
+    return _agreed(stop.signal is not None, rank, device)
+
+
+def _agreed(flag: bool, rank: distributed.Rank, device: torch.device) -> bool:
+    """`flag` on every process when one of them has it (a collective in a data-parallel run)."""
+    return distributed.any_rank(flag, device) if rank.distributed else flag
 
 
 def _progress(metrics: dict[str, float], keys) -> dict[str, str]:
@@ -160,9 +214,19 @@ def _progress(metrics: dict[str, float], keys) -> dict[str, str]:
             "img_s": f"{metrics['images_per_second']:.0f}"}
 
 
-def _test_metrics(method, data, max_examples: int | None, seed: int) -> dict[str, float]:
-    return {**evaluate(method, data.test, max_examples, seed),
-            **evaluate_samples(method, data, seed)}
+def _evaluation(method, data, seed: int, examples: int | None,
+                validation_examples: int | None = None, measure=None) -> dict[str, float]:
+    """What an evaluation reports: `test/<metric>` over the first `examples` test examples (all:
+    None) with the data set's sample metrics, and `val/<metric>` over the first
+    `validation_examples` of the validation split (all: None) when there is one. `measure`
+    replaces this module's `evaluate` (the key check before training is no evaluation)."""
+    measure = measure or evaluate
+    reported = {f"test/{k}": v for k, v in {**measure(method, data.test, examples, seed),
+                                           **evaluate_samples(method, data, seed)}.items()}
+    if data.validation is not None:
+        reported.update({f"val/{k}": v for k, v in
+                         measure(method, data.validation, validation_examples, seed).items()})
+    return reported
 
 
 def _base_lr(optimizers) -> float:
@@ -188,8 +252,11 @@ def _stop_if_diverged(bad: str | None, step: int, ckpt_dir: Path, rank: distribu
 
 
 def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_config,
-            rank: distributed.Rank) -> int:
+            rank: distributed.Rank, monitor: Monitor) -> int:
     """Restore from the run's own last.pt (a requeued job) or from `resume=PATH`; returns step.
+
+    The monitor's record (best value, its step, evaluations since) comes back with the weights
+    when the checkpoint monitored the same key the same way.
 
     Each process of a data-parallel run restores its own RNG streams when the checkpoint holds
     them for the same number of processes.
@@ -207,6 +274,9 @@ def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_co
     per_rank = state.get("rng_per_rank") or []
     restore_rng_state(per_rank[rank.rank] if len(per_rank) == rank.world_size and
                       rank.distributed else state["rng"])
+    if monitor.active and not monitor.load_state_dict(state.get("monitor")):
+        log.info("%s monitored no %s (%s); its record starts afresh", path, monitor.key,
+                 monitor.mode)
     log.info("Resumed from %s at step %d", path, state["step"])
     return int(state["step"])
 
@@ -238,13 +308,14 @@ def resume_path(resume: str) -> Path:
 
 
 def _checkpointer(method, ctx: StepContext, run_config, ckpt_dir: Path, keep: int,
-                  rank: distributed.Rank):
+                  rank: distributed.Rank, monitor: Monitor):
     config = OmegaConf.to_container(run_config, resolve=True)
 
-    def write(step: int, periodic: bool) -> None:
-        """Called on every process (they gather their RNG states); rank 0 writes."""
+    def write(step: int, periodic: bool, best: bool = False) -> None:
+        """Called on every process (they gather their RNG states); rank 0 writes. `best`: only
+        checkpoints/best.pt, called by rank 0 alone (it evaluates), with its own RNG state."""
         rng_per_rank = None
-        if rank.distributed:
+        if rank.distributed and not best:
             rng_per_rank = [None] * rank.world_size
             torch.distributed.all_gather_object(rng_per_rank, capture_rng_state())
         if not rank.is_main:
@@ -256,9 +327,13 @@ def _checkpointer(method, ctx: StepContext, run_config, ckpt_dir: Path, keep: in
             "optimizers": {k: v.state_dict() for k, v in ctx.optimizers.items()},
             "grad_scaler": ctx.grad_scaler.state_dict() if ctx.grad_scaler else None,
             "rng": capture_rng_state(),
+            "monitor": monitor.state_dict(),
         }
         if rng_per_rank is not None:
             payload["rng_per_rank"] = rng_per_rank
+        if best:
+            save_checkpoint(ckpt_dir / "best.pt", payload)
+            return
         save_checkpoint(ckpt_dir / "last.pt", payload)
         if periodic and keep > 0:
             save_checkpoint(ckpt_dir / f"step_{step}.pt", payload)

@@ -6,6 +6,15 @@ p(x|z) from the `loss/` group. Per example, in nats:
     recon = -log p(x | z),   z = mu + sigma * eps,  eps ~ N(0, I)   (reparameterisation)
     kl    = KL(q(z|x) || p(z)) = 0.5 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)
     elbo  = -(recon + kl) <= log p(x);  the training loss is recon + beta * kl (beta-VAE).
+
+With `iwae_k` = k > 1 the loss is instead the negative k-sample importance-weighted bound
+(IWAE, Burda et al. 2015), tighter than the ELBO and -> -log p(x) as k grows:
+
+    log w_i = log p(x | z_i) + beta * (log p(z_i) - log q(z_i | x)),   z_i ~ q(z|x), i = 1..k
+    loss    = -log (1/k) sum_i w_i        (logsumexp; beta is 1 after any KL warm-up)
+
+k = 1 keeps the ELBO above (the KL in closed form), as its single-sample estimate has the same
+expectation with more variance.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import torch
 
 from gentool.losses.likelihoods import Likelihood
 from gentool.methods.base import Method
+from gentool.metrics.likelihood import diagonal_normal_log_density, standard_normal_log_density
 from gentool.options import NonNegativeFloat, NonNegativeInt, PositiveInt
 
 
@@ -31,7 +41,8 @@ class VAE(Method):
 
     def __init__(self, encoder, decoder, loss: Likelihood, data_shape, value_range,
                  latent_dim: PositiveInt = 20, beta: NonNegativeFloat = 1.0,
-                 kl_warmup_steps: NonNegativeInt = 0, name: str = "vae"):
+                 kl_warmup_steps: NonNegativeInt = 0, iwae_k: PositiveInt = 1,
+                 name: str = "vae"):
         super().__init__()
         loss.check_data_range(value_range)
         self.latent_dim = latent_dim
@@ -40,6 +51,8 @@ class VAE(Method):
         self.beta = beta
         # Linear KL annealing from 0 to beta (Bowman et al. 2016) against posterior collapse.
         self.kl_warmup_steps = kl_warmup_steps
+        # Importance samples per example of the training bound (1: the ELBO).
+        self.iwae_k = iwae_k
         self.loss = loss
         self.encoder = encoder(data_shape=self.data_shape, out_features=2 * latent_dim)
         self.decoder = decoder(latent_dim=latent_dim, data_shape=self.data_shape,
@@ -90,6 +103,27 @@ class VAE(Method):
         params = self.decoder_params(z, autocast)
         return self.loss.loss(params, x), gaussian_kl_to_standard_normal(mu, logvar), params
 
+    def log_weights(self, x, k: int, autocast=contextlib.nullcontext):
+        """For k reparameterised draws z_i ~ q(z|x) per example: log p(x|z_i) [k, B],
+        log p(z_i) - log q(z_i|x) [k, B], the decoder outputs of the first draw [B, ...], and
+        the posterior (mu, logvar)."""
+        mu, logvar = self.posterior(x, autocast)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape, device=mu.device,
+                                                       dtype=mu.dtype)          # [k, B, D]
+        params = self.decoder_params(z.flatten(0, 1), autocast)
+        repeated = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
+        log_px_z = -self.loss.loss(params, repeated).view(k, -1)
+        log_ratio = standard_normal_log_density(z) - diagonal_normal_log_density(z, mu, logvar)
+        return log_px_z, log_ratio, params[:x.shape[0]], (mu, logvar)
+
+    def iwae_terms(self, x, k: int, beta: float, autocast=contextlib.nullcontext):
+        """Per-example IWAE_k bound [B] (its log weights' prior term scaled by beta), the mean
+        recon over the draws and the closed-form kl [B] each, and the first draw's decoder
+        outputs."""
+        log_px_z, log_ratio, params, (mu, logvar) = self.log_weights(x, k, autocast)
+        bound = torch.logsumexp(log_px_z + beta * log_ratio, dim=0) - math.log(k)
+        return bound, -log_px_z.mean(dim=0), gaussian_kl_to_standard_normal(mu, logvar), params
+
     def summarize(self, means):
         nelbo = means["recon"] + means["kl"]
         return {**means, "elbo": -nelbo,
@@ -102,9 +136,14 @@ class VAE(Method):
 
     def train_step(self, batch, ctx):
         x, _ = batch
-        recon, kl, params = self.terms(x, ctx.autocast)
-        recon, kl = recon.mean(), kl.mean()
-        loss = recon + self.beta_at(ctx.step) * kl
+        if self.iwae_k > 1:
+            bound, recon, kl, params = self.iwae_terms(x, self.iwae_k, self.beta_at(ctx.step),
+                                                       ctx.autocast)
+            loss, recon, kl = -bound.mean(), recon.mean(), kl.mean()
+        else:
+            recon, kl, params = self.terms(x, ctx.autocast)
+            recon, kl = recon.mean(), kl.mean()
+            loss = recon + self.beta_at(ctx.step) * kl
         metrics = {"loss": loss.detach(), "recon": recon.detach(), "kl": kl.detach()}
         if ctx.diagnostics:
             metrics["mse"] = self.loss.mean_squared_error(params, x)
@@ -113,7 +152,12 @@ class VAE(Method):
     @torch.no_grad()
     def eval_step(self, batch):
         x, _ = batch
-        recon, kl, params = self.terms(x)
-        recon, kl = recon.mean(), kl.mean()
-        return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl,
+        if self.iwae_k > 1:   # the loss is the bound the model trains on
+            bound, recon, kl, params = self.iwae_terms(x, self.iwae_k, self.beta)
+            loss, recon, kl = -bound.mean(), recon.mean(), kl.mean()
+        else:
+            recon, kl, params = self.terms(x)
+            recon, kl = recon.mean(), kl.mean()
+            loss = recon + self.beta * kl
+        return {"loss": loss, "recon": recon, "kl": kl,
                 "mse": self.loss.mean_squared_error(params, x)}

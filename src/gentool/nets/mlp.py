@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
@@ -17,17 +18,33 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+class GatedLinear(nn.Module):
+    """A gated linear unit (Dauphin et al. 2017), the dense layer of the VampPrior and
+    Exemplar-VAE MLPs:  h = (W x + b) * sigmoid(V x + c)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.gate = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * torch.sigmoid(self.gate(x))
+
+
 def mlp(sizes: Sequence[int], activation: str = "relu", batch_norm: bool = False,
-        dropout: float = 0.0, activate_last: bool = False) -> nn.Sequential:
+        dropout: float = 0.0, activate_last: bool = False, gated: bool = False) -> nn.Sequential:
     """Linear layers between consecutive sizes, the activation between them (not after the last).
 
     Each hidden Linear is followed by [BatchNorm1d] -> activation -> [Dropout]. `activate_last`
     treats the last Linear as hidden too, for feature extractors whose output feeds a head.
+    `gated` makes every hidden Linear a GatedLinear (the output layer stays linear); the gate is
+    the non-linearity, so such nets usually take activation=identity.
     """
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         hidden = activate_last or i < len(sizes) - 2
-        layers.append(nn.Linear(n_in, n_out, bias=not (hidden and batch_norm)))  # BN has its own
+        dense = GatedLinear if gated and hidden else nn.Linear
+        layers.append(dense(n_in, n_out, bias=not (hidden and batch_norm)))  # BN has its own
         if hidden:
             if batch_norm:
                 layers.append(nn.BatchNorm1d(n_out))
@@ -45,9 +62,9 @@ class MLPEncoder(nn.Module):
     DATA_KINDS = ("images", "points")
 
     def __init__(self, data_shape: Sequence[int], out_features: int,
-                 hidden: Sequence[int] = (400,), activation: str = "relu"):
+                 hidden: Sequence[int] = (400,), activation: str = "relu", gated: bool = False):
         super().__init__()
-        self.net = mlp([math.prod(data_shape), *hidden, out_features], activation)
+        self.net = mlp([math.prod(data_shape), *hidden, out_features], activation, gated=gated)
 
     def forward(self, x):
         return self.net(x.flatten(1))
@@ -64,11 +81,12 @@ class MLPDecoder(nn.Module):
     DATA_KINDS = ("images",)
 
     def __init__(self, latent_dim: int, data_shape: Sequence[int], hidden: Sequence[int] = (400,),
-                 activation: str = "relu", params_per_pixel: int = 1):
+                 activation: str = "relu", params_per_pixel: int = 1, gated: bool = False):
         super().__init__()
         c, h, w = data_shape
         self.params_shape = (c * params_per_pixel, h, w)
-        self.net = mlp([latent_dim, *hidden, math.prod(self.params_shape)], activation)
+        self.net = mlp([latent_dim, *hidden, math.prod(self.params_shape)], activation,
+                       gated=gated)
 
     def forward(self, z):
         return self.net(z).view(z.shape[0], *self.params_shape)
