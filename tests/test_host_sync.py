@@ -43,7 +43,7 @@ FAMILIES = {
     "dcgan": ["model=dcgan", "dataset.range=[-1,1]", *SMALL_DCGAN],
     "dcgan_spectral_norm": ["model=dcgan", "model.discriminator.spectral_norm=true",
                             *SMALL_DCGAN],
-    "pix2pix": ["model=pix2pix", "dataset=derived_pairs", "dataset.source=digits",
+    "pix2pix": ["model=pix2pix", "dataset=derived_pairs", "dataset@dataset.source=digits",
                 "model.generator.channels=4", "model.discriminator.channels=4"],
 }
 
