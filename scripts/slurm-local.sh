@@ -37,7 +37,7 @@ install() {
 
 write_config() {
     local cpus memory
-    cpus=$(nproc)
+    cpus=$(nproc --all)   # --all: nproc alone honours OMP_NUM_THREADS, which is not the machine
     memory=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
     mkdir -p "$DIR/state" "$DIR/spool"
     # The settings known to work on one VM without cgroups or accounting: processes tracked by
