@@ -3,7 +3,8 @@
 In-memory sources (digits, mnist, fashion_mnist, cifar10, frey_faces) return an ImageData whose
 uint8 splits move to the device once (DeviceBatches); `folder` returns a FolderData whose files
 stream through DataLoader workers (StreamingBatches); the toy 2-D sets (ring, grid) return a
-PointData whose points are drawn on the device (PointBatches).
+PointData whose points are drawn on the device (PointBatches); vectors (vectors, text_folder,
+newsgroups20) return a VectorData whose float32 [N, D] splits move to the device once.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from gentool.data.folder import FolderData
 from gentool.data.splits import ImageData, Split
 from gentool.data.streaming import StreamingBatches
 from gentool.data.toy2d import PointBatches, PointData
+from gentool.data.vectors import VectorData, check_values
 from gentool.errors import GentoolError
 from gentool.metrics.modes import mode_metrics
 
 __all__ = ["AnyBatch", "Batch", "Data", "DeviceBatches", "PairBatch", "FolderData", "ImageData", "PointBatches", "PointData", "Split",
-           "StreamingBatches", "build_data"]
+           "StreamingBatches", "VectorData", "build_data"]
 
 
 @dataclass
@@ -42,6 +44,9 @@ class Data:
     # Scores a batch of generated samples (the engine passes 2,500): mode_metrics for the toy 2-D
     # sets, whose true distribution is known; None for images.
     sample_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None
+    # "images" ([C, H, W]), "points" (the toy 2-D sets) or "vectors" ([D] from files)
+    kind: str = "images"
+    class_names: list[str] | None = None
 
 
 def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
@@ -69,6 +74,8 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
     _check_matches(name, dataset_cfg, loaded)
     if isinstance(loaded, PointData):
         return _point_data(name, loaded, binarize, device, batch_size, value_range, shard)
+    if isinstance(loaded, VectorData):
+        _check_vectors(name, dataset_cfg, loaded, binarize)
 
     def batches(split, shuffle: bool):
         # Training batches are full and shuffled; evaluation sees every example once, in order.
@@ -79,8 +86,21 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
             return StreamingBatches(split, num_workers=num_workers, **options)
         return DeviceBatches(split, **options)
 
+    kind = "vectors" if isinstance(loaded, VectorData) else "images"
     return Data(batches(loaded.train, True), batches(loaded.test, False), tuple(loaded.shape),
-                loaded.num_classes, value_range, name)
+                loaded.num_classes, value_range, name, kind=kind,
+                class_names=getattr(loaded, "class_names", None))
+
+
+def _check_vectors(name: str, dataset_cfg, loaded: VectorData, binarize: str) -> None:
+    # Vectors are used as loaded (after the source's own scaling): `range` does not rescale them.
+    if binarize != "none":
+        raise GentoolError(f"dataset.binarize is '{binarize}' but {name} holds vectors, which "
+                           "are used as loaded; set dataset.binarize=none (and give binary "
+                           "data with dataset.values=binary).")
+    values = str(dataset_cfg.get("values", "real"))
+    for split, part in (("the train split", loaded.train), ("the test split", loaded.test)):
+        check_values(part.images, values, f"{name}'s {split}")
 
 
 def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size: int,
@@ -94,7 +114,7 @@ def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size:
     test = PointBatches(loaded, batch_size, device, fixed_test=True)
     metrics = partial(mode_metrics, centres=loaded.centres, sigma=loaded.sigma)
     return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range, name,
-                sample_metrics=metrics)
+                sample_metrics=metrics, kind="points")
 
 
 def _load(dataset_cfg, data_dir: str):
@@ -117,10 +137,12 @@ def _check_range(value) -> tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
-def _check_matches(name: str, dataset_cfg, loaded: ImageData | FolderData | PointData) -> None:
+def _check_matches(name: str, dataset_cfg,
+                   loaded: ImageData | FolderData | PointData | VectorData) -> None:
     shape = [int(v) for v in loaded.shape]
     if [int(v) for v in dataset_cfg.shape] != shape:
-        raise GentoolError(f"dataset.shape is {list(dataset_cfg.shape)} but {name} holds images "
+        what = "vectors" if isinstance(loaded, VectorData) else "images"
+        raise GentoolError(f"dataset.shape is {list(dataset_cfg.shape)} but {name} holds {what} "
                            f"of shape {shape}; set dataset.shape=[{','.join(map(str, shape))}] "
                            "(or pick the dataset config that matches).")
     if dataset_cfg.num_classes != loaded.num_classes:
