@@ -158,6 +158,10 @@ CASES = {
     "multinomial on images": Case(("train", *NEW, "model=ae", "loss=multinomial"),
                                   ("loss=multinomial models counts values but dataset=digits "
                                    "holds unit values",)),
+    "compare without a run": Case(("compare", "no_such_run", "--out", "c.png"),
+                                  ("No checkpoint at no_such_run",)),
+    "compare of a run": Case(("compare", "run", "--examples", "1"),
+                             ("--examples is 1 but must be at least 2",)),
     "vectors without a file": Case(("train", *NEW, "model=ae", "dataset=vectors",
                                     "dataset.shape=[4]"),
                                    ("The dataset 'vectors' needs source.path",)),

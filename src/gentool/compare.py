@@ -49,8 +49,9 @@ def compare(runs: list[str], out: str, examples: int = 2000, data_dir: str = "da
     """Draw the panels of `runs` (run directories or checkpoints) and the PCA panel to `out`."""
     device = torch.device("cpu")
     panels, first = [], None
-    for run in runs:
-        trained = load_trained_method(_checkpoint(run), device)
+    checkpoints = [_checkpoint(run) for run in runs]   # every path checked before any work
+    for run, checkpoint in zip(runs, checkpoints):
+        trained = load_trained_method(checkpoint, device)
         if not isinstance(trained.method, Encodes):
             raise GentoolError(f"{run} holds model={trained.train_cfg.model.name}, which has no "
                                "encoder; compare runs of autoencoders or VAEs.")
