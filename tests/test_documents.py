@@ -123,3 +123,22 @@ def test_compare_draws_codes_beside_pca(runs, tmp_path):
                 data_dir=str(runs))
     with pytest.raises(GentoolError, match="No checkpoint at"):
         compare([str(tmp_path)], str(tmp_path / "e.png"), data_dir=str(runs))
+
+
+def test_vector_models_sample_and_reconstruct_as_arrays(runs, tmp_path):
+    import numpy as np
+
+    from gentool.sample import run_sample
+
+    common = ["device=cpu", f"data_dir={runs}", "n=5", "format=npy"]
+    out = run_sample(compose_config("sample", [*common, f"checkpoint={runs / 'vae'}/checkpoints/last.pt",
+                                               f"out={tmp_path / 's.npy'}"]))
+    assert np.load(out).shape == (5, 6)
+    out = run_sample(compose_config("sample", [*common, f"checkpoint={runs / 'doc_ae'}/checkpoints/last.pt",
+                                               "mode=reconstruct", f"out={tmp_path / 'r.npy'}"]))
+    words = np.load(out)
+    assert words.shape == (5, 20) and np.allclose(words.sum(1), 1, atol=1e-5)   # probabilities
+    with pytest.raises(GentoolError, match="20-D vectors, which have no picture; use format=npy"):
+        run_sample(compose_config("sample", ["device=cpu", f"data_dir={runs}",
+                                             f"checkpoint={runs / 'doc_vae'}/checkpoints/last.pt",
+                                             f"out={tmp_path / 'x.png'}"]))
