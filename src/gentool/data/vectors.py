@@ -39,7 +39,7 @@ class VectorData:
 
 
 def load_vectors(data_dir: str, path: str, labels: str | None = None,
-                 label_column: str | None = None, test_path: str | None = None,
+                 label_column: str | int | None = None, test_path: str | None = None,
                  test_labels: str | None = None, key: str | None = None, scale: str = "none",
                  test_fraction: float = 0.2, split_seed: int = 0) -> VectorData:
     """The matrix at `path` (relative to the current directory, `~` allowed) as vectors.
@@ -93,7 +93,8 @@ def vector_data(x: np.ndarray, y, x_test: np.ndarray, y_test) -> VectorData:
                       names)
 
 
-def read_labelled(path: str, labels: str | None, label_column: str | None, key: str | None):
+def read_labelled(path: str, labels: str | None, label_column: str | int | None,
+                  key: str | None):
     """(matrix [N, D] float64, labels [N] or None) of one file."""
     file = _existing(path, "dataset.source.path")
     y = None
@@ -158,7 +159,7 @@ def read_label_file(file: Path, labels: str) -> np.ndarray:
     return np.asarray([_number_or_word(v) for v in values], dtype=object)
 
 
-def read_csv(file: Path, label_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+def read_csv(file: Path, label_column: str | int | None) -> tuple[np.ndarray, np.ndarray | None]:
     """A .csv of numbers, with a header row when its first row is not all numbers."""
     with open(file, newline="", encoding="utf-8") as handle:
         rows = [row for row in csv.reader(handle) if row]
@@ -241,7 +242,7 @@ def _numeric(array: np.ndarray, file: Path) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def _column_index(label_column: str, header, width: int, file: Path) -> int:
+def _column_index(label_column: str | int, header, width: int, file: Path) -> int:
     if header and str(label_column) in header:
         return header.index(str(label_column))
     if str(label_column).lstrip("-").isdigit() and -width <= int(label_column) < width:
