@@ -164,7 +164,7 @@ def _scatter(ink: ImageDraw.ImageDraw, panel: Panel, x0: int, y0: int, font) -> 
     for axis in (0, 1):
         for value in _ticks(float(lo[axis]), float(hi[axis])):
             at = (value - lo[axis]) / (hi[axis] - lo[axis]) * PANEL
-            text = f"{value:g}"
+            text = f"{value + 0.0:g}"   # + 0.0: no "-0"
             if axis == 0:
                 x = x0 + float(at)
                 ink.line([x, y0 + PANEL, x, y0 + PANEL + 6], fill="black")
