@@ -118,3 +118,61 @@ def write_paired_folder(root: Path, n_train: int = 6, n_test: int = 3, size: int
             Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(
                 folder / split / f"{i}.png")
     return folder
+
+
+# -- vectors and documents ----------------------------------------------------------------------
+CLASS_WORDS = {"astro": "galaxy telescope orbit planet comet nebula",
+               "cooking": "recipe oven flour butter sugar dough",
+               "sailing": "boat sail harbour wind anchor keel"}
+
+
+def vector_matrix(n: int = 40, d: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """[n, d] float matrix whose rows of class c (= index % 3) have mean 3c, and the classes as
+    words ("a", "b", "c")."""
+    rng = np.random.default_rng(0)
+    classes = np.arange(n) % 3
+    return rng.normal(size=(n, d)) + 3.0 * classes[:, None], np.array(list("abc"))[classes]
+
+
+def write_vector_files(root: Path, n: int = 40, d: int = 6) -> Path:
+    """The same matrix in every vector format under <root>/vectors: x.npy with labels.txt (one
+    word per line) and labels.npy (integers), x.npz (dense, arrays x and y), counts.npz (a
+    scipy.sparse.save_npz matrix of whole numbers), table.csv (a header; the label column
+    "kind" between numbers) and test.csv (5 more rows of the same columns); returns it."""
+    import scipy.sparse
+
+    folder = Path(root) / "vectors"
+    folder.mkdir(parents=True, exist_ok=True)
+    x, words = vector_matrix(n, d)
+    np.save(folder / "x.npy", x)
+    (folder / "labels.txt").write_text("\n".join(words) + "\n")
+    np.save(folder / "labels.npy", np.arange(n) % 3)
+    np.savez(folder / "x.npz", x=x, y=np.arange(n) % 3)
+    counts = np.random.default_rng(1).poisson(1.0, size=(n, d)).astype(np.float64)
+    scipy.sparse.save_npz(folder / "counts.npz", scipy.sparse.csr_matrix(counts))
+    for name, rows in (("table.csv", range(n)), ("test.csv", range(5))):
+        lines = ["f0,f1,kind," + ",".join(f"f{j}" for j in range(2, d))]
+        lines += [",".join([*(repr(float(v)) for v in x[i, :2]), words[i],
+                             *(repr(float(v)) for v in x[i, 2:])]) for i in rows]
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def write_text_folder(root: Path, per_class: int = 8, with_test: bool = False) -> Path:
+    """Plain-text documents under <root>/texts/<class>/ (three classes, each with its own words
+    and the shared stop words "the" and "and"), one of them Latin-1 encoded; with `with_test`
+    the layout is texts/train/<class> and texts/test/<class> (4 test documents per class)."""
+    folder = Path(root) / ("texts_split" if with_test else "texts")
+    rng = np.random.default_rng(2)
+    splits = [("train", per_class), ("test", 4)] if with_test else [("", per_class)]
+    for split, count in splits:
+        for label, words in CLASS_WORDS.items():
+            vocabulary = words.split()
+            target = folder / split / label
+            target.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                chosen = rng.choice(vocabulary, size=12)
+                text = "The " + " and ".join(chosen) + f" 1234 caf\u00e9 {label}\n"
+                encoding = "latin-1" if i == 0 else "utf-8"
+                (target / f"doc{i}.txt").write_bytes(text.encode(encoding))
+    return folder

@@ -154,7 +154,17 @@ CASES = {
                           hydra=True),
     "dcgan on points": Case(("train", *NEW, "model=dcgan", "dataset=ring"),
                             ("model=dcgan needs images", "dataset=ring holds 2-D points",
-                             "use model=gan for points")),
+                             "model=gan or model=vae for points")),
+    "multinomial on images": Case(("train", *NEW, "model=ae", "loss=multinomial"),
+                                  ("loss=multinomial models counts values but dataset=digits "
+                                   "holds unit values",)),
+    "compare without a run": Case(("compare", "no_such_run", "--out", "c.png"),
+                                  ("No checkpoint at no_such_run",)),
+    "compare of a run": Case(("compare", "run", "--examples", "1"),
+                             ("--examples is 1 but must be at least 2",)),
+    "vectors without a file": Case(("train", *NEW, "model=ae", "dataset=vectors",
+                                    "dataset.shape=[4]"),
+                                   ("The dataset 'vectors' needs source.path",)),
     "vae with mse": Case(("train", *NEW, "model=vae", "loss=mse"),
                          ("gentool: error: loss=mse does not fit model=vae",)),
     "ae with an adversarial loss": Case(

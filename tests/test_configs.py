@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import gentool.configs
 from gentool.capabilities import Reconstructs, Translates
@@ -30,7 +31,8 @@ def test_every_group_has_options():
 def test_every_dataset_composes_with_the_common_keys(compose_train, dataset):
     cfg = compose_train(f"dataset={dataset}")
     assert set(cfg.dataset) >= {"name", "shape", "num_classes", "range", "binarize", "source"}
-    assert len(cfg.dataset.shape) in (1, 3)  # points (ring, grid) or images
+    if not OmegaConf.is_missing(cfg.dataset, "shape"):   # vectors: the file's width, given
+        assert len(cfg.dataset.shape) in (1, 3)  # points, vectors or images
     if "pair" in cfg.dataset:   # derived from another data set, composed in as its source
         assert cfg.dataset.source.source._target_.startswith("gentool.data.")
     else:
@@ -58,6 +60,11 @@ def test_every_model_builds_with_every_loss_or_refuses_it_clearly(compose_train,
     cfg = compose_train(f"model={model}", f"loss={loss}", *data)
     if not loss_fits(model, instantiate(cfg.loss)):
         with pytest.raises(GentoolError, match=f"loss={loss} does not fit model={model}"):
+            build_method(cfg)
+        return
+    if "unit" not in getattr(instantiate(cfg.loss), "models_values", ("unit",)):   # counts only
+        with pytest.raises(GentoolError, match=f"loss={loss} models counts values but "
+                                               "dataset=.* holds unit values"):
             build_method(cfg)
         return
     method = build_method(cfg)

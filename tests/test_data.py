@@ -345,6 +345,8 @@ def test_every_dataset_config_has_the_same_keys():
         # Image pairs (pix2pix) also say which channels are the input.
         pairs = {"input_channels"} | ({"pair"} if path.stem == "derived_pairs" else set())
         expected = common | pairs if path.stem in ("derived_pairs", "paired_folder") else common
+        if path.stem in ("vectors", "text_folder", "newsgroups20"):   # and what values they hold
+            expected = common | {"values"}
         assert set(cfg) == expected, path
         assert cfg.name == path.stem
         if path.stem == "derived_pairs":   # holds the data set it is derived from, composed

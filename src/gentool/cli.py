@@ -147,6 +147,35 @@ def report_main() -> None:
     _report_user_errors(run)
 
 
+def compare_main() -> None:
+    """Not a Hydra app: it takes run directories, not a config."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="gentool compare",
+        description="The 2-D test codes of trained autoencoders/VAEs beside PCA's 2-D "
+                    "projection of the same test data, coloured by class, in one PNG (codes of "
+                    "more than 2 dimensions by their first two principal components).")
+    parser.add_argument("runs", nargs="+", help="train run directories (or their checkpoints)")
+    parser.add_argument("--out", default="compare.png", help="the PNG to write")
+    parser.add_argument("--examples", type=int, default=2000,
+                        help="test examples drawn (a fixed seeded subset)")
+    parser.add_argument("--data-dir", default=os.environ.get("GENTOOL_DATA_DIR", "data"),
+                        help="where the data sets are read from (default $GENTOOL_DATA_DIR "
+                             "or data)")
+    args = parser.parse_args(sys.argv[1:])
+
+    def run():
+        from gentool.compare import compare
+
+        if args.examples < 2:
+            raise GentoolError(f"--examples is {args.examples} but must be at least 2.")
+        setup()
+        print(compare(args.runs, args.out, args.examples, args.data_dir))
+
+    _report_user_errors(run)
+
+
 COMMANDS = {
     "train": (train_main, "train a model (AE, VAE, GAN, pix2pix) on a data set; writes a run "
                           "directory"),
@@ -157,6 +186,8 @@ COMMANDS = {
                                 "per class, beside one from scratch"),
     "report": (report_main, "tabulate the metrics of many runs or a sweep (mean ± std over "
                             "seeds)"),
+    "compare": (compare_main, "draw the 2-D test codes of runs beside PCA's, coloured by "
+                              "class (PNG)"),
 }
 
 USAGE = f"""usage: gentool <command> [hydra overrides...] [hydra flags...]
@@ -173,6 +204,7 @@ examples:
   gentool eval checkpoint=runs/train/.../checkpoints/last.pt
   gentool finetune checkpoint=runs/train/.../checkpoints/last.pt labels_per_class=10
   gentool report multirun/train/2026-11-24/10-00-00_ab12cd
+  gentool compare runs/train/.../ae_run runs/train/.../vae_run --out codes.png
 
 `gentool <command> --help` lists that command's config groups and options (report: its flags).
 """
@@ -220,7 +252,7 @@ def main() -> None:
     from gentool.hydra_run import expand_home
 
     sys.argv = [f"gentool {command}", *map(expand_home, args[1:])]
-    if command == "report":
+    if command in ("report", "compare"):
         COMMANDS[command][0]()
         return
     setup()   # the resolvers and schemas the command's config names, before Hydra composes it

@@ -43,6 +43,7 @@ def run_sample(cfg: DictConfig) -> Path:
     out = Path(cfg.out).expanduser()
     trained = start_from_checkpoint(cfg, "sample", check=lambda: _check_options(cfg, out))
     method, train_cfg, device = trained.method, trained.train_cfg, trained.device
+    _check_vectors(train_cfg, cfg)
     with torch.no_grad():
         images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
     start_run_log(log_path(out, cfg.format))
@@ -82,6 +83,17 @@ def _check_dims(dims) -> None:
             isinstance(d, int) and not isinstance(d, bool) for d in dims)):
         raise GentoolError(f"dims={show(dims)} must be auto (the two most active latent "
                            "dimensions) or two latent dimensions, e.g. dims=[0,1].")
+
+
+def _check_vectors(train_cfg, cfg: DictConfig) -> None:
+    """Vectors of more than 2 dimensions have no picture: their samples and reconstructions are
+    written as arrays."""
+    shape = list(train_cfg.dataset.shape)
+    if len(shape) == 1 and shape[0] != 2 and (cfg.format != "npy" or
+                                              cfg.mode not in ("sample", "reconstruct")):
+        raise GentoolError(f"dataset={train_cfg.dataset.name} holds {shape[0]}-D vectors, "
+                           "which have no picture; use format=npy with mode=sample or "
+                           "mode=reconstruct (gentool compare draws their codes).")
 
 
 def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig) -> None:
@@ -125,7 +137,8 @@ def _require(method, mode: str, model: str) -> None:
 
 def _test_examples(train_cfg, cfg, device, n: int):
     """The first n test examples: a Batch, or a PairBatch for a translation data set."""
-    data = build_data(train_cfg.dataset, cfg.data_dir, device, batch_size=256, seed=cfg.seed)
+    data = build_data(train_cfg.dataset, cfg.data_dir, device, batch_size=256, seed=cfg.seed,
+                      drop_last=False)   # only the test split is read: any train size loads
     return take(data.test, n)
 
 
@@ -158,6 +171,8 @@ def mode_classes(method, train_cfg, cfg, device):
 
 def _picture(images, train_cfg, cfg, device):
     """A grid of images; for 2-D points, a scatter of the samples over the test data."""
+    if images.dim() == 2 and images.shape[1] != 2:   # vectors: written as arrays only
+        return None
     if images.dim() == 2:
         data_points = _test_images(train_cfg, cfg, device, 2500)
         return visuals.points_image(data_points, images, train_cfg.dataset.range)
@@ -168,6 +183,8 @@ def mode_reconstruct(method, train_cfg, cfg, device):
     _require(method, "reconstruct", train_cfg.model.name)
     inputs = _test_images(train_cfg, cfg, device, cfg.n)
     outputs = method.reconstruct(inputs)
+    if inputs.dim() == 2:   # vectors: written as arrays only
+        return outputs, None
     return outputs, visuals.pairs_grid(inputs, outputs, train_cfg.dataset.range, cfg.nrow or 8)
 
 

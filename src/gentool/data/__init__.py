@@ -3,7 +3,8 @@
 In-memory sources (digits, mnist, fashion_mnist, cifar10, frey_faces) return an ImageData whose
 uint8 splits move to the device once (DeviceBatches); `folder` returns a FolderData whose files
 stream through DataLoader workers (StreamingBatches); the toy 2-D sets (ring, grid) return a
-PointData whose points are drawn on the device (PointBatches).
+PointData whose points are drawn on the device (PointBatches); vectors (vectors, text_folder,
+newsgroups20) return a VectorData whose float32 [N, D] splits move to the device once.
 
 `dataset.validation=N` holds N train examples out as a validation split, chosen by a seed of its
 own (data.splits.VALIDATION_SEED), so every run of a data set shares it. The toy sets, whose
@@ -33,11 +34,12 @@ from gentool.data.folder import FolderData
 from gentool.data.splits import ImageData, Split, hold_out
 from gentool.data.streaming import StreamingBatches
 from gentool.data.toy2d import VALIDATION_SET_SEED, PointBatches, PointData
+from gentool.data.vectors import VectorData, check_values
 from gentool.errors import GentoolError
 from gentool.metrics.modes import mode_metrics
 
 __all__ = ["AnyBatch", "Batch", "Data", "DeviceBatches", "PairBatch", "FolderData", "ImageData", "PointBatches", "PointData", "Split",
-           "StreamingBatches", "build_data"]
+           "StreamingBatches", "VectorData", "build_data"]
 
 
 @dataclass
@@ -53,6 +55,9 @@ class Data:
     sample_metrics: Callable[[torch.Tensor], dict[str, float]] | None = None
     # The held-out validation split (dataset.validation), evaluated like `test`; None without.
     validation: DeviceBatches | PointBatches | None = None
+    # "images" ([C, H, W]), "points" (the toy 2-D sets) or "vectors" ([D] from files)
+    kind: str = "images"
+    class_names: list[str] | None = None
 
 
 def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
@@ -86,6 +91,8 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
         raise GentoolError(f"dataset.validation is {validation} but {name} streams its images "
                            "from files, which gentool does not split further; set "
                            "dataset.validation=0 (a test/ subfolder is its held-out split).")
+    if isinstance(loaded, VectorData):
+        _check_vectors(name, dataset_cfg, loaded, binarize)
 
     def batches(split, shuffle: bool):
         # Training batches are full and shuffled; evaluation sees every example once, in order,
@@ -99,9 +106,11 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
         return DeviceBatches(split, **options)
 
     train, held = hold_out(loaded.train, validation) if validation else (loaded.train, None)
+    kind = "vectors" if isinstance(loaded, VectorData) else "images"
     return Data(batches(train, True), batches(loaded.test, False), tuple(loaded.shape),
                 loaded.num_classes, value_range, name,
-                validation=None if held is None else batches(held, False))
+                validation=None if held is None else batches(held, False), kind=kind,
+                class_names=getattr(loaded, "class_names", None))
 
 
 def _validation_size(value) -> int:
@@ -110,6 +119,17 @@ def _validation_size(value) -> int:
                            "examples >= 0; e.g. dataset.validation=10000 (0: no validation "
                            "split).")
     return value
+
+
+def _check_vectors(name: str, dataset_cfg, loaded: VectorData, binarize: str) -> None:
+    # Vectors are used as loaded (after the source's own scaling): `range` does not rescale them.
+    if binarize != "none":
+        raise GentoolError(f"dataset.binarize is '{binarize}' but {name} holds vectors, which "
+                           "are used as loaded; set dataset.binarize=none (and give binary "
+                           "data with dataset.values=binary).")
+    values = str(dataset_cfg.get("values", "real"))
+    for split, part in (("the train split", loaded.train), ("the test split", loaded.test)):
+        check_values(part.images, values, f"{name}'s {split}")
 
 
 def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size: int,
@@ -128,7 +148,7 @@ def _point_data(name: str, loaded: PointData, binarize: str, device, batch_size:
         draw_seed=VALIDATION_SET_SEED)
     metrics = partial(mode_metrics, centres=loaded.centres, sigma=loaded.sigma)
     return Data(train, test, tuple(loaded.shape), loaded.num_classes, value_range, name,
-                sample_metrics=metrics, validation=held)
+                sample_metrics=metrics, validation=held, kind="points")
 
 
 def _load(dataset_cfg, data_dir: str):
@@ -151,10 +171,12 @@ def _check_range(value) -> tuple[float, float]:
     return float(pair[0]), float(pair[1])
 
 
-def _check_matches(name: str, dataset_cfg, loaded: ImageData | FolderData | PointData) -> None:
+def _check_matches(name: str, dataset_cfg,
+                   loaded: ImageData | FolderData | PointData | VectorData) -> None:
     shape = [int(v) for v in loaded.shape]
     if [int(v) for v in dataset_cfg.shape] != shape:
-        raise GentoolError(f"dataset.shape is {list(dataset_cfg.shape)} but {name} holds images "
+        what = "vectors" if isinstance(loaded, VectorData) else "images"
+        raise GentoolError(f"dataset.shape is {list(dataset_cfg.shape)} but {name} holds {what} "
                            f"of shape {shape}; set dataset.shape=[{','.join(map(str, shape))}] "
                            "(or pick the dataset config that matches).")
     if dataset_cfg.num_classes != loaded.num_classes:

@@ -107,6 +107,8 @@ def to_float(images: torch.Tensor, value_range: tuple[float, float], dynamic: bo
     Dynamic draws use the global torch RNG of the device, so the engine's saved RNG state makes
     them resumable.
     """
+    if images.is_floating_point():   # vectors: used as loaded (build_data refuses binarising)
+        return images.to(torch.float32, copy=True)
     x = images.to(torch.float32).div_(255.0)
     if dynamic:
         x = torch.bernoulli(x)

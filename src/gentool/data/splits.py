@@ -13,7 +13,7 @@ from gentool.errors import GentoolError
 class Split:
     """One in-memory split, as loaded from disk."""
 
-    images: torch.Tensor            # uint8 [N, C, H, W], values 0..255
+    images: torch.Tensor            # uint8 [N, C, H, W], values 0..255; float32 [N, D] vectors
     labels: torch.Tensor | None     # int64 [N], or None for unlabelled sets
 
 

@@ -38,7 +38,8 @@ class VisualLogger:
         self.scatter_x, self.scatter_y = scatter[0], scatter.labels
         self.class_names = getattr(data, "class_names", None)
         self.traversal_dims = None   # the dims the last traversal varied (logged when they change)
-        self.points = len(data.shape) == 1  # the 2-D toy sets: scatter plots, not image grids
+        self.points = len(data.shape) == 1  # toy 2-D sets and vectors: no image grids
+        self.toy_points = data.kind == "points"  # samples drawn over the data in the plane
 
     @torch.no_grad()
     def log(self, step: int) -> None:
@@ -52,7 +53,7 @@ class VisualLogger:
                 out = method.reconstruct(self.images)
                 writer.add_image("reconstructions",
                                  visuals.pairs_grid(self.images, out, value_range), step)
-            if isinstance(method, Samples) and self.points:
+            if isinstance(method, Samples) and self.toy_points:
                 surface = None
                 if isinstance(method, Discriminates):
                     device = self.images.device
@@ -60,7 +61,7 @@ class VisualLogger:
                 picture = visuals.points_image(self.scatter_x, method.sample(len(self.scatter_x)),
                                                value_range, surface)
                 writer.add_image("samples", picture, step)
-            elif isinstance(method, Samples):
+            elif isinstance(method, Samples) and not self.points:
                 writer.add_image("samples", visuals.grid(method.sample(self.images.shape[0]),
                                                          value_range), step)
                 if conditional_classes(method):  # one row per class

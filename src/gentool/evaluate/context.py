@@ -50,7 +50,12 @@ class EvalContext:
 
     @property
     def is_points(self) -> bool:
-        return len(self.data.shape) == 1
+        """The toy 2-D sets (whose distribution is known), not vectors read from files."""
+        return self.data.kind == "points"
+
+    @property
+    def is_vectors(self) -> bool:
+        return self.data.kind == "vectors"
 
     @cached_property
     def test(self) -> AnyBatch:
@@ -79,15 +84,26 @@ class EvalContext:
         return batch.targets if isinstance(batch, PairBatch) else batch[0]
 
     def unit(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] whatever the data set's range (what classifiers and errors use)."""
+        """Images in [0, 1] whatever the data set's range (what classifiers and errors use);
+        vectors as they are (their values have no range)."""
+        if self.is_vectors:
+            return images.float()
         return to_unit(images, self.data.value_range)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What PCA and the raw-input baselines see: images in [0, 1]; vectors as they are, but
+        word counts as log(1 + count), the usual input of LSA, so long documents do not
+        dominate the principal directions."""
+        if self.is_vectors and str(self.dataset_cfg.get("values", "real")) == "counts":
+            return torch.log1p(x.float())
+        return self.unit(x)
 
     # -- models of the data --------------------------------------------------------------------
     @cached_property
     def pca(self) -> PCA:
         """PCA with as many components as the method has latent dimensions, fitted on train."""
         components = self.method.latent_dim if isinstance(self.method, (Encodes, Decodes)) else 1
-        return PCA(self.unit(self.train[0]), components)
+        return PCA(self.features(self.train[0]), components)
 
     @cached_property
     def classifier(self) -> tuple[feature_net.FeatureClassifier, float]:

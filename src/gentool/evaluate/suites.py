@@ -26,6 +26,7 @@ from gentool.metrics.frechet import frechet_distance_of
 from gentool.metrics.image_quality import psnr, ssim
 from gentool.metrics.precision_recall import precision_recall
 from gentool.metrics.representation import representation_metrics
+from gentool.metrics.retrieval import DEFAULT_KS, retrieval_precision
 
 
 @dataclass
@@ -188,24 +189,34 @@ def translation(ctx: EvalContext) -> list[Row]:
 
 # -- representations ----------------------------------------------------------------------------
 def representation(ctx: EvalContext) -> list[Row]:
-    """Probes on the model's codes, on raw pixels and on PCA codes: fitted on train, scored on
-    test."""
+    """Probes on the model's codes, on the raw inputs and on PCA codes of the same size: fitted
+    on train, scored on test; and retrieval precision among the test codes (cosine k-NN, the
+    fraction of the k nearest with the query's label) at k = 1, 10, 100."""
     (train_x, train_y), (test_x, test_y) = ctx.train, ctx.test
     classes, seed = ctx.data.num_classes, ctx.cfg.seed
+    encoders = {"model": ctx.encode, "raw": lambda x: ctx.features(x).flatten(1),
+                "pca": lambda x: ctx.pca.encode(ctx.features(x)).float()}
 
     def probe(encode):
         return representation_metrics(encode(train_x).cpu().numpy(), train_y.cpu().numpy(),
                                       encode(test_x).cpu().numpy(), test_y.cpu().numpy(),
                                       classes, seed)
 
-    model = probe(ctx.encode)
-    pixels = probe(lambda x: ctx.unit(x).flatten(1))
-    pca = probe(lambda x: ctx.pca.encode(ctx.unit(x)).float())
+    scores = {name: probe(encode) for name, encode in encoders.items()}
+    for name, encode in encoders.items():
+        precision = retrieval_precision(encode(test_x), test_y)
+        scores[name].update({f"retrieval_p{k}": value for k, value in precision.items()})
+    raw = "inputs" if ctx.is_vectors else "pixels"
+    if ctx.is_vectors and str(ctx.dataset_cfg.get("values", "real")) == "counts":
+        raw = "inputs log(1+count)"
     labels = {"linear_probe": "linear-probe accuracy (logistic regression)",
-              "knn": "5-NN accuracy", "kmeans_nmi": f"k-means NMI (k={classes})"}
-    return [Row(labels[key], key, model[key],
-                [("pixels", f"{key}_pixels", pixels[key]),
-                 (f"PCA {ctx.pca.latent_dim}", f"{key}_pca", pca[key])]) for key in labels]
+              "knn": "5-NN accuracy", "kmeans_nmi": f"k-means NMI (k={classes})",
+              **{f"retrieval_p{k}": f"retrieval precision@{k} (cosine, {len(test_x)} test "
+                                    "examples)" for k in DEFAULT_KS}}
+    return [Row(labels[key], key, scores["model"][key],
+                [(raw, f"{key}_pixels", scores["raw"][key]),
+                 (f"PCA {ctx.pca.latent_dim}", f"{key}_pca", scores["pca"][key])])
+            for key in labels]
 
 
 # -- which suites apply -------------------------------------------------------------------------
@@ -218,12 +229,14 @@ def _likelihood_missing(ctx):
 def _reconstruction_missing(ctx):
     if not isinstance(ctx.method, Reconstructs):
         return "a model that reconstructs (an autoencoder or VAE)"
-    return "image data" if ctx.is_points else None
+    return "image data" if ctx.is_points or ctx.is_vectors else None
 
 
 def _samples_missing(ctx):
     if not ctx.can_sample():
         return "a model that samples (a VAE or GAN) or encodes and decodes (an autoencoder)"
+    if ctx.is_vectors:
+        return "image data or 2-D points (vectors have no feature classifier)"
     if not ctx.is_points and not ctx.data.num_classes:
         return "a labelled data set (the feature classifier is trained on its labels)"
     return None
@@ -236,7 +249,7 @@ def _translation_missing(ctx):
 def _inception_missing(ctx):
     if not ctx.can_sample():
         return "a model that samples (a VAE or GAN) or encodes and decodes (an autoencoder)"
-    return "image data" if ctx.is_points else None
+    return "image data" if ctx.is_points or ctx.is_vectors else None
 
 
 def _representation_missing(ctx):

@@ -29,6 +29,10 @@ def _sum_per_example(t: torch.Tensor) -> torch.Tensor:
 class ReconstructionLoss(nn.Module):
     name = "reconstruction"
     params_per_pixel = 1
+    # What the loss models, by the data set's `values` (images count as "unit"): checked where
+    # methods are built (gentool.methods.check_loss_fits), with `values_hint` as the fix.
+    models_values: tuple[str, ...] = ("unit", "binary", "real", "counts")
+    values_hint = ""
 
     def loss(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per-example loss [B], summed over pixels and channels."""
@@ -75,6 +79,8 @@ class Bernoulli(Likelihood):
     """
 
     name = "bernoulli"
+    models_values = ("unit", "binary")
+    values_hint = "use loss=gaussian or loss=mse for real values, loss=multinomial for counts"
 
     def loss(self, params, x):
         return _sum_per_example(F.binary_cross_entropy_with_logits(params.float(), x,
@@ -139,3 +145,45 @@ class Gaussian(Likelihood):
         # of variables x -> 256 x, which adds log2(256) = 8 bits per dimension (valid as a bound on
         # the discrete data when pixels are uniformly dequantised).
         return nats_per_example / (dims * math.log(2)) + 8.0
+
+
+class Multinomial(Likelihood):
+    """A document's words as n independent draws from the decoder's softmax p over the vocabulary
+    (n the document's length), in nats per document:
+
+        log p(x) = log n! - sum_i log x_i! + sum_i x_i log p_i
+
+    `coefficient: true` includes the multinomial coefficient log n! - sum_i log x_i! (constant in
+    the model, so gradients are the same), making the loss the exact -log p(counts) and a VAE's
+    ELBO a bound on it; `false` leaves the word-probability reconstruction -sum_i x_i log p_i.
+    The data must be counts [B, V] (dataset.values=counts, e.g. dataset=text_folder).
+    """
+
+    name = "multinomial"
+    models_values = ("counts",)
+    values_hint = "use it on word counts (dataset=text_folder, or dataset.values=counts)"
+
+    def __init__(self, coefficient: bool = True):
+        super().__init__()
+        self.coefficient = coefficient
+
+    def loss(self, params, x):
+        logits = params.float().flatten(1)
+        x = x.flatten(1)
+        nll = -(x * torch.log_softmax(logits, dim=1)).sum(dim=1)
+        if self.coefficient:
+            nll = nll - torch.lgamma(x.sum(dim=1) + 1) + torch.lgamma(x + 1).sum(dim=1)
+        return nll
+
+    def mean(self, params):
+        """The word probabilities p (a document's expected counts are n p)."""
+        return torch.softmax(params.float().flatten(1), dim=1).view_as(params)
+
+    @torch.no_grad()
+    def mean_squared_error(self, params, x):
+        """Squared error of the word probabilities against the document's word proportions."""
+        proportions = x / x.flatten(1).sum(dim=1).clamp(min=1).view(-1, *[1] * (x.dim() - 1))
+        return ((self.mean(params.detach()) - proportions) ** 2).mean()
+
+    def bits_per_dim(self, nats_per_example, dims):
+        return nats_per_example / (dims * math.log(2))

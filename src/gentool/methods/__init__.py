@@ -50,6 +50,21 @@ def check_loss_fits(cfg, loss: Any) -> None:
         got = getattr(loss, "name", getattr(loss, "__name__", type(loss).__name__))
         raise GentoolError(f"loss={got} does not fit model={cfg.model.name}, which needs "
                            f"{method.accepted_losses_hint}.")
+    check_loss_values(cfg, loss)
+
+
+def check_loss_values(cfg, loss: Any) -> None:
+    """Refuse a loss that does not model the data set's values (dataset.values; images are
+    "unit", the toy points "real"): a multinomial on real values, a Bernoulli on counts."""
+    values = str(cfg.dataset.get("values") or
+                 ("unit" if len(cfg.dataset.shape) == 3 else "real"))
+    models = getattr(loss, "models_values", None)
+    if models is None or values in models:
+        return
+    got = getattr(loss, "name", type(loss).__name__)
+    raise GentoolError(f"loss={got} models {' or '.join(models)} values but "
+                       f"dataset={cfg.dataset.name} holds {values} values "
+                       f"(dataset.values={values}); {loss.values_hint}.")
 
 
 def check_data_kind(cfg) -> None:

@@ -18,7 +18,8 @@ from gentool.options import PositiveInt
 
 class Autoencoder(Method):
     accepts_losses = (ReconstructionLoss,)
-    accepted_losses_hint = "a reconstruction loss; use loss=mse, loss=bernoulli or loss=gaussian"
+    accepted_losses_hint = ("a reconstruction loss; use loss=mse, loss=bernoulli, loss=gaussian or "
+                            "loss=multinomial")
 
     def __init__(self, encoder, decoder, loss: ReconstructionLoss, data_shape, value_range,
                  latent_dim: PositiveInt = 32, name: str = "ae"):

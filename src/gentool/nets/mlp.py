@@ -1,4 +1,4 @@
-"""Fully connected encoders and decoders for images of any shape."""
+"""Fully connected encoders and decoders for images of any shape and for vectors [D]."""
 
 from __future__ import annotations
 
@@ -54,37 +54,49 @@ def mlp(sizes: Sequence[int], activation: str = "relu", batch_norm: bool = False
     return nn.Sequential(*layers)
 
 
+# What an encoder sees of non-negative counts (documents): `raw` as they are; `log1p` log(1 + x);
+# `proportions` x / sum(x), a document's word frequencies (the lecture's "word probabilities"),
+# so long and short documents on one topic look alike.
+ENCODER_INPUTS = {"raw": lambda x: x, "log1p": torch.log1p,
+                  "proportions": lambda x: x / x.sum(dim=1, keepdim=True).clamp(min=1e-8)}
+
+
 class MLPEncoder(nn.Module):
-    """Image [B, C, H, W] -> flatten -> hidden layers -> out_features."""
+    """Image [B, C, H, W] or vector [B, D] -> flatten -> `inputs` -> hidden layers ->
+    out_features."""
 
     # The data this network takes (checked where methods are built): it flattens its input, so
     # images and points ([D]) alike.
     DATA_KINDS = ("images", "points")
 
     def __init__(self, data_shape: Sequence[int], out_features: int,
-                 hidden: Sequence[int] = (400,), activation: str = "relu", gated: bool = False):
+                 hidden: Sequence[int] = (400,), activation: str = "relu", gated: bool = False,
+                 inputs: str = "raw"):
         super().__init__()
+        if inputs not in ENCODER_INPUTS:
+            raise ValueError(f"unknown encoder inputs {inputs!r}; choose one of "
+                             f"{sorted(ENCODER_INPUTS)}")
+        self.inputs = inputs
         self.net = mlp([math.prod(data_shape), *hidden, out_features], activation, gated=gated)
 
     def forward(self, x):
-        return self.net(x.flatten(1))
+        return self.net(ENCODER_INPUTS[self.inputs](x.flatten(1)))
 
 
 class MLPDecoder(nn.Module):
-    """Code [B, latent] -> hidden layers -> `params_per_pixel` maps of the image shape.
+    """Code [B, latent] -> hidden layers -> `params_per_pixel` maps of the image shape
+    ([B, C * params, H, W]), or `params_per_pixel` vectors of a vector shape ([B, params * D]).
 
     The output is raw (logits, means): the likelihood decides what the numbers mean.
     """
 
-    # The data this network takes (checked where methods are built): it shapes its output as
-    # [C, H, W], so images only.
-    DATA_KINDS = ("images",)
+    # The data this network takes (checked where methods are built): images and vectors [D].
+    DATA_KINDS = ("images", "points")
 
     def __init__(self, latent_dim: int, data_shape: Sequence[int], hidden: Sequence[int] = (400,),
                  activation: str = "relu", params_per_pixel: int = 1, gated: bool = False):
         super().__init__()
-        c, h, w = data_shape
-        self.params_shape = (c * params_per_pixel, h, w)
+        self.params_shape = (data_shape[0] * params_per_pixel, *data_shape[1:])
         self.net = mlp([latent_dim, *hidden, math.prod(self.params_shape)], activation,
                        gated=gated)
 
