@@ -47,8 +47,9 @@ def run_sample(cfg: DictConfig) -> Path:
     with torch.no_grad():
         images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
     start_run_log(log_path(out, cfg.format))
-    out = write(images, visuals.upscale(picture, cfg.scale), train_cfg.dataset.range, cfg.format,
-                out)
+    # Vectors have no picture (only format=npy); images get theirs enlarged by `scale`.
+    picture = None if picture is None else visuals.upscale(picture, cfg.scale)
+    out = write(images, picture, train_cfg.dataset.range, cfg.format, out)
     log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], cfg.format, cfg.mode, out)
     return out
 
