@@ -61,6 +61,29 @@ def test_train_then_sample_from_any_directory(gentool, tmp_path):
     assert "eval/iwae_nll" in json.loads((run / "metrics.json").read_text())
 
 
+def test_vectors_train_evaluate_and_compare_through_the_installed_command(gentool, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    np.save(tmp_path / "x.npy", (np.eye(3)[labels] @ rng.normal(size=(3, 6)) * 3
+                                 + rng.normal(size=(120, 6))).astype(np.float32))
+    np.save(tmp_path / "y.npy", labels)
+    data = ["dataset=vectors", "dataset.source.path=x.npy", "dataset.source.labels=y.npy",
+            "dataset.shape=[6]", "dataset.num_classes=3", "loss=gaussian"]
+    for model in ("ae", "vae"):
+        trained = gentool("train", f"model={model}", "model.latent_dim=2", *data, *CLI_TINY,
+                          f"hydra.run.dir={model}")
+        assert trained.returncode == 0, trained.stderr
+    evaluated = gentool("eval", "checkpoint=ae/checkpoints/last.pt", "device=cpu",
+                        "metrics=[representation]", "probe_examples=50")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "eval/retrieval_p1" in json.loads((tmp_path / "ae" / "metrics.json").read_text())
+    compared = gentool("compare", "ae", "vae", "--out", "codes.png")
+    assert compared.returncode == 0, compared.stderr
+    assert (tmp_path / "codes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_eval_help_names_the_suites(gentool):
     result = gentool("eval", "--help")
     assert result.returncode == 0
