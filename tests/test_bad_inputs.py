@@ -164,7 +164,7 @@ CASES = {
                              ("--examples is 1 but must be at least 2",)),
     "vectors without a file": Case(("train", *NEW, "model=ae", "dataset=vectors",
                                     "dataset.shape=[4]"),
-                                   ("The dataset 'vectors' needs source.path",)),
+                                   ("The dataset 'vectors' needs dataset.source.path",)),
     "vae with mse": Case(("train", *NEW, "model=vae", "loss=mse"),
                          ("gentool: error: loss=mse does not fit model=vae",)),
     "ae with an adversarial loss": Case(

@@ -33,10 +33,12 @@ def test_help_lists_the_commands(gentool):
 def test_train_help_shows_config_groups_and_options(gentool):
     result = gentool("train", "--help")
     assert result.returncode == 0
-    assert "model: ae, ae_linear, cgan, conv_ae, conv_vae, dcgan, gan, pix2pix, vae" in result.stdout
+    assert ("model: ae, ae_linear, cgan, conv_ae, conv_vae, dcgan, doc_ae, doc_vae, gan, pix2pix, "
+            "vae" in result.stdout)
     assert ("dataset: cifar10, derived_pairs, digits, fashion_mnist, folder, frey_faces, grid, "
-            "mnist, paired_folder, ring"
+            "mnist, newsgroups20, paired_folder, ring, text_folder, vectors"
             in result.stdout)
+    assert "dataset/pair: colorize, edges, inpaint" in result.stdout
 
 
 
