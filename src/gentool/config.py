@@ -157,11 +157,17 @@ class EvalConfig:
 class FinetuneOptions:
     freeze_encoder: bool = True
     head: str = "linear"
-    hidden: int = 256
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    hidden: PositiveInt = 256
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    # Codes shifted and scaled by the mean and std of the encoder's codes of the whole
+    # (unlabelled) train split, measured once before training, before they reach the head.
+    standardize_codes: bool = False
+    # The pretrained encoder's learning rate as a multiple of `lr` when fine-tuned end to end;
+    # the model trained from scratch keeps `lr` everywhere.
+    encoder_lr_scale: PositiveFloat = 1.0
 
 
 @dataclass
