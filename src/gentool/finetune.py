@@ -2,9 +2,12 @@
 
 The encoder of an AE or VAE checkpoint (the VAE's posterior mean) feeds a linear or MLP head,
 trained on `labels_per_class` labelled train examples per class (a fixed, seeded subset), with
-the encoder frozen or fine-tuned end to end. The same classifier - the same encoder architecture
-from a random initialisation, trained end to end - is trained from scratch on the same labels,
-and both test accuracies are reported: what the unsupervised pretraining is worth.
+the encoder frozen or fine-tuned end to end (`encoder_lr_scale` slows the pretrained encoder
+against its new head). With `standardize_codes` the codes are shifted and scaled by their mean
+and std over the whole unlabelled train split first, so the head starts from features of unit
+scale whatever scale the autoencoder gave them. The same classifier - the same encoder
+architecture from a random initialisation, trained end to end - is trained from scratch on the
+same labels, and both test accuracies are reported: what the unsupervised pretraining is worth.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from gentool.capabilities import Encodes
+from gentool.config import check_config
 from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
 from gentool.engine.checkpoint import save_checkpoint
@@ -108,6 +112,7 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     run_dir = run.path
 
     def check() -> None:
+        check_config(cfg)   # the ranges FinetuneOptions declares (steps >= 1, lr > 0, ...)
         if cfg.labels_per_class < 1:
             raise GentoolError(f"labels_per_class={cfg.labels_per_class} must be at least 1.")
 
