@@ -162,7 +162,7 @@ class FinetuneOptions:
     batch_size: PositiveInt = 64
     lr: PositiveFloat = 1e-3
     weight_decay: NonNegativeFloat = 0.0
-    # Codes shifted and scaled by the mean and std of the encoder's codes of the whole
+    # The pretrained encoder's codes shifted and scaled by their mean and std over the whole
     # (unlabelled) train split, measured once before training, before they reach the head.
     standardize_codes: bool = False
     # The pretrained encoder's learning rate as a multiple of `lr` when fine-tuned end to end;
