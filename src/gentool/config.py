@@ -156,15 +156,15 @@ class EvalConfig:
 @dataclass
 class FinetuneOptions:
     freeze_encoder: bool = True
-    head: str = "linear"
+    head: str = "mlp"
     hidden: PositiveInt = 256
     steps: PositiveInt = 1000
     batch_size: PositiveInt = 64
     lr: PositiveFloat = 1e-3
-    weight_decay: NonNegativeFloat = 0.0
+    weight_decay: NonNegativeFloat = 1e-2
     # The pretrained encoder's codes shifted and scaled by their mean and std over the whole
     # (unlabelled) train split, measured once before training, before they reach the head.
-    standardize_codes: bool = False
+    standardize_codes: bool = True
     # The pretrained encoder's learning rate as a multiple of `lr` when fine-tuned end to end;
     # the model trained from scratch keeps `lr` everywhere.
     encoder_lr_scale: PositiveFloat = 1.0
