@@ -4,12 +4,15 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import TINY, compose_config
+from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
 from gentool.errors import GentoolError
-from gentool.finetune import run_finetune
+from gentool.finetune import EncoderClassifier, make_optimizer, run_finetune
 from gentool.train import run_train
+from gentool.trained import load_trained_method
 
 QUICK = ["device=cpu", "finetune.steps=30", "finetune.batch_size=16"]
 
@@ -71,10 +74,72 @@ def test_same_seed_same_result(runs, tmp_path):
     assert first == second
 
 
+@pytest.mark.parametrize("model", ["ae", "vae"])
+def test_standardised_codes_use_the_statistics_of_the_train_codes(runs, tmp_path, model):
+    _, state = finetune(runs / model, tmp_path, "finetune.standardize_codes=true")
+    trained = load_trained_method(runs / model / "checkpoints" / "last.pt", torch.device("cpu"))
+    cfg = compose_config("finetune", QUICK)
+    data_cfg = OmegaConf.merge(trained.train_cfg.dataset, {"binarize": "none"})
+    data = build_data(data_cfg, cfg.data_dir, torch.device("cpu"), batch_size=64, seed=0,
+                      drop_last=False)
+    train_x, _ = take(data.train, data.train.num_examples)
+    test_x, _ = take(data.test, data.test.num_examples)
+    with torch.no_grad():
+        codes = trained.method.encode(train_x)
+    classifier = state["modules"]["classifier"]
+    assert torch.allclose(classifier["code_mean"], codes.mean(0), atol=1e-5)
+    assert torch.allclose(classifier["code_std"], codes.std(0), atol=1e-5)
+    with torch.no_grad():   # not the test codes' statistics
+        assert not torch.allclose(classifier["code_mean"], trained.method.encode(test_x).mean(0))
+
+
+def test_standardised_codes_reach_the_head_with_zero_mean_and_unit_std():
+    class Shifted(torch.nn.Module):
+        latent_dim = 3
+
+        def encode(self, x):
+            return x * torch.tensor([2.0, 5.0, 0.0]) + torch.tensor([1.0, -4.0, 7.0])
+
+    classifier = EncoderClassifier(Shifted(), 2, "linear", 8, freeze=True)
+    train = torch.randn(500, 3)
+    classifier.fit_code_statistics(train, batch_size=64)
+    standardised = (classifier.codes(train) - classifier.code_mean) / classifier.code_std
+    assert torch.allclose(standardised[:, :2].mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(standardised[:, :2].std(0), torch.ones(2), atol=1e-5)
+    assert classifier.code_std[2] == 1.0          # a constant code keeps its scale
+    assert torch.all(standardised[:, 2] == 0)
+
+
+def test_encoder_lr_scale_sets_the_encoder_group_learning_rate(runs):
+    trained = load_trained_method(runs / "ae" / "checkpoints" / "last.pt", torch.device("cpu"))
+    classifier = EncoderClassifier(trained.method, 10, "linear", 8, freeze=False)
+    optimizer = make_optimizer(classifier, lr=1e-3, weight_decay=1e-4, encoder_lr_scale=0.1)
+    head, encoder = optimizer.param_groups
+    assert head["lr"] == 1e-3 and encoder["lr"] == pytest.approx(1e-4)
+    assert {id(p) for p in head["params"]} == {id(p) for p in classifier.head.parameters()}
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in trained.method.parameters()}
+    assert encoder["weight_decay"] == 1e-4
+    frozen = EncoderClassifier(trained.method, 10, "linear", 8, freeze=True)
+    assert len(make_optimizer(frozen, 1e-3, 0.0, 0.1).param_groups) == 1   # the head alone
+
+
+def test_fine_tuning_with_a_lower_encoder_rate_moves_the_encoder_less(runs, tmp_path):
+    pretrained = torch.load(runs / "ae" / "checkpoints" / "last.pt",
+                            weights_only=True)["modules"]["method"]["encoder.net.0.weight"]
+    moved = {}
+    for scale in ("1.0", "0.01"):
+        _, state = finetune(runs / "ae", tmp_path / scale, "finetune.freeze_encoder=false",
+                            f"finetune.encoder_lr_scale={scale}")
+        weight = state["modules"]["classifier"]["method.encoder.net.0.weight"]
+        moved[scale] = (weight - pretrained).abs().max().item()
+    assert 0 < moved["0.01"] < moved["1.0"] / 10
+
+
 @pytest.mark.parametrize("model,overrides,message", [
     ("gan", [], "has no encoder to fine-tune"),
     ("ae", ["labels_per_class=0"], "must be at least 1"),
     ("ae", ["finetune.head=svm"], "finetune.head=svm is not one of linear, mlp"),
+    ("ae", ["finetune.encoder_lr_scale=0"], "finetune.encoder_lr_scale"),
 ])
 def test_bad_requests_are_clear_errors(runs, tmp_path, model, overrides, message):
     with pytest.raises(GentoolError, match=message):

@@ -156,12 +156,18 @@ class EvalConfig:
 @dataclass
 class FinetuneOptions:
     freeze_encoder: bool = True
-    head: str = "linear"
-    hidden: int = 256
-    steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    head: str = "mlp"
+    hidden: PositiveInt = 256
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 1e-2
+    # The pretrained encoder's codes shifted and scaled by their mean and std over the whole
+    # (unlabelled) train split, measured once before training, before they reach the head.
+    standardize_codes: bool = True
+    # The pretrained encoder's learning rate as a multiple of `lr` when fine-tuned end to end;
+    # the model trained from scratch keeps `lr` everywhere.
+    encoder_lr_scale: PositiveFloat = 1.0
 
 
 @dataclass
