@@ -14,7 +14,8 @@ are skipped, so running the same command again continues where it stopped. A run
 interrupted resumes from its last checkpoint in `<runs>/<dataset>/<configuration>/seed<k>`.
 Cells run side by side in `--workers` processes of one thread each. The markdown table in
 `--out` is rebuilt from the cell files after every run, and at any time with --table-only; it
-marks the cells still missing. Failed runs are kept in the table as what they measured.
+marks the cells still missing. Failed runs are kept in the table: a run that diverged counts
+as 0 modes and 0% high quality, with its message in the per-cell table.
 
     .venv/bin/python scripts/mode_collapse.py --workers 1                # the whole study
     .venv/bin/python scripts/mode_collapse.py --table-only               # rebuild the table
@@ -56,6 +57,9 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "r1": ("R1, gamma=0.1", ["model.r1=0.1"]),
     "gp": ("WGAN-GP, lambda=10, n_critic=5", [
         "loss=wasserstein", "model.gradient_penalty=10", "model.n_critic=5"]),
+    "nobn": ("generator without batch norm", ["model.generator.batch_norm=false"]),
+    "ttur": ("two time-scale: G lr 2.5e-4, D lr 1e-3", [
+        "model.generator_optimizer.lr=2.5e-4", "model.discriminator_optimizer.lr=1e-3"]),
     "pack2": ("PacGAN, m=2", ["model.pack=2"]),
     "pack3": ("PacGAN, m=3 (batch 255)", ["model.pack=3", "trainer.batch_size=255"]),
     "pack4": ("PacGAN, m=4", ["model.pack=4"]),
@@ -111,6 +115,8 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
 
     from gentool.config import setup
     from gentool.engine.checkpoint import load_checkpoint
+    from gentool.engine.loop import Interrupted
+    from gentool.errors import TrainingDiverged
     from gentool.train import run_train
 
     setup()
@@ -120,12 +126,20 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     last = Path(run_dir) / "checkpoints" / "last.pt"
     resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
     started, started_cpu = time.perf_counter(), time.process_time()
-    run_train(cfg, run_dir)
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    try:
+        run_train(cfg, run_dir)
+    except Interrupted as stop:  # a signal: the checkpoint is kept, the next sitting resumes
+        return {"config": config, "dataset": dataset, "seed": seed, "interrupted": str(stop)}
+    except TrainingDiverged as error:  # a failed run stays in the table: no mode, no sample
+        metrics = {"test/modes": 0.0, "test/high_quality": 0.0, "test/reverse_kl": None,
+                   "status": str(error)}
+    else:
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     kl = metrics["test/reverse_kl"]
     result = {
         "config": config, "label": CONFIGS[config][0].format(dataset=dataset),
         "dataset": dataset, "seed": seed, "steps": steps, "overrides": overrides,
+        "status": metrics.get("status", "finished"),
         "modes": metrics["test/modes"], "high_quality": 100 * metrics["test/high_quality"],
         "reverse_kl": None if kl is None or math.isnan(kl) else kl,
         "seconds": round(time.perf_counter() - started, 1),
@@ -232,6 +246,8 @@ def per_cell(found: dict, configs, datasets, seeds) -> str:
                     lines.append(f"| {config} | {d} | {s} | missing | | | | |")
                     continue
                 kl = "—" if r["reverse_kl"] is None else f"{r['reverse_kl']:.3f}"
+                if r.get("status", "finished") != "finished":
+                    kl += f" ({r['status']})"
                 resumed = f" (resumed at {r['resumed_from_step']})" if r["resumed_from_step"] \
                     else ""
                 lines.append(f"| {config} | {d} | {s} | {r['modes']:.0f} | "
@@ -310,6 +326,10 @@ def run_missing(args, budget, seeds) -> None:
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, maxtasksperchild=1) as pool:
         for result in pool.imap_unordered(run_cell, jobs):
+            if "interrupted" in result:
+                print(f"{result['config']:<9} {result['dataset']:<5} seed {result['seed']}: "
+                      f"{result['interrupted']}", flush=True)
+                continue
             kl = "—" if result["reverse_kl"] is None else f"{result['reverse_kl']:.3f}"
             print(f"{result['config']:<9} {result['dataset']:<5} seed {result['seed']}: "
                   f"{result['modes']:.0f} modes, {result['high_quality']:.1f}% high quality, "
