@@ -21,10 +21,10 @@ install: $(STAMP)
 train: install  ## the default job: a VAE on the offline digits data set
 	$(VENV)/bin/gentool train $(ARGS)
 
-test: install   ## the test suite (CPU; 973 tests, 18 minutes on 2 cores shared with one other job, plus the first install)
+test: install   ## the test suite (CPU; 973 tests, 9 minutes on 2 cores while other jobs kept the load average at 5-7, plus the first install)
 	$(PY) -m pytest -q $(ARGS)
 
-test-slow: install  ## the long studies marked `slow`
+test-slow: install  ## the long tests marked `slow` (the SLURM cluster's)
 	$(PY) -m pytest -q -m slow $(ARGS)
 
 bench: install  ## throughput of the training path against a bare loop and a DataLoader loop

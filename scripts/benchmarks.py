@@ -20,7 +20,10 @@ import platform
 import time
 from pathlib import Path
 
+from markdown_section import markers, write_section
+
 REPO = Path(__file__).resolve().parents[1]
+BEGIN, END = markers("scripts/benchmarks.py")   # the section of --out this script owns
 
 LATENT = 20
 # name -> (label, train overrides). Every encoder has LATENT dimensions, like PCA.
@@ -207,23 +210,8 @@ likelihood_examples={args.likelihood_examples}`):
 
 {commands}
 """
-    write_section(Path(args.out), text)
+    write_section(Path(args.out), BEGIN, END, text, heading="# Benchmarks\n")
     print(text)
-
-
-BEGIN, END = "<!-- scripts/benchmarks.py: begin -->", "<!-- scripts/benchmarks.py: end -->"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Put the table between this script's markers in `path`, keeping the rest of the file."""
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
 
 
 if __name__ == "__main__":

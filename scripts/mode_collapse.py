@@ -35,11 +35,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from markdown_section import markers, write_section
+
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
 RUNS = REPO / "runs" / "mode_collapse"
 OUT = REPO / "docs" / "mode_collapse.md"
-BEGIN, END = "<!-- scripts/mode_collapse.py: begin -->", "<!-- scripts/mode_collapse.py: end -->"
+BEGIN, END = markers("scripts/mode_collapse.py")
 
 # Every configuration is the plain GAN of experiment=gan_toy_small with the switches shown; the
 # last one is the preset of each data set. `{half}` is half the run length (for annealing) and
@@ -115,7 +117,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
 
     from gentool.config import setup
     from gentool.engine.checkpoint import load_checkpoint
-    from gentool.engine.loop import Interrupted
+    from gentool.engine.stop import RunStopped
     from gentool.errors import TrainingDiverged
     from gentool.train import run_train
 
@@ -128,7 +130,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     started, started_cpu = time.perf_counter(), time.process_time()
     try:
         run_train(cfg, run_dir)
-    except Interrupted as stop:  # a signal: the checkpoint is kept, the next sitting resumes
+    except RunStopped as stop:  # a signal: the checkpoint is kept, the next sitting resumes
         return {"config": config, "dataset": dataset, "seed": seed, "interrupted": str(stop)}
     except TrainingDiverged as error:  # a failed run stays in the table: no mode, no sample
         metrics = {"test/modes": 0.0, "test/high_quality": 0.0, "test/reverse_kl": None,
@@ -275,14 +277,8 @@ def report(cells: Path, configs, datasets, seeds, budget) -> str:
 
 
 def write_report(path: Path, body: str) -> None:
-    """Replace the part between the markers (the whole file when it has none)."""
-    block = f"{BEGIN}\n{body}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        text = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    else:
-        text = f"# Mode collapse on the toy sets\n\n{block}\n"
-    write_atomic(path, text)
+    """Replace this script's section of the markdown file, keeping the rest of it."""
+    write_section(path, BEGIN, END, body, heading="# Mode collapse on the toy sets\n")
 
 
 # -- driver -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Shared fixtures: composing configs like the CLI does, tiny trainer settings, fixture data, the
-installed `gentool` command (tier 3)."""
+installed `gentool` command (tier 3): started fresh (`gentool`) or forked from a process that has
+imported its libraries (`forked`, `forked_gentool`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
 from gentool.config import setup
 from data_fixtures import write_cifar10, write_frey_mat, write_image_folder, write_mnist_idx
+from forked_gentool import ForkedGentool
 
 # A few steps with every periodic action (log, eval + pictures, checkpoint) happening at least once.
 TINY = ["device=cpu", "trainer.max_steps=6", "trainer.batch_size=16", "trainer.log_every=2",
@@ -24,8 +27,12 @@ CLI_TINY = [*TINY, "trainer.max_steps=4", "trainer.eval_every=2", "trainer.check
 
 @pytest.fixture(scope="session", autouse=True)
 def gentool_setup():
-    """The resolvers and schemas gentool's configs name, as the command line registers them."""
+    """The resolvers and schemas gentool's configs name, as the command line registers them;
+    one torch thread for the tests' process."""
     setup()
+    # The tests' models are tiny: a second thread saves little, and on a machine whose cores are
+    # busy with other work its OpenMP barriers spin, multiplying the CPU time of every test.
+    torch.set_num_threads(1)
 
 
 def compose_config(name: str, overrides) -> "DictConfig":  # noqa: F821
@@ -83,16 +90,38 @@ def installed(tmp_path_factory) -> dict:
     site = root / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
                     str(site), str(wheel)], check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": str(site), "HYDRA_FULL_ERROR": "0"}
+    # One thread per command: the tiny runs gain nothing from more, the tests' processes share
+    # the machine's cores, and runs of the command compare bit for bit across processes.
+    env = {**os.environ, "PYTHONPATH": str(site), "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
     env.pop("GENTOOL_DATA_DIR", None)
     return {"env": env, "gentool": str(site / "bin" / "gentool"), "site": site}
 
 
 @pytest.fixture
 def gentool(installed, tmp_path):
+    """The installed command in a fresh process, as a user starts it (the console script)."""
     def run(*args, cwd: Path = tmp_path):
         return subprocess.run([installed["gentool"], *args], cwd=cwd, env=installed["env"],
                               capture_output=True, text=True, timeout=300)
+    return run
+
+
+@pytest.fixture(scope="session")
+def forked(installed, tmp_path_factory):
+    """The installed command in processes forked from one that has imported its third-party
+    libraries (tests/forked_gentool.py): a process of its own per command, without the seconds
+    of imports each fresh one costs. `forked.run(args, cwd, env=None)`."""
+    server = ForkedGentool(installed["gentool"], installed["env"],
+                           tmp_path_factory.mktemp("forked"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def forked_gentool(forked, tmp_path):
+    """What the `gentool` fixture runs, forked."""
+    def run(*args, cwd: Path = tmp_path):
+        return forked.run(args, cwd)
     return run
 
 

@@ -3,8 +3,10 @@
 A table of cases, each run in a folder that holds a copy of one finished tiny run (trained once
 per module) plus whatever the case prepares (odd checkpoints, broken report files, image
 folders). For each: a non-zero status, no traceback, one sentence on stderr, and every file that
-was in the folder before is byte-identical after. File-system failures (disk full, read-only
-folders) run on a small tmpfs, where the platform lets the tests mount one.
+was in the folder before is byte-identical after. Each command is a process of its own, forked
+from the tests' server that has gentool's libraries imported (conftest.forked); the cases marked
+`fresh` start the console script in a new interpreter, as a user does. File-system failures (disk
+full, read-only folders) run on a small tmpfs, where the platform lets the tests mount one.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ LOG_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\]\[[A-Z]+\] ")
 
 # -- helpers -------------------------------------------------------------------------------------
 
-def run_gentool(installed: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def run_gentool(forked, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return forked.run(args, cwd)
+
+
+def run_fresh(installed: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([installed["gentool"], *args], cwd=cwd, env=installed["env"],
                           capture_output=True, text=True, timeout=300)
 
@@ -129,6 +135,8 @@ class Case:
     # Hydra's message, which lists the valid choices over several lines.
     hydra: bool = False
     marks: list = field(default_factory=list)
+    # Run as a user starts the command (the console script in a fresh interpreter), not forked.
+    fresh: bool = False
 
 
 CASES = {
@@ -145,7 +153,7 @@ CASES = {
                            ("trainer.max_steps", "many"), hydra=True),
     # model options: the annotations of the constructors
     "latent_dim=0": Case(("train", *NEW, "model.latent_dim=0"),
-                         ("model.latent_dim is 0 but must be an integer >= 1",)),
+                         ("model.latent_dim is 0 but must be an integer >= 1",), fresh=True),
     "latent_dim=abc": Case(("train", *NEW, "model.latent_dim=abc"),
                            ("model.latent_dim is 'abc' but must be an integer >= 1",)),
     "kl_warmup_steps=1.5": Case(("train", *NEW, "model.kl_warmup_steps=1.5"),
@@ -223,15 +231,15 @@ CASES = {
         ("report", "run", "--out", "tables/loss.md"),
         ("--out tables/loss.md: the folder tables does not exist",)),
     # the dispatcher
-    "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample")),
+    "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }
 
 
 @pytest.fixture(scope="module")
-def tiny_run(installed, tmp_path_factory) -> Path:
+def tiny_run(forked, tmp_path_factory) -> Path:
     """One finished tiny VAE run (checkpoints, metrics.json, .hydra/), trained once."""
     root = tmp_path_factory.mktemp("tiny")
-    result = run_gentool(installed, root, "train", *CLI_TINY, "hydra.run.dir=run")
+    result = run_gentool(forked, root, "train", *CLI_TINY, "hydra.run.dir=run")
     assert result.returncode == 0, result.stderr
     return root / "run"
 
@@ -245,12 +253,13 @@ def folder(tiny_run, tmp_path) -> Path:
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks) for name, case in
                                   CASES.items()])
-def test_bad_input_is_one_sentence_and_changes_nothing(installed, folder, name):
+def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder, name):
     case = CASES[name]
     if case.prepare:
         case.prepare(folder)
     before = hashes(folder)
-    result = run_gentool(installed, folder, *case.args)
+    result = run_fresh(installed, folder, *case.args) if case.fresh else \
+        run_gentool(forked, folder, *case.args)
     if case.hydra:
         assert_user_error(result, *case.fragments)
     else:
@@ -258,9 +267,9 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, folder, name):
     assert_unchanged(before, folder)
 
 
-def test_unreadable_images_are_skipped_with_a_warning_each(installed, folder):
+def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):
     image_folder(good=12, garbage=2, truncated=1)(folder)
-    result = run_gentool(installed, folder, "train", *NEW, *FOLDER)
+    result = run_gentool(forked, folder, "train", *NEW, *FOLDER)
     assert result.returncode == 0, result.stderr
     log = result.stderr + result.stdout
     for i in (0, 1):
@@ -305,16 +314,16 @@ def fill(point: Path, leave_bytes: int) -> None:
 BIG = ["model.encoder.hidden=[1024]", "model.decoder.hidden=[1024]", "trainer.keep_checkpoints=0"]
 
 
-def test_disk_full_keeps_the_previous_checkpoint_and_says_so(installed, tmpfs, tmp_path):
+def test_disk_full_keeps_the_previous_checkpoint_and_says_so(forked, tmpfs, tmp_path):
     point, _ = tmpfs
     run = point / "run"
-    first = run_gentool(installed, tmp_path, "train", *CLI_TINY, *BIG, "trainer.max_steps=2",
+    first = run_gentool(forked, tmp_path, "train", *CLI_TINY, *BIG, "trainer.max_steps=2",
                         f"hydra.run.dir={run}")
     assert first.returncode == 0, first.stderr
     last = run / "checkpoints" / "last.pt"
     before = hashes(run)
     fill(point, leave_bytes=512 * 1024)
-    resumed = run_gentool(installed, tmp_path, "train", *CLI_TINY, *BIG, f"hydra.run.dir={run}")
+    resumed = run_gentool(forked, tmp_path, "train", *CLI_TINY, *BIG, f"hydra.run.dir={run}")
     assert_one_sentence(resumed, f"No space left on the device holding {last}",
                         "the previous checkpoint there is intact", "free some space",
                         f"resume by running the same command with hydra.run.dir={run.resolve()}")
@@ -323,7 +332,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_says_so(installed, tmpfs, t
     assert [p.name for p in last.parent.iterdir()] == ["last.pt"]   # no temporary file left
 
 
-def test_read_only_folders_are_one_sentence(installed, tiny_run, tmpfs, tmp_path):
+def test_read_only_folders_are_one_sentence(forked, tiny_run, tmpfs, tmp_path):
     point, read_only = tmpfs
     shutil.copytree(tiny_run, point / "run")
     (point / "sweep").mkdir()
@@ -339,5 +348,5 @@ def test_read_only_folders_are_one_sentence(installed, tiny_run, tmpfs, tmp_path
          (f"{point} is on a read-only file system", "the table was printed above")),
     ]
     for args, fragments in cases:
-        assert_one_sentence(run_gentool(installed, tmp_path, *args), *fragments)
+        assert_one_sentence(run_gentool(forked, tmp_path, *args), *fragments)
     assert_unchanged(before, point)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state,
-                                       save_checkpoint)
+from gentool.engine.checkpoint import (capture_rng_state, checkpoint_of, load_checkpoint,
+                                       restore_rng_state, save_checkpoint)
 from gentool.engine import checkpoint
 from gentool.engine.files import WriteFailed, atomic_write
 from gentool.errors import GentoolError
@@ -91,6 +91,23 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(GentoolError, match="No checkpoint at .*nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_checkpoint_of_a_file_or_a_run_directory(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    last, step = run / "checkpoints" / "last.pt", run / "checkpoints" / "step_3.pt"
+    for path in (last, step):
+        save_checkpoint(path, PAYLOAD)
+    assert checkpoint_of(run) == last and checkpoint_of(str(run)) == last
+    assert checkpoint_of(step) == step
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert checkpoint_of("~/run") == last and checkpoint_of("~/run/checkpoints/step_3.pt") == step
+    # A folder without checkpoints/last.pt, and a missing file: refused, naming the option.
+    with pytest.raises(GentoolError, match=f"^No checkpoint at {tmp_path}/checkpoints/last.pt; "):
+        checkpoint_of(tmp_path)
+    with pytest.raises(GentoolError, match=f"^resume=nowhere.pt: there is no checkpoint at "
+                                           f"nowhere.pt; .* or drop resume=.$"):
+        checkpoint_of("nowhere.pt", "resume")
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):

@@ -1,5 +1,9 @@
 """Tier 3: the installed `gentool` command, from a wheel built from this tree, run in a
-subprocess from a temporary directory (an editable install would hide missing package data)."""
+subprocess from a temporary directory (an editable install would hide missing package data).
+
+The help, the everyday train-sample-eval path and an error exit start the console script in a
+fresh interpreter, as a user does; the longer workflows run forked (conftest.forked): processes
+of their own that skip the seconds of library imports."""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ import sys
 import torch
 
 from conftest import CLI_TINY, assert_user_error
-
 
 
 def test_the_wheel_carries_the_config_tree_and_is_what_runs(installed, tmp_path):
@@ -41,8 +44,6 @@ def test_train_help_shows_config_groups_and_options(gentool):
     assert "dataset/pair: colorize, edges, inpaint" in result.stdout
 
 
-
-
 def test_train_then_sample_from_any_directory(gentool, tmp_path):
     result = gentool("train", *CLI_TINY)
     assert result.returncode == 0, result.stderr
@@ -63,7 +64,7 @@ def test_train_then_sample_from_any_directory(gentool, tmp_path):
     assert "eval/iwae_nll" in json.loads((run / "metrics.json").read_text())
 
 
-def test_vectors_train_evaluate_and_compare_through_the_installed_command(gentool, tmp_path):
+def test_vectors_train_evaluate_and_compare_through_the_installed_command(forked_gentool, tmp_path):
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -74,14 +75,14 @@ def test_vectors_train_evaluate_and_compare_through_the_installed_command(gentoo
     data = ["dataset=vectors", "dataset.source.path=x.npy", "dataset.source.labels=y.npy",
             "dataset.shape=[6]", "dataset.num_classes=3", "loss=gaussian"]
     for model in ("ae", "vae"):
-        trained = gentool("train", f"model={model}", "model.latent_dim=2", *data, *CLI_TINY,
-                          f"hydra.run.dir={model}")
+        trained = forked_gentool("train", f"model={model}", "model.latent_dim=2", *data, *CLI_TINY,
+                                 f"hydra.run.dir={model}")
         assert trained.returncode == 0, trained.stderr
-    evaluated = gentool("eval", "checkpoint=ae/checkpoints/last.pt", "device=cpu",
-                        "metrics=[representation]", "probe_examples=50")
+    evaluated = forked_gentool("eval", "checkpoint=ae/checkpoints/last.pt", "device=cpu",
+                               "metrics=[representation]", "probe_examples=50")
     assert evaluated.returncode == 0, evaluated.stderr
     assert "eval/retrieval_p1" in json.loads((tmp_path / "ae" / "metrics.json").read_text())
-    compared = gentool("compare", "ae", "vae", "--out", "codes.png")
+    compared = forked_gentool("compare", "ae", "vae", "--out", "codes.png")
     assert compared.returncode == 0, compared.stderr
     assert (tmp_path / "codes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -92,15 +93,13 @@ def test_eval_help_names_the_suites(gentool):
     assert "likelihood" in result.stdout and "representation" in result.stdout
 
 
-
-
-def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):
-    result = gentool("train", "-m", "model=vae,ae", "seed=0,1", *CLI_TINY)
+def test_multirun_sweep_writes_one_directory_per_job(forked_gentool, tmp_path):
+    result = forked_gentool("train", "-m", "model=vae,ae", "seed=0,1", *CLI_TINY)
     assert result.returncode == 0, result.stderr
     jobs = sorted((tmp_path / "multirun" / "train").glob("*/*/*/metrics.json"))
     assert len(jobs) == 4
-    table = gentool("report", str(tmp_path / "multirun"), "--metrics", "test/loss",
-                    "--out", "table.md")
+    table = forked_gentool("report", str(tmp_path / "multirun"), "--metrics", "test/loss",
+                           "--out", "table.md")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "| model | n | test/loss |" and len(lines) == 4
@@ -108,49 +107,33 @@ def test_multirun_sweep_writes_one_directory_per_job(gentool, tmp_path):
     assert (tmp_path / "table.md").read_text().splitlines() == lines
 
 
-def test_parallel_launcher_runs_the_sweep_in_separate_processes(gentool, tmp_path):
-    result = gentool("train", "-m", "hydra/launcher=parallel", "model=vae,ae", *CLI_TINY)
+def test_parallel_launcher_runs_the_sweep_in_separate_processes(forked_gentool, tmp_path):
+    result = forked_gentool("train", "-m", "hydra/launcher=parallel", "model=vae,ae", *CLI_TINY)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "multirun" / "train").glob("*/*/*/checkpoints/last.pt"))) == 2
     assert "Joblib.Parallel" in result.stdout + result.stderr
 
 
-def test_finetune_sweeps_over_labels_per_class(gentool, tmp_path):
-    trained = gentool("train", "model=ae", *CLI_TINY, "hydra.run.dir=ae")
+def test_finetune_sweeps_over_labels_per_class(forked_gentool, tmp_path):
+    trained = forked_gentool("train", "model=ae", *CLI_TINY, "hydra.run.dir=ae")
     assert trained.returncode == 0, trained.stderr
-    result = gentool("finetune", "-m", f"checkpoint={tmp_path}/ae/checkpoints/last.pt",
-                     "labels_per_class=1,2", "finetune.steps=10", "device=cpu")
+    result = forked_gentool("finetune", "-m", f"checkpoint={tmp_path}/ae/checkpoints/last.pt",
+                            "labels_per_class=1,2", "finetune.steps=10", "device=cpu")
     assert result.returncode == 0, result.stderr
-    table = gentool("report", str(tmp_path / "multirun" / "finetune"), "--metrics",
-                    "test/accuracy", "test/accuracy_scratch")
+    table = forked_gentool("report", str(tmp_path / "multirun" / "finetune"), "--metrics",
+                           "test/accuracy", "test/accuracy_scratch")
     assert table.stdout.splitlines()[0] == \
         "| labels_per_class | n | test/accuracy | test/accuracy_scratch |"
 
 
-
-
-def test_user_config_folder_on_the_search_path(gentool, tmp_path):
+def test_user_config_folder_on_the_search_path(forked_gentool, tmp_path):
     folder = tmp_path / "my_configs" / "model"
     folder.mkdir(parents=True)
     (folder / "tiny_vae.yaml").write_text("defaults:\n  - vae\n\nname: tiny_vae\nlatent_dim: 2\n")
-    result = gentool("train", f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]",
-                     "model=tiny_vae", *CLI_TINY)
+    result = forked_gentool("train", f"hydra.searchpath=[file://{tmp_path / 'my_configs'}]",
+                            "model=tiny_vae", *CLI_TINY)
     assert result.returncode == 0, result.stderr
     assert "Model tiny_vae" in result.stderr + result.stdout
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # The other refusals of bad input (options, checkpoints, data, report files) are a table in

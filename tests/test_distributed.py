@@ -15,16 +15,16 @@ from gentool.engine import distributed
 from gentool.engine.loop import StopRequested
 from gentool.errors import GentoolError
 
-GENTOOL = [sys.executable, "-m", "gentool.cli"]
 # An autoencoder: no sampling noise, so one process and two must agree to float precision.
 RUN = ["train", "model=ae", "dataset=digits", "trainer.max_steps=20", "trainer.batch_size=32",
        "trainer.log_every=5", "trainer.eval_every=10", "trainer.checkpoint_every=10",
        "trainer.progress_bar=false", "device=cpu"]
 
 
-def environment(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GENTOOL_RUN", "SLURM_"))}
-    return {**env, "OMP_NUM_THREADS": "1", **extra}
+def environment(base=os.environ):
+    """`base` without a run tag or SLURM task of its own, one thread per process."""
+    env = {k: v for k, v in base.items() if not k.startswith(("GENTOOL_RUN", "SLURM_"))}
+    return {**env, "OMP_NUM_THREADS": "1"}
 
 
 def final_weights(run_dir):
@@ -33,7 +33,7 @@ def final_weights(run_dir):
     return state["modules"]["method"]
 
 
-def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
+def test_two_processes_equal_one_with_the_same_global_batch(installed, forked, tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc-per-node=2"]
     two = subprocess.run([*torchrun, "-m", "gentool.cli", *RUN], cwd=tmp_path,
@@ -44,8 +44,8 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
     output = two.stdout + two.stderr
     assert "Data-parallel over 2 processes: 16 examples each" in output
     assert output.count("Final test metrics") == 1       # only rank 0 logs
-    one = subprocess.run([*GENTOOL, *RUN, "hydra.run.dir=single"], cwd=tmp_path,
-                         env=environment(), capture_output=True, text=True, timeout=300)
+    # One process: the installed command, forked from the tests' server (conftest.forked).
+    one = forked.run([*RUN, "hydra.run.dir=single"], tmp_path, env=environment(installed["env"]))
     assert one.returncode == 0, one.stderr[-3000:]
     parallel, single = final_weights(runs[0]), final_weights(tmp_path / "single")
     for name, tensor in single.items():
@@ -93,16 +93,19 @@ def test_usr2_is_handed_to_the_handler_installed_before_after_the_checkpoint():
         signal.signal(signal.SIGUSR2, previous)
 
 
-def test_kill_9_at_any_moment_then_the_same_command_finishes_with_the_same_weights(tmp_path):
-    run = [*GENTOOL, *RUN[:-5], "trainer.max_steps=60", "trainer.checkpoint_every=7",
+def test_kill_9_at_any_moment_then_the_same_command_finishes_with_the_same_weights(
+        installed, forked, tmp_path):
+    """The run that is killed is started as a user starts it; the reference run and the resumed
+    one are forked (conftest.forked), all with the installed command and one thread."""
+    env = environment(installed["env"])
+    run = [*RUN[:-5], "trainer.max_steps=60", "trainer.checkpoint_every=7",
            "trainer.eval_every=60", "trainer.log_every=60", "trainer.progress_bar=false",
            "device=cpu"]
-    reference = subprocess.run([*run, "hydra.run.dir=reference"], cwd=tmp_path,
-                               env=environment(), capture_output=True, text=True, timeout=300)
+    reference = forked.run([*run, "hydra.run.dir=reference"], tmp_path, env=env)
     assert reference.returncode == 0, reference.stderr[-3000:]
     last = tmp_path / "killed" / "checkpoints" / "last.pt"
-    job = subprocess.Popen([*run, "hydra.run.dir=killed"], cwd=tmp_path, env=environment(),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen([installed["gentool"], *run, "hydra.run.dir=killed"], cwd=tmp_path,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not last.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -111,8 +114,7 @@ def test_kill_9_at_any_moment_then_the_same_command_finishes_with_the_same_weigh
     job.wait()
     survived = torch.load(last, weights_only=True)     # never a torn checkpoint
     assert survived["step"] % 7 == 0 or survived["step"] == 60
-    resumed = subprocess.run([*run, "hydra.run.dir=killed"], cwd=tmp_path, env=environment(),
-                             capture_output=True, text=True, timeout=300)
+    resumed = forked.run([*run, "hydra.run.dir=killed"], tmp_path, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a = torch.load(tmp_path / "reference" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(last, weights_only=True)

@@ -2,17 +2,17 @@
 
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
 from conftest import TINY
+from gentool.engine import loop
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.device import autocast_for, resolve_device
 from gentool.engine.metering import MetricWindow
+from gentool.engine.schedule import apply_schedule
+from gentool.engine.stop import RunStopped
 from gentool.errors import GentoolError
 from gentool.train import run_train
 
@@ -75,25 +75,36 @@ def test_metric_window_averages_each_metric_over_the_steps_that_reported_it():
     assert flushed["loss"] == 2.0 and flushed["grad_norm/model"] == 6.0
 
 
-def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes(tmp_path):
+def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes(compose_train, tmp_path,
+                                                                  monkeypatch):
     """A signal (SLURM preemption, Ctrl-C) ends the run after a checkpoint of the current step;
-    running the same command in the same directory finishes it."""
-    args = [sys.executable, "-m", "gentool.cli", "train", *TINY, "trainer.max_steps=100000",
-            "trainer.checkpoint_every=100000", "trainer.eval_every=100000",
-            f"hydra.run.dir={tmp_path}/run"]
-    process = subprocess.Popen(args, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not list((tmp_path / "run").glob("events.out.tfevents.*")) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(2.0)  # some steps into training
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM
-    assert "by SIGTERM" in stderr and f"hydra.run.dir={tmp_path}/run" in stderr
-    step = load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"]
-    assert 0 < step < 100000
-    finish = [a if not a.startswith("trainer.max_steps") else f"trainer.max_steps={step + 3}"
-              for a in args]
-    subprocess.run(finish, cwd=tmp_path, check=True, capture_output=True, timeout=120,
-                   env={**os.environ})
-    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == step + 3
+    running the same command in the same directory finishes it. Here the run signals itself
+    during its fifth step; tests/test_run_directory.py signals the installed command from outside
+    and checks its exit status and message."""
+    started = []
+
+    def schedule_then_signal(optimizers, schedule, step, max_steps):
+        started.append(step)
+        assert step < 50, "the run went on after the signal"
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return apply_schedule(optimizers, schedule, step, max_steps)
+
+    monkeypatch.setattr(loop, "apply_schedule", schedule_then_signal)
+    unhandled = []   # a signal that reaches this handler was not noted by the loop
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: unhandled.append(signum))
+    args = [*TINY, "trainer.max_steps=100000", "trainer.checkpoint_every=100000",
+            "trainer.eval_every=100000"]
+    try:
+        with pytest.raises(RunStopped) as stopped:
+            run_train(compose_train(*args), tmp_path / "run")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert unhandled == [] and started == [0, 1, 2, 3, 4]   # the current step, then no other
+    assert stopped.value.exit_status == 128 + signal.SIGTERM
+    assert str(stopped.value).startswith("stopped at step 5 by SIGTERM")
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == 5
+    finish = [a if not a.startswith("trainer.max_steps") else "trainer.max_steps=8" for a in args]
+    run_train(compose_train(*finish), tmp_path / "run")   # no signal at step 4 of a resumed run
+    assert started == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == 8

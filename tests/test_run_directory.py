@@ -1,6 +1,7 @@
 """A run directory has one writer, a refused start leaves nothing behind, a stop signal says how to
 resume, and paths take `~`: the installed command (tests/test_cli.py's wheel) end to end, plus the
-lock, the start/undo bookkeeping and the second-signal exit in process."""
+lock, the start/undo bookkeeping and the second-signal exit in process. The runs that are signalled
+or paused start as a user starts them; the other commands are forked (conftest.forked)."""
 
 from __future__ import annotations
 
@@ -56,31 +57,31 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
 
 
 @pytest.fixture(scope="module")
-def trained(installed, tmp_path_factory) -> Path:
+def trained(forked, tmp_path_factory) -> Path:
     """A finished VAE run made by the installed command (tests copy it before changing it)."""
     root = tmp_path_factory.mktemp("trained")
-    done = subprocess.run([installed["gentool"], "train", "model=vae", *TINY, "hydra.run.dir=run"],
-                          cwd=root, env=installed["env"], capture_output=True, text=True,
-                          timeout=300)
+    done = forked.run(["train", "model=vae", *TINY, "hydra.run.dir=run"], root)
     assert done.returncode == 0, done.stderr
     return root / "run"
 
 
-def gentool_line(installed, line: str) -> list[str]:
-    """A printed `gentool ...` shell command, run with the installed command."""
+def gentool_line(line: str) -> list[str]:
+    """The arguments of a printed `gentool ...` shell command."""
     words = shlex.split(line)
     assert words[0] == "gentool"
-    return [installed["gentool"], *words[1:]]
+    return words[1:]
 
 
 # --- one writer -----------------------------------------------------------------------------
 
-def test_a_second_process_in_a_running_directory_stops_at_once(installed, gentool, tmp_path):
+def test_a_second_process_in_a_running_directory_stops_at_once(installed, forked_gentool,
+                                                               tmp_path):
     first = start(installed, tmp_path, "train", *LONG, "trainer.max_steps=400", "hydra.run.dir=run")
     wait_for(tmp_path / "run" / "train.log", first)     # the first run has started
     first.send_signal(signal.SIGSTOP)                   # paused, lock held: no race with its end
     try:
-        second = gentool("train", *LONG, "trainer.max_steps=10", "seed=7", "hydra.run.dir=run")
+        second = forked_gentool("train", *LONG, "trainer.max_steps=10", "seed=7",
+                                "hydra.run.dir=run")
     finally:
         first.send_signal(signal.SIGCONT)
     assert_user_error(second, "is in use by another gentool process")
@@ -124,20 +125,21 @@ def test_a_forked_worker_does_not_keep_the_lock(tmp_path):
 
 # --- refused starts leave nothing behind ----------------------------------------------------
 
-def test_a_refused_resume_leaves_the_directory_byte_identical(trained, gentool, tmp_path):
+def test_a_refused_resume_leaves_the_directory_byte_identical(trained, forked_gentool, tmp_path):
     shutil.copytree(trained, tmp_path / "run")
     (tmp_path / "run" / "checkpoints" / ".last.pt.x1y2z3.tmp").write_bytes(b"left by a kill")
     before = tree(tmp_path / "run")
-    refused = gentool("train", "model=ae", *TINY, "hydra.run.dir=run")
+    refused = forked_gentool("train", "model=ae", *TINY, "hydra.run.dir=run")
     assert_user_error(refused, "does not fit this model", "model=vae", "model=ae")
     assert tree(tmp_path / "run") == before   # .hydra/, train.log and the lock file included
     assert "model=ae" not in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
 
 
-def test_a_refused_start_leaves_no_new_directory(gentool, tmp_path):
-    assert_user_error(gentool("train", *TINY, "model=vae", "loss=mse"),   # runs/train/<date>/...
+def test_a_refused_start_leaves_no_new_directory(forked_gentool, tmp_path):
+    assert_user_error(forked_gentool("train", *TINY, "model=vae", "loss=mse"),   # runs/train/...
                       "loss=mse does not fit model=vae")
-    assert_user_error(gentool("train", *TINY, "resume=nowhere/last.pt", "hydra.run.dir=new/deep"),
+    assert_user_error(forked_gentool("train", *TINY, "resume=nowhere/last.pt",
+                                     "hydra.run.dir=new/deep"),
                       "resume=nowhere/last.pt: there is no checkpoint")
     assert list(tmp_path.iterdir()) == []
 
@@ -162,7 +164,8 @@ def test_resume_takes_a_checkpoint_or_a_run_directory(trained, tmp_path):
 
 # --- stop signals ---------------------------------------------------------------------------
 
-def test_sigterm_prints_the_command_that_resumes_and_that_command_finishes(installed, tmp_path):
+def test_sigterm_prints_the_command_that_resumes_and_that_command_finishes(installed, forked,
+                                                                          tmp_path):
     run = start(installed, tmp_path, "train", *LONG, "trainer.max_steps=600",
                 "trainer.checkpoint_every=50", "hydra.run.dir=run")
     # The loop (and its stop handler) is running once it has written its first checkpoint.
@@ -181,8 +184,7 @@ def test_sigterm_prints_the_command_that_resumes_and_that_command_finishes(insta
     assert line.rstrip().endswith(f"hydra.run.dir={tmp_path / 'run'}")
     assert line in (tmp_path / "run" / "train.log").read_text()
     command = line.split("resume with: ", 1)[1]
-    resumed = subprocess.run(gentool_line(installed, command), cwd=tmp_path, env=installed["env"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = forked.run(gentool_line(command), tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"at step {step}" in (tmp_path / "run" / "train.log").read_text()   # "Resumed from"
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["step"] == 600
@@ -216,16 +218,17 @@ def test_sample_never_writes_over_a_checkpoint(trained, tmp_path):
     assert tree(checkpoints) == before and not (tmp_path / "new.pt").exists()
 
 
-def test_sample_and_eval_logs_go_beside_the_output_and_into_the_run(trained, gentool, tmp_path):
+def test_sample_and_eval_logs_go_beside_the_output_and_into_the_run(trained, forked_gentool,
+                                                                   tmp_path):
     run = shutil.copytree(trained, tmp_path / "run")
     (tmp_path / "samples.png").write_bytes(b"an earlier output")   # replaced, as before
-    sampled = gentool("sample", "checkpoint=run/checkpoints/last.pt", "n=4", "out=samples.png",
-                      "device=cpu")
+    sampled = forked_gentool("sample", "checkpoint=run/checkpoints/last.pt", "n=4",
+                             "out=samples.png", "device=cpu")
     assert sampled.returncode == 0, sampled.stderr
     assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert "Wrote 4 images" in (tmp_path / "samples.log").read_text()
-    evaluated = gentool("eval", "checkpoint=run/checkpoints/last.pt", "metrics=[reconstruction]",
-                        "device=cpu")
+    evaluated = forked_gentool("eval", "checkpoint=run/checkpoints/last.pt",
+                               "metrics=[reconstruction]", "device=cpu")
     assert evaluated.returncode == 0, evaluated.stderr
     assert "Metrics written to" in (run / "eval" / "eval.log").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "samples.log", "samples.png"]
@@ -233,14 +236,13 @@ def test_sample_and_eval_logs_go_beside_the_output_and_into_the_run(trained, gen
 
 # --- ~ in paths -----------------------------------------------------------------------------
 
-def test_paths_take_the_home_folder(installed, tmp_path):
+def test_paths_take_the_home_folder(installed, forked, tmp_path):
     home = tmp_path / "home"
     write_image_folder(home, n=40)
     env = {**installed["env"], "HOME": str(home)}
 
     def run(*args):
-        return subprocess.run([installed["gentool"], *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
+        return forked.run(args, tmp_path, env=env)
 
     # key=~/path, unquoted: the command line puts the home folder in, as a shell would.
     shown = run("train", "dataset=folder", "dataset.source.path=~/images", "--cfg", "job")

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slurm
+# Slow: starting the cluster and its jobs takes minutes. The default run covers the pieces: the
+# SLURM launcher's options composing and checked (test_target_safety.py), sweeps through a
+# launcher of separate processes (test_cli.py), the USR2 hand-over to submitit's requeue handler
+# (test_distributed.py), a stopped run resuming in its own directory (test_run_directory.py,
+# test_engine.py) and two data-parallel processes against one (test_distributed.py, torchrun).
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local.sh"
 GENTOOL = [sys.executable, "-m", "gentool.cli"]

@@ -374,11 +374,10 @@ def test_cifar10_batches_pickled_by_numpy_1_still_load(tmp_path):
 # -- the installed command -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def trained(installed, tmp_path_factory) -> Path:
+def trained(forked, tmp_path_factory) -> Path:
     """A real checkpoint of a tiny VAE run on digits (what the payloads are planted into)."""
     root = tmp_path_factory.mktemp("trained")
-    result = subprocess.run([installed["gentool"], "train", *TINY, "hydra.run.dir=run"], cwd=root,
-                            env=installed["env"], capture_output=True, text=True, timeout=600)
+    result = run(forked, root, "train", *TINY, "hydra.run.dir=run")
     assert result.returncode == 0, result.stderr
     return root / "run" / "checkpoints" / "last.pt"
 
@@ -393,9 +392,9 @@ def planted(trained: Path, folder: Path, key: str, payload: dict) -> Path:
     return path
 
 
-def run(installed, cwd: Path, *args):
-    return subprocess.run([installed["gentool"], *args], cwd=cwd, env=installed["env"],
-                          capture_output=True, text=True, timeout=600)
+def run(forked, cwd: Path, *args):
+    """The installed command, in a process forked from the tests' server (conftest.forked)."""
+    return forked.run(args, cwd, timeout=600)
 
 
 @pytest.mark.parametrize("command", [
@@ -404,27 +403,27 @@ def run(installed, cwd: Path, *args):
     ["finetune", "finetune.steps=2", "device=cpu"],
     ["train", *TINY],
 ])
-def test_commands_refuse_a_checkpoint_with_a_payload(command, installed, trained, tmp_path):
+def test_commands_refuse_a_checkpoint_with_a_payload(command, forked, trained, tmp_path):
     marker = tmp_path / "MARKER"
     evil = planted(trained, tmp_path, "extra", system_payload(marker))
     given = f"resume={evil}" if command[0] == "train" else f"checkpoint={evil}"
-    result = run(installed, tmp_path, *command, given)
+    result = run(forked, tmp_path, *command, given)
     assert_user_error(result, f"{evil} is refused: its stored config sets model.extra._target_ "
                               "to 'gentool.engine.files.os.system', which walks through the "
                               "module os")
     assert not marker.exists()
 
 
-def test_sample_refuses_a_checkpoint_with_a_torch_load_payload(installed, trained, tmp_path):
+def test_sample_refuses_a_checkpoint_with_a_torch_load_payload(forked, trained, tmp_path):
     marker = tmp_path / "MARKER"
     evil = planted(trained, tmp_path, "encoder", torch_load_payload(marker))
-    result = run(installed, tmp_path, "sample", f"checkpoint={evil}", "device=cpu")
+    result = run(forked, tmp_path, "sample", f"checkpoint={evil}", "device=cpu")
     assert_user_error(result, "is refused: its stored config sets model.encoder._target_ to "
                               "'gentool.engine.checkpoint.torch.load'")
     assert not marker.exists()
 
 
-def test_train_refuses_a_searchpath_config_with_a_payload(installed, tmp_path):
+def test_train_refuses_a_searchpath_config_with_a_payload(forked, tmp_path):
     marker = tmp_path / "MARKER"
     (tmp_path / "mine" / "model").mkdir(parents=True)
     (tmp_path / "mine" / "model" / "evil.yaml").write_text(yaml.safe_dump({
@@ -432,7 +431,7 @@ def test_train_refuses_a_searchpath_config_with_a_payload(installed, tmp_path):
         "extra": system_payload(marker),
         "decoder": {"_target_": "gentool.engine.checkpoint.torch.load",
                     "f": {"_target_": "gentool.data.download.io.BytesIO", "_args_": ["x"]}}}))
-    result = run(installed, tmp_path, "train", f"hydra.searchpath=[file://{tmp_path}/mine]",
+    result = run(forked, tmp_path, "train", f"hydra.searchpath=[file://{tmp_path}/mine]",
                  "model=evil", *TINY)
     assert_user_error(result, "Refusing to build model.decoder._target_: "
                               "'gentool.engine.checkpoint.torch.load' walks through the module "
@@ -448,10 +447,10 @@ def test_train_refuses_a_searchpath_config_with_a_payload(installed, tmp_path):
     (["+optimizer.extra=[{{_target_: gentool.engine.files.os.system, "
       "_args_: ['touch {marker}']}}]"], "extra[0]._target_"),
 ])
-def test_train_refuses_a_payload_given_on_the_command_line(overrides, key, installed, tmp_path):
+def test_train_refuses_a_payload_given_on_the_command_line(overrides, key, forked, tmp_path):
     marker = tmp_path / "MARKER"
     given = [override.format(marker=marker) for override in overrides]
-    result = run(installed, tmp_path, "train", *given, *TINY)
+    result = run(forked, tmp_path, "train", *given, *TINY)
     assert_user_error(result, f"Refusing to build {key}: 'gentool.engine.files.os.system'")
     assert not marker.exists()
 
@@ -700,12 +699,12 @@ def evil_experiment(folder: Path, hydra: dict) -> str:
                         "root": {"level": "INFO"}}},
      "hydra.hydra_logging.formatters.evil.(): 'io.open' is a factory"),
 ])
-def test_train_refuses_a_searchpath_file_that_sets_the_hydra_node(hydra, key, installed,
+def test_train_refuses_a_searchpath_file_that_sets_the_hydra_node(hydra, key, forked,
                                                                   tmp_path):
     marker = tmp_path / "MARKER"
     hydra = yaml.safe_load(yaml.safe_dump(hydra).replace("{marker}", str(marker)))
     searchpath = evil_experiment(tmp_path / "mine", hydra)
-    result = run(installed, tmp_path, "train", "-m", searchpath, "experiment=evil", *TINY)
+    result = run(forked, tmp_path, "train", "-m", searchpath, "experiment=evil", *TINY)
     assert_user_error(result, f"gentool: error: Refusing to use {key}")
     assert not marker.exists()
 
@@ -724,14 +723,14 @@ def test_train_refuses_a_searchpath_file_that_sets_the_hydra_node(hydra, key, in
      "hydra.launcher._target_: 'gentool.engine.files.os.system' is not a plugin gentool uses"),
     (["--cfg", "job", "hydra.job.chdir=true"], "hydra.job.chdir"),
 ])
-def test_train_refuses_hydra_node_payloads_on_the_command_line(args, key, installed, tmp_path):
+def test_train_refuses_hydra_node_payloads_on_the_command_line(args, key, forked, tmp_path):
     marker = tmp_path / "MARKER"
-    result = run(installed, tmp_path, "train", *[a.format(marker=marker) for a in args], *TINY)
+    result = run(forked, tmp_path, "train", *[a.format(marker=marker) for a in args], *TINY)
     assert_user_error(result, f"gentool: error: Refusing to use {key}")
     assert not marker.exists()
 
 
-def test_train_refuses_a_searchpath_launcher_with_a_payload(installed, tmp_path):
+def test_train_refuses_a_searchpath_launcher_with_a_payload(forked, tmp_path):
     """A hydra/launcher option of one's own replaces the launcher node whole."""
     marker = tmp_path / "MARKER"
     (tmp_path / "mine" / "hydra" / "launcher").mkdir(parents=True)
@@ -739,7 +738,7 @@ def test_train_refuses_a_searchpath_launcher_with_a_payload(installed, tmp_path)
         "# @package hydra.launcher\n" + yaml.safe_dump({
             "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
             "n_jobs": 1, "backend": {"_target_": "io.open", "_args_": [str(marker), "w"]}}))
-    result = run(installed, tmp_path, "train", "-m", f"hydra.searchpath=[file://{tmp_path}/mine]",
+    result = run(forked, tmp_path, "train", "-m", f"hydra.searchpath=[file://{tmp_path}/mine]",
                  "hydra/launcher=evil", *TINY)
     assert_user_error(result, "gentool: error: Refusing to use hydra.launcher.backend._target_: "
                               "'io.open' is a _target_ Hydra would build along with "
@@ -747,13 +746,13 @@ def test_train_refuses_a_searchpath_launcher_with_a_payload(installed, tmp_path)
     assert not marker.exists()
 
 
-def test_a_sweep_refuses_the_job_whose_config_sets_the_hydra_node(installed, tmp_path):
+def test_a_sweep_refuses_the_job_whose_config_sets_the_hydra_node(forked, tmp_path):
     marker = tmp_path / "MARKER"
     searchpath = evil_experiment(tmp_path / "mine", {"job_logging": {
         "version": 1, "handlers": {"evil": {"()": "io.open", "file": str(marker), "mode": "w"}},
         "root": {"handlers": ["evil"]}}})
     (tmp_path / "mine" / "experiment" / "fine.yaml").write_text("# @package _global_\nseed: 1\n")
-    result = run(installed, tmp_path, "train", "-m", searchpath, "experiment=fine,evil", *TINY)
+    result = run(forked, tmp_path, "train", "-m", searchpath, "experiment=fine,evil", *TINY)
     assert_user_error(result, "Refusing to use hydra.job_logging.handlers.evil.()")
     assert not marker.exists() and not list(tmp_path.glob("multirun/*/*/*/*/checkpoints"))
 
@@ -777,8 +776,8 @@ def test_a_search_path_module_is_never_imported(installed, tmp_path):
     assert control.returncode == 0 and marker.exists()
 
 
-def test_launcher_options_gentool_documents_still_compose(installed, tmp_path):
-    result = run(installed, tmp_path, "train", "--cfg", "hydra", "hydra/launcher=slurm",
+def test_launcher_options_gentool_documents_still_compose(forked, tmp_path):
+    result = run(forked, tmp_path, "train", "--cfg", "hydra", "hydra/launcher=slurm",
                  "hydra.launcher.partition=gpu", "+hydra.launcher.additional_parameters.qos=high")
     assert result.returncode == 0, result.stderr
     assert "SlurmLauncher" in result.stdout and "qos: high" in result.stdout

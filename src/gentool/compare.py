@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from gentool.capabilities import Encodes
 from gentool.data import build_data, take
+from gentool.engine.checkpoint import checkpoint_of
 from gentool.engine.visuals import to_unit
 from gentool.errors import GentoolError
 from gentool.metrics.pca import PCA
@@ -49,7 +50,7 @@ def compare(runs: list[str], out: str, examples: int = 2000, data_dir: str = "da
     """Draw the panels of `runs` (run directories or checkpoints) and the PCA panel to `out`."""
     device = torch.device("cpu")
     panels, first = [], None
-    checkpoints = [_checkpoint(run) for run in runs]   # every path checked before any work
+    checkpoints = [checkpoint_of(run) for run in runs]   # every path checked before any work
     for run, checkpoint in zip(runs, checkpoints):
         trained = load_trained_method(checkpoint, device)
         if not isinstance(trained.method, Encodes):
@@ -101,16 +102,6 @@ def _test_examples(data, n: int):
     index = torch.randperm(len(whole[0]), generator=torch.Generator().manual_seed(0))[:n]
     index = index.sort().values
     return type(whole)(*[None if part is None else part[index] for part in whole])
-
-
-def _checkpoint(run: str) -> Path:
-    path = Path(run).expanduser()
-    if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
-    if not path.is_file():
-        raise GentoolError(f"No checkpoint at {path}; give a train run's directory or its "
-                           "checkpoints/last.pt.")
-    return path
 
 
 def _features(dataset, data, x: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,23 @@ def resume_advice(run_dir: Path) -> str:
     return f"resume by running the same command with hydra.run.dir={Path(run_dir).resolve()}"
 
 
+def checkpoint_of(given: str | Path, option: str | None = None) -> Path:
+    """The checkpoint file that `given` names: the file itself, or a train run directory's
+    checkpoints/last.pt; `~` is the home folder. A path that names neither is refused, the
+    message led by `option=given` when the path came from that option (so the user sees which
+    setting to fix)."""
+    path = Path(given).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if path.is_file():
+        return path
+    if option:
+        raise GentoolError(f"{option}={given}: there is no checkpoint at {path}; pass a "
+                           f"checkpoint file or the directory of a train run, or drop {option}=.")
+    raise GentoolError(f"No checkpoint at {path}; pass a checkpoint file or the directory of a "
+                       "train run.")
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any], then: str | None = None) -> None:
     """Write atomically; a full or read-only disk leaves the previous file at `path` intact and
     ends in one sentence saying so (WriteFailed), `then` saying how to go on (by default: how to

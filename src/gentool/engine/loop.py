@@ -20,8 +20,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from gentool.data.batching import examples_in
-from gentool.engine.checkpoint import (capture_rng_state, load_checkpoint, load_into, restore_rng_state,
-                                       save_checkpoint)
+from gentool.engine.checkpoint import (capture_rng_state, checkpoint_of, load_checkpoint, load_into,
+                                       restore_rng_state, save_checkpoint)
 from gentool.engine import distributed, metering
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
@@ -262,7 +262,7 @@ def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_co
     them for the same number of processes.
     """
     own = ckpt_dir / "last.pt"
-    path = own if own.exists() else (resume_path(resume) if resume else None)
+    path = own if own.exists() else (checkpoint_of(resume, "resume") if resume else None)
     if path is None:
         return 0
     state = load_checkpoint(path)
@@ -293,18 +293,6 @@ def _refuse_other_choices(state: dict[str, Any], cfg, path: Path) -> None:
         raise GentoolError(f"{path} does not fit this model: it was trained with {was}, not "
                            f"{now}; resume with the options it was trained with (or train a new "
                            "run in another directory).")
-
-
-def resume_path(resume: str) -> Path:
-    """The checkpoint that `resume=` names: a checkpoint file, or a run directory (its
-    checkpoints/last.pt); `~` is the home folder."""
-    path = Path(resume).expanduser()
-    if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
-    if not path.is_file():
-        raise GentoolError(f"resume={resume}: there is no checkpoint at {path}; pass a checkpoint "
-                           "file or the directory of a train run, or drop resume=.")
-    return path
 
 
 def _checkpointer(method, ctx: StepContext, run_config, ckpt_dir: Path, keep: int,
