@@ -115,7 +115,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
 
     from gentool.config import setup
     from gentool.engine.checkpoint import load_checkpoint
-    from gentool.engine.loop import Interrupted
+    from gentool.engine.stop import RunStopped
     from gentool.errors import TrainingDiverged
     from gentool.train import run_train
 
@@ -128,7 +128,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     started, started_cpu = time.perf_counter(), time.process_time()
     try:
         run_train(cfg, run_dir)
-    except Interrupted as stop:  # a signal: the checkpoint is kept, the next sitting resumes
+    except RunStopped as stop:  # a signal: the checkpoint is kept, the next sitting resumes
         return {"config": config, "dataset": dataset, "seed": seed, "interrupted": str(stop)}
     except TrainingDiverged as error:  # a failed run stays in the table: no mode, no sample
         metrics = {"test/modes": 0.0, "test/high_quality": 0.0, "test/reverse_kl": None,
@@ -142,6 +142,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         "status": metrics.get("status", "finished"),
         "modes": metrics["test/modes"], "high_quality": 100 * metrics["test/high_quality"],
         "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+        **drs_figures(metrics),
         "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(time.process_time() - started_cpu, 1),
         "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
@@ -150,6 +151,18 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     }
     write_atomic(Path(out), json.dumps(result, indent=1) + "\n")
     return result
+
+
+def drs_figures(metrics: dict) -> dict:
+    """The same run's figures on samples drawn by discriminator rejection sampling (training
+    reports them as test/drs/* for a model with a discriminator), under "drs"."""
+    if "test/drs/modes" not in metrics:
+        return {}
+    kl = metrics["test/drs/reverse_kl"]
+    return {"drs": {"modes": metrics["test/drs/modes"],
+                    "high_quality": 100 * metrics["test/drs/high_quality"],
+                    "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+                    "acceptance": 100 * metrics["test/drs/acceptance"]}}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -205,7 +218,8 @@ def summary_cells(rows: list[dict], expected: int) -> list[str]:
             mean_std([r["high_quality"] for r in rows], 1), kl]
 
 
-def table(found: dict, configs, datasets, seeds, budget) -> str:
+def table(found: dict, configs, datasets, seeds, budget, view=None) -> str:
+    """Mean ± std per configuration; view="drs" reads the figures of DRS-drawn samples."""
     head = ["configuration"]
     for d in datasets:
         head += [f"{d}: modes (of {MODES[d]})", f"{d}: % high quality", f"{d}: reverse KL"]
@@ -215,6 +229,8 @@ def table(found: dict, configs, datasets, seeds, budget) -> str:
         cells = []
         for d in datasets:
             rows = [found[(config, d, s)] for s in seeds if (config, d, s) in found]
+            if view is not None:
+                rows = [r[view] for r in rows if view in r]
             cells += summary_cells(rows, len(seeds))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -268,6 +284,10 @@ def report(cells: Path, configs, datasets, seeds, budget) -> str:
         f"Mean ± std over the finished seeds of each cell; one thread per run "
         f"({', '.join(machines) or 'no run yet'}).",
         "", table(found, configs, datasets, seeds, budget), "",
+        "The same runs, their samples drawn by discriminator rejection sampling (Azadi et al. "
+        "2019, gamma at the 0.8 quantile; `gentool sample drs=true`), which changes how samples "
+        "are drawn, not the model; runs without a discriminator's figures are missing:", "",
+        table(found, configs, datasets, seeds, budget, view="drs"), "",
         "Published figures for comparison. " + PUBLISHED_SOURCES, "",
         published_table(datasets), "", "Every cell (files in "
         f"`{cells.relative_to(REPO) if cells.is_relative_to(REPO) else cells}`):", "",

@@ -126,6 +126,8 @@ class SampleConfig:
     temperature: NonNegativeFloat = 1.0
     labels: Optional[list] = None
     input: Optional[str] = None
+    drs: bool = False
+    drs_quantile: UnitFloat = 0.8
 
 
 @dataclass
@@ -151,6 +153,8 @@ class EvalConfig:
     probe_examples: int = 10_000
     classifier_steps: int = 6000
     scale: Any = "auto"   # auto or a whole factor >= 1, for the PNGs under <run>/eval/
+    drs: bool = False
+    drs_quantile: UnitFloat = 0.8
 
 
 @dataclass

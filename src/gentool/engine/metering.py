@@ -7,9 +7,10 @@ import time
 
 import torch
 
-from gentool.capabilities import Samples
+from gentool.capabilities import Discriminates, Samples
 from gentool.data.batching import examples_in, first_examples
 from gentool.engine.eval_mode import seeded_eval
+from gentool.rejection import rejection_sample
 
 
 class MetricWindow:
@@ -94,10 +95,19 @@ SAMPLE_METRIC_EXAMPLES = 2500
 
 @torch.no_grad()
 def evaluate_samples(method, data, seed: int = 0) -> dict[str, float]:
-    """Metrics of generated samples that the data set defines (mode coverage of the toy sets)."""
+    """Metrics of generated samples that the data set defines (mode coverage of the toy sets).
+
+    A model with a discriminator is also scored on samples drawn by discriminator rejection
+    sampling, under `drs/` (with `drs/acceptance`), beside the plain draws: DRS changes how
+    samples are drawn, so its figures never replace the model's own."""
     measure = getattr(data, "sample_metrics", None)
     if measure is None or not isinstance(method, Samples):
         return {}
     with seeded_eval(method, seed):
-        samples = method.sample(SAMPLE_METRIC_EXAMPLES)
-    return measure(samples.float())
+        scores = measure(method.sample(SAMPLE_METRIC_EXAMPLES).float())
+    if isinstance(method, Discriminates):
+        with seeded_eval(method, seed):
+            drawn = rejection_sample(method, SAMPLE_METRIC_EXAMPLES)
+        scores.update({f"drs/{k}": v for k, v in measure(drawn.samples.float()).items()})
+        scores["drs/acceptance"] = drawn.acceptance
+    return scores

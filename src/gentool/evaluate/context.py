@@ -19,6 +19,7 @@ from gentool.engine.files import atomic_write
 from gentool.engine.visuals import to_unit
 from gentool.metrics import classifier as feature_net
 from gentool.metrics.pca import PCA
+from gentool.rejection import DRSettings, rejection_sample
 
 log = logging.getLogger("gentool")
 
@@ -29,6 +30,9 @@ class EvalContext:
 
     def __init__(self, method, dataset_cfg: DictConfig, cfg: DictConfig, device: torch.device):
         self.method, self.dataset_cfg, self.cfg, self.device = method, dataset_cfg, cfg, device
+        # The share of draws that discriminator rejection sampling kept (eval drs=true), once
+        # the samples are drawn.
+        self.drs_acceptance: float | None = None
         self.figures: dict[str, torch.Tensor] = {}    # name -> [C, H, W] image in [0, 1]
 
     # -- data ----------------------------------------------------------------------------------
@@ -140,7 +144,13 @@ class EvalContext:
     @property
     def sampler_note(self) -> str | None:
         """Says how samples were drawn, when they were drawn from a model without a prior."""
-        if "samples" not in self.__dict__ or isinstance(self.method, Samples):
+        if "samples" not in self.__dict__:
+            return None
+        if self.drs_acceptance is not None:
+            return (f"samples drawn by discriminator rejection sampling (gamma quantile "
+                    f"{self.cfg.drs_quantile}), which kept {100 * self.drs_acceptance:.1f}% of "
+                    "the draws")
+        if isinstance(self.method, Samples):
             return None
         return "the model has no prior, so its samples decode a Gaussian fitted to its train codes"
 
@@ -156,6 +166,11 @@ class EvalContext:
         are: decode codes from a Gaussian with the mean and covariance of its train codes.
         """
         n, size = self.cfg.n_samples, self.cfg.batch_size
+        if self.cfg.drs:
+            drawn = rejection_sample(self.method, n, settings=DRSettings(
+                gamma_quantile=self.cfg.drs_quantile, batch=size))
+            self.drs_acceptance = drawn.acceptance
+            return drawn.samples.float()
         if isinstance(self.method, Samples):
             draw = self.method.sample
         else:
