@@ -142,7 +142,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         "status": metrics.get("status", "finished"),
         "modes": metrics["test/modes"], "high_quality": 100 * metrics["test/high_quality"],
         "reverse_kl": None if kl is None or math.isnan(kl) else kl,
-        **drs_figures(metrics),
+        **rejection_figures(metrics),
         "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(time.process_time() - started_cpu, 1),
         "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
@@ -153,16 +153,15 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     return result
 
 
-def drs_figures(metrics: dict) -> dict:
-    """The same run's figures on samples drawn by discriminator rejection sampling (training
-    reports them as test/drs/* for a model with a discriminator), under "drs"."""
-    if "test/drs/modes" not in metrics:
+def rejection_figures(metrics: dict) -> dict:
+    """The same run's figures on draws with the lowest-scored share dropped by the discriminator
+    (training reports them as test/rejection/* when model.rejection > 0), under "rejection"."""
+    if "test/rejection/modes" not in metrics:
         return {}
-    kl = metrics["test/drs/reverse_kl"]
-    return {"drs": {"modes": metrics["test/drs/modes"],
-                    "high_quality": 100 * metrics["test/drs/high_quality"],
-                    "reverse_kl": None if kl is None or math.isnan(kl) else kl,
-                    "acceptance": 100 * metrics["test/drs/acceptance"]}}
+    kl = metrics["test/rejection/reverse_kl"]
+    return {"rejection": {"modes": metrics["test/rejection/modes"],
+                          "high_quality": 100 * metrics["test/rejection/high_quality"],
+                          "reverse_kl": None if kl is None or math.isnan(kl) else kl}}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -219,7 +218,8 @@ def summary_cells(rows: list[dict], expected: int) -> list[str]:
 
 
 def table(found: dict, configs, datasets, seeds, budget, view=None) -> str:
-    """Mean ± std per configuration; view="drs" reads the figures of DRS-drawn samples."""
+    """Mean ± std per configuration; view="rejection" reads the figures of draws filtered by
+    the discriminator."""
     head = ["configuration"]
     for d in datasets:
         head += [f"{d}: modes (of {MODES[d]})", f"{d}: % high quality", f"{d}: reverse KL"]
@@ -284,10 +284,11 @@ def report(cells: Path, configs, datasets, seeds, budget) -> str:
         f"Mean ± std over the finished seeds of each cell; one thread per run "
         f"({', '.join(machines) or 'no run yet'}).",
         "", table(found, configs, datasets, seeds, budget), "",
-        "The same runs, their samples drawn by discriminator rejection sampling (Azadi et al. "
-        "2019, gamma at the 0.8 quantile; `gentool sample drs=true`), which changes how samples "
-        "are drawn, not the model; runs without a discriminator's figures are missing:", "",
-        table(found, configs, datasets, seeds, budget, view="drs"), "",
+        "The same runs where the configuration rejects draws by the discriminator's score "
+        "(`model.rejection`, gentool/rejection.py): the share it names of the lowest-scored "
+        "draws is dropped. This changes how samples are drawn, not the model; configurations "
+        "without rejection are marked missing here:", "",
+        table(found, configs, datasets, seeds, budget, view="rejection"), "",
         "Published figures for comparison. " + PUBLISHED_SOURCES, "",
         published_table(datasets), "", "Every cell (files in "
         f"`{cells.relative_to(REPO) if cells.is_relative_to(REPO) else cells}`):", "",

@@ -126,8 +126,8 @@ class SampleConfig:
     temperature: NonNegativeFloat = 1.0
     labels: Optional[list] = None
     input: Optional[str] = None
-    drs: bool = False
-    drs_quantile: UnitFloat = 0.8
+    # null: the model's own model.rejection; a share in [0, 1) overrides it
+    rejection: Optional[float] = None
 
 
 @dataclass
@@ -153,8 +153,8 @@ class EvalConfig:
     probe_examples: int = 10_000
     classifier_steps: int = 6000
     scale: Any = "auto"   # auto or a whole factor >= 1, for the PNGs under <run>/eval/
-    drs: bool = False
-    drs_quantile: UnitFloat = 0.8
+    # null: the model's own model.rejection; a share in [0, 1) overrides it
+    rejection: Optional[float] = None
 
 
 @dataclass

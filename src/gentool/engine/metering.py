@@ -10,7 +10,7 @@ import torch
 from gentool.capabilities import Discriminates, Samples
 from gentool.data.batching import examples_in, first_examples
 from gentool.engine.eval_mode import seeded_eval
-from gentool.rejection import rejection_sample
+from gentool.rejection import reject_lowest
 
 
 class MetricWindow:
@@ -97,17 +97,16 @@ SAMPLE_METRIC_EXAMPLES = 2500
 def evaluate_samples(method, data, seed: int = 0) -> dict[str, float]:
     """Metrics of generated samples that the data set defines (mode coverage of the toy sets).
 
-    A model with a discriminator is also scored on samples drawn by discriminator rejection
-    sampling, under `drs/` (with `drs/acceptance`), beside the plain draws: DRS changes how
-    samples are drawn, so its figures never replace the model's own."""
+    A model that rejects draws by its discriminator's score (model.rejection > 0) is scored on
+    such draws too, under `rejection/`, beside its plain draws: rejection changes how samples
+    are drawn, so its figures never replace the model's own."""
     measure = getattr(data, "sample_metrics", None)
     if measure is None or not isinstance(method, Samples):
         return {}
     with seeded_eval(method, seed):
         scores = measure(method.sample(SAMPLE_METRIC_EXAMPLES).float())
-    if isinstance(method, Discriminates):
+    if isinstance(method, Discriminates) and method.rejection_rate > 0:
         with seeded_eval(method, seed):
-            drawn = rejection_sample(method, SAMPLE_METRIC_EXAMPLES)
-        scores.update({f"drs/{k}": v for k, v in measure(drawn.samples.float()).items()})
-        scores["drs/acceptance"] = drawn.acceptance
+            kept = reject_lowest(method, SAMPLE_METRIC_EXAMPLES, method.rejection_rate)
+        scores.update({f"rejection/{k}": v for k, v in measure(kept.float()).items()})
     return scores
