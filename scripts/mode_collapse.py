@@ -68,7 +68,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "best": ("best combination: experiment=gan_{dataset}", ["experiment=gan_{dataset}"]),
 }
 # Steps per run (generator steps) of each data set: the fixed budget the table states.
-BUDGET = {"ring": 10000, "grid": 10000}
+BUDGET = {"ring": 10000, "grid": 20000}
 MODES = {"ring": 8, "grid": 25}
 
 # Published figures, mean over their runs, as printed in the papers (not measured here).
@@ -144,6 +144,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         "status": metrics.get("status", "finished"),
         "modes": metrics["test/modes"], "high_quality": 100 * metrics["test/high_quality"],
         "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+        **rejection_figures(metrics),
         "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(time.process_time() - started_cpu, 1),
         "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
@@ -152,6 +153,17 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     }
     write_atomic(Path(out), json.dumps(result, indent=1) + "\n")
     return result
+
+
+def rejection_figures(metrics: dict) -> dict:
+    """The same run's figures on draws with the lowest-scored share dropped by the discriminator
+    (training reports them as test/rejection/* when model.rejection > 0), under "rejection"."""
+    if "test/rejection/modes" not in metrics:
+        return {}
+    kl = metrics["test/rejection/reverse_kl"]
+    return {"rejection": {"modes": metrics["test/rejection/modes"],
+                          "high_quality": 100 * metrics["test/rejection/high_quality"],
+                          "reverse_kl": None if kl is None or math.isnan(kl) else kl}}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -207,7 +219,9 @@ def summary_cells(rows: list[dict], expected: int) -> list[str]:
             mean_std([r["high_quality"] for r in rows], 1), kl]
 
 
-def table(found: dict, configs, datasets, seeds, budget) -> str:
+def table(found: dict, configs, datasets, seeds, budget, view=None) -> str:
+    """Mean ± std per configuration; view="rejection" reads the figures of draws filtered by
+    the discriminator."""
     head = ["configuration"]
     for d in datasets:
         head += [f"{d}: modes (of {MODES[d]})", f"{d}: % high quality", f"{d}: reverse KL"]
@@ -217,6 +231,8 @@ def table(found: dict, configs, datasets, seeds, budget) -> str:
         cells = []
         for d in datasets:
             rows = [found[(config, d, s)] for s in seeds if (config, d, s) in found]
+            if view is not None:
+                rows = [r[view] for r in rows if view in r]
             cells += summary_cells(rows, len(seeds))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -270,6 +286,11 @@ def report(cells: Path, configs, datasets, seeds, budget) -> str:
         f"Mean ± std over the finished seeds of each cell; one thread per run "
         f"({', '.join(machines) or 'no run yet'}).",
         "", table(found, configs, datasets, seeds, budget), "",
+        "The same runs where the configuration rejects draws by the discriminator's score "
+        "(`model.rejection`, gentool/rejection.py): the share it names of the lowest-scored "
+        "draws is dropped. This changes how samples are drawn, not the model; configurations "
+        "without rejection are marked missing here:", "",
+        table(found, configs, datasets, seeds, budget, view="rejection"), "",
         "Published figures for comparison. " + PUBLISHED_SOURCES, "",
         published_table(datasets), "", "Every cell (files in "
         f"`{cells.relative_to(REPO) if cells.is_relative_to(REPO) else cells}`):", "",

@@ -42,6 +42,9 @@ def test_train_help_shows_config_groups_and_options(gentool):
             "mnist, newsgroups20, paired_folder, ring, text_folder, vectors"
             in result.stdout)
     assert "dataset/pair: colorize, edges, inpaint" in result.stdout
+    assert "_parts" not in result.stdout and "\nhydra" not in result.stdout
+    assert "experiment: dcgan_fashion_mnist, dcgan_stabilised_fashion_mnist, gan_grid" in \
+        result.stdout
 
 
 def test_train_then_sample_from_any_directory(gentool, tmp_path):

@@ -27,6 +27,7 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     assert set(cell) >= {"modes", "high_quality", "reverse_kl", "seconds", "cpu_seconds"}
     assert "| non-saturating GAN | " in report and "| PacGAN, m=2 | " in report
     assert "4 of 4 cells finished." in report
+    assert "rejects draws by the discriminator's score" in report
     assert "| GAN (PacGAN paper) | 6.3 | 98.2 | 0.45 |" in report
 
     # Done cells are skipped: a second run trains nothing and leaves the files alone.

@@ -59,7 +59,10 @@ class SamplesConditionally(Samples, Protocol):
 
 @runtime_checkable
 class Discriminates(Protocol):
-    """The discriminator's score of each example [N] (higher: judged real)."""
+    """The discriminator's score of each example [N] (higher: judged real), and the share of
+    draws that sampling with rejection drops by that score (gentool.rejection; 0: none)."""
+
+    rejection_rate: float
 
     def discriminate(self, x: torch.Tensor, labels=None) -> torch.Tensor: ...
 

@@ -23,6 +23,7 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Optional
 
@@ -126,6 +127,8 @@ class SampleConfig:
     temperature: NonNegativeFloat = 1.0
     labels: Optional[list] = None
     input: Optional[str] = None
+    # null: the model's own model.rejection; a share in [0, 1) overrides it
+    rejection: Optional[float] = None
 
 
 @dataclass
@@ -151,6 +154,8 @@ class EvalConfig:
     probe_examples: int = 10_000
     classifier_steps: int = 6000
     scale: Any = "auto"   # auto or a whole factor >= 1, for the PNGs under <run>/eval/
+    # null: the model's own model.rejection; a share in [0, 1) overrides it
+    rejection: Optional[float] = None
 
 
 @dataclass
@@ -201,13 +206,30 @@ def _sum(*values: int) -> int:
     return sum(values)
 
 
+def config_groups() -> str:
+    """`${config_groups:}`: the groups of gentool's config tree and their options, one group a
+    line, as `train --help` lists them. Folders starting with `_` hold parts that model configs
+    include (`model/_parts`), not choices, and `hydra` is Hydra's own, so neither is listed."""
+    root = Path(__file__).resolve().parent / "configs"
+    lines = []
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        group = folder.relative_to(root)
+        if group.parts[0] == "hydra" or any(part.startswith(("_", ".")) for part in group.parts):
+            continue
+        options = sorted(f.stem for f in folder.glob("*.yaml"))
+        if options:
+            lines.append(f"{group.as_posix()}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
 def setup() -> None:
     """Register the resolvers gentool's configs use and the command schemas their defaults lists
     name. Idempotent; the command line calls it before Hydra composes a command's config, and
     anything else that composes gentool's configs (tests, scripts) calls it first."""
     resolvers = (("uid", _run_tag, True),
                  ("started", lambda pattern: run_started().strftime(pattern), True),
-                 ("sum", _sum, False))
+                 ("sum", _sum, False),
+                 ("config_groups", config_groups, True))
     for name, resolver, cached in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver, use_cache=cached)

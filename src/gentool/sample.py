@@ -28,6 +28,7 @@ from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
 from gentool.options import show
+from gentool.rejection import check_rate, reject_lowest, rejection_rate
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
@@ -60,6 +61,11 @@ def _check_options(cfg: DictConfig, out: Path) -> None:
     if cfg.mode not in MODES:
         raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
     check_config(cfg)
+    if cfg.rejection is not None:
+        check_rate(cfg.rejection, "rejection")
+        if cfg.rejection > 0 and cfg.mode != "sample":
+            raise GentoolError(f"rejection={cfg.rejection} filters the draws of mode=sample, not "
+                               f"mode={cfg.mode}; use mode=sample or drop rejection=.")
     visuals.check_scale(cfg.scale)
     _check_dims(cfg.dims)
     labels = OmegaConf.to_container(cfg.labels) if cfg.labels is not None else None
@@ -155,7 +161,12 @@ def mode_sample(method, train_cfg, cfg, device):
         raise GentoolError(f"labels= only applies to class-conditional models, and "
                            f"model={train_cfg.model.name} is not one; drop labels=.")
     count = len(labels) if labels is not None else cfg.n
-    images = method.sample(count, labels=labels, temperature=cfg.temperature)
+    rate = rejection_rate(method, cfg.rejection)
+    if rate > 0:
+        log.info("Dropping the %.0f%% of draws the discriminator scores lowest", 100 * rate)
+        images = reject_lowest(method, count, rate, labels, cfg.temperature)
+    else:
+        images = method.sample(count, labels=labels, temperature=cfg.temperature)
     return images, _picture(images, train_cfg, cfg, device)
 
 

@@ -7,9 +7,10 @@ import time
 
 import torch
 
-from gentool.capabilities import Samples
+from gentool.capabilities import Discriminates, Samples
 from gentool.data.batching import examples_in, first_examples
 from gentool.engine.eval_mode import seeded_eval
+from gentool.rejection import reject_lowest
 
 
 class MetricWindow:
@@ -94,10 +95,18 @@ SAMPLE_METRIC_EXAMPLES = 2500
 
 @torch.no_grad()
 def evaluate_samples(method, data, seed: int = 0) -> dict[str, float]:
-    """Metrics of generated samples that the data set defines (mode coverage of the toy sets)."""
+    """Metrics of generated samples that the data set defines (mode coverage of the toy sets).
+
+    A model that rejects draws by its discriminator's score (model.rejection > 0) is scored on
+    such draws too, under `rejection/`, beside its plain draws: rejection changes how samples
+    are drawn, so its figures never replace the model's own."""
     measure = getattr(data, "sample_metrics", None)
     if measure is None or not isinstance(method, Samples):
         return {}
     with seeded_eval(method, seed):
-        samples = method.sample(SAMPLE_METRIC_EXAMPLES)
-    return measure(samples.float())
+        scores = measure(method.sample(SAMPLE_METRIC_EXAMPLES).float())
+    if isinstance(method, Discriminates) and method.rejection_rate > 0:
+        with seeded_eval(method, seed):
+            kept = reject_lowest(method, SAMPLE_METRIC_EXAMPLES, method.rejection_rate)
+        scores.update({f"rejection/{k}": v for k, v in measure(kept.float()).items()})
+    return scores

@@ -19,6 +19,7 @@ from gentool.engine.files import atomic_write
 from gentool.engine.visuals import to_unit
 from gentool.metrics import classifier as feature_net
 from gentool.metrics.pca import PCA
+from gentool.rejection import reject_lowest, rejection_rate
 
 log = logging.getLogger("gentool")
 
@@ -29,6 +30,9 @@ class EvalContext:
 
     def __init__(self, method, dataset_cfg: DictConfig, cfg: DictConfig, device: torch.device):
         self.method, self.dataset_cfg, self.cfg, self.device = method, dataset_cfg, cfg, device
+        # The share of draws dropped by the discriminator's score (gentool.rejection), once the
+        # samples are drawn.
+        self.rejected = 0.0
         self.figures: dict[str, torch.Tensor] = {}    # name -> [C, H, W] image in [0, 1]
 
     # -- data ----------------------------------------------------------------------------------
@@ -140,7 +144,12 @@ class EvalContext:
     @property
     def sampler_note(self) -> str | None:
         """Says how samples were drawn, when they were drawn from a model without a prior."""
-        if "samples" not in self.__dict__ or isinstance(self.method, Samples):
+        if "samples" not in self.__dict__:
+            return None
+        if self.rejected:
+            return (f"the samples are the draws that the discriminator scores highest: the lowest "
+                    f"{100 * self.rejected:.0f}% are dropped (rejection={self.rejected:g})")
+        if isinstance(self.method, Samples):
             return None
         return "the model has no prior, so its samples decode a Gaussian fitted to its train codes"
 
@@ -156,6 +165,9 @@ class EvalContext:
         are: decode codes from a Gaussian with the mean and covariance of its train codes.
         """
         n, size = self.cfg.n_samples, self.cfg.batch_size
+        self.rejected = rejection_rate(self.method, self.cfg.rejection)
+        if self.rejected > 0:
+            return reject_lowest(self.method, n, self.rejected).float()
         if isinstance(self.method, Samples):
             draw = self.method.sample
         else:

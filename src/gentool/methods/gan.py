@@ -13,7 +13,9 @@ One generator step per train step, after `n_critic` discriminator steps on as ma
   repeats itself is easier to spot in a pack than in a single sample;
 - the discriminator's own switches (spectral norm, minibatch discrimination, minibatch std) live
   in its network config;
-- an exponential moving average of the generator's weights, used for logged and sampled images.
+- an exponential moving average of the generator's weights, used for logged and sampled images;
+- rejection of the draws the discriminator scores lowest (gentool.rejection), a way of drawing
+  samples that sampling commands apply and evaluations report beside the plain draws.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from gentool.losses.penalties import (add_instance_noise, clip_weights, gradient
                                       instance_noise_sigma, r1_penalty, r2_penalty)
 from gentool.methods.base import TwoPlayerMethod
 from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
-                             UnitFloat)
+                             RejectionRate, UnitFloat)
 
 
 class InstanceNoise(TypedDict, total=False):
@@ -60,7 +62,7 @@ class GAN(TwoPlayerMethod):
                  gradient_penalty: NonNegativeFloat = 0.0, r1: NonNegativeFloat = 0.0,
                  r2: NonNegativeFloat = 0.0, instance_noise: InstanceNoise | None = None,
                  unrolled_steps: NonNegativeInt = 0, unrolled_lr: PositiveFloat = 1e-3,
-                 ema: EMA | None = None, pack: PositiveInt = 1,
+                 ema: EMA | None = None, pack: PositiveInt = 1, rejection: RejectionRate = 0.0,
                  batch_size: PositiveInt | None = None, generator_optimizer: dict | None = None,
                  discriminator_optimizer: dict | None = None, name: str = "gan"):
         super().__init__()
@@ -68,6 +70,7 @@ class GAN(TwoPlayerMethod):
                     instance_noise)
         self._check_pack(pack, batch_size, conditional)
         self.pack = pack
+        self.rejection_rate = rejection
         self.loss = loss
         self.data_shape = tuple(data_shape)
         self.value_range = tuple(value_range)
