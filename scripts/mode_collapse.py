@@ -227,6 +227,8 @@ def table(found: dict, configs, datasets, seeds, budget, view=None) -> str:
         head += [f"{d}: modes (of {MODES[d]})", f"{d}: % high quality", f"{d}: reverse KL"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for config in configs:
+        if view is not None and not any(view in r for (c, _, _), r in found.items() if c == config):
+            continue   # a configuration that does not draw that way has no row in this view
         label = CONFIGS[config][0].format(dataset="<dataset>")
         cells = []
         for d in datasets:
@@ -254,23 +256,28 @@ def published_table(datasets) -> str:
 
 
 def per_cell(found: dict, configs, datasets, seeds) -> str:
-    lines = ["| configuration | data | seed | modes | % high quality | reverse KL | wall s | "
-             "CPU s |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| configuration | data | seed | modes | % high quality | reverse KL | with rejection: "
+             "modes, % high quality, reverse KL | wall s | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for config in configs:
         for d in datasets:
             for s in seeds:
                 r = found.get((config, d, s))
                 if r is None:
-                    lines.append(f"| {config} | {d} | {s} | missing | | | | |")
+                    lines.append(f"| {config} | {d} | {s} | missing | | | | | |")
                     continue
                 kl = "—" if r["reverse_kl"] is None else f"{r['reverse_kl']:.3f}"
                 if r.get("status", "finished") != "finished":
                     kl += f" ({r['status']})"
                 resumed = f" (resumed at {r['resumed_from_step']})" if r["resumed_from_step"] \
                     else ""
+                kept = r.get("rejection")
+                kept = "—" if kept is None else (
+                    f"{kept['modes']:.0f}, {kept['high_quality']:.1f}, "
+                    + ("—" if kept["reverse_kl"] is None else f"{kept['reverse_kl']:.3f}"))
                 lines.append(f"| {config} | {d} | {s} | {r['modes']:.0f} | "
-                             f"{r['high_quality']:.1f} | {kl} | {r['seconds']:.0f}{resumed} | "
-                             f"{r['cpu_seconds']:.0f} |")
+                             f"{r['high_quality']:.1f} | {kl} | {kept} | "
+                             f"{r['seconds']:.0f}{resumed} | {r['cpu_seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -288,8 +295,8 @@ def report(cells: Path, configs, datasets, seeds, budget) -> str:
         "", table(found, configs, datasets, seeds, budget), "",
         "The same runs where the configuration rejects draws by the discriminator's score "
         "(`model.rejection`, gentool/rejection.py): the share it names of the lowest-scored "
-        "draws is dropped. This changes how samples are drawn, not the model; configurations "
-        "without rejection are marked missing here:", "",
+        "draws is dropped. This changes how samples are drawn, not the model; only "
+        "configurations that reject have a row here:", "",
         table(found, configs, datasets, seeds, budget, view="rejection"), "",
         "Published figures for comparison. " + PUBLISHED_SOURCES, "",
         published_table(datasets), "", "Every cell (files in "
