@@ -51,7 +51,7 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_p
     assert conditional["classifier"]["version"] == study.classifier_version()
 
     # The study budget is marked missing; the 4-step cells are a probe table of their own.
-    assert "0 of 5 cells finished, 5 missing" in bodies["supports"]   # 5 configs x 1 seed
+    assert "0 of 6 cells finished, 6 missing" in bodies["supports"]   # 6 configs x 1 seed
     assert "| minimax GAN (the plain game) | missing |" in bodies["supports"]
     assert "Probe at 4 generator steps" in bodies["supports"]
     assert "| minimax + instance noise, sigma 0.5 annealed to 0 over the run | " in \
