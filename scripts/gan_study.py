@@ -117,6 +117,8 @@ CLAIMS: dict[str, Claim] = {
              "loss=hinge", "model.discriminator.spectral_norm=true",
              "model.discriminator.batch_norm=false")),
          "r1": ("R1, gamma=1", ("model.r1=1.0",)),
+         "r1_01": ("R1, gamma=0.1", ("model.r1=0.1",)),
+         "r1_10": ("R1, gamma=10", ("model.r1=10.0",)),
          "ttur": ("two time-scale: G lr 1e-4, D lr 4e-4", (
              "model.generator_optimizer.lr=1e-4", "model.discriminator_optimizer.lr=4e-4"))},
         budget=10000, seeds=3, images=True),
@@ -370,11 +372,13 @@ def stale_cells(cells: Path, claim: str, configs) -> list[Path]:
 
 
 def mean_std(values, digits: int, expected: int | None = None) -> str:
+    """mean ± std of the values given (None: not measured), the value alone for one run."""
     values = [v for v in values if v is not None]
     if not values:
         return "—"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    text = f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+    text = f"{statistics.mean(values):.{digits}f}"
+    if len(values) > 1:
+        text += f" ± {statistics.stdev(values):.{digits}f}"
     if expected is not None and len(values) != expected:
         text += f" ({len(values)}/{expected} seeds)"
     return text
