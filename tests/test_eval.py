@@ -5,10 +5,14 @@ import json
 import logging
 
 import pytest
+import torch
 
 from conftest import TINY, compose_config
 from gentool.errors import GentoolError
 from gentool.evaluate import run_eval
+from gentool.evaluate.context import EvalContext
+from gentool.evaluate.suites import samples
+from gentool.metrics.classifier import features_of
 from gentool.train import run_train
 
 # Small enough for seconds on a CPU; the classifier cache goes to each test's data_dir.
@@ -21,7 +25,8 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     models = {"vae": ["model=vae", "model.latent_dim=4"], "ae": ["model=ae", "model.latent_dim=4"],
               "gan": ["model=gan"], "ring": ["model=gan", "dataset=ring"],
-              "gan_tanh": ["model=gan", "dataset.range=[-1.0,1.0]"]}
+              "gan_tanh": ["model=gan", "dataset.range=[-1.0,1.0]"],
+              "cgan": ["model=gan", "model.conditional=true"]}
     for name, overrides in models.items():
         run_train(compose_config("train", [*TINY, *overrides]), root / name)
     return root
@@ -85,6 +90,56 @@ def test_gan_gets_sample_metrics_only(runs, tmp_path):
     metrics = evaluate(runs / "gan", tmp_path)
     assert "eval/fd" in metrics and "eval/precision" in metrics
     assert not any(k.split("/")[1].startswith(("mse", "linear_probe", "iwae")) for k in metrics)
+
+
+def test_conditional_gan_gets_per_class_accuracy_beside_the_real_one(runs, tmp_path):
+    metrics = evaluate(runs / "cgan", tmp_path, "metrics=[samples]")
+    per_class = [metrics[f"eval/conditional_accuracy_c{c}"] for c in range(10)]
+    assert all(0 <= value <= 1 for value in per_class)
+    assert metrics["eval/conditional_accuracy"] == pytest.approx(sum(per_class) / 10)
+    assert 0 <= metrics["eval/conditional_accuracy_real"] <= 1
+    assert "eval/conditional_accuracy_c9_real" in metrics
+    assert not any("conditional" in key for key in evaluate(runs / "gan", tmp_path,
+                                                            "metrics=[samples]"))
+
+
+class OneImagePerClass:
+    """A class-conditional "generator" that answers class c with one fixed real image: the
+    first test image labelled `(c + shift) mod 10`."""
+
+    num_classes = 10
+
+    def __init__(self, images, labels, shift):
+        self.answers = torch.stack([images[(labels == (c + shift) % 10).nonzero()[0, 0]]
+                                    for c in range(10)])
+
+    def sample(self, n, labels=None, temperature=1.0):
+        return self.answers[labels]
+
+
+def test_conditional_accuracy_is_how_often_the_classifier_reads_class_c_as_c(tmp_path):
+    dataset = compose_config("train", TINY).dataset
+    cfg = compose_config("eval", [*CHEAP, f"data_dir={tmp_path}", "n_samples=40",
+                                  "classifier_steps=100"])
+    for shift in (0, 1):   # answers of the asked class, then of the next class
+        context = EvalContext(None, dataset, cfg, torch.device("cpu"))
+        images, labels = context.test[0], context.test.labels
+        context.method = OneImagePerClass(images, labels, shift)
+        rows = {row.key: row for row in samples(context)}
+        # By hand: every sample of class c is the same image, so class c scores 1 when the
+        # classifier reads that image as c, else 0; the reference is its accuracy on the real
+        # test images of each class among the first 40.
+        classifier = context.classifier[0]
+        read = features_of(classifier, context.unit(context.method.answers))[1]
+        expected = [float(read[c] == c) for c in range(10)]
+        assert [rows[f"conditional_accuracy_c{c}"].value for c in range(10)] == expected
+        assert rows["conditional_accuracy"].value == pytest.approx(sum(expected) / 10)
+        assert context.sample_labels.tolist() == [i % 10 for i in range(40)]
+        real = features_of(classifier, context.unit(images[:40]))[1]
+        for c in range(10):
+            mine = labels[:40] == c
+            assert rows[f"conditional_accuracy_c{c}"].references[0][2] == pytest.approx(
+                float((real[mine] == c).double().mean()), nan_ok=True)
 
 
 def test_toy_gan_gets_mode_metrics_in_raw_coordinates(runs, tmp_path):

@@ -12,7 +12,7 @@ from conftest import TINY, data_overrides
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.step import StepContext
 from gentool.errors import GentoolError
-from gentool.losses.adversarial import NonSaturating, Wasserstein
+from gentool.losses.adversarial import Minimax, NonSaturating, Wasserstein
 from gentool.methods.gan import GAN
 from gentool.train import run_train
 
@@ -205,6 +205,30 @@ def test_generator_step_leaves_no_gradient_in_the_discriminator():
     ctx = step_context(gan, {"_target_": "torch.optim.SGD", "lr": 0.1})
     gan.train_step((torch.randn(4, 1), None), ctx)
     assert gan.discriminator.w.grad is None and gan.generator.a.grad is None
+
+
+@pytest.mark.parametrize("loss", [Minimax(), NonSaturating()])
+def test_generator_gradient_norm_is_reported_on_logging_steps_only(loss):
+    """G = a z, D = w x: the generator's loss is -0.5 mean softplus(f) (minimax) or
+    0.5 mean softplus(-f) (non-saturating) of f = w a z, so dL_G/da is
+    -0.5 mean(sigmoid(f) w z) or -0.5 mean(sigmoid(-f) w z): the number the study of the
+    saturating game (scripts/gan_study.py) reads as `grad_norm/generator`."""
+    gan = tiny_gan(loss=loss)
+    ctx = step_context(gan, {"_target_": "torch.optim.SGD", "lr": 0.0})
+    real = torch.randn(4, 1)
+    assert "grad_norm/generator" not in gan.train_step((real, None), at(ctx, 0))
+    ctx.diagnostics = True
+    torch.manual_seed(5)
+    metrics = gan.train_step((real, None), at(ctx, 1))
+    torch.manual_seed(5)
+    torch.randn(4, 1)                    # the noise of the discriminator's step
+    z = torch.randn(4, 1)                # the generator step's
+    a, w = 0.7, 0.3
+    f = w * a * z
+    gate = torch.sigmoid(f) if type(loss) is Minimax else torch.sigmoid(-f)
+    assert metrics["grad_norm/generator"].item() == pytest.approx(
+        abs((-0.5 * gate * w * z).mean().item()), rel=1e-5)
+    assert "grad_norm/discriminator" in metrics
 
 
 def test_ema_is_the_exponential_moving_average_of_the_generator_weights():

@@ -9,7 +9,7 @@ from gentool.engine.visuals import line_plot
 from gentool.evaluate.suites import reconstruction_errors
 from gentool.metrics.classifier import (FeatureClassifier, accuracy, content_key, features_of,
                                        random_shift, train_classifier)
-from gentool.metrics.coverage import class_coverage
+from gentool.metrics.coverage import class_coverage, per_class_accuracy
 from gentool.metrics.frechet import frechet_distance, frechet_distance_of, mean_and_covariance
 from gentool.metrics.pca import PCA
 from gentool.metrics.precision_recall import knn_radii, precision_recall
@@ -67,6 +67,17 @@ def test_class_coverage_by_hand():
     assert result["classes_covered"] == 2
     assert result["class_kl"] == pytest.approx(2 * 0.5 * np.log(0.5 / 0.25))
     assert class_coverage(labels, labels, 3)["class_kl"] == pytest.approx(0.0)
+
+
+def test_per_class_accuracy_by_hand():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 3])       # the classes asked for; none of class 2
+    predicted = torch.tensor([0, 0, 1, 2, 1, 0, 3])     # class 0: 2 of 4 right, class 1: 1 of 2
+    result = per_class_accuracy(predicted, labels, num_classes=4)
+    assert result.dtype == torch.float64 and result.shape == (4,)
+    assert result[[0, 1, 3]].tolist() == [0.5, 0.5, 1.0]
+    assert torch.isnan(result[2])                       # no example of class 2: undefined
+    with pytest.raises(ValueError, match="one prediction per label"):
+        per_class_accuracy(predicted[:3], labels, 4)
 
 
 def test_reconstruction_errors_by_hand():

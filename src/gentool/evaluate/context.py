@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gentool.capabilities import Decodes, Encodes, Samples
+from gentool.capabilities import Decodes, Encodes, Samples, conditional_classes
 from gentool.data import AnyBatch, Data, PairBatch, build_data, take
 from gentool.engine.files import atomic_write
 from gentool.engine.visuals import to_unit
@@ -158,23 +158,40 @@ class EvalContext:
             isinstance(self.method, Encodes) and isinstance(self.method, Decodes))
 
     @cached_property
+    def sample_labels(self) -> torch.Tensor | None:
+        """The class each of the `n_samples` samples of a class-conditional model is drawn for:
+        sample i gets class i mod C, so the classes are as balanced as n allows and each sample's
+        class is known (the per-class accuracy of the samples suite needs it). None for a model
+        that does not sample conditionally."""
+        classes = conditional_classes(self.method)
+        if classes is None:
+            return None
+        return torch.arange(self.cfg.n_samples, device=self.device) % classes
+
+    @cached_property
     def samples(self) -> torch.Tensor:
-        """`n_samples` samples of the model, in data units.
+        """`n_samples` samples of the model, in data units (of the classes `sample_labels` for a
+        class-conditional model).
 
         A model without a prior (an autoencoder, PCA) is sampled the way such models usually
         are: decode codes from a Gaussian with the mean and covariance of its train codes.
         """
         n, size = self.cfg.n_samples, self.cfg.batch_size
+        labels = self.sample_labels
         self.rejected = rejection_rate(self.method, self.cfg.rejection)
         if self.rejected > 0:
-            return reject_lowest(self.method, n, self.rejected).float()
-        if isinstance(self.method, Samples):
-            draw = self.method.sample
+            return reject_lowest(self.method, n, self.rejected, labels=labels).float()
+        if labels is not None:
+            draw = lambda count, start: self.method.sample(  # noqa: E731
+                count, labels=labels[start:start + count])
+        elif isinstance(self.method, Samples):
+            draw = lambda count, start: self.method.sample(count)  # noqa: E731
         else:
             prior = fitted_gaussian(self.encode(self.train[0]))
-            draw = lambda count: self.method.decode(prior.sample((count,)).float())  # noqa: E731
+            draw = lambda count, start: self.method.decode(  # noqa: E731
+                prior.sample((count,)).float())
         with torch.no_grad():
-            return torch.cat([draw(min(size, n - start)).float()
+            return torch.cat([draw(min(size, n - start), start).float()
                               for start in range(0, n, size)])
 
     @torch.no_grad()

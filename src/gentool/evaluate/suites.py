@@ -21,7 +21,7 @@ from gentool.errors import GentoolError
 from gentool.evaluate.context import EvalContext
 from gentool.metrics import likelihood as bounds
 from gentool.metrics.classifier import features_of
-from gentool.metrics.coverage import class_coverage
+from gentool.metrics.coverage import class_coverage, per_class_accuracy
 from gentool.metrics.frechet import frechet_distance_of
 from gentool.metrics.image_quality import psnr, ssim
 from gentool.metrics.precision_recall import precision_recall
@@ -143,13 +143,37 @@ def samples(ctx: EvalContext) -> list[Row]:
     labels = ctx.test.labels
     model_cov = class_coverage(predicted["fake"], labels, ctx.data.num_classes)
     real_cov = class_coverage(predicted["train"], labels, ctx.data.num_classes)
-    return rows + [
+    rows += [
         Row(f"classes covered (of {ctx.data.num_classes})", "classes_covered",
             model_cov["classes_covered"], [(floor, "classes_covered_real",
                                             real_cov["classes_covered"])]),
         Row("KL(sample classes || data classes), nats", "class_kl", model_cov["class_kl"],
             [(floor, "class_kl_real", real_cov["class_kl"])]),
         Row("feature classifier test accuracy", "classifier_accuracy", ctx.classifier[1])]
+    if ctx.sample_labels is not None:
+        rows += conditional_accuracy(ctx, predicted["fake"], predicted["test"], labels[:n])
+    return rows
+
+
+def conditional_accuracy(ctx: EvalContext, fake_predicted, real_predicted,
+                         real_labels) -> list[Row]:
+    """Does a class-conditional model's class c come out as class c? The share of its samples
+    of each class that the feature classifier reads as that class, beside the classifier's
+    accuracy on the real test images of the class (what a perfect generator would score): the
+    mean over classes, then class by class."""
+    classes = ctx.data.num_classes
+    model = per_class_accuracy(fake_predicted, ctx.sample_labels, classes)
+    real = per_class_accuracy(real_predicted, real_labels, classes)
+    names = ctx.data.class_names or []
+    reference = f"real test images ({len(real_labels)})"
+    rows = [Row(f"class-conditional samples read as their class, mean over {classes} classes",
+                "conditional_accuracy", float(model.nanmean()),
+                [(reference, "conditional_accuracy_real", float(real.nanmean()))])]
+    for c in range(classes):
+        name = f"{c} ({names[c]})" if c < len(names) else str(c)
+        rows.append(Row(f"  class {name}", f"conditional_accuracy_c{c}", float(model[c]),
+                        [(reference, f"conditional_accuracy_c{c}_real", float(real[c]))]))
+    return rows
 
 
 def inception(ctx: EvalContext) -> list[Row]:

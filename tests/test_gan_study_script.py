@@ -1,0 +1,84 @@
+"""The GAN-claims study script end to end on tiny budgets (no claims about the figures): one
+file per cell, finished cells skipped, cells of an older feature classifier re-run, the tables
+rebuilt between their markers with the missing cells marked."""
+
+import importlib
+import json
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+# The DCGAN claims on the offline digits data, with small networks and a 20-step classifier.
+IMAGES = ["--override", "dataset=digits", "trainer.batch_size=16", "trainer.image_examples=8",
+          "trainer.eval_examples=64", "trainer.scatter_examples=32",
+          "model.generator.channels=8", "model.generator.max_channels=16",
+          "model.discriminator.channels=8", "model.discriminator.max_channels=16",
+          "--eval-samples", "40", "--classifier-steps", "20"]
+
+
+def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_path,
+                                                                          monkeypatch):
+    # Importable by name: its worker processes (spawned) import the job function from it.
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    out = tmp_path / "study.md"
+    begin, end = study.markers("supports")
+    out.write_text(f"# notes kept\n\n{begin}\nold\n{end}\n\nafter\n")
+    common = ["--steps", "4", "--cells", str(tmp_path / "cells"), "--runs",
+              str(tmp_path / "runs"), "--out", str(out), "--data-dir", str(tmp_path / "data")]
+
+    toy = [*common, "--claims", "supports", "--seeds", "1", "--configs", "plain", "noise",
+           "--override", "trainer.scatter_examples=32"]
+    bodies = study.main(toy)
+    images = [*common, "--claims", "saturating", "conditional", "--seeds", "1", "--configs",
+              "minimax", "cdcgan", *IMAGES]
+    bodies.update(study.main(images))
+    cells = sorted((tmp_path / "cells").rglob("*.json"))
+    assert [c.relative_to(tmp_path / "cells").as_posix() for c in cells] == [
+        "conditional/cdcgan/steps4/seed0.json", "saturating/minimax/steps4/seed0.json",
+        "supports/noise/steps4/seed0.json", "supports/plain/steps4/seed0.json"]
+
+    noise = json.loads(cells[2].read_text())
+    assert noise["steps"] == 4 and "model.instance_noise.anneal_steps=4" in noise["overrides"]
+    assert "trainer.scatter_examples=32" in noise["overrides"]
+    assert set(noise) >= {"high_quality", "modes", "median_distance", "curve", "train_seconds"}
+    assert [step for step, _ in noise["curve"]] == [1, 2, 3, 4]   # every tenth, at least 1
+    minimax = json.loads(cells[1].read_text())
+    assert [point["step"] for point in minimax["curve"]] == [1, 2, 3, 4]
+    assert minimax["final"]["fd"] == minimax["curve"][-1]["fd"]
+    assert [step for step, _ in minimax["scalars"]["grad_norm/generator"]] == [4]  # log_every
+    conditional = json.loads(cells[0].read_text())
+    assert "conditional_accuracy_c9" in conditional["final"]
+    assert conditional["classifier"]["version"] == study.classifier_version()
+
+    # The study budget is marked missing; the 4-step cells are a probe table of their own.
+    assert "0 of 6 cells finished, 6 missing" in bodies["supports"]   # 6 configs x 1 seed
+    assert "| minimax GAN (the plain game) | missing |" in bodies["supports"]
+    assert "Probe at 4 generator steps" in bodies["supports"]
+    assert "| minimax + instance noise, sigma 0.5 annealed to 0 over the run | " in \
+        bodies["supports"]
+    assert "| r1 | 2,000 | 0 | missing |" in bodies["supports"]
+    assert "| minimax (saturating) | " in bodies["saturating"]
+    assert "Fréchet distance at every tenth of the run (4 steps)" in bodies["saturating"]
+    assert "| 9 | " in bodies["conditional"]               # digits name no classes
+    text = out.read_text()
+    assert text.startswith("# notes kept\n\n") and "\nold\n" not in text
+    assert "\n\nafter\n" in text and study.markers("conditional")[1] in text
+
+    # Done cells are skipped: a second run trains nothing and leaves the files alone.
+    stamps = [c.stat().st_mtime_ns for c in cells]
+    study.main(toy)
+    study.main(images)
+    assert [c.stat().st_mtime_ns for c in cells] == stamps
+
+    # A cell measured with an older feature classifier is left out and queued again.
+    conditional["classifier"]["version"] -= 1
+    cells[0].write_text(json.dumps(conditional))
+    body = study.main([*images, "--table-only"])["conditional"]
+    assert "1 cell file(s) measured with an older feature classifier" in body
+    assert "| cdcgan | 4 | 0 |" not in body
+    args = study.argparse.Namespace(claims=["conditional"], configs=None, seeds=1, steps=4,
+                                    cells=tmp_path / "cells", runs=tmp_path / "runs",
+                                    data_dir=tmp_path / "data", eval_samples=40, override=[],
+                                    classifier_steps=20)
+    assert [(job.claim, job.config) for job in study.jobs_of(args)] == [("conditional",
+                                                                         "cdcgan")]
