@@ -153,7 +153,9 @@ def job_overrides(claim: str, config: str, seed: int, steps: int) -> list[str]:
             # images: the final evaluation only (the study evaluates checkpoints itself);
             # points: the mode metrics at every tenth, as training logs them
             f"trainer.eval_every={steps if spec.images else tenth}",
-            f"trainer.checkpoint_every={tenth}", "trainer.keep_checkpoints=10",
+            # the checkpoints of every tenth are kept where the claim evaluates them all
+            f"trainer.checkpoint_every={tenth}",
+            f"trainer.keep_checkpoints={10 if spec.curve else 0}",
             "trainer.progress_bar=false"]
 
 
