@@ -2,6 +2,7 @@
 file per cell, finished cells skipped, cells of an older feature classifier re-run, the tables
 rebuilt between their markers with the missing cells marked."""
 
+import dataclasses
 import importlib
 import json
 from pathlib import Path
@@ -82,3 +83,15 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_p
                                     classifier_steps=20)
     assert [(job.claim, job.config) for job in study.jobs_of(args)] == [("conditional",
                                                                          "cdcgan")]
+
+    # A configuration ruled out by probes is tabled as a probe only and not queued at the
+    # study budget, unless named.
+    monkeypatch.setitem(study.CLAIMS, "supports", dataclasses.replace(
+        study.CLAIMS["supports"], probe_only=("noise",)))
+    body = study.main([*toy, "--table-only", "--steps", "2000", "--configs", "plain"])["supports"]
+    assert "0 of 5 cells finished, 5 missing" in body
+    assert "| noise | 2,000 |" not in body and "| noise | 4 | 0 |" in body
+    args.claims, args.steps, args.configs = ["supports"], 2000, None
+    assert "noise" not in {job.config for job in study.jobs_of(args)}
+    args.configs = ["noise"]
+    assert {job.config for job in study.jobs_of(args)} == {"noise"}
