@@ -47,6 +47,8 @@ BEGIN, END = markers("scripts/mode_collapse.py")
 # last one is the preset of each data set. `{half}` is half the run length (for annealing) and
 # `{dataset}` the data set.
 BASE = "experiment=gan_toy_small"
+PACKED_SETTINGS = ["model.generator_optimizer.lr=1e-4", "model.discriminator_optimizer.lr=2e-3",
+                   "model.r1=0.01"]
 CONFIGS: dict[str, tuple[str, list[str]]] = {
     "plain": ("non-saturating GAN", []),
     "minimax": ("minimax GAN", ["loss=minimax"]),
@@ -63,8 +65,16 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "ttur": ("two time-scale: G lr 2.5e-4, D lr 1e-3", [
         "model.generator_optimizer.lr=2.5e-4", "model.discriminator_optimizer.lr=1e-3"]),
     "pack2": ("PacGAN, m=2", ["model.pack=2"]),
-    "pack3": ("PacGAN, m=3 (batch 255)", ["model.pack=3", "trainer.batch_size=255"]),
-    "pack4": ("PacGAN, m=4", ["model.pack=4"]),
+    # A packed D stays at chance at the plain GAN's learning rates unless G is much slower than
+    # D (results/pack_diagnosis/): these rows give it G lr 1e-4, D lr 2e-3, R1 0.01 and 256
+    # packs per batch, with the same settings at m=1 as their control.
+    "slow_g": ("m=1 control of the PacGAN rows: G lr 1e-4, D lr 2e-3, R1 0.01", PACKED_SETTINGS),
+    "pack2_slow_g": ("PacGAN, m=2, 256 packs, settings of the control", [
+        "model.pack=2", "trainer.batch_size=512", *PACKED_SETTINGS]),
+    "pack3_slow_g": ("PacGAN, m=3, 256 packs, settings of the control", [
+        "model.pack=3", "trainer.batch_size=768", *PACKED_SETTINGS]),
+    "pack4_slow_g": ("PacGAN, m=4, 256 packs, settings of the control", [
+        "model.pack=4", "trainer.batch_size=1024", *PACKED_SETTINGS]),
     "best": ("best combination: experiment=gan_{dataset}", ["experiment=gan_{dataset}"]),
 }
 # Steps per run (generator steps) of each data set: the fixed budget the table states.

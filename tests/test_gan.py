@@ -348,3 +348,74 @@ def test_packed_losses_by_hand():
     assert loss.item() == pytest.approx(d_loss + 0.5 * 2 * 0.3 ** 2, rel=1e-6)
     assert gan.loss.generator_loss(gan.discriminator(gan._packed(fake))).item() == \
         pytest.approx(0.25 * (sp(-0.0) + sp(-0.6)), rel=1e-6)
+
+
+class FixedGenerator(nn.Module):
+    """G(z) = a * [-1, 1, 0, 2][:n]: the latent draw is ignored, so a train step is computable by
+    hand."""
+
+    def __init__(self, latent_dim, data_shape, value_range=None, num_classes=None):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, z, labels=None):
+        return self.a * torch.tensor([[-1.0], [1.0], [0.0], [2.0]])[:z.shape[0]]
+
+
+def test_a_packed_train_step_by_hand():
+    """m = 2, D(pack) = w (x1 + x2), G = a [-1, 1, 0, 2], one SGD step of size eta per player.
+    Reals 1, 2, 3, 4 -> pack sums r = 3, 7; fakes -> pack sums a f with f = 0, 2. Per pack:
+        L_D = 0.5 mean softplus(-w r) + 0.5 mean softplus(w a f)
+        dL_D/dw = 0.5 mean(-r sigmoid(-w r)) + 0.5 mean(a f sigmoid(w a f)),  w1 = w - eta dL_D/dw
+        L_G = 0.5 mean softplus(-w1 a f),   dL_G/da = 0.5 mean(-w1 f sigmoid(-w1 a f))
+    The generator's loss is taken on packs of fakes, through the discriminator just updated."""
+    eta, w, a = 0.1, 0.3, 0.5
+    gan = packed_gan(2, generator=FixedGenerator)
+    ctx = step_context(gan, {"_target_": "torch.optim.SGD", "lr": eta})
+    metrics = gan.train_step((torch.tensor([[1.0], [2.0], [3.0], [4.0]]), None), ctx)
+
+    sp = lambda v: math.log1p(math.exp(v))                     # noqa: E731
+    sig = lambda v: 1 / (1 + math.exp(-v))                     # noqa: E731
+    r, f = (3.0, 7.0), (0.0, 2.0)
+    d_loss = 0.25 * sum(sp(-w * v) for v in r) + 0.25 * sum(sp(w * a * v) for v in f)
+    dw = 0.25 * sum(-v * sig(-w * v) for v in r) + 0.25 * sum(a * v * sig(w * a * v) for v in f)
+    w1 = w - eta * dw
+    g_loss = 0.25 * sum(sp(-w1 * a * v) for v in f)
+    da = 0.25 * sum(-w1 * v * sig(-w1 * a * v) for v in f)
+    assert metrics["d_loss"].item() == pytest.approx(d_loss, rel=1e-6)
+    assert gan.discriminator.w.item() == pytest.approx(w1, rel=1e-6)
+    assert metrics["g_loss"].item() == pytest.approx(g_loss, rel=1e-6)
+    assert gan.generator.a.item() == pytest.approx(a - eta * da, rel=1e-6)
+    d_real, d_fake, g_fake = gan.discriminator.seen
+    assert torch.equal(d_real, torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert torch.equal(d_fake, torch.tensor([[-0.5, 0.5], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_every_packed_discriminator_input_holds_one_kind(m):
+    """With several critic steps, the unrolled generator loss, evaluation and the picture of the
+    decision surface: every input of D is a pack of m reals, m fakes or m copies of one point."""
+    real = torch.rand(6, 1) * 2 - 1                               # fakes are all > 900
+    gan = packed_gan(m, generator=OffsetGenerator, n_critic=2, unrolled_steps=1)
+    ctx = step_context(gan, {"_target_": "torch.optim.SGD", "lr": 0.0})
+    gan.train_step([(real, None), (real.flip(0), None)], ctx)
+    # 2 critic steps (real, fake each), then the unroll: one D step (real, fake) and G's loss
+    seen = gan.discriminator.seen
+    assert len(seen) == 7
+    for packs, kind in zip(seen, ["real", "fake"] * 3 + ["fake"]):
+        assert packs.shape == (6 // m, m)
+        assert bool((packs > 900).all()) if kind == "fake" else bool((packs.abs() <= 1).all())
+    assert torch.equal(seen[0], real.view(6 // m, m))
+    assert torch.equal(seen[2], real.flip(0).view(6 // m, m))
+
+    gan.discriminator.seen.clear()
+    gan.eval_step((real[:5], None))                  # 5 examples cycle up to whole packs
+    d_real, d_fake = gan.discriminator.seen
+    whole = (5 // m) * m
+    assert torch.equal(d_real, real[:whole].view(5 // m, m))
+    assert d_fake.shape == (5 // m, m) and bool((d_fake > 900).all())
+
+    gan.discriminator.seen.clear()
+    assert gan.discriminate(real[:4]).shape == (4,)
+    (copies,) = gan.discriminator.seen
+    assert torch.equal(copies, real[:4].expand(4, m))             # pack i: m copies of point i
