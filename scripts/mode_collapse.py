@@ -78,7 +78,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "best": ("best combination: experiment=gan_{dataset}", ["experiment=gan_{dataset}"]),
 }
 # Steps per run (generator steps) of each data set: the fixed budget the table states.
-BUDGET = {"ring": 10000, "grid": 20000}
+BUDGET = {"ring": 20000, "grid": 20000}
 MODES = {"ring": 8, "grid": 25}
 
 # Published figures, mean over their runs, as printed in the papers (not measured here).
