@@ -3,8 +3,9 @@
 A transductive classifier: the few labels flow along the graph of *all* the training points,
 labelled or not, so the unlabelled examples shape the decision boundary (the role the TSVM plays
 in Kingma et al. 2014's "M1 + TSVM"). Neighbours are by cosine similarity: the callers pass
-standardised codes, and their direction separates Fashion-MNIST's classes better than their
-Euclidean distance (docs/benchmarks.md, semi-supervised section).
+standardised codes, and their direction separated Fashion-MNIST's classes slightly better than
+their Euclidean distance (+0.7 points at 10 labels per class; docs/benchmarks.md, semi-supervised
+section).
 
     W  = the k-NN graph made symmetric (i ~ j when either is among the other's k neighbours)
     S  = D^-1/2 W D^-1/2                      (D: the degrees of W)
@@ -13,7 +14,7 @@ Euclidean distance (docs/benchmarks.md, semi-supervised section).
 F tends to (1 - alpha) (I - alpha S)^-1 Y. Each row of F is then made a distribution over the
 classes and each class's column is scaled to unit total mass ("class mass normalisation", Zhu
 et al. 2003): without it the classes whose few seeds sit in dense regions swallow the others
-(+1.6 points at 10 labels per class in the measurements). A new point takes the summed
+(+1.2 to 1.6 points at 10 labels per class in the measurements). A new point takes the summed
 distributions of its k nearest training points.
 """
 
