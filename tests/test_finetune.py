@@ -12,6 +12,8 @@ from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
 from gentool.errors import GentoolError
 from gentool.finetune import EncoderClassifier, make_optimizer, run_finetune, scratch_head
+from gentool.metrics.classifier import accuracy
+from gentool.spreading_classifier import Pixels, SpreadingClassifier
 from gentool.train import run_train
 from gentool.trained import load_trained_method
 
@@ -157,9 +159,26 @@ def test_label_spreading_is_the_default_and_reports_its_control(runs, tmp_path, 
     assert torch.equal(classifier["distributions"][subset].argmax(1), train_y[subset])
 
 
+def test_the_pixel_control_spreads_over_the_standardised_pixels(runs, tmp_path):
+    metrics, _ = finetune(runs / "ae", tmp_path, "finetune.spreading.pixel_control=true")
+    assert 0 <= metrics["test/accuracy_control_pixels"] <= 1
+    cfg = compose_config("finetune", QUICK)
+    trained = load_trained_method(runs / "ae" / "checkpoints" / "last.pt", torch.device("cpu"))
+    data = build_data(OmegaConf.merge(trained.train_cfg.dataset, {"binarize": "none"}),
+                      cfg.data_dir, torch.device("cpu"), batch_size=64, seed=0, drop_last=False)
+    train_x, train_y = take(data.train, data.train.num_examples)
+    test_x, test_y = take(data.test, data.test.num_examples)
+    subset = labelled_subset(train_y, 10, seed=0)
+    pixels = SpreadingClassifier(Pixels(train_x.shape[1:]), 10, 10, 0.99, 200, standardize=True)
+    pixels.fit(train_x, subset, train_y[subset])
+    assert pixels.train_points.shape == (len(train_x), train_x[0].numel())
+    assert metrics["test/accuracy_control_pixels"] == accuracy(pixels, test_x, test_y)
+
+
 def test_the_control_can_be_left_out_and_network_heads_have_none(runs, tmp_path):
     without, _ = finetune(runs / "ae", tmp_path / "a", "finetune.spreading.control=false")
     assert "test/accuracy_control" not in without
+    assert "test/accuracy_control_pixels" not in without     # not asked for
     mlp, _ = finetune(runs / "ae", tmp_path / "b", "finetune.head=mlp")
     assert "test/accuracy_control" not in mlp
 

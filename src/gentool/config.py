@@ -167,6 +167,8 @@ class SpreadingOptions:
     # Also spread on the codes of a random encoder of the same architecture (metrics.json's
     # test/accuracy_control): what the pretraining adds over using the unlabelled images at all.
     control: bool = True
+    # Also spread on the standardised pixels (test/accuracy_control_pixels): no encoder at all.
+    pixel_control: bool = False
 
 
 @dataclass

@@ -10,8 +10,8 @@ encoder against its new head). With `standardize_codes` the codes are shifted an
 mean and std over the whole unlabelled train split first. A network - the same encoder
 architecture from a random initialisation, trained end to end - is trained from scratch on the
 same labels alone, and both test accuracies are reported: what the pretraining and the
-unlabelled images are worth. With label spreading a control spreads the labels over a random
-encoder's codes too, so the two sources of the gain show apart.
+unlabelled images are worth. With label spreading, controls spread the labels over a random
+encoder's codes (and, when asked, the pixels) too, so the two sources of the gain show apart.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from gentool.errors import GentoolError
 from gentool.methods import build_method
 from gentool.metrics.classifier import accuracy
 from gentool.nets.mlp import mlp
-from gentool.spreading_classifier import SpreadingClassifier
+from gentool.spreading_classifier import Pixels, SpreadingClassifier
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
@@ -177,6 +177,10 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
             control = spread_labels(build_method(train_cfg).to(device), data.num_classes,
                                     options, train_x, subset, y)
             results["control"] = accuracy(control, test_x, test_y)
+        if options.spreading.pixel_control:
+            pixels = spread_labels(Pixels(train_x.shape[1:]), data.num_classes, options,
+                                   train_x, subset, y)
+            results["control_pixels"] = accuracy(pixels, test_x, test_y)
     else:
         torch.manual_seed(cfg.seed)
         classifier = EncoderClassifier(pretrained, data.num_classes, options.head,
@@ -205,13 +209,16 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     writer.close()
     record = {"labels_per_class": cfg.labels_per_class, "labelled_examples": len(subset),
               "test/accuracy": results["pretrained"], "test/accuracy_scratch": results["scratch"]}
-    if "control" in results:
-        record["test/accuracy_control"] = results["control"]
+    for control in ("control", "control_pixels"):
+        if control in results:
+            record[f"test/accuracy_{control}"] = results[control]
     write_metrics(run_dir, record)
-    log.info("Test accuracy with %d labels per class: pretrained %s %.4f, from scratch %.4f%s",
+    log.info("Test accuracy with %d labels per class: pretrained %s %.4f, from scratch %.4f%s%s",
              cfg.labels_per_class, describe(options), results["pretrained"], results["scratch"],
              f", {options.head} on a random encoder {results['control']:.4f}"
-             if "control" in results else "")
+             if "control" in results else "",
+             f", {options.head} on pixels {results['control_pixels']:.4f}"
+             if "control_pixels" in results else "")
     log.info("Run directory: %s", run_dir.resolve())
     return -results["pretrained"]   # what a sweeper minimises
 

@@ -11,6 +11,8 @@ row in docs/benchmarks.md spreads on a random encoder's codes).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -26,6 +28,18 @@ def encode_all(method, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
                        for i in range(0, len(x), batch_size)])
     method.train(training)
     return codes
+
+
+class Pixels(nn.Module):
+    """An 'encoder' whose code is the image itself, flattened: label spreading on pixels, the
+    control that shows what the unlabelled images give without any encoder."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.latent_dim = math.prod(shape)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
 
 
 class SpreadingClassifier(nn.Module):
