@@ -124,9 +124,9 @@ def test_finetune_sweeps_over_labels_per_class(forked_gentool, tmp_path):
                             "labels_per_class=1,2", "finetune.steps=10", "device=cpu")
     assert result.returncode == 0, result.stderr
     table = forked_gentool("report", str(tmp_path / "multirun" / "finetune"), "--metrics",
-                           "test/accuracy", "test/accuracy_scratch")
+                           "test/accuracy", "test/accuracy_scratch", "test/accuracy_control")
     assert table.stdout.splitlines()[0] == \
-        "| labels_per_class | n | test/accuracy | test/accuracy_scratch |"
+        "| labels_per_class | n | test/accuracy | test/accuracy_scratch | test/accuracy_control |"
 
 
 def test_user_config_folder_on_the_search_path(forked_gentool, tmp_path):

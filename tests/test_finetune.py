@@ -1,4 +1,5 @@
-"""`gentool finetune`: the labelled subset, frozen vs fine-tuned encoders, and the errors."""
+"""`gentool finetune`: the labelled subset, label spreading and its control, frozen vs
+fine-tuned network heads, and the errors."""
 
 import json
 
@@ -10,7 +11,9 @@ from conftest import TINY, compose_config
 from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
 from gentool.errors import GentoolError
-from gentool.finetune import EncoderClassifier, make_optimizer, run_finetune
+from gentool.finetune import EncoderClassifier, make_optimizer, run_finetune, scratch_head
+from gentool.metrics.classifier import accuracy
+from gentool.spreading_classifier import Pixels, SpreadingClassifier
 from gentool.train import run_train
 from gentool.trained import load_trained_method
 
@@ -129,17 +132,81 @@ def test_fine_tuning_with_a_lower_encoder_rate_moves_the_encoder_less(runs, tmp_
     moved = {}
     for scale in ("1.0", "0.01"):
         _, state = finetune(runs / "ae", tmp_path / scale, "finetune.freeze_encoder=false",
-                            f"finetune.encoder_lr_scale={scale}")
+                            "finetune.head=linear", f"finetune.encoder_lr_scale={scale}")
         weight = state["modules"]["classifier"]["method.encoder.net.0.weight"]
         moved[scale] = (weight - pretrained).abs().max().item()
     assert 0 < moved["0.01"] < moved["1.0"] / 10
 
 
+@pytest.mark.parametrize("model", ["ae", "vae"])
+def test_label_spreading_is_the_default_and_reports_its_control(runs, tmp_path, model):
+    metrics, state = finetune(runs / model, tmp_path, "labels_per_class=2")
+    assert set(metrics) == {"labels_per_class", "labelled_examples", "test/accuracy",
+                            "test/accuracy_scratch", "test/accuracy_control"}
+    assert all(0 <= metrics[key] <= 1 for key in metrics if key.startswith("test/"))
+    classifier = state["modules"]["classifier"]
+    trained = load_trained_method(runs / model / "checkpoints" / "last.pt", torch.device("cpu"))
+    cfg = compose_config("finetune", QUICK)
+    data = build_data(OmegaConf.merge(trained.train_cfg.dataset, {"binarize": "none"}),
+                      cfg.data_dir, torch.device("cpu"), batch_size=64, seed=0, drop_last=False)
+    train_x, train_y = take(data.train, data.train.num_examples)
+    # Every training example is a node of the graph, and the labels reached every one of them.
+    assert classifier["train_points"].shape == (len(train_x), trained.method.latent_dim)
+    assert classifier["distributions"].shape == (len(train_x), 10)
+    assert torch.allclose(classifier["distributions"].sum(0), torch.ones(10))
+    subset = labelled_subset(train_y, 2, seed=0)
+    # With alpha < 1 a seed keeps its own class.
+    assert torch.equal(classifier["distributions"][subset].argmax(1), train_y[subset])
+
+
+def test_the_pixel_control_spreads_over_the_standardised_pixels(runs, tmp_path):
+    metrics, _ = finetune(runs / "ae", tmp_path, "finetune.spreading.pixel_control=true")
+    assert 0 <= metrics["test/accuracy_control_pixels"] <= 1
+    cfg = compose_config("finetune", QUICK)
+    trained = load_trained_method(runs / "ae" / "checkpoints" / "last.pt", torch.device("cpu"))
+    data = build_data(OmegaConf.merge(trained.train_cfg.dataset, {"binarize": "none"}),
+                      cfg.data_dir, torch.device("cpu"), batch_size=64, seed=0, drop_last=False)
+    train_x, train_y = take(data.train, data.train.num_examples)
+    test_x, test_y = take(data.test, data.test.num_examples)
+    subset = labelled_subset(train_y, 10, seed=0)
+    pixels = SpreadingClassifier(Pixels(train_x.shape[1:]), 10, 10, 0.99, 200, standardize=True)
+    pixels.fit(train_x, subset, train_y[subset])
+    assert pixels.train_points.shape == (len(train_x), train_x[0].numel())
+    assert metrics["test/accuracy_control_pixels"] == accuracy(pixels, test_x, test_y)
+
+
+def test_the_control_can_be_left_out_and_network_heads_have_none(runs, tmp_path):
+    without, _ = finetune(runs / "ae", tmp_path / "a", "finetune.spreading.control=false")
+    assert "test/accuracy_control" not in without
+    assert "test/accuracy_control_pixels" not in without     # not asked for
+    mlp, _ = finetune(runs / "ae", tmp_path / "b", "finetune.head=mlp")
+    assert "test/accuracy_control" not in mlp
+
+
+def test_scratch_network_is_linear_beside_label_spreading_and_the_same_head_otherwise():
+    cfg = compose_config("finetune", QUICK).finetune
+    assert scratch_head(cfg) == "linear"
+    cfg.head = "mlp"
+    assert scratch_head(cfg) == "mlp"
+    cfg.scratch_head = "linear"
+    assert scratch_head(cfg) == "linear"
+
+
 @pytest.mark.parametrize("model,overrides,message", [
     ("gan", [], "has no encoder to fine-tune"),
     ("ae", ["labels_per_class=0"], "must be at least 1"),
-    ("ae", ["finetune.head=svm"], "finetune.head=svm is not one of linear, mlp"),
+    ("ae", ["finetune.head=svm"],
+     "finetune.head=svm is not one of label_spreading, linear, mlp; pick one"),
+    ("ae", ["finetune.scratch_head=label_spreading"],
+     "finetune.scratch_head=label_spreading is not one of linear, mlp; pick one"),
+    ("ae", ["finetune.freeze_encoder=false"],
+     "finetune.head=label_spreading trains no weights, so it needs finetune.freeze_encoder=true"),
     ("ae", ["finetune.encoder_lr_scale=0"], "finetune.encoder_lr_scale"),
+    ("ae", ["finetune.spreading.alpha=1"], "finetune.spreading.alpha is 1.0 but must be"),
+    ("ae", ["finetune.spreading.neighbours=0"], "finetune.spreading.neighbours is 0 but must be"),
+    ("ae", ["finetune.spreading.iterations=0"], "finetune.spreading.iterations is 0 but must be"),
+    ("ae", ["finetune.spreading.neighbours=100000"],
+     "finetune.spreading.neighbours=100000 needs more than that many training examples"),
 ])
 def test_bad_requests_are_clear_errors(runs, tmp_path, model, overrides, message):
     with pytest.raises(GentoolError, match=message):

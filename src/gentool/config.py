@@ -33,8 +33,8 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import MISSING, OmegaConf
 
 from gentool.errors import GentoolError
-from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
-                             UnitFloat, check_options, check_schema)
+from gentool.options import (NonNegativeFloat, NonNegativeInt, OpenUnitFloat, PositiveFloat,
+                             PositiveInt, UnitFloat, check_options, check_schema)
 
 # What a `_target_` may resolve to: a class or function defined in one of these packages (what
 # configs build: methods, networks, losses, data sources), or an optimizer class of torch.optim.
@@ -159,9 +159,26 @@ class EvalConfig:
 
 
 @dataclass
+class SpreadingOptions:
+    """finetune.head=label_spreading: the k-NN graph and the spreading (gentool.label_spreading)."""
+    neighbours: PositiveInt = 10      # k of the graph and of a test point's vote
+    alpha: OpenUnitFloat = 0.99       # the share of a point's labels that comes from its neighbours
+    iterations: PositiveInt = 200
+    # Also spread on the codes of a random encoder of the same architecture (metrics.json's
+    # test/accuracy_control): what the pretraining adds over using the unlabelled images at all.
+    control: bool = True
+    # Also spread on the standardised pixels (test/accuracy_control_pixels): no encoder at all.
+    pixel_control: bool = False
+
+
+@dataclass
 class FinetuneOptions:
     freeze_encoder: bool = True
-    head: str = "mlp"
+    head: str = "label_spreading"
+    # The network trained on the labels alone: null is the pretrained classifier's head, or a
+    # linear head when that is label spreading (no network to repeat from scratch).
+    scratch_head: Optional[str] = None
+    spreading: SpreadingOptions = field(default_factory=SpreadingOptions)
     hidden: PositiveInt = 256
     steps: PositiveInt = 1000
     batch_size: PositiveInt = 64

@@ -1,13 +1,17 @@
 """`gentool finetune`: a classifier on a pretrained encoder from a few labels per class.
 
-The encoder of an AE or VAE checkpoint (the VAE's posterior mean) feeds a linear or MLP head,
-trained on `labels_per_class` labelled train examples per class (a fixed, seeded subset), with
-the encoder frozen or fine-tuned end to end (`encoder_lr_scale` slows the pretrained encoder
-against its new head). With `standardize_codes` the codes are shifted and scaled by their mean
-and std over the whole unlabelled train split first, so the head starts from features of unit
-scale whatever scale the autoencoder gave them. The same classifier - the same encoder
+The encoder of an AE or VAE checkpoint (the VAE's posterior mean) feeds a head trained on
+`labels_per_class` labelled train examples per class (a fixed, seeded subset). The default head,
+`label_spreading`, is transductive: the labels spread over a k-NN graph of the frozen encoder's
+codes of the whole (unlabelled) train split, as the TSVM does in Kingma et al. 2014's M1 + TSVM
+(gentool.spreading_classifier). The network heads (`linear`, `mlp`) train on the labelled codes
+alone, with the encoder frozen or fine-tuned end to end (`encoder_lr_scale` slows the pretrained
+encoder against its new head). With `standardize_codes` the codes are shifted and scaled by their
+mean and std over the whole unlabelled train split first. A network - the same encoder
 architecture from a random initialisation, trained end to end - is trained from scratch on the
-same labels, and both test accuracies are reported: what the unsupervised pretraining is worth.
+same labels alone, and both test accuracies are reported: what the pretraining and the
+unlabelled images are worth. With label spreading, controls spread the labels over a random
+encoder's codes (and, when asked, the pixels) too, so the two sources of the gain show apart.
 """
 
 from __future__ import annotations
@@ -32,14 +36,38 @@ from gentool.errors import GentoolError
 from gentool.methods import build_method
 from gentool.metrics.classifier import accuracy
 from gentool.nets.mlp import mlp
+from gentool.spreading_classifier import Pixels, SpreadingClassifier
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
 
 
-def _check_head(head: str) -> None:
-    if head not in ("linear", "mlp"):
-        raise GentoolError(f"finetune.head={head} is not one of linear, mlp; pick one.")
+NETWORK_HEADS = ("linear", "mlp")
+HEADS = ("label_spreading", *NETWORK_HEADS)
+
+
+def _check_head(head: str, key: str = "finetune.head", heads=NETWORK_HEADS) -> None:
+    if head not in heads:
+        raise GentoolError(f"{key}={head} is not one of {', '.join(heads)}; pick one.")
+
+
+def check_options(options) -> None:
+    """The head choices, before anything is loaded (the numbers' ranges are the schema's)."""
+    _check_head(options.head, heads=HEADS)
+    if options.scratch_head is not None:
+        _check_head(options.scratch_head, "finetune.scratch_head")
+    if options.head == "label_spreading" and not options.freeze_encoder:
+        raise GentoolError("finetune.head=label_spreading trains no weights, so it needs "
+                           "finetune.freeze_encoder=true; or pick finetune.head=linear or mlp.")
+
+
+def scratch_head(options) -> str:
+    """The head of the network trained from scratch: `scratch_head`, else the pretrained
+    classifier's head, else (label spreading is no network to repeat) a linear head, the best
+    setting from scratch measured on Fashion-MNIST (docs/benchmarks.md)."""
+    if options.scratch_head is not None:
+        return options.scratch_head
+    return options.head if options.head in NETWORK_HEADS else "linear"
 
 
 class EncoderClassifier(nn.Module):
@@ -115,6 +143,7 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
         check_config(cfg)   # the ranges FinetuneOptions declares (steps >= 1, lr > 0, ...)
         if cfg.labels_per_class < 1:
             raise GentoolError(f"labels_per_class={cfg.labels_per_class} must be at least 1.")
+        check_options(cfg.finetune)
 
     trained = start_from_checkpoint(cfg, "finetune", check, wanted="a pretrained model",
                                     example="<AE or VAE run>/checkpoints/last.pt")
@@ -135,41 +164,78 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     log.info("%d labelled examples (%d per class of %d)", len(subset), cfg.labels_per_class,
              data.num_classes)
     options = cfg.finetune
-    _check_head(options.head)
     run.start()
     writer = SummaryWriter(str(run_dir))
     results = {}
-    # The model from scratch is the same classifier trained end to end at `lr` everywhere, on raw
-    # codes: a lower encoder rate only makes sense for a pretrained encoder, and a random
-    # encoder's code statistics at initialisation are arbitrary (standardised by them, the conv
-    # AE's classifier from scratch lost 5.6 points with 1 label per class on Fashion-MNIST).
-    for name, method, freeze, encoder_lr_scale, standardize in (
-            ("pretrained", pretrained, options.freeze_encoder, options.encoder_lr_scale,
-             options.standardize_codes),
-            ("scratch", build_method(train_cfg).to(device), False, 1.0, False)):
+    if options.head == "label_spreading":
+        classifier = spread_labels(pretrained, data.num_classes, options, train_x, subset, y)
+        results["pretrained"] = accuracy(classifier, test_x, test_y)
+        if options.spreading.control:
+            # The control: the same head on the codes of a random encoder (the scratch network's
+            # initialisation), standardised the same way.
+            torch.manual_seed(cfg.seed)
+            control = spread_labels(build_method(train_cfg).to(device), data.num_classes,
+                                    options, train_x, subset, y)
+            results["control"] = accuracy(control, test_x, test_y)
+        if options.spreading.pixel_control:
+            pixels = spread_labels(Pixels(train_x.shape[1:]), data.num_classes, options,
+                                   train_x, subset, y)
+            results["control_pixels"] = accuracy(pixels, test_x, test_y)
+    else:
         torch.manual_seed(cfg.seed)
-        classifier = EncoderClassifier(method, data.num_classes, options.head, options.hidden,
-                                       freeze).to(device)
-        if standardize:
+        classifier = EncoderClassifier(pretrained, data.num_classes, options.head,
+                                       options.hidden, options.freeze_encoder).to(device)
+        if options.standardize_codes:
             classifier.fit_code_statistics(train_x)
-        train_classifier(classifier, x, y, options, writer, name, encoder_lr_scale)
-        results[name] = accuracy(classifier, test_x, test_y)
-        writer.add_scalar(f"test/accuracy_{name}", results[name], options.steps)
-        if name == "pretrained":
-            save_checkpoint(run_dir / "checkpoints" / "last.pt", {
-                "step": options.steps, "config": OmegaConf.to_container(cfg, resolve=True),
-                "modules": {"classifier": classifier.state_dict()},
-                "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)},
-                then="run the same command again")
+        train_classifier(classifier, x, y, options, writer, "pretrained",
+                         options.encoder_lr_scale)
+        results["pretrained"] = accuracy(classifier, test_x, test_y)
+    save_checkpoint(run_dir / "checkpoints" / "last.pt", {
+        "step": options.steps, "config": OmegaConf.to_container(cfg, resolve=True),
+        "modules": {"classifier": classifier.state_dict()},
+        "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)},
+        then="run the same command again")
+    # The model from scratch is a network trained end to end at `lr` everywhere, on raw codes: a
+    # lower encoder rate only makes sense for a pretrained encoder, and a random encoder's code
+    # statistics at initialisation are arbitrary (standardised by them, the conv AE's classifier
+    # from scratch lost 5.6 points with 1 label per class on Fashion-MNIST).
+    torch.manual_seed(cfg.seed)
+    scratch = EncoderClassifier(build_method(train_cfg).to(device), data.num_classes,
+                                scratch_head(options), options.hidden, False).to(device)
+    train_classifier(scratch, x, y, options, writer, "scratch")
+    results["scratch"] = accuracy(scratch, test_x, test_y)
+    for name, value in results.items():
+        writer.add_scalar(f"test/accuracy_{name}", value, options.steps)
     writer.close()
     record = {"labels_per_class": cfg.labels_per_class, "labelled_examples": len(subset),
               "test/accuracy": results["pretrained"], "test/accuracy_scratch": results["scratch"]}
+    for control in ("control", "control_pixels"):
+        if control in results:
+            record[f"test/accuracy_{control}"] = results[control]
     write_metrics(run_dir, record)
-    log.info("Test accuracy with %d labels per class: pretrained %s encoder %.4f, from scratch "
-             "%.4f", cfg.labels_per_class, "frozen" if options.freeze_encoder else "fine-tuned",
-             results["pretrained"], results["scratch"])
+    log.info("Test accuracy with %d labels per class: pretrained %s %.4f, from scratch %.4f%s%s",
+             cfg.labels_per_class, describe(options), results["pretrained"], results["scratch"],
+             f", {options.head} on a random encoder {results['control']:.4f}"
+             if "control" in results else "",
+             f", {options.head} on pixels {results['control_pixels']:.4f}"
+             if "control_pixels" in results else "")
     log.info("Run directory: %s", run_dir.resolve())
     return -results["pretrained"]   # what a sweeper minimises
+
+
+def describe(options) -> str:
+    if options.head == "label_spreading":
+        return "frozen encoder, label spreading"
+    return f"{'frozen' if options.freeze_encoder else 'fine-tuned'} encoder, {options.head} head"
+
+
+def spread_labels(method, num_classes: int, options, train_x, subset, y) -> SpreadingClassifier:
+    """A SpreadingClassifier on `method`'s codes of the whole train split, labels spread."""
+    spreading = options.spreading
+    classifier = SpreadingClassifier(method, num_classes, spreading.neighbours, spreading.alpha,
+                                     spreading.iterations, options.standardize_codes)
+    classifier.fit(train_x, subset, y)
+    return classifier
 
 
 def train_classifier(classifier: EncoderClassifier, x, y, options, writer, name: str,

@@ -51,6 +51,7 @@ NonNegativeInt = Annotated[int, Range(min=0)]
 PositiveFloat = Annotated[float, Range(min=0, min_open=True)]
 NonNegativeFloat = Annotated[float, Range(min=0)]
 UnitFloat = Annotated[float, Range(min=0, max=1)]
+OpenUnitFloat = Annotated[float, Range(min=0, max=1, min_open=True, max_open=True)]
 # A share of draws to drop: dropping all of them leaves nothing to sample.
 RejectionRate = Annotated[float, Range(min=0, max=1, max_open=True)]
 
