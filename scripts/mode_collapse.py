@@ -199,17 +199,26 @@ def commit() -> str | None:
 # -- the table --------------------------------------------------------------------------------
 
 def read_cells(cells: Path, configs, datasets, seeds, budget) -> dict:
-    """{(config, dataset, seed): result} for the finished cells of this budget."""
+    """{(config, dataset, seed): result} for the finished cells of this budget: the seeds asked
+    for, and any further seed a cell file exists for (a preset checked on more seeds)."""
     found = {}
     for config in configs:
         for dataset in datasets:
-            for seed in seeds:
+            extra = sorted(int(p.stem[len("seed"):]) for p in
+                           (cells / dataset / config).glob("seed*.json")
+                           if p.stem[len("seed"):].isdigit())
+            for seed in sorted(set(seeds) | set(extra)):
                 path = cell_path(cells, dataset, config, seed)
                 if path.exists():
                     result = json.loads(path.read_text())
                     if result["steps"] == budget[dataset]:
                         found[(config, dataset, seed)] = result
     return found
+
+
+def seeds_of(found: dict, config: str, dataset: str, seeds) -> list[int]:
+    """The seeds asked for and the further seeds found, in order."""
+    return sorted(set(seeds) | {s for (c, d, s) in found if (c, d) == (config, dataset)})
 
 
 def mean_std(values: list[float], digits: int) -> str:
@@ -220,7 +229,8 @@ def mean_std(values: list[float], digits: int) -> str:
 def summary_cells(rows: list[dict], expected: int) -> list[str]:
     if not rows:
         return ["missing", "missing", "missing"]
-    note = "" if len(rows) == expected else f" ({len(rows)}/{expected} seeds)"
+    note = "" if len(rows) == expected else (
+        f" ({len(rows)}/{expected} seeds)" if len(rows) < expected else f" ({len(rows)} seeds)")
     kls = [r["reverse_kl"] for r in rows if r["reverse_kl"] is not None]
     kl = mean_std(kls, 2) if kls else "—"
     if kls and len(kls) < len(rows):
@@ -242,7 +252,8 @@ def table(found: dict, configs, datasets, seeds, budget, view=None) -> str:
         label = CONFIGS[config][0].format(dataset="<dataset>")
         cells = []
         for d in datasets:
-            rows = [found[(config, d, s)] for s in seeds if (config, d, s) in found]
+            rows = [found[(config, d, s)] for s in seeds_of(found, config, d, seeds)
+                    if (config, d, s) in found]
             if view is not None:
                 rows = [r[view] for r in rows if view in r]
             cells += summary_cells(rows, len(seeds))
@@ -271,7 +282,7 @@ def per_cell(found: dict, configs, datasets, seeds) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for config in configs:
         for d in datasets:
-            for s in seeds:
+            for s in seeds_of(found, config, d, seeds):
                 r = found.get((config, d, s))
                 if r is None:
                     lines.append(f"| {config} | {d} | {s} | missing | | | | | |")
@@ -294,12 +305,14 @@ def per_cell(found: dict, configs, datasets, seeds) -> str:
 def report(cells: Path, configs, datasets, seeds, budget) -> str:
     found = read_cells(cells, configs, datasets, seeds, budget)
     total = len(configs) * len(datasets) * len(seeds)
+    finished = sum(seed in seeds for (_, _, seed) in found)
     budgets = "; ".join(f"{d}: {budget[d]:,} generator steps" for d in datasets)
     machines = sorted({r["machine"] for r in found.values()})
     return "\n".join([
         f"Budget per run: {budgets}; seeds {', '.join(map(str, seeds))}; "
-        f"{len(found)} of {total} cells finished"
-        + (f", {total - len(found)} missing." if len(found) < total else "."),
+        f"{finished} of {total} cells finished"
+        + (f", {total - finished} missing." if finished < total else ".")
+        + further_seeds_note(len(found) - finished),
         f"Mean ± std over the finished seeds of each cell; one thread per run "
         f"({', '.join(machines) or 'no run yet'}).",
         "", table(found, configs, datasets, seeds, budget), "",
@@ -312,6 +325,12 @@ def report(cells: Path, configs, datasets, seeds, budget) -> str:
         published_table(datasets), "", "Every cell (files in "
         f"`{cells.relative_to(REPO) if cells.is_relative_to(REPO) else cells}`):", "",
         per_cell(found, configs, datasets, seeds)])
+
+
+def further_seeds_note(count: int) -> str:
+    if count == 0:
+        return ""
+    return f" Also included: {count} cell{'s' if count > 1 else ''} of further seeds."
 
 
 def write_report(path: Path, body: str) -> None:

@@ -45,3 +45,12 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     text = (tmp_path / "table.md").read_text()
     assert text.startswith("# notes kept\n\nintro\n\n") and text.endswith("\n\nafter\n")
     assert "\nold\n" not in text
+
+    # A cell file of a further seed (a preset checked on more seeds) joins its row and the
+    # per-cell table without counting against the cells asked for.
+    plain = tmp_path / "cells" / "ring" / "plain"
+    (plain / "seed5.json").write_text((plain / "seed0.json").read_text())
+    report = study.main([*common, "--seeds", "2", "--configs", "plain", "--table-only"])
+    assert "| non-saturating GAN | " in report and "(3 seeds)" in report
+    assert "| plain | ring | 5 | " in report
+    assert "2 of 2 cells finished. Also included: 1 cell of further seeds." in report
