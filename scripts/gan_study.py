@@ -48,10 +48,11 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from study_files import commit, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "gan_study"
@@ -332,13 +333,6 @@ def evaluate_points(run: Path, cfg, status: str) -> dict:
             "curve": [[step, round(100 * value, 2)] for step, value in curve]}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def machine() -> str:
     """The CPU model (Linux: /proc/cpuinfo; else what platform knows) and its core count."""
     model = platform.processor() or platform.machine()
@@ -349,14 +343,6 @@ def machine() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores"
-
-
-def commit() -> str | None:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 # -- the tables -------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ the previous version.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from study_files import write_atomic
 
 
 def markers(owner: str) -> tuple[str, str]:
@@ -33,7 +34,4 @@ def write_section(path: Path, begin: str, end: str, body: str, heading: str = ""
     missing), keeping the rest of the file."""
     path = Path(path)
     old = path.read_text() if path.exists() else heading
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(replace_section(old, begin, end, body))
-    os.replace(tmp, path)
+    write_atomic(path, replace_section(old, begin, end, body))

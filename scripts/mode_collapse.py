@@ -31,11 +31,11 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 from markdown_section import markers, write_section
+from study_files import commit, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
@@ -176,24 +176,9 @@ def rejection_figures(metrics: dict) -> dict:
                           "reverse_kl": None if kl is None or math.isnan(kl) else kl}}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def machine() -> str:
     return f"{platform.machine()} {platform.processor() or ''}".strip() + \
         f", {os.cpu_count()} cores"
-
-
-def commit() -> str | None:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 # -- the table --------------------------------------------------------------------------------
