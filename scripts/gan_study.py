@@ -46,13 +46,12 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_files import commit, write_atomic
+from study_files import commit, machine, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "gan_study"
@@ -331,18 +330,6 @@ def evaluate_points(run: Path, cfg, status: str) -> dict:
     return {"high_quality": 100 * metrics["test/high_quality"], "modes": metrics["test/modes"],
             "median_distance": round(float(distance.median()), 5),
             "curve": [[step, round(100 * value, 2)] for step, value in curve]}
-
-
-def machine() -> str:
-    """The CPU model (Linux: /proc/cpuinfo; else what platform knows) and its core count."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo
-                          if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 # -- the tables -------------------------------------------------------------------------------

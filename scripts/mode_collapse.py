@@ -29,13 +29,12 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 from markdown_section import markers, write_section
-from study_files import commit, write_atomic
+from study_files import commit, machine, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
@@ -174,11 +173,6 @@ def rejection_figures(metrics: dict) -> dict:
     return {"rejection": {"modes": metrics["test/rejection/modes"],
                           "high_quality": 100 * metrics["test/rejection/high_quality"],
                           "reverse_kl": None if kl is None or math.isnan(kl) else kl}}
-
-
-def machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''}".strip() + \
-        f", {os.cpu_count()} cores"
 
 
 # -- the table --------------------------------------------------------------------------------
