@@ -153,6 +153,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         "status": metrics.get("status", "finished"),
         "modes": metrics["test/modes"], "high_quality": 100 * metrics["test/high_quality"],
         "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+        "spread": finite_or_none(metrics.get("test/spread")),
         **rejection_figures(metrics),
         "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(time.process_time() - started_cpu, 1),
@@ -172,7 +173,13 @@ def rejection_figures(metrics: dict) -> dict:
     kl = metrics["test/rejection/reverse_kl"]
     return {"rejection": {"modes": metrics["test/rejection/modes"],
                           "high_quality": 100 * metrics["test/rejection/high_quality"],
-                          "reverse_kl": None if kl is None or math.isnan(kl) else kl}}
+                          "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+                          "spread": finite_or_none(metrics.get("test/rejection/spread"))}}
+
+
+def finite_or_none(value):
+    """A figure for the cell file: None where the run reports none (NaN, or absent)."""
+    return None if value is None or math.isnan(value) else value
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -256,15 +263,15 @@ def published_table(datasets) -> str:
 
 
 def per_cell(found: dict, configs, datasets, seeds) -> str:
-    lines = ["| configuration | data | seed | modes | % high quality | reverse KL | with rejection: "
-             "modes, % high quality, reverse KL | wall s | CPU s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| configuration | data | seed | modes | % high quality | reverse KL | spread (sigmas) "
+             "| with rejection: modes, % high quality, reverse KL | wall s | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for config in configs:
         for d in datasets:
             for s in seeds_of(found, config, d, seeds):
                 r = found.get((config, d, s))
                 if r is None:
-                    lines.append(f"| {config} | {d} | {s} | missing | | | | | |")
+                    lines.append(f"| {config} | {d} | {s} | missing | | | | | | |")
                     continue
                 kl = "—" if r["reverse_kl"] is None else f"{r['reverse_kl']:.3f}"
                 if r.get("status", "finished") != "finished":
@@ -275,8 +282,9 @@ def per_cell(found: dict, configs, datasets, seeds) -> str:
                 kept = "—" if kept is None else (
                     f"{kept['modes']:.0f}, {kept['high_quality']:.1f}, "
                     + ("—" if kept["reverse_kl"] is None else f"{kept['reverse_kl']:.3f}"))
+                spread = "—" if r.get("spread") is None else f"{r['spread']:.2f}"
                 lines.append(f"| {config} | {d} | {s} | {r['modes']:.0f} | "
-                             f"{r['high_quality']:.1f} | {kl} | {kept} | "
+                             f"{r['high_quality']:.1f} | {kl} | {spread} | {kept} | "
                              f"{r['seconds']:.0f}{resumed} | {r['cpu_seconds']:.0f} |")
     return "\n".join(lines)
 

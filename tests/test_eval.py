@@ -144,7 +144,8 @@ def test_conditional_accuracy_is_how_often_the_classifier_reads_class_c_as_c(tmp
 
 def test_toy_gan_gets_mode_metrics_in_raw_coordinates(runs, tmp_path):
     metrics = evaluate(runs / "ring", tmp_path)
-    assert {"eval/modes", "eval/high_quality", "eval/reverse_kl", "eval/fd"} <= set(metrics)
+    assert {"eval/modes", "eval/high_quality", "eval/reverse_kl", "eval/spread",
+            "eval/fd"} <= set(metrics)
     assert metrics["eval/modes_real"] == 8 and metrics["eval/high_quality_real"] > 0.95
 
 

@@ -29,6 +29,7 @@ SWITCHES = {
     "minibatch_std": ["model.discriminator.minibatch_std=true"],
     "spectral_norm": ["model.discriminator.spectral_norm=true"],
     "no_ema": ["model.ema.enabled=false"],
+    "latent_mixture": ["model.latent_mixture.components=5", "model.latent_mixture.sigma=0.2"],
     "pack": ["model.pack=2", "model.r1=1", "model.discriminator.minibatch_std=true"],
     "pack_unrolled_gp": ["model.pack=4", "model.unrolled_steps=1", "loss=wasserstein",
                          "model.gradient_penalty=10"],
@@ -42,8 +43,10 @@ def train(compose_train, path, *overrides):
     run_train(compose_train(*TINY, *overrides), path)
     metrics = json.loads((path / "metrics.json").read_text())
     assert_both_players_learned(path)
-    # reverse_kl is NaN by definition while no sample is of high quality (metrics/modes.py)
-    assert all(math.isfinite(v) for k, v in metrics.items() if not k.endswith("reverse_kl")), \
+    # reverse_kl and spread are NaN by definition while no sample is of high quality
+    # (metrics/modes.py)
+    assert all(math.isfinite(v) for k, v in metrics.items()
+               if not k.endswith(("reverse_kl", "spread"))), \
         metrics
     return metrics
 
@@ -118,6 +121,10 @@ def test_conditional_mlp_gan_on_ring(compose_train, tmp_path):
      r"multiple of 3\."),
     (["model=gan", "dataset=ring", "model.pack=0"], "model.pack is 0 but must be an integer >= 1"),
     (["model=cgan", "dataset=digits", "model.pack=2"], "use model.pack=1 with a conditional"),
+    (["model=gan", "dataset=ring", "model.latent_mixture.components=-1"],
+     "model.latent_mixture.components is -1 but must be an integer >= 0"),
+    (["model=gan", "dataset=ring", "model.latent_mixture.components=4",
+      "model.latent_mixture.sigma=0"], "model.latent_mixture.sigma is 0"),
 ])
 def test_combinations_that_make_no_sense_are_clear_errors(compose_train, data_root, tmp_path,
                                                           overrides, message):

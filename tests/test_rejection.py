@@ -150,6 +150,8 @@ def test_the_study_script_keeps_the_rejection_figures_of_a_cell():
         sys.path.pop(0)
     figures = study.rejection_figures({"test/rejection/modes": 8.0,
                                        "test/rejection/high_quality": 0.985,
-                                       "test/rejection/reverse_kl": float("nan")})
-    assert figures == {"rejection": {"modes": 8.0, "high_quality": 98.5, "reverse_kl": None}}
+                                       "test/rejection/reverse_kl": float("nan"),
+                                       "test/rejection/spread": 0.91})
+    assert figures == {"rejection": {"modes": 8.0, "high_quality": 98.5, "reverse_kl": None,
+                                     "spread": 0.91}}
     assert study.rejection_figures({"test/modes": 8.0}) == {}

@@ -135,7 +135,8 @@ SQUARE = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
 def test_samples_on_every_centre_cover_all_modes():
     result = mode_metrics(SQUARE.repeat(5, 1), SQUARE, sigma=0.1)
-    assert result == {"modes": 4.0, "high_quality": 1.0, "reverse_kl": pytest.approx(0.0)}
+    assert result == {"modes": 4.0, "high_quality": 1.0, "reverse_kl": pytest.approx(0.0),
+                      "spread": 0.0}
 
 
 def test_samples_on_one_centre_are_one_mode_with_kl_log_m():
@@ -171,6 +172,15 @@ def test_reverse_kl_by_hand_on_two_centres():
     assert result["reverse_kl"] == pytest.approx(0.1308, abs=1e-4)
 
 
+def test_spread_by_hand_counts_only_high_quality_samples():
+    # distances 0.1 and 0.2 (1 and 2 sigma) from their centres; the third sample is too far
+    samples = torch.tensor([[0.1, 0.0], [1.0, 0.8], [0.5, 0.5]])
+    result = mode_metrics(samples, SQUARE, sigma=0.1)
+    assert result["high_quality"] == pytest.approx(2 / 3)
+    # sqrt(mean(0.1^2, 0.2^2) / 2) / 0.1 = sqrt(0.025 / 2) / 0.1
+    assert result["spread"] == pytest.approx(math.sqrt(0.025 / 2) / 0.1)
+
+
 def test_metrics_of_true_draws_are_perfect():
     data = load_grid("unused")
     torch.manual_seed(0)
@@ -178,6 +188,10 @@ def test_metrics_of_true_draws_are_perfect():
     result = mode_metrics(x, data.centres, data.sigma)
     assert result["modes"] == 25.0 and result["high_quality"] > 0.98    # 3 sigma in 2-D: 98.9%
     assert result["reverse_kl"] < 0.02
+    # a 2-D Gaussian cut at 3 sigma: sqrt(1 - 4.5 e^-4.5 / (1 - e^-4.5)) = 0.9744 per axis
+    cut = math.sqrt(1 - 4.5 * math.exp(-4.5) / (1 - math.exp(-4.5)))
+    assert cut == pytest.approx(0.9744, abs=1e-4)
+    assert result["spread"] == pytest.approx(cut, abs=0.03)
 
 
 def test_no_high_quality_sample_reports_no_reverse_kl():
@@ -189,7 +203,7 @@ def test_no_high_quality_sample_reports_no_reverse_kl():
     samples = (SQUARE * 1.6 - 0.3).repeat(5, 1)
     result = mode_metrics(samples, SQUARE, sigma=0.1)
     assert result["modes"] == 0.0 and result["high_quality"] == 0.0
-    assert math.isnan(result["reverse_kl"])
+    assert math.isnan(result["reverse_kl"]) and math.isnan(result["spread"])
     one_good = mode_metrics(torch.cat([samples, SQUARE[:1]]), SQUARE, sigma=0.1)
     assert one_good["modes"] == 1.0 and math.isfinite(one_good["reverse_kl"])
     table = format_table([Row("reverse KL", "reverse_kl", result["reverse_kl"])], "eval")
@@ -215,7 +229,7 @@ def test_build_data_from_the_composed_config(name, classes):
     assert y.dtype == torch.int64 and 0 <= int(y.min()) and int(y.max()) < classes
     assert sum(len(x) for x, _ in data.test.epoch()) == 2500
     metrics = data.sample_metrics(x)
-    assert set(metrics) == {"modes", "high_quality", "reverse_kl"} and metrics["modes"] > 1
+    assert set(metrics) == {"modes", "high_quality", "reverse_kl", "spread"} and metrics["modes"] > 1
 
 
 def test_images_have_no_sample_metrics():

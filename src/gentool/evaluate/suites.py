@@ -138,7 +138,9 @@ def samples(ctx: EvalContext) -> list[Row]:
                      [(floor, "high_quality_real", real_modes["high_quality"])]),
                  Row("reverse KL of the mode histogram to uniform", "reverse_kl",
                      model_modes["reverse_kl"],
-                     [(floor, "reverse_kl_real", real_modes["reverse_kl"])])]
+                     [(floor, "reverse_kl_real", real_modes["reverse_kl"])]),
+                 Row("spread around the modes, in sigmas", "spread", model_modes["spread"],
+                     [(floor, "spread_real", real_modes["spread"])])]
         return rows
     labels = ctx.test.labels
     model_cov = class_coverage(predicted["fake"], labels, ctx.data.num_classes)

@@ -13,6 +13,7 @@ One generator step per train step, after `n_critic` discriminator steps on as ma
   repeats itself is easier to spot in a pack than in a single sample;
 - the discriminator's own switches (spectral norm, minibatch discrimination, minibatch std) live
   in its network config;
+- the latent distribution: N(0, I), or a mixture of Gaussians (gentool.nets.latent);
 - an exponential moving average of the generator's weights, used for logged and sampled images;
 - rejection of the draws the discriminator scores lowest (gentool.rejection), a way of drawing
   samples that sampling commands apply and evaluations report beside the plain draws.
@@ -32,6 +33,7 @@ from gentool.losses.adversarial import AdversarialLoss, Minimax
 from gentool.losses.penalties import (add_instance_noise, clip_weights, gradient_penalty,
                                       instance_noise_sigma, r1_penalty, r2_penalty)
 from gentool.methods.base import TwoPlayerMethod
+from gentool.nets.latent import latent_prior
 from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                              RejectionRate, UnitFloat)
 
@@ -39,6 +41,11 @@ from gentool.options import (NonNegativeFloat, NonNegativeInt, PositiveFloat, Po
 class InstanceNoise(TypedDict, total=False):
     sigma: NonNegativeFloat
     anneal_steps: NonNegativeInt
+
+
+class LatentMixture(TypedDict, total=False):
+    components: NonNegativeInt
+    sigma: PositiveFloat
 
 
 class EMA(TypedDict, total=False):
@@ -56,7 +63,8 @@ class GAN(TwoPlayerMethod):
     progress_keys = ("d_loss", "g_loss")
 
     def __init__(self, generator, discriminator, loss: AdversarialLoss, data_shape, value_range,
-                 latent_dim: PositiveInt = 64, num_classes: int | None = None,
+                 latent_dim: PositiveInt = 64, latent_mixture: LatentMixture | None = None,
+                 num_classes: int | None = None,
                  conditional: bool = False, n_critic: PositiveInt = 1,
                  weight_clip: PositiveFloat | None = None,
                  gradient_penalty: NonNegativeFloat = 0.0, r1: NonNegativeFloat = 0.0,
@@ -75,6 +83,7 @@ class GAN(TwoPlayerMethod):
         self.data_shape = tuple(data_shape)
         self.value_range = tuple(value_range)
         self.latent_dim = latent_dim
+        self.latent = latent_prior(latent_dim, **dict(latent_mixture or {}))
         self.num_classes = num_classes if conditional else None
         self.n_critic = n_critic
         self.batches_per_step = n_critic
@@ -145,8 +154,7 @@ class GAN(TwoPlayerMethod):
         """n samples from the EMA generator when there is one (the smoother weights)."""
         generator = self.generator_ema if self.ema_decay is not None else self.generator
         device = next(self.parameters()).device
-        z = temperature * torch.randn(n, self.latent_dim, device=device)
-        return generator(z, self._labels_for(n, labels, device))
+        return generator(self.latent(n, device, temperature), self._labels_for(n, labels, device))
 
     def discriminate(self, x, labels=None) -> torch.Tensor:
         """The discriminator's raw score of x [N] (for pictures of its decision surface); a packed
@@ -169,7 +177,7 @@ class GAN(TwoPlayerMethod):
 
     # -- objective ---------------------------------------------------------------------------
     def _fake(self, n, labels, device, autocast=contextlib.nullcontext):
-        z = torch.randn(n, self.latent_dim, device=device)
+        z = self.latent(n, device)
         with autocast():
             return self.generator(z, labels).float()
 

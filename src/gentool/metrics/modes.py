@@ -30,6 +30,11 @@ def mode_metrics(samples: torch.Tensor, centres: torch.Tensor, sigma: float) -> 
       high-quality sample it is NaN (not reported): the histogram then describes only which
       centre is least far from samples that match none, and samples scattered over the whole
       plane would score a near-perfect 0.
+    - spread: how wide the high-quality samples lie around their centres, in units of sigma:
+      sqrt(mean over them of |x - centre|^2 / D). Samples of the mixture itself score about
+      0.97 (a Gaussian cut at 3 sigma; in 2-D exactly sqrt(1 - 4.5 e^-4.5 / (1 - e^-4.5))); a
+      generator that puts its draws tighter than the data, which the high-quality share
+      rewards, scores below that. NaN with no high-quality sample.
 
     Non-finite samples (a diverged generator) are never high quality.
     """
@@ -51,5 +56,8 @@ def mode_metrics(samples: torch.Tensor, centres: torch.Tensor, sigma: float) -> 
     present = p > 0                                   # 0 log 0 = 0
     reverse_kl = (p[present] * (p[present] * num_centres).log()).sum()
     reverse_kl = max(0.0, float(reverse_kl)) if high_quality.any() else math.nan  # >= 0: clamps
+    squared = nearest_distance[high_quality].pow(2)
+    spread = float((squared.mean() / x.shape[1]).sqrt()) / sigma if high_quality.any() \
+        else math.nan
     return {"modes": float(covered.sum()), "high_quality": float(high_quality.double().mean()),
-            "reverse_kl": reverse_kl}
+            "reverse_kl": reverse_kl, "spread": spread}
