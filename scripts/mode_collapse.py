@@ -74,6 +74,9 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
         "model.pack=3", "trainer.batch_size=768", *PACKED_SETTINGS]),
     "pack4_slow_g": ("PacGAN, m=4, 256 packs, settings of the control", [
         "model.pack=4", "trainer.batch_size=1024", *PACKED_SETTINGS]),
+    "mixture": ("mixture-of-Gaussians latent: 100 components, sigma 0.1, 16 dimensions", [
+        "model.latent_dim=16", "model.latent_mixture.components=100",
+        "model.latent_mixture.sigma=0.1"]),
     "best": ("best combination: experiment=gan_{dataset}", ["experiment=gan_{dataset}"]),
 }
 # Steps per run (generator steps) of each data set: the fixed budget the table states.
