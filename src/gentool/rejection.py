@@ -10,10 +10,11 @@ sigmoid(F(x) - gamma), F(x) = D~(x) - D~_M - log(1 - exp(D~(x) - D~_M - eps)), w
 generator samples into data samples when the logit D~ is the log density ratio of an optimal
 discriminator. A discriminator trained with a gradient penalty is smooth, its logits on draws
 spread over well under one unit, and sigmoid(F - gamma) then keeps about half of all draws
-nearly at random: on the grid of 25 Gaussians (experiment=gan_grid at 20,000 steps), DRS moved
-the high-quality share from 80% to 83.5% at any gamma quantile, even after 2,000 further
-discriminator steps against the final generator (89%), where dropping the lowest-scored 20%
-reached 97.6%. The rank of the logit carries the information; this rule uses only the rank.
+nearly at random: on the grid of 25 Gaussians (experiment=gan_grid with a N(0, I) latent, at
+20,000 steps), DRS moved the high-quality share from 80% to 83.5% at any gamma quantile, even
+after 2,000 further discriminator steps against the final generator (89%), where dropping the
+lowest-scored 20% reached 97.6%. The rank of the logit carries the information; this rule uses
+only the rank.
 
 It changes how samples are drawn, not the model: every figure with it is reported beside the
 plain one (training's test/rejection/* beside test/*).
