@@ -244,7 +244,11 @@ def table(found: dict, configs, datasets, seeds, budget, view=None) -> str:
             rows = [found[(config, d, s)] for s in seeds_of(found, config, d, seeds)
                     if (config, d, s) in found]
             if view is not None:
-                rows = [r[view] for r in rows if view in r]
+                viewed = [r[view] for r in rows if view in r]
+                if rows and not viewed:   # finished runs of a configuration that keeps every draw
+                    cells += ["does not reject", "—", "—"]
+                    continue
+                rows = viewed
             cells += summary_cells(rows, len(seeds))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

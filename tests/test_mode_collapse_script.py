@@ -54,3 +54,21 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     assert "| non-saturating GAN | " in report and "(3 seeds)" in report
     assert "| plain | ring | 5 | " in report
     assert "2 of 2 cells finished. Also included: 1 cell of further seeds." in report
+
+
+def test_the_tables_show_which_runs_keep_every_draw_and_the_spread(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("mode_collapse")
+    run = {"status": "finished", "resumed_from_step": 0, "seconds": 10.0, "cpu_seconds": 9.0}
+    found = {("best", "ring", 0): {**run, "modes": 8.0, "high_quality": 90.0, "reverse_kl": 0.1,
+                                   "rejection": {"modes": 8.0, "high_quality": 98.0,
+                                                 "reverse_kl": 0.02}},
+             ("best", "grid", 0): {**run, "modes": 25.0, "high_quality": 99.0,
+                                   "reverse_kl": 0.01, "spread": 0.5}}
+    kept = study.table(found, ["best"], ["ring", "grid"], [0], study.BUDGET, view="rejection")
+    assert kept.splitlines()[-1] == ("| best combination: experiment=gan_<dataset> | "
+                                     "8.0 ± 0.0 | 98.0 ± 0.0 | 0.02 ± 0.00 | "
+                                     "does not reject | — | — |")
+    cells = study.per_cell(found, ["best"], ["ring", "grid"], [0]).splitlines()
+    assert cells[2].startswith("| best | ring | 0 | 8 | 90.0 | 0.100 | — | 8, 98.0, 0.020 |")
+    assert cells[3].startswith("| best | grid | 0 | 25 | 99.0 | 0.010 | 0.50 | — |")
