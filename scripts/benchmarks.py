@@ -38,7 +38,10 @@ MODELS = {
                                                 "trainer.max_steps=10000"]),
     "dcgan": ("DCGAN", ["experiment=dcgan_fashion_mnist", "trainer.max_steps=5000"]),
     "dcgan_stabilised": ("DCGAN + hinge + spectral norm + minibatch std",
-                         ["experiment=dcgan_stabilised_fashion_mnist", "trainer.max_steps=5000"]),
+                         ["experiment=dcgan_fashion_mnist", "loss=hinge",
+                          "model.discriminator.spectral_norm=true",
+                          "model.discriminator.batch_norm=false",
+                          "model.discriminator.minibatch_std=true", "trainer.max_steps=5000"]),
 }
 # Shown in the table; eval/<key> in metrics.json. None: the model cannot do it.
 COLUMNS = [("test MSE/pixel", "mse", 4), ("IWAE NLL (nats)", "iwae_nll", 1),

@@ -43,7 +43,7 @@ def test_train_help_shows_config_groups_and_options(gentool):
             in result.stdout)
     assert "dataset/pair: colorize, edges, inpaint" in result.stdout
     assert "_parts" not in result.stdout and "\nhydra" not in result.stdout
-    assert "experiment: dcgan_fashion_mnist, dcgan_stabilised_fashion_mnist, gan_grid" in \
+    assert "experiment: dcgan_fashion_mnist, gan_grid" in \
         result.stdout
 
 
