@@ -149,13 +149,12 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
                    "status": str(error)}
     else:
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    kl = metrics["test/reverse_kl"]
     result = {
         "config": config, "label": CONFIGS[config][0].format(dataset=dataset),
         "dataset": dataset, "seed": seed, "steps": steps, "overrides": overrides,
         "status": metrics.get("status", "finished"),
         "modes": metrics["test/modes"], "high_quality": 100 * metrics["test/high_quality"],
-        "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+        "reverse_kl": finite_or_none(metrics["test/reverse_kl"]),
         "spread": finite_or_none(metrics.get("test/spread")),
         **rejection_figures(metrics),
         "seconds": round(time.perf_counter() - started, 1),
@@ -173,10 +172,9 @@ def rejection_figures(metrics: dict) -> dict:
     (training reports them as test/rejection/* when model.rejection > 0), under "rejection"."""
     if "test/rejection/modes" not in metrics:
         return {}
-    kl = metrics["test/rejection/reverse_kl"]
     return {"rejection": {"modes": metrics["test/rejection/modes"],
                           "high_quality": 100 * metrics["test/rejection/high_quality"],
-                          "reverse_kl": None if kl is None or math.isnan(kl) else kl,
+                          "reverse_kl": finite_or_none(metrics["test/rejection/reverse_kl"]),
                           "spread": finite_or_none(metrics.get("test/rejection/spread"))}}
 
 

@@ -55,9 +55,11 @@ def mode_metrics(samples: torch.Tensor, centres: torch.Tensor, sigma: float) -> 
     p = torch.bincount(nearest, minlength=num_centres).to(torch.float64) / x.shape[0]
     present = p > 0                                   # 0 log 0 = 0
     reverse_kl = (p[present] * (p[present] * num_centres).log()).sum()
-    reverse_kl = max(0.0, float(reverse_kl)) if high_quality.any() else math.nan  # >= 0: clamps
-    squared = nearest_distance[high_quality].pow(2)
-    spread = float((squared.mean() / x.shape[1]).sqrt()) / sigma if high_quality.any() \
-        else math.nan
+    if not high_quality.any():
+        reverse_kl = spread = math.nan
+    else:
+        reverse_kl = max(0.0, float(reverse_kl))      # >= 0: clamps rounding below zero
+        squared = nearest_distance[high_quality].pow(2)
+        spread = float((squared.mean() / x.shape[1]).sqrt()) / sigma
     return {"modes": float(covered.sum()), "high_quality": float(high_quality.double().mean()),
             "reverse_kl": reverse_kl, "spread": spread}
