@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -671,6 +672,9 @@ def ensure_classifier(job: Job) -> None:
 
     torch.set_num_threads(1)
     setup()
+    # The classifier logs its progress (minutes of training on a fresh machine) at INFO.
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s",
+                        datefmt="%H:%M:%S")
     with initialize_config_module("gentool.configs", version_base="1.3"):
         train = compose("train", overrides=job.train_overrides())
         cfg = compose("eval", overrides=job.eval_overrides())
