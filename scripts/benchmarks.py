@@ -1,32 +1,49 @@
 #!/usr/bin/env python
-"""The model-comparison table of docs/benchmarks.md: train each model, then `gentool eval` it.
+"""The model-comparison table of docs/benchmarks.md: train each model, `gentool eval` it, and keep
+one result file per model.
 
-AE, linear AE, PCA, VAE, DCGAN and a stabilised DCGAN on one data set (Fashion-MNIST by default,
-from Debian's dataset-fashion-mnist or data_dir), every model through the real `run_train` and
-`run_eval` paths, PCA through the same evaluation suites as a model with encode/decode. Runs land
-in --runs (one folder per model; a finished one is reused, so the script can be re-run after an
-interruption) and the markdown table, with the commands, goes to --out (between this script's
-markers: the rest of that file is kept).
+AE, linear AE, PCA, VAE and the DCGAN of `experiment=dcgan_fashion_mnist` (at the preset's own
+budget) on one data set (Fashion-MNIST by default, from Debian's dataset-fashion-mnist or
+data_dir), every model through the real `run_train` and `run_eval` paths, PCA through the same
+evaluation suites as a model with encode/decode. The stabilised DCGAN variants are measured over
+3 seeds by scripts/gan_study.py (docs/gan_study.md, section 3), not here.
 
-    .venv/bin/python scripts/benchmarks.py                       # the table in docs/benchmarks.md
-    .venv/bin/python scripts/benchmarks.py --models vae ae --steps-scale 0.01 --out /tmp/b.md
+The table survives sessions. Each measured model writes one JSON file,
+`<cells>/<dataset>/seed<k>/<model>.json`: its eval metrics (the `eval/` keys of metrics.json
+without the prefix), the wall seconds of its training and evaluation, the machine, the torch
+thread count, the commit and the train overrides. A model whose file exists is skipped (neither
+retrained nor re-evaluated), so the same command continues where it stopped. Runs land in --runs
+(one folder per model); a run folder whose training finished is reused, so an interrupted
+evaluation does not retrain, and an interrupted training resumes from its last checkpoint.
+The markdown section of --out (between this script's markers: the rest of the file is kept) is
+rebuilt from the files after every model and at any time with --table-only: the metric table,
+a wall-time table and the commands, with every model of the comparison as a row, those without
+a file marked missing.
+
+    .venv/bin/python scripts/benchmarks.py                       # measure what is missing
+    .venv/bin/python scripts/benchmarks.py --table-only          # rebuild docs/benchmarks.md
+    .venv/bin/python scripts/benchmarks.py --models vae ae --steps-scale 0.01 \\
+        --cells /tmp/cells --runs /tmp/runs --out /tmp/b.md      # a quick check
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 from markdown_section import markers, write_section
+from study_files import commit, machine, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
+CELLS = REPO / "docs" / "results" / "benchmarks"
 BEGIN, END = markers("scripts/benchmarks.py")   # the section of --out this script owns
+WALL = "benchmarks_wall.json"   # in a run folder: the wall times a later sitting reuses
 
 LATENT = 20
-# name -> (label, train overrides). Every encoder has LATENT dimensions, like PCA.
+# name -> (label, train overrides). Every encoder has LATENT dimensions, like PCA. The DCGAN
+# trains its preset as it is, at the preset's own budget (trainer.max_steps of the preset).
 MODELS = {
     "ae": ("AE (MLP 784-400-20)", ["model=ae", f"model.latent_dim={LATENT}",
                                    "model.encoder.hidden=[400]", "model.decoder.hidden=[400]",
@@ -36,12 +53,7 @@ MODELS = {
     "pca": ("PCA", []),
     "vae": ("VAE (MLP 784-400-20, Bernoulli)", ["model=vae", f"model.latent_dim={LATENT}",
                                                 "trainer.max_steps=10000"]),
-    "dcgan": ("DCGAN", ["experiment=dcgan_fashion_mnist", "trainer.max_steps=5000"]),
-    "dcgan_stabilised": ("DCGAN + hinge + spectral norm + minibatch std",
-                         ["experiment=dcgan_fashion_mnist", "loss=hinge",
-                          "model.discriminator.spectral_norm=true",
-                          "model.discriminator.batch_norm=false",
-                          "model.discriminator.minibatch_std=true", "trainer.max_steps=5000"]),
+    "dcgan": ("DCGAN (experiment=dcgan_fashion_mnist)", ["experiment=dcgan_fashion_mnist"]),
 }
 # Shown in the table; eval/<key> in metrics.json. None: the model cannot do it.
 COLUMNS = [("test MSE/pixel", "mse", 4), ("IWAE NLL (nats)", "iwae_nll", 1),
@@ -54,15 +66,25 @@ FLOOR = [("real vs real", {"fd": "fd_real", "precision": "precision_real",
          ("raw pixels", {"linear_probe": "linear_probe_pixels"})]
 
 
+# -- what each model trains and is evaluated with ---------------------------------------------
+
 def train_overrides(name: str, args) -> list[str]:
     overrides = [f"dataset={args.dataset}", f"seed={args.seed}", f"device={args.device}",
                  f"data_dir={args.data_dir}", "trainer.progress_bar=false", *MODELS[name][1]]
     if args.steps_scale != 1.0:
-        steps = next(int(o.split("=")[1]) for o in overrides if o.startswith("trainer.max_steps"))
-        scaled = max(2, int(steps * args.steps_scale))
+        scaled = max(2, int(max_steps(overrides) * args.steps_scale))
         overrides += [f"trainer.max_steps={scaled}", f"trainer.eval_every={scaled}",
                       f"trainer.checkpoint_every={scaled}", f"trainer.log_every={scaled}"]
     return overrides
+
+
+def max_steps(overrides: list[str]) -> int:
+    """The training steps the overrides ask for: their trainer.max_steps, or where they set none
+    (a preset's own budget) the composed config's."""
+    given = [o for o in overrides if o.startswith("trainer.max_steps=")]
+    if given:
+        return int(given[-1].split("=", 1)[1])
+    return int(compose("train", overrides).trainer.max_steps)
 
 
 def eval_overrides(args) -> list[str]:
@@ -80,29 +102,101 @@ def compose(config: str, overrides: list[str]):
         return hydra_compose(config, overrides=overrides)
 
 
+# -- measuring one model ----------------------------------------------------------------------
+
+def cell_path(cells, dataset: str, seed: int, name: str) -> Path:
+    return Path(cells) / dataset / f"seed{seed}" / f"{name}.json"
+
+
+def measure_cell(name: str, args) -> bool:
+    """Measure one model and write its result file, unless the file exists; whether it ran."""
+    path = cell_path(args.cells, args.dataset, args.seed, name)
+    if path.is_file():
+        print(f"{name}: {path} exists, skipped", flush=True)
+        return False
+    measured = measure_pca(args) if name == "pca" else measure(name, args)
+    write_atomic(path, json.dumps(cell_record(name, args, measured), indent=1) + "\n")
+    return True
+
+
+def cell_record(name: str, args, measured: dict) -> dict:
+    """A model's result file: what `measure` found, and where and how it was measured."""
+    import torch
+
+    from gentool.engine.device import resolve_device
+    from gentool.metrics.classifier import VERSION
+
+    device = resolve_device(args.device)
+    overrides = ([f"dataset={args.dataset}", f"seed={args.seed}"] if name == "pca"
+                 else train_overrides(name, args))
+    return {"model": name, "label": MODELS[name][0], "dataset": args.dataset, "seed": args.seed,
+            **measured, "machine": machine(),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "classifier_version": VERSION, "commit": commit(), "overrides": overrides,
+            "eval_overrides": eval_overrides(args),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 def measure(name: str, args) -> dict:
-    """Train (unless already done) and evaluate one model; its eval metrics."""
+    """Train (unless the run folder holds a finished run) and evaluate (unless its metrics.json
+    has eval/ metrics) one model: its eval metrics and the wall seconds of both steps."""
     from gentool.evaluate import run_eval
     from gentool.train import run_train
 
     run = Path(args.runs) / name
-    metrics_file = run / "metrics.json"
-    if not (run / "checkpoints" / "last.pt").is_file():
-        started = time.perf_counter()
-        run_train(compose("train", train_overrides(name, args)), run)
-        print(f"{name}: trained in {time.perf_counter() - started:.0f} s", flush=True)
-    record = json.loads(metrics_file.read_text())
-    if not any(key.startswith("eval/") for key in record):
-        started = time.perf_counter()
-        run_eval(compose("eval", [*eval_overrides(args),
-                                  f"checkpoint={run}/checkpoints/last.pt"]))
-        print(f"{name}: evaluated in {time.perf_counter() - started:.0f} s", flush=True)
-        record = json.loads(metrics_file.read_text())
+    if not (run / "metrics.json").is_file():   # run_train writes it once training has finished
+        resumed = checkpoint_step(run)
+        timed(run, "train_seconds",
+              lambda: run_train(compose("train", train_overrides(name, args)), run))
+        record_wall(run, "resumed_from_step", resumed)
+    if not eval_metrics(run):
+        timed(run, "eval_seconds", lambda: run_eval(compose("eval", [
+            *eval_overrides(args), f"checkpoint={run}/checkpoints/last.pt"])))
+    wall = wall_times(run)
+    return {"metrics": eval_metrics(run), "train_seconds": wall.get("train_seconds"),
+            "eval_seconds": wall.get("eval_seconds"),
+            "resumed_from_step": wall.get("resumed_from_step")}
+
+
+def eval_metrics(run: Path) -> dict:
+    """The eval/ metrics of a run's metrics.json, without the prefix (empty: not evaluated)."""
+    record = json.loads((run / "metrics.json").read_text())
     return {key[5:]: value for key, value in record.items() if key.startswith("eval/")}
 
 
+def checkpoint_step(run: Path) -> int:
+    """The step a training resumes from: its last checkpoint's, 0 when it has none."""
+    last = run / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return 0
+    from gentool.engine.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(last)["step"])
+
+
+def timed(run: Path, key: str, work) -> None:
+    """Do `work` and record its wall seconds in the run folder under `key`, so that a later
+    sitting reusing the folder (an interrupted evaluation) still has them."""
+    started = time.perf_counter()
+    work()
+    seconds = round(time.perf_counter() - started, 1)
+    record_wall(run, key, seconds)
+    print(f"{run.name}: {key} {seconds:.0f}", flush=True)
+
+
+def wall_times(run: Path) -> dict:
+    path = run / WALL
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def record_wall(run: Path, key: str, value) -> None:
+    write_atomic(run / WALL, json.dumps({**wall_times(run), key: value}, indent=1) + "\n")
+
+
 def measure_pca(args) -> dict:
-    """PCA with LATENT components through the same suites a trained autoencoder gets."""
+    """PCA with LATENT components through the same suites a trained autoencoder gets; fitting it
+    counts as its training."""
     import torch
 
     from gentool.engine.device import resolve_device, seed_everything
@@ -110,20 +204,18 @@ def measure_pca(args) -> dict:
     from gentool.evaluate.context import EvalContext
     from gentool.metrics.pca import PCA
 
-    out = Path(args.runs) / "pca" / "metrics.json"
-    if out.is_file():
-        return json.loads(out.read_text())
     cfg = compose("eval", eval_overrides(args))
     dataset_cfg = compose("train", [f"dataset={args.dataset}"]).dataset
     seed_everything(args.seed)
     ctx = EvalContext(None, dataset_cfg, cfg, resolve_device(args.device))
+    started = time.perf_counter()
     ctx.method = ScaledPCA(PCA(ctx.unit(ctx.train[0]), LATENT), *ctx.data.value_range)
+    fitted = time.perf_counter()
     with torch.no_grad():
         rows = evaluate(ctx, ["reconstruction", "samples", "representation"], "pca")
-    metrics = {k: v for row in rows for k, v in row.metrics().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    return {"metrics": {k: v for row in rows for k, v in row.metrics().items()},
+            "train_seconds": round(fitted - started, 1),
+            "eval_seconds": round(time.perf_counter() - fitted, 1), "resumed_from_step": 0}
 
 
 class ScaledPCA:
@@ -142,32 +234,150 @@ class ScaledPCA:
         return self.decode(self.encode(x))
 
 
-def cell(metrics: dict, key: str, digits: int) -> str:
-    if key not in metrics:
-        return "—"
-    return f"{metrics[key]:.{digits}f}"
+# -- the section of --out ---------------------------------------------------------------------
+
+def read_cells(args) -> dict[str, dict | None]:
+    """Every model of the comparison -> its result file's record (None: not measured yet)."""
+    found = {}
+    for name in MODELS:
+        path = cell_path(args.cells, args.dataset, args.seed, name)
+        found[name] = json.loads(path.read_text()) if path.is_file() else None
+    return found
 
 
-def table(results: dict[str, dict]) -> str:
-    head = "| model | " + " | ".join(label for label, _, _ in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
-    for name, metrics in results.items():
-        lines.append(f"| {MODELS[name][0]} | " + " | ".join(
-            cell(metrics, key, digits) for _, key, digits in COLUMNS) + " |")
+def figure(metrics: dict, key: str, digits: int) -> str:
+    value = metrics.get(key)
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def row(label: str, cells: list[str]) -> str:
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+def metrics_table(results: dict[str, dict | None]) -> str:
+    lines = [row("model", [label for label, _, _ in COLUMNS]), "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, record in results.items():
+        cells = (["missing"] * len(COLUMNS) if record is None else
+                 [figure(record["metrics"], key, digits) for _, key, digits in COLUMNS])
+        lines.append(row(MODELS[name][0], cells))
     source = {}   # a floor is the same for every model that reports it
-    for metrics in results.values():
-        source.update(metrics)
+    for record in results.values():
+        source.update(record["metrics"] if record else {})
     for label, keys in FLOOR:
-        lines.append(f"| *{label}* | " + " | ".join(
-            cell(source, keys[key], digits) if key in keys else "" for _, key, digits in COLUMNS)
-            + " |")
+        lines.append(row(f"*{label}*", [figure(source, keys[key], digits) if key in keys else ""
+                                        for _, key, digits in COLUMNS]))
     return "\n".join(lines)
 
 
-def main() -> None:
+def duration(seconds: float | None) -> str:
+    """'7 min 21 s' ('45 s' under a minute); '—' when not recorded."""
+    if seconds is None:
+        return "—"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def where(record: dict) -> str:
+    """The machine a model was measured on, its accelerator, and the torch threads it used."""
+    threads = record["torch_threads"]
+    device = "" if record.get("device", "cpu") == "cpu" else f", {record['device']}"
+    return (f"{record['machine']}{device}; "
+            + ("one thread per run" if threads == 1 else f"{threads} threads"))
+
+
+def training_time(record: dict) -> str:
+    text = duration(record.get("train_seconds"))
+    if record.get("resumed_from_step"):
+        text += f" (last sitting, resumed at step {record['resumed_from_step']:,})"
+    return text
+
+
+def wall_table(results: dict[str, dict | None]) -> str:
+    lines = ["| model | training | evaluation | machine |", "|---|---|---|---|"]
+    for name, record in results.items():
+        cells = (["missing"] * 3 if record is None else
+                 [training_time(record), duration(record.get("eval_seconds")), where(record)])
+        lines.append(row(MODELS[name][0], cells))
+    return "\n".join(lines)
+
+
+def classifier_accuracy(results: dict[str, dict | None]) -> str:
+    """The feature classifier's test accuracy as any measured model recorded it."""
+    for record in results.values():
+        if record and record["metrics"].get("classifier_accuracy") is not None:
+            return f"its test accuracy: {record['metrics']['classifier_accuracy']:.3f}"
+    return "its test accuracy is recorded with the first model measured"
+
+
+def likelihood_examples(results: dict[str, dict | None], args) -> int:
+    """The test images of the VAE's IWAE bound: as its result file records, else --likelihood-
+    examples (the VAE not measured yet)."""
+    record = results.get("vae")
+    for override in (record or {}).get("eval_overrides", []):
+        if override.startswith("likelihood_examples="):
+            return int(override.split("=", 1)[1])
+    return args.likelihood_examples
+
+
+def shown(path: Path) -> str:
+    """A path as the docs show it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def section(results: dict[str, dict | None], args) -> str:
+    n = likelihood_examples(results, args)
+    commands = "\n".join(f"    gentool train dataset={args.dataset} seed={args.seed} "
+                         f"{' '.join(MODELS[m][1])}" for m in MODELS if m != "pca")
+    folder = shown(cell_path(args.cells, args.dataset, args.seed, "x").parent)
+    return f"""## Model comparison on {args.dataset}
+
+Measured by `scripts/benchmarks.py`, seed {args.seed}, latent size {LATENT} for every encoder and
+PCA; one result file per model in `{folder}/` (a model without one is marked missing).
+
+{metrics_table(results)}
+
+- Metrics are `gentool eval`'s (README, "Evaluating models"). Fréchet distance, precision,
+  recall and classes are measured in the features of gentool's own classifier of {args.dataset}
+  ({classifier_accuracy(results)}) against the test images, from as many samples. The
+  real-vs-real row compares as many training images with the test images: the floor a perfect
+  model would reach.
+- AE, linear AE and PCA have no prior: their samples decode codes drawn from a Gaussian fitted to
+  their training codes. GANs have no encoder, so they have no reconstruction or probe.
+- IWAE NLL: the k=5000 bound on the first {n} test images (only the VAE defines a likelihood);
+  its decoder is Bernoulli on grey levels, so this is a cross-entropy, not a bound on a discrete
+  likelihood.
+- The DCGAN is the preset as it is, at its own budget. The usual stabilisers (hinge loss,
+  spectral norm, minibatch std, R1, two time-scales) are measured against it over 3 seeds in
+  [gan_study.md](gan_study.md), section 3.
+
+Wall times, from the result files (PCA: fitting it counts as its training):
+
+{wall_table(results)}
+
+- The AE's evaluation, the first in the script's order, includes training the feature
+  classifier (once per data set, then cached in data_dir). The VAE's includes the IWAE bound
+  ({n:,} test images × 5,000 samples) and the naive estimator (10^5 prior samples for 100
+  images).
+
+Commands (then `gentool eval checkpoint=<run>/checkpoints/last.pt
+likelihood_examples={n}`):
+
+{commands}
+"""
+
+
+def write_docs(args) -> str:
+    text = section(read_cells(args), args)
+    write_section(Path(args.out), BEGIN, END, text, heading="# Benchmarks\n")
+    return text
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="the models to measure (the table shows every model)")
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--device", default="auto")
@@ -177,44 +387,21 @@ def main() -> None:
     parser.add_argument("--likelihood-examples", type=int, default=1000,
                         help="test examples of the IWAE k=5000 bound (it costs 5000 passes each)")
     parser.add_argument("--eval", nargs="*", default=[], help="more gentool eval overrides")
+    parser.add_argument("--cells", default=str(CELLS), help="the result files' folder")
     parser.add_argument("--runs", default=str(REPO / "runs" / "benchmarks"))
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"))
-    args = parser.parse_args()
+    parser.add_argument("--table-only", action="store_true",
+                        help="measure nothing: rebuild the section of --out from the files")
+    return parser.parse_args(argv)
 
-    results = {name: measure_pca(args) if name == "pca" else measure(name, args)
-               for name in args.models}
-    import torch
 
-    machine = (torch.cuda.get_device_name(0) if args.device != "cpu" and torch.cuda.is_available()
-               else f"CPU ({platform.processor() or platform.machine()}, "
-                    f"{torch.get_num_threads()} threads)")
-    commands = "\n".join(f"    gentool train dataset={args.dataset} seed={args.seed} "
-                         f"{' '.join(MODELS[n][1])}" for n in args.models if n != "pca")
-    text = f"""## Model comparison on {args.dataset}
-
-Measured by `scripts/benchmarks.py` on {machine}, seed {args.seed}, latent size {LATENT} for
-every encoder and PCA (the script prints each model's training and evaluation time).
-
-{table(results)}
-
-- Metrics are `gentool eval`'s (README, "Evaluating models"). Fréchet distance, precision,
-  recall and classes are measured in the features of gentool's own classifier of {args.dataset}
-  (its test accuracy: {results.get("vae", {}).get("classifier_accuracy", float("nan")):.3f})
-  against the test images, from as many samples. The real-vs-real row compares as many
-  training images with the test images: the floor a perfect model would reach.
-- AE, linear AE and PCA have no prior: their samples decode codes drawn from a Gaussian fitted to
-  their training codes. GANs have no encoder, so they have no reconstruction or probe.
-- IWAE NLL: the k=5000 bound on the first {args.likelihood_examples} test images (only the VAE
-  defines a likelihood); its decoder is Bernoulli on grey levels, so this is a cross-entropy, not
-  a bound on a discrete likelihood.
-
-Commands (then `gentool eval checkpoint=<run>/checkpoints/last.pt
-likelihood_examples={args.likelihood_examples}`):
-
-{commands}
-"""
-    write_section(Path(args.out), BEGIN, END, text, heading="# Benchmarks\n")
-    print(text)
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not args.table_only:
+        for name in args.models:
+            if measure_cell(name, args):
+                write_docs(args)   # the docs follow every finished model
+    print(write_docs(args))
 
 
 if __name__ == "__main__":
