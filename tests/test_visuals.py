@@ -108,3 +108,10 @@ def test_hparams_name_the_model_by_its_config():
     hparams = hparams_of(compose_config("train", ["model=conv_vae"]))
     assert hparams["model"] == "conv_vae" and hparams["model.class"] == "VAE"
     assert "model.name" not in hparams
+
+
+def test_hparams_name_the_loss_by_the_config_chosen_on_the_command_line():
+    cfg = compose_config("train", ["experiment=dcgan_fashion_mnist", "loss=minimax"])
+    assert hparams_of(cfg)["loss"] == "Minimax"   # composed outside a Hydra app: the class
+    hparams = hparams_of(cfg, {"loss": "minimax", "model": "dcgan"})
+    assert hparams["loss"] == "minimax" and hparams["loss.class"] == "Minimax"

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import torch
@@ -70,7 +71,7 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
     quiet_refused_writes_in_threads()
     try:
         final = fit(method, data, cfg.trainer, run_dir, device, optimizer=cfg.optimizer,
-                    seed=cfg.seed, resume=cfg.resume, run_config=cfg, hparams=hparams_of(cfg),
+                    seed=cfg.seed, resume=cfg.resume, run_config=cfg, hparams=hparams_of(cfg, config_choices()),
                     rank=rank, on_start=run.start)
     except Exception as error:
         _raise_if_refused_write(error, run_dir)
@@ -112,8 +113,18 @@ def _raise_if_refused_write(error: Exception, run_dir: Path) -> None:
     raise write_failed(run_dir, refused, kept, resume_advice(run_dir)) from error
 
 
-def hparams_of(cfg: DictConfig) -> dict[str, Any]:
-    """The scalar settings that tell runs apart, flattened: model, loss, optimizer, a few more."""
+def config_choices() -> dict[str, str]:
+    """The config group choices of the command line (loss=minimax -> {"loss": "minimax"}), as
+    Hydra resolved them; empty when the config was composed outside a Hydra app."""
+    if not HydraConfig.initialized():
+        return {}
+    return {group: choice for group, choice in HydraConfig.get().runtime.choices.items()
+            if isinstance(choice, str)}
+
+
+def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[str, Any]:
+    """The scalar settings that tell runs apart, flattened: model, loss, optimizer, a few more.
+    `choices` (config_choices()) names the loss by the config a user typed."""
     flat = {"dataset": cfg.dataset.name, "seed": cfg.seed,
             "batch_size": cfg.trainer.batch_size, "max_steps": cfg.trainer.max_steps}
     for group in ("model", "loss", "optimizer"):
@@ -121,6 +132,8 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
     # The config's model name (conv_vae), not its class (VAE): several configs share a class.
     flat["model.class"], flat["model"] = flat["model"], cfg.model.name
     flat.pop("model.name", None)
+    if choices and choices.get("loss"):
+        flat["loss.class"], flat["loss"] = flat["loss"], choices["loss"]
     return flat
 
 
