@@ -32,15 +32,14 @@ def _log_sigmoid(v: float) -> float:
     return -math.log1p(math.exp(-v))
 
 
-def test_iwae_bound_matches_a_hand_computation_with_explicit_log_weights():
-    vae = tiny_vae()
-    k = 4
-    torch.manual_seed(123)
-    bound = vae.iwae_terms(X, k, beta=1.0)[0]
-    torch.manual_seed(123)
-    eps = torch.randn(k, 3, 1)           # the draws iwae_terms takes, in the same order
+def _hand_bounds(vae, eps, beta=1.0):
+    """IWAE_k per example of X, by scalar arithmetic from the one-layer encoder and decoder's
+    weights and the standard-normal draws eps [k, 3, 1]:
+    log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x)), bound = log mean_i w_i."""
+    k = eps.shape[0]
     (we, be), (wd, bd) = [(layer.weight.tolist(), layer.bias.tolist()) for layer in
                           (vae.encoder.net[0], vae.decoder.net[0])]
+    bounds = []
     for b, x in enumerate(X.view(3, 2).tolist()):
         mu = we[0][0] * x[0] + we[0][1] * x[1] + be[0]
         logvar = we[1][0] * x[0] + we[1][1] * x[1] + be[1]
@@ -52,10 +51,41 @@ def test_iwae_bound_matches_a_hand_computation_with_explicit_log_weights():
                            for l, xj in zip(logits, x))
             log_pz = -0.5 * (z * z + math.log(2 * math.pi))
             log_qz = -0.5 * ((z - mu) ** 2 / math.exp(logvar) + logvar + math.log(2 * math.pi))
-            log_w.append(log_px_z + log_pz - log_qz)
+            log_w.append(log_px_z + beta * (log_pz - log_qz))
         top = max(log_w)
-        expected = top + math.log(sum(math.exp(w - top) for w in log_w) / k)
-        assert bound[b].item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
+        bounds.append(top + math.log(sum(math.exp(w - top) for w in log_w) / k))
+    return bounds
+
+
+def test_iwae_bound_matches_a_hand_computation_with_explicit_log_weights():
+    vae = tiny_vae()
+    k = 4
+    torch.manual_seed(123)
+    bound = vae.iwae_terms(X, k, beta=1.0)[0]
+    torch.manual_seed(123)
+    eps = torch.randn(k, 3, 1)           # the draws iwae_terms takes, in the same order
+    assert bound.tolist() == pytest.approx(_hand_bounds(vae, eps), rel=1e-5, abs=1e-5)
+
+
+def test_the_iwae_training_loss_is_minus_the_mean_hand_bound_of_its_draws():
+    vae = tiny_vae(iwae_k=3)
+    ctx = StepContext({"model": torch.optim.SGD(vae.parameters(), lr=0.0)})
+    torch.manual_seed(31)
+    metrics = vae.train_step((X, None), ctx)
+    torch.manual_seed(31)
+    eps = torch.randn(3, 3, 1)           # the k=3 draws train_step takes, in the same order
+    expected = -sum(_hand_bounds(vae, eps)) / 3
+    assert metrics["loss"].item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    # During a KL warm-up the prior ratio of each log weight is scaled by beta_at(step):
+    # kl_warmup_steps=4 at step 1 gives beta = 1 * 1/4.
+    vae.kl_warmup_steps = 4
+    ctx.step = 1
+    torch.manual_seed(32)
+    metrics = vae.train_step((X, None), ctx)
+    torch.manual_seed(32)
+    eps = torch.randn(3, 3, 1)
+    expected = -sum(_hand_bounds(vae, eps, beta=0.25)) / 3
+    assert metrics["loss"].item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
 
 
 def test_k_1_is_the_elbo():
@@ -105,7 +135,11 @@ def test_training_with_iwae_k_reports_the_bound_as_loss(tmp_path):
                                        "model.encoder.activation=identity"]), tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     # The IWAE bound lies between the ELBO and log p(x): its loss is at most -ELBO (on average).
+    # Evaluated on the same draws, log mean_i w_i >= mean_i log w_i; with this config and seed
+    # the gap is about 0.2 nats (0.19 to 0.26 over seeds 0-2), where a loss that were the ELBO's
+    # (recon + kl) would give a gap of 0.
     assert math.isfinite(metrics["test/loss"]) and metrics["test/elbo"] < 0
+    assert metrics["test/loss"] <= -metrics["test/elbo"] - 0.05
     with pytest.raises(GentoolError, match="model.iwae_k is 0 but must be an integer >= 1"):
         build_method(compose_config("train", ["model=vae", "model.iwae_k=0"]))
 
