@@ -100,8 +100,25 @@ def test_losses_are_float32_and_finite_on_extreme_bf16_logits(loss):
     g = loss.generator_loss(fake)
     assert d.dtype == torch.float32 and g.dtype == torch.float32
     assert torch.isfinite(d) and torch.isfinite(g)
+    # By hand: softplus(200) = 200 and softplus(-200) = 0 in float32 (e^-200 underflows), each
+    # batch holds one logit of each sign, and bf16 holds +-200 exactly.
+    #   minimax / nonsaturating D: 0.5 mean(sp(200), sp(-200)) + 0.5 mean(sp(200), sp(-200)) = 100
+    #   minimax G: -0.5 mean(sp(f)) = -50;   nonsaturating G: 0.5 mean(sp(-f)) = 50
+    #   wasserstein D: mean(f) - mean(r) = 0;   G: -mean(f) = 0
+    #   hinge D: mean(relu(201), relu(-199)) + mean(relu(201), relu(-199)) = 201;   G: 0
+    #   least squares D: 0.5 mean(201^2, 199^2) + 0.5 mean(200^2, 200^2) = 20000.5 + 20000
+    #                 G: 0.5 mean(199^2, 201^2) = 20000.5
+    # and dD/dr for r = (-200, 200): -0.25 sigmoid(-r) = (-0.25, 0); -1/2 each; -0.5 [1 - r > 0];
+    # 0.5 (r - 1) = (-100.5, 99.5).
+    expected = {"minimax": (100.0, -50.0, [-0.25, 0.0]),
+                "nonsaturating": (100.0, 50.0, [-0.25, 0.0]),
+                "wasserstein": (0.0, 0.0, [-0.5, -0.5]),
+                "hinge": (201.0, 0.0, [-0.5, 0.0]),
+                "least_squares": (40000.5, 20000.5, [-100.5, 99.5])}[loss.name]
+    assert (d.item(), g.item()) == pytest.approx(expected[:2], rel=1e-6, abs=1e-6)
     (d + g).backward()
     assert torch.isfinite(real.grad).all() and torch.isfinite(fake.grad).all()
+    assert real.grad.float().tolist() == pytest.approx(expected[2], abs=1e-6)
 
 
 @pytest.mark.parametrize("name,cls", [("minimax", Minimax), ("nonsaturating", NonSaturating),

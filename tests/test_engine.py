@@ -14,6 +14,7 @@ from gentool.engine.metering import MetricWindow
 from gentool.engine.schedule import apply_schedule
 from gentool.engine.stop import RunStopped
 from gentool.errors import GentoolError
+from gentool.methods.vae import VAE
 from gentool.train import run_train
 
 
@@ -49,9 +50,32 @@ def test_precision_choices():
         autocast_for("64", torch.device("cpu"))
 
 
-def test_bf16_autocast_trains_on_cpu(compose_train, tmp_path):
+def test_bf16_autocast_trains_on_cpu(compose_train, tmp_path, monkeypatch):
+    # The decoder's output in every train step, recorded by a forward hook held for the step.
+    decoded = []
+    train_step = VAE.train_step
+
+    def recording_train_step(self, batch, ctx):
+        handle = self.decoder.register_forward_hook(
+            lambda module, inputs, output: decoded.append(output.dtype))
+        try:
+            return train_step(self, batch, ctx)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(VAE, "train_step", recording_train_step)
     loss = run_train(compose_train(*TINY, "model=conv_vae", "trainer.precision=bf16"), tmp_path)
     assert torch.isfinite(torch.tensor(loss))
+    # 6 steps, each decoding once, in bfloat16 under the step's autocast
+    assert decoded == [torch.bfloat16] * 6
+    # The weights stay float32 and every one of them moved between steps 3 and 6.
+    early = load_checkpoint(tmp_path / "checkpoints/step_3.pt")["modules"]["method"]
+    late = load_checkpoint(tmp_path / "checkpoints/last.pt")["modules"]["method"]
+    weights = [k for k in late if k.startswith(("encoder.", "decoder."))
+               and late[k].is_floating_point() and "running_" not in k]
+    assert weights and all(late[k].dtype == torch.float32 for k in weights)
+    assert all(torch.isfinite(late[k]).all() for k in weights)
+    assert [k for k in weights if torch.equal(early[k], late[k])] == []
 
 
 def test_metric_window_averages_over_steps_and_counts_images():

@@ -273,6 +273,104 @@ def test_ema_count_continues_from_a_loaded_state():
     assert int(fresh.ema_updates) == 4
 
 
+# -- penalty weights -------------------------------------------------------------------------
+
+class QuadraticCritic(nn.Module):
+    """D(x) = w * x^2 (one feature), one parameter: its input gradient 2 w x varies with x."""
+
+    def __init__(self, data_shape, num_classes=None):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x, labels=None):
+        return (self.w * x * x).squeeze(1)
+
+
+def quadratic_gan(loss, **options):
+    return GAN(ScaleGenerator, QuadraticCritic, loss, data_shape=[1], value_range=[-1, 1],
+               latent_dim=1, ema={"enabled": False}, **options)
+
+
+REAL = [1.0, -2.0, 0.5]
+FAKE = [0.2, 1.5, -1.0]
+
+
+def _column(values):
+    return torch.tensor(values).view(-1, 1)
+
+
+def _gp_by_hand(real, fake, eps, w=0.3, lam=None):
+    """E (||grad D(x_hat)|| - 1)^2 at x_hat = eps r + (1 - eps) f; grad D(x) = 2 w x."""
+    x_hat = [e * r + (1 - e) * f for e, r, f in zip(eps, real, fake)]
+    return sum((abs(2 * w * x) - 1) ** 2 for x in x_hat) / len(x_hat)
+
+
+def test_wgan_gp_discriminator_loss_adds_lambda_times_the_gradient_penalty_by_hand():
+    """L_D = mean(D(f)) - mean(D(r)) + lambda E(||grad D(x_hat)|| - 1)^2, lambda = 10."""
+    gan = quadratic_gan(Wasserstein(), gradient_penalty=10.0)
+    torch.manual_seed(3)
+    loss, metrics = gan._discriminator_loss(_column(REAL), _column(FAKE), None, 0.0)
+    torch.manual_seed(3)
+    eps = torch.rand(3, 1).flatten().tolist()       # the penalty's one eps per example
+    w = 0.3
+    d_loss = w * sum(f * f for f in FAKE) / 3 - w * sum(r * r for r in REAL) / 3
+    gp = _gp_by_hand(REAL, FAKE, eps)
+    assert metrics["d_loss"].item() == pytest.approx(d_loss, rel=1e-6)
+    assert metrics["gradient_penalty"].item() == pytest.approx(gp, rel=1e-6)
+    assert loss.item() == pytest.approx(d_loss + 10.0 * gp, rel=1e-6)
+    assert "r1_penalty" not in metrics and "r2_penalty" not in metrics
+
+
+def test_r1_on_real_and_r2_on_generated_data_enter_with_gamma_over_2_by_hand():
+    """gamma_1 = 1, gamma_2 = 3: L_D = L_NS + 0.5 E||grad D(r)||^2 + 1.5 E||grad D(f)||^2, with
+    ||grad D(x)||^2 = (2 w x)^2 and L_NS = 0.5 mean softplus(-D(r)) + 0.5 mean softplus(D(f))."""
+    gan = quadratic_gan(NonSaturating(), r1=1.0, r2=3.0)
+    loss, metrics = gan._discriminator_loss(_column(REAL), _column(FAKE), None, 0.0)
+    w = 0.3
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    d_loss = (0.5 * sum(sp(-w * r * r) for r in REAL) / 3
+              + 0.5 * sum(sp(w * f * f) for f in FAKE) / 3)
+    r1 = sum((2 * w * r) ** 2 for r in REAL) / 3        # 0.36 * (1 + 4 + 0.25) / 3 = 0.63
+    r2 = sum((2 * w * f) ** 2 for f in FAKE) / 3        # 0.36 * (0.04 + 2.25 + 1) / 3 = 0.3948
+    assert (r1, r2) == (pytest.approx(0.63), pytest.approx(0.3948))
+    assert metrics["d_loss"].item() == pytest.approx(d_loss, rel=1e-6)
+    assert metrics["r1_penalty"].item() == pytest.approx(r1, rel=1e-6)
+    assert metrics["r2_penalty"].item() == pytest.approx(r2, rel=1e-6)
+    assert loss.item() == pytest.approx(d_loss + 0.5 * r1 + 1.5 * r2, rel=1e-6)
+    assert "gradient_penalty" not in metrics
+
+
+def test_each_stabiliser_logs_its_value_from_the_train_step():
+    """G = 0.7 z with z the step's first draw, D = 0.3 x^2, SGD with lr 0 (nothing moves)."""
+    real, w, a = _column(REAL), 0.3, 0.7
+    gp_gan = quadratic_gan(Wasserstein(), gradient_penalty=10.0)
+    ctx = step_context(gp_gan, {"_target_": "torch.optim.SGD", "lr": 0.0})
+    torch.manual_seed(8)
+    metrics = gp_gan.train_step((real, None), ctx)
+    torch.manual_seed(8)
+    fake = (a * torch.randn(3, 1)).flatten().tolist()   # the critic step's generated batch
+    eps = torch.rand(3, 1).flatten().tolist()           # then the penalty's eps
+    assert metrics["gradient_penalty"].item() == pytest.approx(_gp_by_hand(REAL, fake, eps),
+                                                               rel=1e-5)
+
+    r_gan = quadratic_gan(NonSaturating(), r1=1.0, r2=3.0)
+    ctx = step_context(r_gan, {"_target_": "torch.optim.SGD", "lr": 0.0})
+    torch.manual_seed(9)
+    metrics = r_gan.train_step((real, None), ctx)
+    torch.manual_seed(9)
+    fake = (a * torch.randn(3, 1)).flatten().tolist()
+    assert metrics["r1_penalty"].item() == pytest.approx(0.63, rel=1e-5)
+    assert metrics["r2_penalty"].item() == pytest.approx(
+        sum((2 * w * f) ** 2 for f in fake) / 3, rel=1e-5)
+
+    # Instance noise sigma0 = 0.4 annealed over 4 steps: 0.4 * (1 - 1/4) = 0.3 at step 1.
+    noisy = quadratic_gan(NonSaturating(), instance_noise={"sigma": 0.4, "anneal_steps": 4})
+    ctx = step_context(noisy, {"_target_": "torch.optim.SGD", "lr": 0.0})
+    metrics = noisy.train_step((real, None), at(ctx, 1))
+    assert metrics["instance_noise_sigma"].item() == pytest.approx(0.3)
+    assert "instance_noise_sigma" not in noisy.train_step((real, None), at(ctx, 4))
+
+
 # -- packing (PacGAN) ------------------------------------------------------------------------
 
 class RecordingCritic(nn.Module):

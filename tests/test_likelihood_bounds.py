@@ -85,15 +85,38 @@ def test_iwae_and_naive_monte_carlo_converge_to_the_exact_likelihood():
     x = draw(weight, bias, 32)
     exact = exact_log_likelihood(weight, bias, x).mean().item()
 
-    elbo_1, iwae_1 = (v.mean().item() for v in elbo_and_iwae(vae, x, k=1))
-    elbo, iwae = (v.mean().item() for v in elbo_and_iwae(vae, x, k=5000))
-    assert elbo_1 == pytest.approx(iwae_1)           # one sample: the two coincide
+    elbo_1, iwae_1 = elbo_and_iwae(vae, x, k=1)
+    assert elbo_1.shape == iwae_1.shape == (32,)     # one value per example
+    assert torch.allclose(elbo_1, iwae_1)            # one sample: the two coincide
+    elbo_x, iwae_x = elbo_and_iwae(vae, x, k=5000)
+    assert elbo_x.shape == iwae_x.shape == (32,)
+    assert bool((iwae_x >= elbo_x).all())           # log-mean-exp >= mean of the same weights
+    # The ELBO in closed form, per example: q(z|x) = N(m, diag v) with m = C W^T (x - b) / s^2,
+    # C = (I + W^T W / s^2)^-1 and v = 1.5 diag C (the inflated encoder), and D = 4 pixels:
+    #   E_q log p(x|z) = -D/2 log(2 pi s^2) - (||x - b - W m||^2 + sum_j v_j ||W_:j||^2) / (2 s^2)
+    #   KL(q || p)     = 1/2 sum_j (m_j^2 + v_j - 1 - log v_j)
+    w64, b64, s2 = weight.double(), bias.double(), SIGMA ** 2
+    c = torch.linalg.inv(torch.eye(2, dtype=torch.float64) + w64.T @ w64 / s2)
+    v = 1.5 * c.diagonal()
+    residual = x.flatten(1).double() - b64                            # [32, 4]
+    m = residual @ (c @ w64.T / s2).T                                  # [32, 2]
+    expected_recon = (-2 * math.log(2 * math.pi * s2)
+                      - ((residual - m @ w64.T).pow(2).sum(1) + (v * w64.pow(2).sum(0)).sum())
+                      / (2 * s2))
+    kl = 0.5 * (m.pow(2) + v - 1 - v.log()).sum(1)
+    closed_elbo = expected_recon - kl
+    # 5000 draws per example: the Monte-Carlo ELBO's standard error is about 0.01 nats here.
+    assert torch.allclose(elbo_x, closed_elbo, atol=0.05)
+    assert bool((closed_elbo < exact_log_likelihood(weight, bias, x)).all())
+    elbo, iwae = elbo_x.mean().item(), iwae_x.mean().item()
+    assert elbo == pytest.approx(closed_elbo.mean().item(), abs=0.01)
     assert elbo < exact - 0.05                       # an imperfect q leaves a visible gap
     assert iwae == pytest.approx(exact, abs=0.01)    # ... that IWAE closes
     assert iwae > elbo
 
     naive = naive_monte_carlo(vae, x, ks=[1, 100, 100_000], latent_dim=2)
     assert sorted(naive) == [1, 100, 100_000]
+    assert all(estimate.shape == (32,) for estimate in naive.values())
     assert naive[100_000].mean().item() == pytest.approx(exact, abs=0.02)
     assert abs(naive[1].mean().item() - exact) > abs(naive[100_000].mean().item() - exact)
 

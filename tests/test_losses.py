@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gentool.errors import GentoolError
-from gentool.losses.likelihoods import MSE, Bernoulli, Gaussian
+from gentool.losses.likelihoods import MSE, Bernoulli, Gaussian, Multinomial
 from gentool.methods.vae import gaussian_kl_to_standard_normal
 
 
@@ -98,3 +98,14 @@ def test_mean_squared_error_is_per_pixel_on_the_decoded_mean():
     assert Bernoulli().mean_squared_error(logits, x).item() == pytest.approx(0.25)
     assert MSE().mean_squared_error(torch.tensor([[[[0.5, 1.0]]]]), x).item() == \
         pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_multinomial_mean_squared_error_compares_word_probabilities_with_proportions():
+    # Logits log(1), log(1), log(2) -> p = (1/4, 1/4, 1/2). Documents of counts (2, 0, 2) and
+    # (0, 0, 0): proportions (1/2, 0, 1/2) and (0, 0, 0) (an empty document divides by 1).
+    logits = torch.log(torch.tensor([[1.0, 1.0, 2.0], [1.0, 1.0, 2.0]]))
+    counts = torch.tensor([[2.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
+    # squared errors (1/16, 1/16, 0) and (1/16, 1/16, 1/4): their mean over the 6 is 0.5 / 6
+    expected = (1 / 16 + 1 / 16 + 0 + 1 / 16 + 1 / 16 + 1 / 4) / 6
+    assert Multinomial().mean_squared_error(logits, counts).item() == \
+        pytest.approx(expected, rel=1e-6)

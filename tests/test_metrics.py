@@ -12,7 +12,7 @@ from gentool.metrics.classifier import (FeatureClassifier, accuracy, content_key
 from gentool.metrics.coverage import class_coverage, per_class_accuracy
 from gentool.metrics.frechet import frechet_distance, frechet_distance_of, mean_and_covariance
 from gentool.metrics.pca import PCA
-from gentool.metrics.precision_recall import knn_radii, precision_recall
+from gentool.metrics.precision_recall import inside_manifold, knn_radii, precision_recall
 from gentool.metrics.representation import representation_metrics, standardise
 
 
@@ -46,6 +46,15 @@ def test_frechet_distance_of_identical_features_is_zero():
     assert torch.allclose(covariance, torch.from_numpy(np.cov(features.numpy().T)), atol=1e-6)
 
 
+def test_frechet_distance_of_shifted_features_is_the_squared_shift():
+    # f + c has the mean moved by c and the same covariance C: |c|^2 + Tr(C + C - 2 C) = |c|^2,
+    # here 1 + 4 + 0.25.
+    features = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    shift = torch.tensor([1.0, -2.0, 0.5])
+    assert frechet_distance_of(features, features + shift) == pytest.approx(5.25, rel=1e-6)
+    assert frechet_distance_of(features + shift, features) == pytest.approx(5.25, rel=1e-6)
+
+
 def test_knn_radii_exclude_the_point_itself():
     points = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
     assert knn_radii(points, 1).tolist() == [1.0, 1.0, 2.0, 4.0]
@@ -58,6 +67,23 @@ def test_precision_and_recall_by_hand():
     # precision: 0.1 and 0.4 lie in real balls, 9 and 10 do not.
     # recall: only real 0 lies in a fake ball (0.1 +- 0.3); 1 is 0.6 from 0.4, 2 and 3 are far.
     assert precision_recall(real, fake, k=1) == {"precision": 0.5, "recall": 0.25}
+
+
+def test_chunked_radii_membership_and_precision_recall_match_the_hand_case(monkeypatch):
+    """The hand case above with chunks of 1 and 3 of its 4 points (the last chunk ragged)."""
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    fake = torch.tensor([[0.1], [0.4], [9.0], [10.0]])
+    points = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    for chunk in (1, 3):
+        assert knn_radii(points, 1, chunk=chunk).tolist() == [1.0, 1.0, 2.0, 4.0]
+        assert knn_radii(points, 2, chunk=chunk).tolist() == [3.0, 2.0, 3.0, 6.0]
+        radii = torch.tensor([1.0, 1.0, 1.0, 1.0])
+        assert inside_manifold(fake, real, radii, chunk=chunk).tolist() == \
+            [True, True, False, False]
+        # precision_recall with both helpers' default chunk set to `chunk`
+        monkeypatch.setattr(knn_radii, "__defaults__", (chunk,))
+        monkeypatch.setattr(inside_manifold, "__defaults__", (chunk,))
+        assert precision_recall(real, fake, k=1) == {"precision": 0.5, "recall": 0.25}
 
 
 def test_class_coverage_by_hand():
@@ -116,6 +142,25 @@ def test_representation_metrics_on_separable_and_on_random_codes():
     noise = rng.normal(size=(120, 3))
     chance = representation_metrics(noise, labels, rng.normal(size=(120, 3)), labels, 3)
     assert chance["linear_probe"] < 0.6 and chance["kmeans_nmi"] < 0.2
+
+
+def test_representation_metrics_of_one_dimensional_codes_by_hand():
+    """Train codes 0, 1, 3 | 8, 10, 11 with labels 0, 0, 1 | 0, 1, 1: mirrored about 5.5 with
+    labels swapped, so the (strictly convex) probe's optimum has its boundary at the train mean
+    5.5, standardised to 0, and a positive slope (class 1 lies mostly above): it predicts 1 above
+    5.5. 1-NN (standardising keeps the order of distances) takes the nearest train label.
+        test  0.4   2.8   8.2   10.6      labels 0, 1, 0, 1
+        probe 0     0     1     1         -> 2 of 4 right
+        1-NN  0     1(3)  0(8)  1         -> 4 of 4 right
+    2-means of the test codes splits {0.4, 2.8} | {8.2, 10.6} (SSE 5.76, against 31.9 for
+    {0.4} | the rest), independent of the labels: NMI 0."""
+    train = np.array([[0.0], [1.0], [3.0], [8.0], [10.0], [11.0]])
+    train_labels = np.array([0, 0, 1, 0, 1, 1])
+    test = np.array([[0.4], [2.8], [8.2], [10.6]])
+    test_labels = np.array([0, 1, 0, 1])
+    result = representation_metrics(train, train_labels, test, test_labels, num_classes=2,
+                                    neighbours=1)
+    assert result == {"linear_probe": 0.5, "knn": 1.0, "kmeans_nmi": pytest.approx(0.0, abs=1e-9)}
 
 
 def test_feature_classifier_fits_any_image_size_and_keys_its_cache_by_content():

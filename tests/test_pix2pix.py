@@ -2,6 +2,7 @@
 training, sampling and evaluating end to end on tiny fixtures."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -197,3 +198,47 @@ def test_psnr_and_ssim_by_hand():
     expected = (2 * 0.2 * 0.6 + c1) / (0.2 ** 2 + 0.6 ** 2 + c1)
     value = ssim(torch.full((1, 1, 12, 12), 0.2), torch.full((1, 1, 12, 12), 0.6))
     assert value.item() == pytest.approx(expected)
+
+
+def _hand_ssim_index(xs, ys, ws):
+    """The SSIM index of one window: values xs, ys with weights ws (summing to 1);
+    weighted means, (biased) variances and covariance, C1 = 0.01^2, C2 = 0.03^2."""
+    mx = sum(w * a for w, a in zip(ws, xs))
+    my = sum(w * b for w, b in zip(ws, ys))
+    vx = sum(w * (a - mx) ** 2 for w, a in zip(ws, xs))
+    vy = sum(w * (b - my) ** 2 for w, b in zip(ws, ys))
+    cov = sum(w * (a - mx) * (b - my) for w, a, b in zip(ws, xs, ys))
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    return (2 * mx * my + c1) * (2 * cov + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+
+
+def test_ssim_of_non_constant_images_by_hand():
+    # A 2x2 image uses a 2x2 window; its Gaussian weights at offsets -0.5 and 0.5 are equal, so
+    # the one valid position weighs each pixel 1/4.
+    x = [0.2, 0.4, 0.6, 0.8]
+    y = [0.9, 0.3, 0.5, 0.1]
+    # means 0.5 and 0.45, variances 0.05 and 0.0875, covariance -0.055 (a negative structure).
+    expected = _hand_ssim_index(x, y, [0.25] * 4)
+    assert expected == pytest.approx(
+        (2 * 0.5 * 0.45 + 1e-4) * (2 * -0.055 + 9e-4) / ((0.25 + 0.2025 + 1e-4) * (0.1375 + 9e-4)))
+    value = ssim(torch.tensor(x).view(1, 1, 2, 2), torch.tensor(y).view(1, 1, 2, 2))
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    # Anti-correlated images of equal mean and variance: the structure term is (C2 - 2 var) /
+    # (2 var + C2), about -1; C2 keeps it off exactly -1.
+    flipped = ssim(torch.tensor(x).view(1, 1, 2, 2), torch.tensor(x[::-1]).view(1, 1, 2, 2))
+    assert flipped.item() == pytest.approx((9e-4 - 0.1) / (0.1 + 9e-4), rel=1e-6)
+    # A 3x4 image uses a 3x3 window (its smaller side) with weights g_i g_j, g = (e, 1, e) /
+    # (1 + 2e), e = exp(-1 / (2 * 1.5^2)), at two valid positions (columns 0-2 and 1-3); SSIM is
+    # the mean of their two indices.
+    e = math.exp(-1 / (2 * 1.5 ** 2))
+    g = [e / (1 + 2 * e), 1 / (1 + 2 * e), e / (1 + 2 * e)]
+    a = [[0.1, 0.5, 0.2, 0.7], [0.9, 0.4, 0.3, 0.0], [0.6, 0.8, 0.1, 0.2]]
+    b = [[0.2, 0.4, 0.4, 0.5], [0.7, 0.5, 0.1, 0.3], [0.5, 0.9, 0.3, 0.0]]
+    indices = []
+    for left in (0, 1):
+        cells = [(i, left + j) for i in range(3) for j in range(3)]
+        ws = [g[i] * g[c - left] for i, c in cells]
+        indices.append(_hand_ssim_index([a[i][c] for i, c in cells],
+                                        [b[i][c] for i, c in cells], ws))
+    value = ssim(torch.tensor(a).view(1, 1, 3, 4), torch.tensor(b).view(1, 1, 3, 4))
+    assert value.item() == pytest.approx(sum(indices) / 2, rel=1e-6)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY, compose_config, data_overrides
 from gentool.data import build_data, take
@@ -158,13 +159,29 @@ def test_a_run_that_stops_improving_stops_early_and_reports_its_best_checkpoint(
     assert load_checkpoint(tmp_path / "checkpoints/last.pt")["step"] == 3
 
 
-def test_a_gan_monitors_what_its_evaluation_reports(tmp_path):
+@pytest.mark.parametrize("monitor,mode", [("test/modes", "max"), ("val/d_loss", "min"),
+                                          ("val/d_loss", "max")])
+def test_a_gan_monitors_what_its_evaluation_reports(tmp_path, monitor, mode):
+    """test/modes comes from the evaluation suite of the toy sets, val/d_loss from the GAN's
+    eval_step; both directions of one key select the other evaluation when their values differ."""
     overrides = [*TINY, "model=gan", "dataset=ring", "dataset.validation=64",
-                 "trainer.monitor=test/modes", "trainer.monitor_mode=max"]
+                 f"trainer.monitor={monitor}", f"trainer.monitor_mode={mode}"]
     run_train(compose_config("train", overrides), tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert "val/d_loss" in metrics and metrics["best_step"] in (3, 6)
-    assert (tmp_path / "checkpoints/best.pt").is_file()
+    assert "val/d_loss" in metrics
+    # The two periodic evaluations (steps 3 and 6), as logged to TensorBoard.
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    values = {e.step: e.value for e in events.Scalars(monitor)}
+    assert sorted(values) == [3, 6]
+    if monitor == "val/d_loss":
+        assert values[3] != values[6]       # so min and max pick different steps
+    # The best is a strict improvement: on a tie the earlier evaluation stays best.
+    better = values[6] > values[3] if mode == "max" else values[6] < values[3]
+    expected = 6 if better else 3
+    assert metrics["best_step"] == expected
+    assert metrics[f"best/{monitor}"] == pytest.approx(values[expected])
+    assert load_checkpoint(tmp_path / "checkpoints/best.pt")["step"] == expected
 
 
 def test_sample_eval_and_finetune_accept_best_pt(tmp_path):

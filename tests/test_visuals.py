@@ -1,13 +1,15 @@
 """The pictures themselves: integer upscaling, the scatter's axes and legend, the surface's colour
 bar, the choice of latent dimensions to traverse, and what the HParams tab is given."""
 
+import math
+
 import pytest
 import torch
 
 from conftest import compose_config
 from gentool.capabilities import Encodes, ScoresLikelihood
 from gentool.engine import visuals
-from gentool.engine.latent_dims import choose_dims
+from gentool.engine.latent_dims import choose_dims, kl_per_dim
 from gentool.errors import GentoolError
 from gentool.train import hparams_of
 
@@ -95,6 +97,31 @@ def test_dims_auto_takes_the_two_dimensions_with_the_largest_kl():
     assert chosen.scores == pytest.approx((4.5, 0.5))             # mu^2 / 2 nats
     assert chosen.sentence() == ("Traversing latent dimensions 5 and 2 "
                                  "(largest mean KL, nats: 4.5, 0.5)")
+
+
+class RowPosterior(torch.nn.Module):
+    """q(z|x) read off the rows: x = [mu_0, mu_1, logvar_0, logvar_1]."""
+
+    def posterior(self, x):
+        return x[:, :2], x[:, 2:]
+
+
+def test_kl_per_dim_averages_the_closed_form_kl_of_each_dimension_by_hand():
+    # KL(N(mu, v) || N(0, 1)) = 0.5 (mu^2 + v - 1 - log v) per dimension, averaged over 3 rows
+    # taken 2 at a time (the last batch holds 1).
+    rows = [(0.5, 0.0, 1.0, 4.0), (0.0, -1.0, 0.25, 1.0), (1.0, 2.0, 2.0, 0.5)]   # mu, mu, v, v
+    x = torch.tensor([[m0, m1, math.log(v0), math.log(v1)] for m0, m1, v0, v1 in rows])
+
+    def kl(mu, v):
+        return 0.5 * (mu * mu + v - 1 - math.log(v))
+
+    expected = [sum(kl(r[d], r[2 + d]) for r in rows) / 3 for d in (0, 1)]
+    result = kl_per_dim(RowPosterior(), x, batch_size=2)
+    assert result.shape == (2,)
+    assert result.tolist() == pytest.approx(expected, rel=1e-6)
+    # dimension 0 written out: (0.125 + 0.5 (0.25 - 1 + log 4) + 0.5 (1 + 2 - 1 - log 2)) / 3
+    assert result[0].item() == pytest.approx(
+        (0.125 + 0.5 * (-0.75 + math.log(4)) + 0.5 * (2 - math.log(2))) / 3, rel=1e-6)
 
 
 def test_dims_auto_without_a_posterior_takes_the_codes_that_vary_most():
