@@ -356,14 +356,15 @@ def stale_cells(cells: Path, claim: str, configs) -> list[Path]:
             if not is_done(p, True)]
 
 
-def mean_std(values, digits: int, expected: int | None = None) -> str:
-    """mean ± std of the values given (None: not measured), the value alone for one run."""
+def mean_std(values, digits: int, expected: int | None = None, style: str = "f") -> str:
+    """mean ± std of the values given (None: not measured), the value alone for one run;
+    style "g" gives `digits` significant digits, for figures that span orders of magnitude."""
     values = [v for v in values if v is not None]
     if not values:
         return "—"
-    text = f"{statistics.mean(values):.{digits}f}"
+    text = f"{statistics.mean(values):.{digits}{style}}"
     if len(values) > 1:
-        text += f" ± {statistics.stdev(values):.{digits}f}"
+        text += f" ± {statistics.stdev(values):.{digits}{style}}"
     if expected is not None and len(values) != expected:
         text += f" ({len(values)}/{expected} seeds)"
     return text
@@ -393,8 +394,8 @@ def summary_saturating(rows, expected, steps) -> list[str]:
     return [mean_std([r["final"]["fd"] for r in ok], 1, expected),
             mean_std([r["final"]["precision"] for r in ok], 3),
             mean_std([r["final"]["recall"] for r in ok], 3),
-            mean_std([window_mean(g, *early) for g in grad], 3),
-            mean_std([window_mean(g, *late) for g in grad], 3),
+            mean_std([window_mean(g, *early) for g in grad], 3, style="g"),
+            mean_std([window_mean(g, *late) for g in grad], 3, style="g"),
             mean_std([window_mean(f, *early) for f in fake], 3)]
 
 
