@@ -43,6 +43,9 @@ def test_an_autoencoder_and_pca_are_measured_once_into_files_and_tabled(tmp_path
     assert "mse" in ae["metrics"] and not any(k.startswith("eval/") for k in ae["metrics"])
     assert ae["train_seconds"] > 0 and ae["eval_seconds"] > 0 and ae["torch_threads"] >= 1
     assert "trainer.max_steps=10" in ae["overrides"] and ae["machine"]
+    # The AE's evaluation, the first, found no cached classifier and trained it; the table says so.
+    assert ae["trained_classifier"] is True
+    assert "(training the feature classifier included)" in text.split("| AE (MLP")[2]
     assert "| VAE (MLP 784-400-20, Bernoulli) | missing |" in text
 
     # A result file lost, its run folder kept: the file is rebuilt from the run, not retrained.
