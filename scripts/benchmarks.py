@@ -39,7 +39,14 @@ from study_files import commit, machine, write_atomic
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "benchmarks"
 BEGIN, END = markers("scripts/benchmarks.py")   # the section of --out this script owns
-WALL = "benchmarks_wall.json"   # in a run folder: the wall times a later sitting reuses
+# In a run folder: the wall seconds of the training and of the evaluation done in it, the step
+# that training resumed from and whether that evaluation trained the feature classifier. A later
+# sitting that reuses the folder (its training or evaluation finished but its result file was not
+# written, or was lost) does not redo that work, and gentool's own run files (metrics.json, the
+# checkpoints) hold no wall times, so the result file takes them from here. A training that is
+# interrupted records nothing: the sitting that finishes it records its own seconds only, with
+# the step it resumed from, and the table labels that figure as the last sitting's.
+WALL = "benchmarks_wall.json"
 
 LATENT = 20
 # name -> (label, train overrides). Every encoder has LATENT dimensions, like PCA. The DCGAN
@@ -151,10 +158,10 @@ def measure(name: str, args) -> dict:
               lambda: run_train(compose("train", train_overrides(name, args)), run))
         record_wall(run, "resumed_from_step", resumed)
     if not eval_metrics(run):
-        cached = cached_classifiers(args.data_dir)
-        timed(run, "eval_seconds", lambda: run_eval(compose("eval", [
-            *eval_overrides(args), f"checkpoint={run}/checkpoints/last.pt"])))
-        record_wall(run, "trained_classifier", cached_classifiers(args.data_dir) != cached)
+        checkpoint = f"checkpoint={run}/checkpoints/last.pt"
+        _, trained = timed(run, "eval_seconds", lambda: training_classifier(
+            args.data_dir, lambda: run_eval(compose("eval", [*eval_overrides(args), checkpoint]))))
+        record_wall(run, "trained_classifier", trained)
     wall = wall_times(run)
     return {"metrics": eval_metrics(run), "train_seconds": wall.get("train_seconds"),
             "eval_seconds": wall.get("eval_seconds"),
@@ -162,8 +169,17 @@ def measure(name: str, args) -> dict:
             "trained_classifier": wall.get("trained_classifier", False)}
 
 
+def training_classifier(data_dir, evaluation):
+    """Run `evaluation`: its result, and whether it trained a feature classifier. An evaluation
+    that finds no classifier cached under data_dir trains one and caches it there, so a cache
+    that gained a file during the evaluation means it trained one."""
+    cached = cached_classifiers(data_dir)
+    result = evaluation()
+    return result, cached_classifiers(data_dir) != cached
+
+
 def cached_classifiers(data_dir) -> set[str]:
-    """The feature classifiers cached under data_dir: an evaluation that adds one trained it."""
+    """The file names of the feature classifiers cached under data_dir."""
     return {p.name for p in (Path(data_dir).expanduser() / "gentool-classifiers").glob("*.pt")}
 
 
@@ -183,14 +199,15 @@ def checkpoint_step(run: Path) -> int:
     return int(load_checkpoint(last)["step"])
 
 
-def timed(run: Path, key: str, work) -> None:
-    """Do `work` and record its wall seconds in the run folder under `key`, so that a later
-    sitting reusing the folder (an interrupted evaluation) still has them."""
+def timed(run: Path, key: str, work):
+    """Do `work`, record its wall seconds in the run folder's WALL file under `key`, and return
+    what `work` returned."""
     started = time.perf_counter()
-    work()
+    result = work()
     seconds = round(time.perf_counter() - started, 1)
     record_wall(run, key, seconds)
     print(f"{run.name}: {key} {seconds:.0f}", flush=True)
+    return result
 
 
 def wall_times(run: Path) -> dict:
@@ -219,13 +236,13 @@ def measure_pca(args) -> dict:
     started = time.perf_counter()
     ctx.method = ScaledPCA(PCA(ctx.unit(ctx.train[0]), LATENT), *ctx.data.value_range)
     fitted = time.perf_counter()
-    cached = cached_classifiers(args.data_dir)
     with torch.no_grad():
-        rows = evaluate(ctx, ["reconstruction", "samples", "representation"], "pca")
+        rows, trained = training_classifier(args.data_dir, lambda: evaluate(
+            ctx, ["reconstruction", "samples", "representation"], "pca"))
     return {"metrics": {k: v for row in rows for k, v in row.metrics().items()},
             "train_seconds": round(fitted - started, 1),
             "eval_seconds": round(time.perf_counter() - fitted, 1), "resumed_from_step": 0,
-            "trained_classifier": cached_classifiers(args.data_dir) != cached}
+            "trained_classifier": trained}
 
 
 class ScaledPCA:

@@ -47,6 +47,9 @@ def test_an_autoencoder_and_pca_are_measured_once_into_files_and_tabled(tmp_path
     assert ae["trained_classifier"] is True
     assert "(training the feature classifier included)" in text.split("| AE (MLP")[2]
     assert "| VAE (MLP 784-400-20, Bernoulli) | missing |" in text
+    # PCA's evaluation, after the AE's, found the classifier cached and trained none.
+    assert json.loads(files["pca"].read_text())["trained_classifier"] is False
+    assert "(training the feature classifier included)" not in text.split("| PCA |")[2]
 
     # A result file lost, its run folder kept: the file is rebuilt from the run, not retrained.
     files["ae"].unlink()
@@ -61,6 +64,75 @@ def test_an_autoencoder_and_pca_are_measured_once_into_files_and_tabled(tmp_path
     script.main(argv)
     assert {name: path.stat().st_mtime_ns for name, path in files.items()} == written
     assert out.read_text() == text
+
+
+def test_wall_times_and_the_classifier_flag_survive_the_sittings_that_reuse_a_run(
+        tmp_path, monkeypatch, script):
+    """Training and evaluation faked on a fake clock: a training interrupted, resumed, then an
+    evaluation interrupted, redone, and the result file rebuilt once more from the run folder."""
+    args = script.parse_args(["--models", "ae", "--device", "cpu", "--data-dir", str(tmp_path),
+                              "--runs", str(tmp_path / "runs")])
+    run, cache = tmp_path / "runs" / "ae", tmp_path / "gentool-classifiers"
+    clock = [0.0]
+    monkeypatch.setattr(script.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(script, "compose", lambda *a, **k: None)
+    monkeypatch.setattr(script, "checkpoint_step",
+                        lambda folder: 500 if (folder / "checkpoints").is_dir() else 0)
+
+    def train(seconds, finish):
+        def work(cfg, folder):
+            clock[0] += seconds
+            (Path(folder) / "checkpoints").mkdir(parents=True, exist_ok=True)
+            if not finish:
+                raise KeyboardInterrupt
+            (Path(folder) / "metrics.json").write_text(json.dumps({"step": 1000}))
+        return work
+
+    def evaluate(seconds, finish):
+        def work(cfg):
+            clock[0] += seconds
+            cache.mkdir(exist_ok=True)
+            (cache / "digits-v2.pt").touch()   # found missing, so trained and cached
+            if not finish:
+                raise KeyboardInterrupt
+            record = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps({**record, "eval/mse": 0.01}))
+        return work
+
+    def sitting(train_work, eval_work):
+        with monkeypatch.context() as patch:
+            patch.setattr("gentool.train.run_train", train_work)
+            patch.setattr("gentool.evaluate.run_eval", eval_work)
+            return script.measure("ae", args)
+
+    never = lambda *a: pytest.fail("redid work the run folder holds")
+    with pytest.raises(KeyboardInterrupt):
+        sitting(train(100.0, finish=False), never)
+    with pytest.raises(KeyboardInterrupt):   # training resumed at step 500 and finished
+        sitting(train(30.0, finish=True), evaluate(7.0, finish=False))
+    (cache / "digits-v2.pt").unlink()   # the interrupted evaluation's classifier is gone
+    measured = sitting(never, evaluate(20.0, finish=True))
+    assert measured == {"metrics": {"mse": 0.01}, "train_seconds": 30.0, "eval_seconds": 20.0,
+                        "resumed_from_step": 500, "trained_classifier": True}
+    assert script.training_time(measured) == "30 s (last sitting, resumed at step 500)"
+    assert script.evaluation_time(measured) == "20 s (training the feature classifier included)"
+    # A sitting that only rebuilds the result file (classifier now cached) reports the same.
+    assert sitting(never, never) == measured
+
+
+def test_an_evaluation_trained_the_classifier_when_it_added_one_to_the_cache(tmp_path, script):
+    cache = tmp_path / "gentool-classifiers"
+    cache.mkdir()
+    (cache / "mnist-v2.pt").touch()
+
+    def add(name):
+        (cache / name).touch()
+        return name
+
+    assert script.training_classifier(tmp_path, lambda: add("mnist-v2.pt")) == (
+        "mnist-v2.pt", False)
+    assert script.training_classifier(tmp_path, lambda: add("digits-v2.pt")) == (
+        "digits-v2.pt", True)
 
 
 def fake_cell(cells: Path, name: str, metrics: dict, threads: int = 1) -> None:
