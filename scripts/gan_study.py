@@ -26,7 +26,8 @@ The study survives interruption. Each (claim, configuration, budget, seed) cell 
 file, `<cells>/<claim>/<configuration>/steps<N>/seed<k>.json`, once its run and its evaluation
 are finished; cells that have a file are skipped, so the same command continues where it
 stopped. An interrupted run resumes from its last checkpoint in
-`<runs>/<claim>/<configuration>/steps<N>/seed<k>`. A DCGAN cell measured in the features of an
+`<runs>/<claim>/<configuration>/steps<N>/seed<k>`; SIGTERM or Ctrl-C stops the study after
+each running cell's checkpoint (exit 128 + the signal). A DCGAN cell measured in the features of an
 older classifier (its recipe version, `gentool.metrics.classifier.VERSION`) counts as missing;
 re-running it re-evaluates the kept run, or retrains where the run is gone. Cells run side by
 side in `--workers` processes of one thread each. The markdown tables between the markers of
@@ -45,14 +46,13 @@ import argparse
 import json
 import logging
 import math
-import multiprocessing
 import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_files import commit, machine, write_atomic
+from study_files import commit, machine, run_cells, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "gan_study"
@@ -645,21 +645,20 @@ def run_missing(args) -> None:
     first_images = next((job for job in jobs if CLAIMS[job.claim].images), None)
     if first_images is not None:
         ensure_classifier(first_images)
-    # spawn: each worker imports torch afresh; one run per process keeps them independent.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(args.workers, maxtasksperchild=1) as pool:
-        for result in pool.imap_unordered(run_cell, jobs):
-            name = f"{result['claim']}/{result['config']} seed {result['seed']}"
-            if "interrupted" in result:
-                print(f"{name}: {result['interrupted']}", flush=True)
-                continue
-            print(f"{name}, {result['steps']} steps: {result['status']} "
-                  f"({result['train_seconds']:.0f} s + {result['eval_seconds']:.0f} s)",
-                  flush=True)
-            claim = result["claim"]
-            write_report(args.out, claim, report(
-                args.cells, claim, list(CLAIMS[claim].configs),
-                list(range(args.seeds or CLAIMS[claim].seeds))))
+
+    def reported(result: dict) -> None:
+        name = f"{result['claim']}/{result['config']} seed {result['seed']}"
+        if "interrupted" in result:
+            print(f"{name}: {result['interrupted']}", flush=True)
+            return
+        print(f"{name}, {result['steps']} steps: {result['status']} "
+              f"({result['train_seconds']:.0f} s + {result['eval_seconds']:.0f} s)", flush=True)
+        claim = result["claim"]
+        write_report(args.out, claim, report(args.cells, claim, list(CLAIMS[claim].configs),
+                                             list(range(args.seeds or CLAIMS[claim].seeds))))
+
+    run_cells(run_cell, jobs, args.workers, on_result=reported,
+              name=lambda job: f"{job.claim}/{job.config}/steps{job.steps}/seed{job.seed}")
 
 
 def ensure_classifier(job: Job) -> None:

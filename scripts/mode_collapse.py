@@ -11,7 +11,8 @@ sample is high quality).
 The study survives interruption. Each (configuration, data set, seed) cell writes one JSON file,
 `<cells>/<dataset>/<configuration>/seed<k>.json`, once its run is finished; cells that have a file
 are skipped, so running the same command again continues where it stopped. A run that was
-interrupted resumes from its last checkpoint in `<runs>/<dataset>/<configuration>/seed<k>`.
+interrupted resumes from its last checkpoint in `<runs>/<dataset>/<configuration>/seed<k>`;
+SIGTERM or Ctrl-C stops the study after each running cell's checkpoint (exit 128 + the signal).
 Cells run side by side in `--workers` processes of one thread each. The markdown table in
 `--out` is rebuilt from the cell files after every run, and at any time with --table-only; it
 marks the cells still missing. Failed runs are kept in the table: a run that diverged counts
@@ -27,14 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import statistics
 import time
 from pathlib import Path
 
 from markdown_section import markers, write_section
-from study_files import commit, machine, write_atomic
+from study_files import commit, machine, run_cells, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
@@ -367,20 +367,20 @@ def run_missing(args, budget, seeds) -> None:
     if not jobs:
         return
     os.environ["OMP_NUM_THREADS"] = "1"   # inherited by the workers before they import torch
-    # spawn: each worker imports torch afresh; one run per process keeps them independent.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(args.workers, maxtasksperchild=1) as pool:
-        for result in pool.imap_unordered(run_cell, jobs):
-            if "interrupted" in result:
-                print(f"{result['config']:<9} {result['dataset']:<5} seed {result['seed']}: "
-                      f"{result['interrupted']}", flush=True)
-                continue
-            kl = "—" if result["reverse_kl"] is None else f"{result['reverse_kl']:.3f}"
+
+    def reported(result: dict) -> None:
+        if "interrupted" in result:
             print(f"{result['config']:<9} {result['dataset']:<5} seed {result['seed']}: "
-                  f"{result['modes']:.0f} modes, {result['high_quality']:.1f}% high quality, "
-                  f"reverse KL {kl} ({result['seconds']:.0f} s)", flush=True)
-            write_report(args.out, report(args.cells, args.configs, args.datasets, seeds,
-                                          budget))
+                  f"{result['interrupted']}", flush=True)
+            return
+        kl = "—" if result["reverse_kl"] is None else f"{result['reverse_kl']:.3f}"
+        print(f"{result['config']:<9} {result['dataset']:<5} seed {result['seed']}: "
+              f"{result['modes']:.0f} modes, {result['high_quality']:.1f}% high quality, "
+              f"reverse KL {kl} ({result['seconds']:.0f} s)", flush=True)
+        write_report(args.out, report(args.cells, args.configs, args.datasets, seeds, budget))
+
+    run_cells(run_cell, jobs, args.workers, name=lambda job: f"{job[1]}/{job[0]}/seed{job[2]}",
+              on_result=reported)
 
 
 if __name__ == "__main__":

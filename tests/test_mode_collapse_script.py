@@ -1,12 +1,20 @@
 """The mode-collapse study script end to end on a tiny budget (no claims about the figures):
 one file per cell, finished cells skipped, the table rebuilt from the files with the missing
-cells marked."""
+cells marked; SIGTERM stops its workers with their checkpoints written."""
 
 import importlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+from gentool.engine.checkpoint import load_checkpoint
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SRC = SCRIPTS.parent / "src"
 
 
 def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_path,
@@ -72,3 +80,57 @@ def test_the_tables_show_which_runs_keep_every_draw_and_the_spread(monkeypatch):
     cells = study.per_cell(found, ["best"], ["ring", "grid"], [0]).splitlines()
     assert cells[2].startswith("| best | ring | 0 | 8 | 90.0 | 0.100 | — | 8, 98.0, 0.020 |")
     assert cells[3].startswith("| best | grid | 0 | 25 | 99.0 | 0.010 | 0.50 | — |")
+
+
+def test_sigterm_stops_the_worker_after_its_checkpoint_then_the_study(tmp_path):
+    runs, cells = tmp_path / "runs", tmp_path / "cells"
+    run = runs / "ring" / "plain" / "seed0"
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, str(SCRIPTS / "mode_collapse.py"), "--steps", "100000",
+               "--datasets", "ring", "--configs", "plain", "--seeds", "1", "--workers", "1",
+               "--cells", str(cells), "--runs", str(runs), "--out", str(tmp_path / "table.md")]
+    stderr = tmp_path / "stderr.txt"
+    # Output to files: a worker left running would keep pipes open.
+    with open(stderr, "w") as err:
+        study = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    worker = None
+    try:
+        # The run's TensorBoard file, events.out.tfevents.<time>.<host>.<pid>.0, names the
+        # worker; the training loop installs its SIGTERM handler a few ms after creating it.
+        deadline = time.monotonic() + 120
+        while worker is None:
+            assert study.poll() is None and time.monotonic() < deadline, stderr.read_text()
+            events = sorted(run.glob("events.out.tfevents.*"))
+            worker = int(events[0].name.split(".")[-2]) if events else None
+            time.sleep(0.1)
+        time.sleep(1)
+        study.send_signal(signal.SIGTERM)
+        assert study.wait(timeout=60) == 128 + signal.SIGTERM
+
+        text = stderr.read_text()
+        assert "Traceback" not in text
+        assert ("mode_collapse.py: stopped by SIGTERM: ring/plain/seed0; running the same "
+                "command again resumes them from their checkpoints.") in text.splitlines()
+        # The study waited for its worker: gone (reaped), its run checkpointed, no cell file.
+        assert not _alive(worker)
+        assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] > 0
+        assert not cells.exists() or not any(cells.rglob("*.json"))
+    finally:
+        if study.poll() is None:
+            study.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _alive(pid: int, wait: float = 5.0) -> bool:
+    """Whether `pid` still exists after up to `wait` seconds (an orphan's exit is reaped by
+    init, a moment later)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True
