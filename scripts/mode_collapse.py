@@ -43,8 +43,8 @@ OUT = REPO / "docs" / "mode_collapse.md"
 BEGIN, END = markers("scripts/mode_collapse.py")
 
 # Every configuration is the plain GAN of experiment=gan_toy_small with the switches shown; the
-# last one is the preset of each data set. `{half}` is half the run length (for annealing) and
-# `{dataset}` the data set.
+# last one is the preset of each data set. The overrides are format strings: `{half}` is half the
+# run length (for annealing), `{dataset}` the data set, and `{{`/`}}` a literal brace.
 BASE = "experiment=gan_toy_small"
 PACKED_SETTINGS = ["model.generator_optimizer.lr=1e-4", "model.discriminator_optimizer.lr=2e-3",
                    "model.r1=0.01"]
@@ -53,7 +53,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "minimax": ("minimax GAN", ["loss=minimax"]),
     "unrolled": ("unrolled, k=5", ["model.unrolled_steps=5"]),
     "mbd": ("minibatch discrimination", [
-        "model.discriminator.minibatch_discrimination={num_kernels:50,kernel_dim:5}"]),
+        "model.discriminator.minibatch_discrimination={{num_kernels:50,kernel_dim:5}}"]),
     "mbstd": ("minibatch std", ["model.discriminator.minibatch_std=true"]),
     "noise": ("instance noise, sigma 0.1 annealed over half the run", [
         "model.instance_noise.sigma=0.1", "model.instance_noise.anneal_steps={half}"]),

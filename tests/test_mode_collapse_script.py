@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from gentool.config import check_config
 from gentool.engine.checkpoint import load_checkpoint
+from gentool.methods import build_method, check_method
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SRC = SCRIPTS.parent / "src"
@@ -62,6 +64,22 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     assert "| non-saturating GAN | " in report and "(3 seeds)" in report
     assert "| plain | ring | 5 | " in report
     assert "2 of 2 cells finished. Also included: 1 cell of further seeds." in report
+
+
+def test_every_configuration_of_the_study_builds_its_model(monkeypatch, compose_train):
+    # A cell's overrides are composed only inside its worker, hours into a study: an override
+    # that does not format, compose or build would stop the study there.
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("mode_collapse")
+    for config in study.CONFIGS:
+        for dataset in study.BUDGET:
+            overrides = study.job_overrides(config, dataset, seed=0, steps=100)
+            cfg = compose_train(*overrides)
+            check_config(cfg)
+            check_method(cfg)
+            assert sum(p.numel() for p in build_method(cfg).parameters()) > 0, (config, dataset)
+    mbd = study.job_overrides("mbd", "ring", seed=0, steps=100)
+    assert "model.discriminator.minibatch_discrimination={num_kernels:50,kernel_dim:5}" in mbd
 
 
 def test_the_tables_show_which_runs_keep_every_draw_and_the_spread(monkeypatch):
