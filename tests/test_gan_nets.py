@@ -114,6 +114,30 @@ def test_minibatch_discrimination_by_hand():
     assert torch.allclose(layer(f), torch.cat([f, o], 1))
 
 
+def test_minibatch_discrimination_gradients_match_the_broadcast_formula():
+    # Gradients against the definition written out with broadcasting, in double precision, on a
+    # batch with two identical samples: their L1 distance is 0, where |.| has no derivative.
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(6, num_kernels=4, kernel_dim=3).double()
+    f = torch.randn(5, 6, dtype=torch.double)
+    f[4] = f[1]
+
+    def by_definition(x):
+        m = (x @ layer.T).view(len(x), 4, 3)
+        return torch.cat([x, torch.exp(-(m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)).sum(1)
+                          - 1], dim=1)
+
+    weights = torch.randn(5, 10, dtype=torch.double)
+
+    def gradients(form):
+        x = f.clone().requires_grad_()
+        return torch.autograd.grad((form(x) * weights).sum(), [x, layer.T])
+
+    assert torch.allclose(layer(f), by_definition(f))
+    for got, want in zip(gradients(layer), gradients(by_definition)):
+        assert torch.allclose(got, want)
+
+
 def test_minibatch_stddev_by_hand_2d():
     x = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
     # population std per feature: 1 and 2, mean 1.5 (group_size 4 shrinks to the batch of 2)
