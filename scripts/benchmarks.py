@@ -175,7 +175,7 @@ def training_classifier(data_dir, evaluation):
     that gained a file during the evaluation means it trained one."""
     cached = cached_classifiers(data_dir)
     result = evaluation()
-    return result, cached_classifiers(data_dir) != cached
+    return result, bool(cached_classifiers(data_dir) - cached)
 
 
 def cached_classifiers(data_dir) -> set[str]:

@@ -137,6 +137,15 @@ def test_minibatch_discrimination_gradients_match_the_broadcast_formula():
     for got, want in zip(gradients(layer), gradients(by_definition)):
         assert torch.allclose(got, want)
 
+    # The second derivative that R1 and the gradient penalty take through D.
+    def r1_gradients(form):
+        x = f.clone().requires_grad_()
+        (grad_x,) = torch.autograd.grad((form(x) * weights).sum(), x, create_graph=True)
+        return torch.autograd.grad(grad_x.square().sum(), [x, layer.T])
+
+    for got, want in zip(r1_gradients(layer), r1_gradients(by_definition)):
+        assert torch.allclose(got, want)
+
 
 def test_minibatch_stddev_by_hand_2d():
     x = torch.tensor([[1.0, 2.0], [3.0, 6.0]])

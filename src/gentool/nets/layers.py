@@ -33,8 +33,8 @@ class MinibatchDiscrimination(nn.Module):
 
     def forward(self, f):
         m = (f @ self.T).view(f.shape[0], self.num_kernels, self.kernel_dim).transpose(0, 1)
-        # cdist never materialises the [num_kernels, N, N, kernel_dim] differences that a
-        # broadcast subtraction keeps for backward: at N=256 it is about 3.5 times faster.
+        # cdist keeps no [num_kernels, N, N, kernel_dim] differences from forward to backward,
+        # as a broadcast subtraction does: on a CPU thread, at N=256, it is about 3.5 times faster.
         l1 = torch.cdist(m, m, p=1)                                   # [num_kernels, N, N]
         # exp(-0) is exactly 1 on the diagonal, so subtracting 1 removes self exactly
         o = torch.exp(-l1).sum(2) - 1
