@@ -12,6 +12,8 @@ import platform
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,15 +49,42 @@ def machine() -> str:
 
 
 class _Stopped(Exception):
-    """SIGTERM or SIGINT to the study's own process."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
+    """The first SIGTERM or SIGINT to the study's own process, raised where that process is."""
 
 
-def _raise_stopped(signum, frame):
-    raise _Stopped(signum)
+class _StopHandler:
+    """The study's SIGTERM and SIGINT handler: notes the first signal and, while `raising`,
+    raises `_Stopped` wherever this process is; it ignores later ones, so no signal raises in
+    the lines that stop the pool, restore the handlers and report."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.raising = True
+
+    def __call__(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+            if self.raising:
+                raise _Stopped
+
+
+def _start_worker(study: int) -> None:
+    """A worker's start: a thread that sends the worker SIGTERM once if the study's process
+    (`study`, its parent) dies, e.g. by `kill -9` of that process alone, so that its training
+    loop checkpoints and stops rather than train on as an orphan; getppid changes when the
+    worker is re-parented. (Linux's PR_SET_PDEATHSIG would fire when the pool's thread that
+    started the worker exits, which it does in `Pool.terminate`.)"""
+    # Ctrl-C at a terminal reaches the workers too, and the study's SIGTERM follows: a worker
+    # that has not installed gentool's handlers yet ends on that SIGTERM rather than print a
+    # KeyboardInterrupt traceback. gentool's training loop installs its own SIGINT handler.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch():
+        while os.getppid() == study:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="study-parent-watch", daemon=True).start()
 
 
 def _numbered(run_cell, numbered_job):
@@ -69,43 +98,52 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
 
     SIGTERM or SIGINT to this process stops the study: every worker gets SIGTERM, on which
     gentool's training loop writes `checkpoints/last.pt` after its current step and ends the run;
-    once the workers have exited, one line on stderr names the stopped cells (`name(job)`) and
-    this process exits 128 + the signal. A second signal while the workers stop ends them at once
-    (their previous checkpoint is kept).
+    once the workers have exited, one line on stderr says how many cells had not reported back,
+    naming the first few (`name(job)`), and this process exits 128 + the signal. Further signals
+    to this process are ignored while it waits. A worker stops at once, keeping its previous
+    checkpoint, on a signal of its own more than 1.5 s after its first (`SAME_REQUEST_S` in
+    gentool.engine.stop): Ctrl-C again at a terminal, or `kill -- -<process group>`. A worker
+    whose study process dies (`kill -9` of that process alone) checkpoints and stops by itself.
+
+    The clean stop is POSIX only: on Windows `Pool.terminate` is TerminateProcess, which ends a
+    worker without its checkpoint.
     """
     unfinished = dict(enumerate(jobs))
-    # The handler raises wherever this process is (waiting for a result or in `on_result`);
-    # leaving the `with Pool` block then terminates the pool: SIGTERM to each worker, then a
-    # join of each, so this process exits after the workers' checkpoints are written. A second
-    # signal interrupts that join; at exit, multiprocessing sends the workers (daemons) SIGTERM
-    # again, which gentool's training loop takes as "stop at once".
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stop, previous = _StopHandler(), {}
     try:
+        # Installed one at a time inside the try: a signal right after an install is caught
+        # below, and the finally restores whatever was installed.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, stop)
         # spawn: each worker imports torch afresh; one run per process keeps them independent.
-        # setsid: a worker gets its signal only from this process, once. Ctrl-C at a terminal
-        # signals the whole foreground process group; the pool's SIGTERM would then be a
-        # worker's second signal and end its run at once, before it writes its checkpoint.
+        # The handler raises wherever this process is (waiting for a result or in `on_result`);
+        # leaving the `with Pool` block then terminates the pool: SIGTERM to each worker, then a
+        # join of each, so this process exits after the workers' checkpoints are written. The
+        # workers stay in this process's group, so a kill of the group reaches them too.
         context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=getattr(os, "setsid", None),
+        with context.Pool(workers, initializer=_start_worker, initargs=(os.getpid(),),
                           maxtasksperchild=1) as pool:
             # A list: the pool's task thread reads it while this loop deletes from `unfinished`.
             for number, result in pool.imap_unordered(functools.partial(_numbered, run_cell),
                                                        list(unfinished.items())):
                 del unfinished[number]
                 on_result(result)
-        return
-    except _Stopped as stopped:
-        signum = stopped.signum
+    except _Stopped:
+        pass
     finally:
+        stop.raising = False   # first: from here on a signal is only noted (and reported below)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    # The pool hands out jobs in order and a worker takes one job only, so the unfinished jobs
-    # that had started are among the first `workers` of them.
-    left = list(unfinished.values())
-    names = ", ".join(name(job) for job in left[:workers])
-    waiting = f" ({len(left) - workers} more not started)" if len(left) > workers else ""
-    print(f"{Path(sys.argv[0]).name}: stopped by {signal.Signals(signum).name}: "
-          f"{names or 'no cell left to run'}"
-          f"{waiting}; running the same command again resumes them from their checkpoints.",
+    if stop.signum is None:
+        return
+    # `unfinished` also holds cells whose results had arrived but were not read: those have
+    # finished (and written their files), hence "not reported back" rather than "unfinished".
+    left = [name(job) for job in unfinished.values()]
+    names = ", ".join(left[:5]) + (", …" if len(left) > 5 else "")
+    cells = f"{len(left)} cell{'s' if len(left) != 1 else ''}"
+    print(f"{Path(sys.argv[0]).name}: stopped by {signal.Signals(stop.signum).name} with " +
+          (f"{cells} not reported back ({names}); running the same command again runs those "
+           "left unfinished, resuming those that had started from their checkpoints."
+           if left else "every cell reported back."),
           file=sys.stderr, flush=True)
-    raise SystemExit(128 + signum)
+    raise SystemExit(128 + stop.signum)

@@ -1,6 +1,7 @@
 """The mode-collapse study script end to end on a tiny budget (no claims about the figures):
 one file per cell, finished cells skipped, the table rebuilt from the files with the missing
-cells marked; SIGTERM stops its workers with their checkpoints written."""
+cells marked; SIGTERM stops its workers with their checkpoints written, and a worker whose study
+is killed stops by itself the same way."""
 
 import importlib
 import json
@@ -11,12 +12,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from torch import nn
+
 from gentool.config import check_config
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.methods import build_method, check_method
+from gentool.nets.layers import MinibatchDiscrimination
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SRC = SCRIPTS.parent / "src"
+# The stop tests find the study's worker and its signal handlers in /proc.
+needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 
 
 def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_path,
@@ -77,9 +84,16 @@ def test_every_configuration_of_the_study_builds_its_model(monkeypatch, compose_
             cfg = compose_train(*overrides)
             check_config(cfg)
             check_method(cfg)
-            assert sum(p.numel() for p in build_method(cfg).parameters()) > 0, (config, dataset)
-    mbd = study.job_overrides("mbd", "ring", seed=0, steps=100)
-    assert "model.discriminator.minibatch_discrimination={num_kernels:50,kernel_dim:5}" in mbd
+            method = build_method(cfg)
+            # What the configuration switches on reaches the model: m packed 2-D points are the
+            # discriminator's first input, and mbd's layer has the kernels the override names.
+            pack = next((int(o.split("=")[1]) for o in overrides if o.startswith("model.pack=")), 1)
+            layers = list(method.discriminator.modules())
+            first = next(layer for layer in layers if isinstance(layer, nn.Linear))
+            assert (method.pack, first.in_features) == (pack, 2 * pack), (config, dataset)
+            if config == "mbd":
+                assert [(layer.num_kernels, layer.kernel_dim) for layer in layers
+                        if isinstance(layer, MinibatchDiscrimination)] == [(50, 5)], dataset
 
 
 def test_the_tables_show_which_runs_keep_every_draw_and_the_spread(monkeypatch):
@@ -100,55 +114,127 @@ def test_the_tables_show_which_runs_keep_every_draw_and_the_spread(monkeypatch):
     assert cells[3].startswith("| best | grid | 0 | 25 | 99.0 | 0.010 | 0.50 | — |")
 
 
+@needs_proc
 def test_sigterm_stops_the_worker_after_its_checkpoint_then_the_study(tmp_path):
-    runs, cells = tmp_path / "runs", tmp_path / "cells"
-    run = runs / "ring" / "plain" / "seed0"
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, str(SCRIPTS / "mode_collapse.py"), "--steps", "100000",
-               "--datasets", "ring", "--configs", "plain", "--seeds", "1", "--workers", "1",
-               "--cells", str(cells), "--runs", str(runs), "--out", str(tmp_path / "table.md")]
-    stderr = tmp_path / "stderr.txt"
-    # Output to files: a worker left running would keep pipes open.
-    with open(stderr, "w") as err:
-        study = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    worker = None
+    study, run, stderr = _start_study(tmp_path)
     try:
-        # The run's TensorBoard file, events.out.tfevents.<time>.<host>.<pid>.0, names the
-        # worker; the training loop installs its SIGTERM handler a few ms after creating it.
-        deadline = time.monotonic() + 120
-        while worker is None:
-            assert study.poll() is None and time.monotonic() < deadline, stderr.read_text()
-            events = sorted(run.glob("events.out.tfevents.*"))
-            worker = int(events[0].name.split(".")[-2]) if events else None
-            time.sleep(0.1)
-        time.sleep(1)
+        worker = _training_worker(study, stderr)
         study.send_signal(signal.SIGTERM)
         assert study.wait(timeout=60) == 128 + signal.SIGTERM
 
         text = stderr.read_text()
         assert "Traceback" not in text
-        assert ("mode_collapse.py: stopped by SIGTERM: ring/plain/seed0; running the same "
-                "command again resumes them from their checkpoints.") in text.splitlines()
-        # The study waited for its worker: gone (reaped), its run checkpointed, no cell file.
+        assert ("mode_collapse.py: stopped by SIGTERM with 1 cell not reported back "
+                "(ring/plain/seed0); running the same command again runs those left unfinished, "
+                "resuming those that had started from their checkpoints.") in text.splitlines()
+        # The study waited for its worker: gone, its run checkpointed, no cell file.
         assert not _alive(worker)
         assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] > 0
-        assert not cells.exists() or not any(cells.rglob("*.json"))
+        assert not any((tmp_path / "cells").rglob("*.json"))
     finally:
-        if study.poll() is None:
-            study.kill()
-        if worker is not None and _alive(worker):
-            os.kill(worker, signal.SIGKILL)
+        _kill_group(study)
+
+
+@needs_proc
+def test_a_worker_whose_study_is_killed_checkpoints_and_stops_by_itself(tmp_path):
+    study, run, stderr = _start_study(tmp_path)
+    try:
+        worker = _training_worker(study, stderr)
+        study.kill()                     # SIGKILL to the study's process alone
+        study.wait(timeout=30)
+        assert not _alive(worker, wait=20), "the worker trains on as an orphan"
+        assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] > 0
+    finally:
+        _kill_group(study)
+
+
+def test_the_stop_line_counts_the_cells_not_reported_back(monkeypatch, capsys):
+    # In this process: the first result's `on_result` is interrupted by SIGTERM, which leaves
+    # the other six jobs unreported whatever the workers had done. `abs` is a run_cell that the
+    # spawned workers can unpickle.
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study_files = importlib.import_module("study_files")
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exited:
+        study_files.run_cells(abs, [-1, -2, -3, -4, -5, -6, -7], 1, name=lambda job: f"c{-job}",
+                              on_result=lambda result: os.kill(os.getpid(), signal.SIGTERM))
+    assert exited.value.code == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.endswith(
+        ": stopped by SIGTERM with 6 cells not reported back (c2, c3, c4, c5, c6, …); running the "
+        "same command again runs those left unfinished, resuming those that had started from "
+        "their checkpoints.\n")
+    assert signal.getsignal(signal.SIGTERM) == handler    # restored
+
+
+def _start_study(tmp_path):
+    """The study on one long cell, in a process group of its own (`_kill_group` ends whatever is
+    left of it); its stderr goes to a file, as a worker left running would keep a pipe open."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, str(SCRIPTS / "mode_collapse.py"), "--steps", "100000",
+               "--datasets", "ring", "--configs", "plain", "--seeds", "1", "--workers", "1",
+               "--cells", str(tmp_path / "cells"), "--runs", str(tmp_path / "runs"),
+               "--out", str(tmp_path / "table.md")]
+    stderr = tmp_path / "stderr.txt"
+    with open(stderr, "w") as err:
+        study = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                 start_new_session=True)
+    return study, tmp_path / "runs" / "ring" / "plain" / "seed0", stderr
+
+
+def _training_worker(study, stderr: Path, timeout: float = 120) -> int:
+    """The study's worker once gentool's training loop has installed its SIGTERM handler (no
+    other code of the worker catches SIGTERM; multiprocessing's resource tracker ignores it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert study.poll() is None and time.monotonic() < deadline, stderr.read_text()
+        worker = next((pid for pid in _children(study.pid) if _catches_sigterm(pid)), None)
+        if worker is not None:
+            return worker
+        time.sleep(0.1)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ...); None once gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat(int(stat.parent.name))
+        if fields is not None and fields[1] == str(pid):
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _catches_sigterm(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
 
 
 def _alive(pid: int, wait: float = 5.0) -> bool:
-    """Whether `pid` still exists after up to `wait` seconds (an orphan's exit is reaped by
-    init, a moment later)."""
+    """Whether `pid` still runs after up to `wait` seconds. A zombie counts as gone: an orphan
+    is reaped by whichever process adopted it, if that process reaps at all."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        fields = _stat(pid)
+        if fields is None or fields[0] == "Z":
             return False
         time.sleep(0.1)
     return True
+
+
+def _kill_group(study) -> None:
+    try:
+        os.killpg(study.pid, signal.SIGKILL)   # the study and any worker left
+    except ProcessLookupError:
+        pass
+    study.wait()
