@@ -180,7 +180,9 @@ def training_classifier(data_dir, evaluation):
 
 def cached_classifiers(data_dir) -> set[str]:
     """The file names of the feature classifiers cached under data_dir."""
-    return {p.name for p in (Path(data_dir).expanduser() / "gentool-classifiers").glob("*.pt")}
+    from gentool.metrics.classifier import cache_dir
+
+    return {p.name for p in cache_dir(data_dir).glob("*.pt")}
 
 
 def eval_metrics(run: Path) -> dict:

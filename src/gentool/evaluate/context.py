@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -119,8 +118,8 @@ class EvalContext:
         pixels = (self.unit(self.seen(full_train)) * 255).round().to(torch.uint8)
         images, labels = pixels.float() / 255, full_train.labels
         steps = self.cfg.classifier_steps
-        path = Path(self.cfg.data_dir).expanduser() / "gentool-classifiers" / \
-            feature_net.content_key(pixels, labels, steps)
+        key = feature_net.content_key(pixels, labels, steps)
+        path = feature_net.cache_dir(self.cfg.data_dir) / key
         model = feature_net.FeatureClassifier(images.shape[1], self.data.num_classes)
         if path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)

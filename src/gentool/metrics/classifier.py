@@ -11,6 +11,7 @@ feature space.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -23,6 +24,11 @@ FEATURES = 128
 # Each shifted copy of a batch moves by up to this many pixels (zero padding): the features then
 # describe shapes rather than exact pixel positions, and accuracy rises by about two points.
 MAX_SHIFT = 2
+
+
+def cache_dir(data_dir) -> Path:
+    """The folder under `data_dir` where trained classifiers are cached, one file per key."""
+    return Path(data_dir).expanduser() / "gentool-classifiers"
 
 
 def _conv_block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
