@@ -28,11 +28,20 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def commit() -> str | None:
-    """The short hash of the repository's HEAD, or None outside a git checkout."""
+    """The short hash of the repository's HEAD, with "+changes" when the code that a run uses
+    (src/, scripts/) differs from it, so that a result names code it can be reproduced from;
+    None outside a git checkout. Results and documents the studies write do not count."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
     try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode != 0:
+            return None
+        # diff-index also sees staged changes; untracked files (new configs) need ls-files.
+        changed = git("diff-index", "--quiet", "HEAD", "--", "src", "scripts").returncode != 0
+        untracked = git("ls-files", "--others", "--exclude-standard", "--", "src", "scripts")
+        return head.stdout.strip() + ("+changes" if changed or untracked.stdout.strip() else "")
+    except OSError:
         return None
 
 
