@@ -121,13 +121,15 @@ def measure_cell(name: str, args) -> bool:
     if path.is_file():
         print(f"{name}: {path} exists, skipped", flush=True)
         return False
+    code = commit()   # before measuring: the code may change while a long measurement runs
     measured = measure_pca(args) if name == "pca" else measure(name, args)
-    write_atomic(path, json.dumps(cell_record(name, args, measured), indent=1) + "\n")
+    write_atomic(path, json.dumps(cell_record(name, args, measured, code), indent=1) + "\n")
     return True
 
 
-def cell_record(name: str, args, measured: dict) -> dict:
-    """A model's result file: what `measure` found, and where and how it was measured."""
+def cell_record(name: str, args, measured: dict, code: str | None) -> dict:
+    """A model's result file: what `measure` found, where and how it was measured, and `code`,
+    the commit of the code that measured it (study_files.commit)."""
     import torch
 
     from gentool.engine.device import resolve_device
@@ -140,7 +142,7 @@ def cell_record(name: str, args, measured: dict) -> dict:
             **measured, "machine": machine(),
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "classifier_version": VERSION, "commit": commit(), "overrides": overrides,
+            "classifier_version": VERSION, "commit": code, "overrides": overrides,
             "eval_overrides": eval_overrides(args),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 

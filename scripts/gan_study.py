@@ -220,6 +220,7 @@ def run_cell(job: Job) -> dict:
     run = Path(job.run_dir)
     last = run / "checkpoints" / "last.pt"
     resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
+    code = commit()   # at the start: the code may change while the cell trains
     started, started_cpu = time.perf_counter(), time.process_time()
     status = "finished"
     try:
@@ -241,7 +242,7 @@ def run_cell(job: Job) -> dict:
         "eval_seconds": round(time.perf_counter() - evaluated, 1),
         "cpu_seconds": round(time.process_time() - started_cpu, 1),
         "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "machine": machine(), "commit": commit(),
+        "torch": torch.__version__, "machine": machine(), "commit": code,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     write_atomic(Path(job.out), json.dumps(result, indent=1) + "\n")
     return result

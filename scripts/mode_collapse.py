@@ -13,9 +13,11 @@ The study survives interruption. Each (configuration, data set, seed) cell write
 are skipped, so running the same command again continues where it stopped. A run that was
 interrupted resumes from its last checkpoint in `<runs>/<dataset>/<configuration>/seed<k>`;
 SIGTERM or Ctrl-C stops the study after each running cell's checkpoint (exit 128 + the signal).
-Cells run side by side in `--workers` processes of one thread each. The markdown table in
-`--out` is rebuilt from the cell files after every run, and at any time with --table-only; it
-marks the cells still missing. Failed runs are kept in the table: a run that diverged counts
+Cells run side by side in `--workers` processes of one thread each. `--configs`, `--datasets`
+and `--seeds` choose the cells to run; the markdown table in `--out` always covers the whole
+study (every configuration and data set on seeds 0-2, with any further seed a cell file exists
+for), rebuilt from the cell files after every run and at any time with --table-only; it marks
+the cells still missing. Failed runs are kept in the table: a run that diverged counts
 as 0 modes and 0% high quality, with its message in the per-cell table.
 
     .venv/bin/python scripts/mode_collapse.py --workers 1                # the whole study
@@ -81,6 +83,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
 }
 # Steps per run (generator steps) of each data set: the fixed budget the table states.
 BUDGET = {"ring": 20000, "grid": 20000}
+STUDY_SEEDS = [0, 1, 2]   # the seeds of every row of the table
 MODES = {"ring": 8, "grid": 25}
 
 # Published figures, mean over their runs, as printed in the papers (not measured here).
@@ -139,6 +142,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         cfg = compose("train", overrides=overrides)
     last = Path(run_dir) / "checkpoints" / "last.pt"
     resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
+    code = commit()   # at the start: the code may change while the cell trains
     started, started_cpu = time.perf_counter(), time.process_time()
     try:
         run_train(cfg, run_dir)
@@ -160,7 +164,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(time.process_time() - started_cpu, 1),
         "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "machine": machine(), "commit": commit(),
+        "torch": torch.__version__, "machine": machine(), "commit": code,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_atomic(Path(out), json.dumps(result, indent=1) + "\n")
@@ -213,11 +217,18 @@ def mean_std(values: list[float], digits: int) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
-def summary_cells(rows: list[dict], expected: int) -> list[str]:
+def summary_cells(rows: dict[int, dict], seeds) -> list[str]:
+    """Mean ± std of a row's cells ({seed: figures}) over its finished seeds; a note when they
+    are not exactly the study's `seeds`: how many of those finished, and the further seeds."""
     if not rows:
         return ["missing", "missing", "missing"]
-    note = "" if len(rows) == expected else (
-        f" ({len(rows)}/{expected} seeds)" if len(rows) < expected else f" ({len(rows)} seeds)")
+    study = sum(s in seeds for s in rows)
+    further = len(rows) - study
+    rows = list(rows.values())
+    if study < len(seeds):
+        note = f" ({study}/{len(seeds)} seeds" + (f" and {further} further)" if further else ")")
+    else:
+        note = f" ({len(rows)} seeds)" if further else ""
     kls = [r["reverse_kl"] for r in rows if r["reverse_kl"] is not None]
     kl = mean_std(kls, 2) if kls else "—"
     if kls and len(kls) < len(rows):
@@ -239,15 +250,15 @@ def table(found: dict, configs, datasets, seeds, budget, view=None) -> str:
         label = CONFIGS[config][0].format(dataset="<dataset>")
         cells = []
         for d in datasets:
-            rows = [found[(config, d, s)] for s in seeds_of(found, config, d, seeds)
-                    if (config, d, s) in found]
+            rows = {s: found[(config, d, s)] for s in seeds_of(found, config, d, seeds)
+                    if (config, d, s) in found}
             if view is not None:
-                viewed = [r[view] for r in rows if view in r]
+                viewed = {s: r[view] for s, r in rows.items() if view in r}
                 if rows and not viewed:   # finished runs of a configuration that keeps every draw
                     cells += ["does not reject", "—", "—"]
                     continue
                 rows = viewed
-            cells += summary_cells(rows, len(seeds))
+            cells += summary_cells(rows, seeds)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -319,6 +330,12 @@ def report(cells: Path, configs, datasets, seeds, budget) -> str:
         per_cell(found, configs, datasets, seeds)])
 
 
+def study_report(cells: Path, budget: dict) -> str:
+    """The report of the whole study, whichever cells a command runs: a table of only those
+    would replace the study's table in the document."""
+    return report(cells, list(CONFIGS), list(BUDGET), STUDY_SEEDS, budget)
+
+
 def further_seeds_note(count: int) -> str:
     if count == 0:
         return ""
@@ -334,9 +351,13 @@ def write_report(path: Path, body: str) -> None:
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
-    parser.add_argument("--datasets", nargs="+", choices=list(BUDGET), default=list(BUDGET))
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                        help="configurations to run (default: all; the table shows all)")
+    parser.add_argument("--datasets", nargs="+", choices=list(BUDGET), default=list(BUDGET),
+                        help="data sets to run (default: all; the table shows all)")
+    parser.add_argument("--seeds", type=int, default=len(STUDY_SEEDS),
+                        help=f"run seeds 0..N-1 (default {len(STUDY_SEEDS)}; the table shows "
+                             "seeds 0-2 and any further seed that has a cell file)")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps per run for every data set (default: the study's budget, "
                              + ", ".join(f"{d} {s}" for d, s in BUDGET.items()) + ")")
@@ -352,7 +373,7 @@ def main(argv=None) -> str:
     seeds = list(range(args.seeds))
     if not args.table_only:
         run_missing(args, budget, seeds)
-    body = report(args.cells, args.configs, args.datasets, seeds, budget)
+    body = study_report(args.cells, budget)
     write_report(args.out, body)
     print(body)
     return body
@@ -377,7 +398,7 @@ def run_missing(args, budget, seeds) -> None:
         print(f"{result['config']:<9} {result['dataset']:<5} seed {result['seed']}: "
               f"{result['modes']:.0f} modes, {result['high_quality']:.1f}% high quality, "
               f"reverse KL {kl} ({result['seconds']:.0f} s)", flush=True)
-        write_report(args.out, report(args.cells, args.configs, args.datasets, seeds, budget))
+        write_report(args.out, study_report(args.cells, budget))
 
     run_cells(run_cell, jobs, args.workers, name=lambda job: f"{job[1]}/{job[0]}/seed{job[2]}",
               on_result=reported)

@@ -30,15 +30,20 @@ def write_atomic(path: Path, text: str) -> None:
 def commit() -> str | None:
     """The short hash of the repository's HEAD, with "+changes" when the code that a run uses
     (src/, scripts/) differs from it, so that a result names code it can be reproduced from;
-    None outside a git checkout. Results and documents the studies write do not count."""
+    None outside a git checkout or without git. Results and documents the studies write do not
+    count. Callers take it when a run starts: the code may change while it runs."""
     def git(*args):
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
     try:
         head = git("rev-parse", "--short", "HEAD")
         if head.returncode != 0:
             return None
-        # diff-index also sees staged changes; untracked files (new configs) need ls-files.
-        changed = git("diff-index", "--quiet", "HEAD", "--", "src", "scripts").returncode != 0
+        # The refresh makes diff-index compare contents: a file touched but not changed is
+        # otherwise reported until some git command refreshes the index. diff-index exits 1 on
+        # a difference (any other code is an error, not a change) and also sees staged changes;
+        # untracked files (a new config) need ls-files.
+        git("update-index", "-q", "--refresh")
+        changed = git("diff-index", "--quiet", "HEAD", "--", "src", "scripts").returncode == 1
         untracked = git("ls-files", "--others", "--exclude-standard", "--", "src", "scripts")
         return head.stdout.strip() + ("+changes" if changed or untracked.stdout.strip() else "")
     except OSError:

@@ -43,7 +43,10 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     assert cell["steps"] == 4 and cell["config"] == "pack2" and "model.pack=2" in cell["overrides"]
     assert set(cell) >= {"modes", "high_quality", "reverse_kl", "seconds", "cpu_seconds"}
     assert "| non-saturating GAN | " in report and "| PacGAN, m=2 | " in report
-    assert "4 of 4 cells finished." in report
+    # The table is the whole study's, whichever cells the command ran.
+    total = len(study.CONFIGS) * len(study.BUDGET) * 3
+    assert f"4 of {total} cells finished, {total - 4} missing." in report
+    assert "| minimax GAN | missing |" in report and "| minimax | grid | 2 | missing |" in report
     assert "rejects draws by the discriminator's score" in report
     assert "| GAN (PacGAN paper) | 6.3 | 98.2 | 0.45 |" in report
 
@@ -52,13 +55,14 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     study.main([*common, "--seeds", "2", "--workers", "1", "--configs", "plain", "pack2"])
     assert [c.stat().st_mtime_ns for c in cells] == stamps
 
-    # The table alone, asked for a third seed and another configuration: marked missing.
+    # The table alone: the third seed and the configurations not run are marked missing.
     (tmp_path / "table.md").write_text("# notes kept\n\nintro\n\n" + study.BEGIN + "\nold\n" +
                                        study.END + "\n\nafter\n")
     report = study.main([*common, "--seeds", "3", "--configs", "plain", "r1", "--table-only"])
     assert "| non-saturating GAN | " in report and "(2/3 seeds)" in report
     assert "| R1, gamma=0.1 | missing | missing | missing |" in report
-    assert "| r1 | ring | 2 | missing |" in report and "2 of 6 cells finished, 4 missing." in report
+    assert "| r1 | ring | 2 | missing |" in report
+    assert f"4 of {total} cells finished, {total - 4} missing." in report
     text = (tmp_path / "table.md").read_text()
     assert text.startswith("# notes kept\n\nintro\n\n") and text.endswith("\n\nafter\n")
     assert "\nold\n" not in text
@@ -68,9 +72,10 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     plain = tmp_path / "cells" / "ring" / "plain"
     (plain / "seed5.json").write_text((plain / "seed0.json").read_text())
     report = study.main([*common, "--seeds", "2", "--configs", "plain", "--table-only"])
-    assert "| non-saturating GAN | " in report and "(3 seeds)" in report
+    assert "| non-saturating GAN | " in report and "(2/3 seeds and 1 further)" in report
     assert "| plain | ring | 5 | " in report
-    assert "2 of 2 cells finished. Also included: 1 cell of further seeds." in report
+    assert f"4 of {total} cells finished, {total - 4} missing. Also included: 1 cell of " \
+           "further seeds." in report
 
 
 def test_every_configuration_of_the_study_builds_its_model(monkeypatch, compose_train):

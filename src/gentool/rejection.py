@@ -4,15 +4,15 @@
 that the discriminator scores lowest: the threshold is the `rate`-quantile of the logits of
 10,000 burn-in draws, and draws are kept while their logit is at or above it until n are kept.
 
-This is the deterministic form of discriminator rejection sampling (DRS; Azadi, Olsson,
-Darrell, Goodfellow and Odena, ICLR 2019). DRS keeps a draw with probability
-sigmoid(F(x) - gamma), F(x) = D~(x) - D~_M - log(1 - exp(D~(x) - D~_M - eps)), which turns
-generator samples into data samples when the logit D~ is the log density ratio of an optimal
-discriminator. A discriminator trained with a gradient penalty is smooth, its logits on draws
-spread over well under one unit, and sigmoid(F - gamma) then keeps about half of all draws
-nearly at random: on the grid of 25 Gaussians (experiment=gan_toy_small with D at lr 1e-3, G at
-2.5e-4 and R1 0.01, at 20,000 steps), DRS moved the high-quality share from 80% to 83.5% at any gamma quantile, even
-after 2,000 further discriminator steps against the final generator (89%), where dropping the
+This is the deterministic form of discriminator rejection sampling (DRS; Azadi, Olsson, Darrell,
+Goodfellow and Odena, ICLR 2019). DRS keeps a draw with probability sigmoid(F(x) - gamma), F(x)
+= D~(x) - D~_M - log(1 - exp(D~(x) - D~_M - eps)), which turns generator samples into data
+samples when the logit D~ is the log density ratio of an optimal discriminator. A discriminator
+trained with a gradient penalty is smooth, its logits on draws spread over well under one unit,
+and sigmoid(F - gamma) then keeps about half of all draws nearly at random: on the grid of 25
+Gaussians (experiment=gan_toy_small with D at lr 1e-3, G at 2.5e-4 and R1 0.01, at 20,000
+steps), DRS moved the high-quality share from 80% to 83.5% at any gamma quantile, even after
+2,000 further discriminator steps against the final generator (89%), where dropping the
 lowest-scored 20% reached 97.6%. The rank of the logit carries the information; this rule uses
 only the rank.
 
