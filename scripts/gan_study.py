@@ -642,7 +642,6 @@ def run_missing(args) -> None:
     print(f"{len(jobs)} cells to run, {args.workers} at a time", flush=True)
     if not jobs:
         return
-    os.environ["OMP_NUM_THREADS"] = "1"   # inherited by the workers before they import torch
     first_images = next((job for job in jobs if CLAIMS[job.claim].images), None)
     if first_images is not None:
         ensure_classifier(first_images)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import time
 from pathlib import Path
@@ -387,7 +386,6 @@ def run_missing(args, budget, seeds) -> None:
     print(f"{len(jobs)} cells to run, {args.workers} at a time", flush=True)
     if not jobs:
         return
-    os.environ["OMP_NUM_THREADS"] = "1"   # inherited by the workers before they import torch
 
     def reported(result: dict) -> None:
         if "interrupted" in result:

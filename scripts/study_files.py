@@ -107,8 +107,8 @@ def _numbered(run_cell, numbered_job):
 
 
 def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
-    """Run `run_cell(job)` for every job, `workers` at a time, each in a fresh process, and call
-    `on_result(result)` in this process as each one finishes.
+    """Run `run_cell(job)` for every job, `workers` at a time, each in a fresh process of one
+    thread (OMP_NUM_THREADS=1), and call `on_result(result)` in this process as each one finishes.
 
     SIGTERM or SIGINT to this process stops the study: every worker gets SIGTERM, on which
     gentool's training loop writes `checkpoints/last.pt` after its current step and ends the run;
@@ -135,6 +135,8 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
         # join of each, so this process exits after the workers' checkpoints are written. The
         # workers stay in this process's group, so a kill of the group reaches them too.
         context = multiprocessing.get_context("spawn")
+        # Read by each worker's torch when it is imported there: the workers share the cores.
+        os.environ["OMP_NUM_THREADS"] = "1"
         with context.Pool(workers, initializer=_start_worker, initargs=(os.getpid(),),
                           maxtasksperchild=1) as pool:
             # A list: the pool's task thread reads it while this loop deletes from `unfinished`.

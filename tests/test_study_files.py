@@ -79,3 +79,10 @@ def test_commit_is_none_without_git(study_files, repo, monkeypatch):
         raise FileNotFoundError("git")
     monkeypatch.setattr(study_files.subprocess, "run", no_git)
     assert study_files.commit() is None
+
+
+def test_cells_run_in_workers_of_one_thread(study_files, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    seen = []
+    study_files.run_cells(os.getenv, ["OMP_NUM_THREADS"], 1, name=str, on_result=seen.append)
+    assert seen == ["1"]
