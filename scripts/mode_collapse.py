@@ -216,14 +216,14 @@ def mean_std(values: list[float], digits: int) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
-def summary_cells(rows: dict[int, dict], seeds) -> list[str]:
+def summary_cells(by_seed: dict[int, dict], seeds) -> list[str]:
     """Mean ± std of a row's cells ({seed: figures}) over its finished seeds; a note when they
     are not exactly the study's `seeds`: how many of those finished, and the further seeds."""
-    if not rows:
+    if not by_seed:
         return ["missing", "missing", "missing"]
-    study = sum(s in seeds for s in rows)
-    further = len(rows) - study
-    rows = list(rows.values())
+    study = sum(s in seeds for s in by_seed)
+    further = len(by_seed) - study
+    rows = list(by_seed.values())
     if study < len(seeds):
         note = f" ({study}/{len(seeds)} seeds" + (f" and {further} further)" if further else ")")
     else:
