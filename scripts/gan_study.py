@@ -52,7 +52,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_files import commit, machine, run_cells, write_atomic
+from study_files import run_cells, train_cell, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "gan_study"
@@ -201,49 +201,22 @@ class Job:
 def run_cell(job: Job) -> dict:
     """Train one cell (resuming its run directory), evaluate it and write its file."""
     claim, config, seed, steps = job.claim, job.config, job.seed, job.steps
-    import torch
-
-    torch.set_num_threads(1)  # one core per worker: the workers run side by side
-    from hydra import compose, initialize_config_module
-
-    from gentool.config import setup
-    from gentool.engine.checkpoint import load_checkpoint
-    from gentool.engine.stop import RunStopped
-    from gentool.errors import TrainingDiverged
-    from gentool.train import run_train
-
-    setup()
     spec = CLAIMS[claim]
     overrides = job.train_overrides()
-    with initialize_config_module("gentool.configs", version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"data_dir={job.data_dir}"])
-    run = Path(job.run_dir)
-    last = run / "checkpoints" / "last.pt"
-    resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
-    code = commit()   # at the start: the code may change while the cell trains
-    started, started_cpu = time.perf_counter(), time.process_time()
-    status = "finished"
-    try:
-        run_train(cfg, run)
-    except RunStopped as stop:  # a signal: the checkpoint is kept, the next sitting resumes
-        return {"claim": claim, "config": config, "seed": seed, "interrupted": str(stop)}
-    except TrainingDiverged as error:   # a failed run stays in the table, with its message
-        status = str(error)
-    train_seconds = time.perf_counter() - started
+    run_dir = Path(job.run_dir)
+    run = train_cell([*overrides, f"data_dir={job.data_dir}"], run_dir)
+    if run.interrupted is not None:   # a signal: the checkpoint is kept, the next sitting resumes
+        return {"claim": claim, "config": config, "seed": seed, "interrupted": run.interrupted}
+    # A run that diverged stays in the table, with its message as its status.
     result = {"claim": claim, "config": config, "label": spec.configs[config][0], "seed": seed,
-              "steps": steps, "overrides": overrides, "status": status}
+              "steps": steps, "overrides": overrides, "status": run.status}
     evaluated = time.perf_counter()
     if spec.images:
-        result.update(evaluate_images(run, spec, job.eval_overrides(), status))
+        result.update(evaluate_images(run_dir, spec, job.eval_overrides(), run.status))
     else:
-        result.update(evaluate_points(run, cfg, status))
-    result.update({
-        "train_seconds": round(train_seconds, 1),
-        "eval_seconds": round(time.perf_counter() - evaluated, 1),
-        "cpu_seconds": round(time.process_time() - started_cpu, 1),
-        "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "machine": machine(), "commit": code,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+        result.update(evaluate_points(run_dir, run.cfg, run.status))
+    result.update({"train_seconds": run.train_seconds,
+                   "eval_seconds": round(time.perf_counter() - evaluated, 1), **run.facts()})
     write_atomic(Path(job.out), json.dumps(result, indent=1) + "\n")
     return result
 

@@ -31,11 +31,10 @@ import argparse
 import json
 import math
 import statistics
-import time
 from pathlib import Path
 
 from markdown_section import markers, write_section
-from study_files import commit, machine, run_cells, write_atomic
+from study_files import run_cells, train_cell, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
@@ -124,32 +123,14 @@ def job_overrides(config: str, dataset: str, seed: int, steps: int) -> list[str]
 def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
     """Train one cell (resuming its run directory if it holds a checkpoint) and write its file."""
     config, dataset, seed, steps, run_dir, out = job
-    import torch
-
-    torch.set_num_threads(1)  # one core per worker: the workers run side by side
-    from hydra import compose, initialize_config_module
-
-    from gentool.config import setup
-    from gentool.engine.checkpoint import load_checkpoint
-    from gentool.engine.stop import RunStopped
-    from gentool.errors import TrainingDiverged
-    from gentool.train import run_train
-
-    setup()
     overrides = job_overrides(config, dataset, seed, steps)
-    with initialize_config_module("gentool.configs", version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    last = Path(run_dir) / "checkpoints" / "last.pt"
-    resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
-    code = commit()   # at the start: the code may change while the cell trains
-    started, started_cpu = time.perf_counter(), time.process_time()
-    try:
-        run_train(cfg, run_dir)
-    except RunStopped as stop:  # a signal: the checkpoint is kept, the next sitting resumes
-        return {"config": config, "dataset": dataset, "seed": seed, "interrupted": str(stop)}
-    except TrainingDiverged as error:  # a failed run stays in the table: no mode, no sample
+    run = train_cell(overrides, run_dir)
+    if run.interrupted is not None:   # a signal: the checkpoint is kept, the next sitting resumes
+        return {"config": config, "dataset": dataset, "seed": seed,
+                "interrupted": run.interrupted}
+    if run.status != "finished":   # a failed run stays in the table: no mode, no sample
         metrics = {"test/modes": 0.0, "test/high_quality": 0.0, "test/reverse_kl": None,
-                   "status": str(error)}
+                   "status": run.status}
     else:
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     result = {
@@ -160,11 +141,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         "reverse_kl": finite_or_none(metrics["test/reverse_kl"]),
         "spread": finite_or_none(metrics.get("test/spread")),
         **rejection_figures(metrics),
-        "seconds": round(time.perf_counter() - started, 1),
-        "cpu_seconds": round(time.process_time() - started_cpu, 1),
-        "resumed_from_step": resumed_from, "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "machine": machine(), "commit": code,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": run.seconds(), **run.facts(),
     }
     write_atomic(Path(out), json.dumps(result, indent=1) + "\n")
     return result

@@ -1,7 +1,7 @@
 """What the study scripts share: running their cells in worker processes, stopped cleanly by
-SIGTERM or SIGINT; and what they write beside their figures: files replaced atomically, so an
-interrupted write leaves the previous version, the commit a result was measured at, and the
-machine it was measured on."""
+SIGTERM or SIGINT; training one cell in such a worker; and what they write beside their figures:
+files replaced atomically, so an interrupted write leaves the previous version, the commit a
+result was measured at, and the machine it was measured on."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,6 +62,79 @@ def machine() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores"
+
+
+@dataclass(frozen=True)
+class CellRun:
+    """How one cell's training run (`train_cell`) ended, and what its cell file records about it.
+
+    `interrupted` is the message of a run stopped by a signal after writing its checkpoint (the
+    cell gets no file; the next sitting resumes it); `status` is "finished", or the message of a
+    run whose loss diverged, which the study tables as a failed run."""
+
+    cfg: Any                    # the composed train config
+    status: str
+    interrupted: str | None
+    train_seconds: float        # wall seconds of `run_train`, to 0.1 s
+    resumed_from_step: int      # the step of the checkpoint the run resumed from; 0: a fresh run
+    commit: str | None          # `commit()` as the run started
+    started: float              # time.perf_counter() as training started
+    started_cpu: float          # time.process_time() then
+
+    def seconds(self) -> float:
+        """Wall seconds since training started, to 0.1 s."""
+        return round(time.perf_counter() - self.started, 1)
+
+    def facts(self) -> dict:
+        """The run's facts as a cell file records them, taken now: the CPU seconds of this
+        process since training started (its evaluation included where the caller evaluates
+        first), the step it resumed from, torch's threads and version, the machine, the commit
+        and the time."""
+        import torch
+
+        return {"cpu_seconds": round(time.process_time() - self.started_cpu, 1),
+                "resumed_from_step": self.resumed_from_step,
+                "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                "machine": machine(), "commit": self.commit,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def train_cell(overrides: list[str], run_dir: str | Path) -> CellRun:
+    """Compose `gentool train` with `overrides` and train it in `run_dir` through the real
+    training path (`run_train`), resuming from the run's `checkpoints/last.pt` if it has one; on
+    one torch thread, as a worker of `run_cells` shares the cores with the others.
+
+    A signal that stops the run (`RunStopped`: its checkpoint is written) and a loss that
+    diverged (`TrainingDiverged`) end it as `CellRun.interrupted` and `CellRun.status` say; any
+    other error propagates."""
+    import torch
+
+    # One core per worker, whatever OMP_NUM_THREADS the worker's torch started with.
+    torch.set_num_threads(1)
+    from hydra import compose, initialize_config_module
+
+    from gentool.config import setup
+    from gentool.engine.checkpoint import load_checkpoint
+    from gentool.engine.stop import RunStopped
+    from gentool.errors import TrainingDiverged
+    from gentool.train import run_train
+
+    setup()
+    with initialize_config_module("gentool.configs", version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    last = Path(run_dir) / "checkpoints" / "last.pt"
+    resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
+    code = commit()   # at the start: the code may change while the cell trains
+    started, started_cpu = time.perf_counter(), time.process_time()
+    status, interrupted = "finished", None
+    try:
+        run_train(cfg, run_dir)
+    except RunStopped as stop:
+        interrupted = str(stop)
+    except TrainingDiverged as error:
+        status = str(error)
+    return CellRun(cfg, status, interrupted, round(time.perf_counter() - started, 1),
+                   resumed_from, code, started, started_cpu)
 
 
 class _Stopped(Exception):

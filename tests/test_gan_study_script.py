@@ -1,11 +1,18 @@
 """The GAN-claims study script end to end on tiny budgets (no claims about the figures): one
 file per cell, finished cells skipped, cells of an older feature classifier re-run, the tables
-rebuilt between their markers with the missing cells marked."""
+rebuilt between their markers with the missing cells marked; a run that diverged written as a
+failed cell, a stopped one not at all."""
 
 import dataclasses
 import importlib
 import json
+import signal
 from pathlib import Path
+
+import pytest
+
+from gentool.engine.stop import RunStopped
+from gentool.errors import TrainingDiverged
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 # The DCGAN claims on the offline digits data, with small networks and a 20-step classifier.
@@ -14,6 +21,10 @@ IMAGES = ["--override", "dataset=digits", "trainer.batch_size=16", "trainer.imag
           "model.generator.channels=8", "model.generator.max_channels=16",
           "model.discriminator.channels=8", "model.discriminator.max_channels=16",
           "--eval-samples", "40", "--classifier-steps", "20"]
+# The keys of a toy claim's cell file, in their order (the committed cells' own).
+TOY_KEYS = ["claim", "config", "label", "seed", "steps", "overrides", "status", "high_quality",
+            "modes", "median_distance", "curve", "train_seconds", "eval_seconds", "cpu_seconds",
+            "resumed_from_step", "torch_threads", "torch", "machine", "commit", "finished"]
 
 
 def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_path,
@@ -41,7 +52,11 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_p
     noise = json.loads(cells[2].read_text())
     assert noise["steps"] == 4 and "model.instance_noise.anneal_steps=4" in noise["overrides"]
     assert "trainer.scatter_examples=32" in noise["overrides"]
-    assert set(noise) >= {"high_quality", "modes", "median_distance", "curve", "train_seconds"}
+    assert list(noise) == TOY_KEYS
+    study_files = importlib.import_module("study_files")
+    assert (noise["status"], noise["resumed_from_step"], noise["torch_threads"]) == \
+        ("finished", 0, 1)
+    assert (noise["machine"], noise["commit"]) == (study_files.machine(), study_files.commit())
     assert [step for step, _ in noise["curve"]] == [1, 2, 3, 4]   # every tenth, at least 1
     minimax = json.loads(cells[1].read_text())
     assert [point["step"] for point in minimax["curve"]] == [1, 2, 3, 4]
@@ -95,3 +110,54 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_p
     assert "noise" not in {job.config for job in study.jobs_of(args)}
     args.configs = ["noise"]
     assert {job.config for job in study.jobs_of(args)} == {"noise"}
+
+
+@pytest.fixture
+def toy_job(tmp_path, monkeypatch):
+    """run_cell's job for one `supports` cell, run in this process with `run_train` replaced."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    out = study.cell_path(tmp_path / "cells", "supports", "plain", 4, 0)
+    return study, study.Job("supports", "plain", 0, 4, str(tmp_path / "run"), str(out),
+                            str(tmp_path / "data"), 40)
+
+
+def test_a_run_that_diverged_is_written_as_a_failed_cell(toy_job, monkeypatch, tmp_path):
+    import gentool.train
+
+    study, job = toy_job
+
+    def diverge(cfg, run_dir):
+        assert cfg.data_dir == job.data_dir and cfg.trainer.max_steps == 4
+        raise TrainingDiverged("the loss became nan at step 3")
+    monkeypatch.setattr(gentool.train, "run_train", diverge)
+    result = study.run_cell(job)
+    assert json.loads(Path(job.out).read_text()) == result
+    assert list(result) == TOY_KEYS
+    assert {key: result[key] for key in ("status", "high_quality", "modes", "median_distance",
+                                         "curve")} == {
+        "status": "the loss became nan at step 3", "high_quality": 0.0, "modes": 0.0,
+        "median_distance": None, "curve": []}
+    assert result["overrides"] == job.train_overrides()   # data_dir is the machine's, not kept
+    study_files = importlib.import_module("study_files")
+    assert (result["resumed_from_step"], result["torch_threads"], result["commit"]) == \
+        (0, 1, study_files.commit())
+    # It stays in the tables, with its message.
+    body = study.main(["--claims", "supports", "--table-only", "--cells",
+                       str(tmp_path / "cells"), "--out", str(tmp_path / "study.md")])["supports"]
+    assert "| plain | 4 | 0 | 0.0 | the loss became nan at step 3 |" in body
+
+
+def test_a_stopped_run_writes_no_cell_and_is_reported(toy_job, monkeypatch):
+    import gentool.train
+
+    study, job = toy_job
+
+    def stop(cfg, run_dir):
+        raise RunStopped(signal.SIGTERM, 2, Path(run_dir) / "checkpoints" / "last.pt", None)
+    monkeypatch.setattr(gentool.train, "run_train", stop)
+    assert study.run_cell(job) == {
+        "claim": "supports", "config": "plain", "seed": 0,
+        "interrupted": f"stopped at step 2 by SIGTERM; checkpoint "
+                       f"{Path(job.run_dir) / 'checkpoints' / 'last.pt'}"}
+    assert not Path(job.out).exists()

@@ -1,7 +1,8 @@
 """The mode-collapse study script end to end on a tiny budget (no claims about the figures):
-one file per cell, finished cells skipped, the table rebuilt from the files with the missing
-cells marked; SIGTERM stops its workers with their checkpoints written, and a worker whose study
-is killed stops by itself the same way."""
+one file per cell, finished cells skipped, a cell resumed from its checkpoint, the table rebuilt
+from the files with the missing cells marked; a run that diverged written as a failed cell, a
+stopped one not at all; SIGTERM stops its workers with their checkpoints written, and a worker
+whose study is killed stops by itself the same way."""
 
 import importlib
 import json
@@ -17,6 +18,8 @@ from torch import nn
 
 from gentool.config import check_config
 from gentool.engine.checkpoint import load_checkpoint
+from gentool.engine.stop import RunStopped
+from gentool.errors import TrainingDiverged
 from gentool.methods import build_method, check_method
 from gentool.nets.layers import MinibatchDiscrimination
 
@@ -24,6 +27,11 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SRC = SCRIPTS.parent / "src"
 # The stop tests find the study's worker and its signal handlers in /proc.
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+# The keys of a cell file of a configuration that keeps every draw, in their order (the
+# committed cells' own).
+KEYS = ["config", "label", "dataset", "seed", "steps", "overrides", "status", "modes",
+        "high_quality", "reverse_kl", "spread", "seconds", "cpu_seconds", "resumed_from_step",
+        "torch_threads", "torch", "machine", "commit", "finished"]
 
 
 def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_path,
@@ -41,7 +49,10 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
         "ring/plain/seed1.json"]
     cell = json.loads(cells[0].read_text())
     assert cell["steps"] == 4 and cell["config"] == "pack2" and "model.pack=2" in cell["overrides"]
-    assert set(cell) >= {"modes", "high_quality", "reverse_kl", "seconds", "cpu_seconds"}
+    assert list(cell) == KEYS
+    study_files = importlib.import_module("study_files")
+    assert (cell["status"], cell["resumed_from_step"], cell["torch_threads"]) == ("finished", 0, 1)
+    assert (cell["machine"], cell["commit"]) == (study_files.machine(), study_files.commit())
     assert "| non-saturating GAN | " in report and "| PacGAN, m=2 | " in report
     # The table is the whole study's, whichever cells the command ran.
     total = len(study.CONFIGS) * len(study.BUDGET) * 3
@@ -54,6 +65,12 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     stamps = [c.stat().st_mtime_ns for c in cells]
     study.main([*common, "--seeds", "2", "--workers", "1", "--configs", "plain", "pack2"])
     assert [c.stat().st_mtime_ns for c in cells] == stamps
+
+    # A cell without its file whose run has a checkpoint resumes from it.
+    cells[3].unlink()
+    report = study.main([*common, "--seeds", "2", "--workers", "1", "--configs", "plain"])
+    assert json.loads(cells[3].read_text())["resumed_from_step"] == 4
+    assert "| plain | ring | 1 | " in report and "(resumed at 4) |" in report
 
     # The table alone: the third seed and the configurations not run are marked missing.
     (tmp_path / "table.md").write_text("# notes kept\n\nintro\n\n" + study.BEGIN + "\nold\n" +
@@ -243,3 +260,54 @@ def _kill_group(study) -> None:
     except ProcessLookupError:
         pass
     study.wait()
+
+
+@pytest.fixture
+def cell_job(tmp_path, monkeypatch):
+    """run_cell's job for one cell, run in this process with `run_train` replaced."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("mode_collapse")
+    out = study.cell_path(tmp_path / "cells", "ring", "plain", 0)
+    return study, ("plain", "ring", 0, 4, str(tmp_path / "run"), str(out))
+
+
+def test_a_run_that_diverged_is_written_as_a_failed_cell(cell_job, monkeypatch, tmp_path):
+    import gentool.train
+
+    study, job = cell_job
+
+    def diverge(cfg, run_dir):
+        assert (cfg.seed, cfg.trainer.max_steps, run_dir) == (0, 4, job[4])
+        raise TrainingDiverged("the loss became nan at step 3")
+    monkeypatch.setattr(gentool.train, "run_train", diverge)
+    result = study.run_cell(job)
+    assert json.loads(Path(job[5]).read_text()) == result
+    assert list(result) == KEYS
+    assert {key: result[key] for key in ("status", "modes", "high_quality", "reverse_kl",
+                                         "spread")} == {
+        "status": "the loss became nan at step 3", "modes": 0.0, "high_quality": 0.0,
+        "reverse_kl": None, "spread": None}
+    assert result["overrides"] == study.job_overrides("plain", "ring", 0, 4)
+    study_files = importlib.import_module("study_files")
+    assert (result["resumed_from_step"], result["torch_threads"], result["commit"]) == \
+        (0, 1, study_files.commit())
+    # It stays in the table: 0 modes, and its message beside the reverse KL.
+    report = study.main(["--steps", "4", "--table-only", "--cells", str(tmp_path / "cells"),
+                         "--out", str(tmp_path / "table.md")])
+    assert "| plain | ring | 0 | 0 | 0.0 | — (the loss became nan at step 3) |" in report
+    assert "| non-saturating GAN | 0.0 ± 0.0 (1/3 seeds) | 0.0 ± 0.0 | — | missing |" in report
+
+
+def test_a_stopped_run_writes_no_cell_and_is_reported(cell_job, monkeypatch):
+    import gentool.train
+
+    study, job = cell_job
+
+    def stop(cfg, run_dir):
+        raise RunStopped(signal.SIGTERM, 2, Path(run_dir) / "checkpoints" / "last.pt", None)
+    monkeypatch.setattr(gentool.train, "run_train", stop)
+    assert study.run_cell(job) == {
+        "config": "plain", "dataset": "ring", "seed": 0,
+        "interrupted": f"stopped at step 2 by SIGTERM; checkpoint "
+                       f"{Path(job[4]) / 'checkpoints' / 'last.pt'}"}
+    assert not Path(job[5]).exists()

@@ -1,16 +1,19 @@
-"""study_files.commit: the commit a study result names, marked when the code differs from it."""
+"""study_files: the commit a study result names, marked when the code differs from it; the
+workers of one thread; train_cell, one cell's run and the facts its file records."""
 
 import importlib
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
 
 @pytest.fixture
@@ -43,6 +46,7 @@ def repo(study_files, tmp_path, monkeypatch):
     return root
 
 
+@needs_git
 def test_commit_names_head_when_the_code_is_unchanged(study_files, repo):
     head = git(repo, "rev-parse", "--short", "HEAD")
     assert study_files.commit() == head
@@ -51,12 +55,14 @@ def test_commit_names_head_when_the_code_is_unchanged(study_files, repo):
     assert study_files.commit() == head
 
 
+@needs_git
 def test_a_file_touched_but_not_changed_is_no_change(study_files, repo):
     later = (repo / "src" / "file.txt").stat().st_mtime + 100
     os.utime(repo / "src" / "file.txt", (later, later))
     assert study_files.commit() == git(repo, "rev-parse", "--short", "HEAD")
 
 
+@needs_git
 @pytest.mark.parametrize("change", ["modified", "staged", "untracked"])
 def test_commit_is_marked_when_the_code_differs_from_head(study_files, repo, change):
     head = git(repo, "rev-parse", "--short", "HEAD")
@@ -69,11 +75,13 @@ def test_commit_is_marked_when_the_code_differs_from_head(study_files, repo, cha
     assert study_files.commit() == head + "+changes"
 
 
+@needs_git
 def test_commit_is_none_outside_a_checkout(study_files, tmp_path, monkeypatch):
     monkeypatch.setattr(study_files, "REPO", tmp_path)
     assert study_files.commit() is None
 
 
+@needs_git
 def test_commit_is_none_without_git(study_files, repo, monkeypatch):
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
@@ -86,3 +94,115 @@ def test_cells_run_in_workers_of_one_thread(study_files, monkeypatch):
     seen = []
     study_files.run_cells(os.getenv, ["OMP_NUM_THREADS"], 1, name=str, on_result=seen.append)
     assert seen == ["1"]
+
+
+# -- train_cell: one cell's run, on run_train stand-ins -------------------------------------------
+
+FACTS = ["cpu_seconds", "resumed_from_step", "torch_threads", "torch", "machine", "commit",
+         "finished"]
+
+
+@pytest.fixture
+def cell(study_files, tmp_path, monkeypatch):
+    """train_cell on the toy GAN, with `run_train` replaced by `cell.train` (set by each test)
+    and a commit that names the code changed once training has started, as if it were edited
+    while the cell trains."""
+    import gentool.train
+    import torch
+
+    class Cell:
+        train = None
+        trained_with = None
+        run_dir = tmp_path / "run"
+
+    def train(cfg, run_dir):
+        Cell.trained_with = (cfg, run_dir)
+        Cell.train(cfg, run_dir)
+
+    def commit():
+        return "abc1234" + ("+changes" if Cell.trained_with else "")
+
+    monkeypatch.setattr(gentool.train, "run_train", train)
+    monkeypatch.setattr(study_files, "commit", commit)
+    threads = torch.get_num_threads()
+    yield Cell
+    torch.set_num_threads(threads)
+
+
+def _busy(seconds: float) -> None:
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+
+
+def test_train_cell_trains_the_composed_config_and_records_the_run_facts(study_files, cell,
+                                                                        monkeypatch):
+    import gentool.engine.checkpoint
+    import torch
+
+    torch.set_num_threads(2)
+    (cell.run_dir / "checkpoints").mkdir(parents=True)
+    (cell.run_dir / "checkpoints" / "last.pt").write_bytes(b"")
+    read = []
+    monkeypatch.setattr(gentool.engine.checkpoint, "load_checkpoint",
+                        lambda path: read.append(Path(path)) or {"step": 1234})
+
+    def train(cfg, run_dir):
+        assert torch.get_num_threads() == 1     # a worker trains on one thread
+        _busy(0.3)
+    cell.train = train
+    run = study_files.train_cell(["experiment=gan_toy_small", "seed=7", "trainer.max_steps=9"],
+                                 cell.run_dir)
+    cfg, run_dir = cell.trained_with
+    assert (cfg.seed, cfg.trainer.max_steps, run_dir) == (7, 9, cell.run_dir)
+    assert run.cfg is cfg and read == [cell.run_dir / "checkpoints" / "last.pt"]
+    assert (run.status, run.interrupted, run.resumed_from_step) == ("finished", None, 1234)
+    assert run.train_seconds >= 0.3 and run.seconds() >= run.train_seconds
+
+    _busy(0.3)   # the facts are taken when asked for: a caller's evaluation counts
+    facts = run.facts()
+    assert list(facts) == FACTS
+    assert facts["cpu_seconds"] >= 0.6
+    assert facts["resumed_from_step"] == 1234
+    assert facts["torch_threads"] == 1 and facts["torch"] == torch.__version__
+    assert facts["machine"] == study_files.machine()
+    assert facts["commit"] == "abc1234"   # the code the run started with
+    assert abs(time.mktime(time.strptime(facts["finished"], "%Y-%m-%d %H:%M:%S")) -
+               time.time()) < 5
+
+
+def test_train_cell_starts_a_run_without_a_checkpoint_at_step_0(study_files, cell):
+    cell.train = lambda cfg, run_dir: None
+    run = study_files.train_cell(["experiment=gan_toy_small"], cell.run_dir)
+    assert run.resumed_from_step == 0 and run.facts()["resumed_from_step"] == 0
+
+
+def test_train_cell_notes_a_run_stopped_by_a_signal(study_files, cell):
+    from gentool.engine.stop import RunStopped
+
+    def train(cfg, run_dir):
+        raise RunStopped(signal.SIGTERM, 3, Path(run_dir) / "checkpoints" / "last.pt", None)
+    cell.train = train
+    run = study_files.train_cell(["experiment=gan_toy_small"], cell.run_dir)
+    assert run.interrupted == (f"stopped at step 3 by SIGTERM; checkpoint "
+                               f"{cell.run_dir / 'checkpoints' / 'last.pt'}")
+    assert run.status == "finished"
+
+
+def test_train_cell_keeps_a_diverged_run_as_a_failed_one(study_files, cell):
+    from gentool.errors import TrainingDiverged
+
+    def train(cfg, run_dir):
+        raise TrainingDiverged("the loss became nan at step 5")
+    cell.train = train
+    run = study_files.train_cell(["experiment=gan_toy_small"], cell.run_dir)
+    assert (run.status, run.interrupted) == ("the loss became nan at step 5", None)
+    assert list(run.facts()) == FACTS
+
+
+def test_train_cell_lets_other_errors_through(study_files, cell):
+    def train(cfg, run_dir):
+        raise ValueError("a bug")
+    cell.train = train
+    with pytest.raises(ValueError, match="a bug"):
+        study_files.train_cell(["experiment=gan_toy_small"], cell.run_dir)
