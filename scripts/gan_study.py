@@ -30,10 +30,12 @@ stopped. An interrupted run resumes from its last checkpoint in
 each running cell's checkpoint (exit 128 + the signal). A DCGAN cell measured in the features of an
 older classifier (its recipe version, `gentool.metrics.classifier.VERSION`) counts as missing;
 re-running it re-evaluates the kept run, or retrains where the run is gone. Cells run side by
-side in `--workers` processes of one thread each. The markdown tables between the markers of
-`--out` are rebuilt from the cell files after every cell and at any time with --table-only;
-each claim shows its study budget with the missing cells marked, and every other budget found
-among the cells (probes) as a table of its own.
+side in `--workers` processes of one thread each. `--claims` chooses the claims to run and to
+table; `--configs`, `--seeds` and `--steps` choose which of their cells to run. The markdown
+tables between the markers of `--out` are rebuilt from the cell files after every cell and at any
+time with --table-only, and always cover each claim's whole study: its study budget on its study
+seeds (with any further seed a cell file exists for) with the missing cells marked, and every
+other budget found among the cells (probes) as a table of its own.
 
     .venv/bin/python scripts/gan_study.py --workers 1                       # the whole study
     .venv/bin/python scripts/gan_study.py --table-only                      # rebuild the tables
@@ -72,7 +74,7 @@ class Claim:
     base: tuple[str, ...]                       # overrides of every configuration
     configs: dict[str, tuple[str, tuple[str, ...]]]   # name -> (label, overrides)
     budget: int                                 # generator steps of the study's runs
-    seeds: int                                  # seeds of the study
+    seeds: int                                  # the study's seeds: 0..seeds-1
     images: bool                                # DCGAN (evaluated) or toy (mode metrics)
     curve: bool = False                         # evaluate every tenth of the run
     log_every: int = 100                        # 10: the early gradient norms are resolved
@@ -82,6 +84,9 @@ class Claim:
 
     def study_configs(self) -> list[str]:
         return [c for c in self.configs if c not in self.probe_only]
+
+    def study_seeds(self) -> list[int]:
+        return list(range(self.seeds))
 
 
 DCGAN = ("experiment=dcgan_fashion_mnist",)
@@ -330,7 +335,7 @@ def stale_cells(cells: Path, claim: str, configs) -> list[Path]:
             if not is_done(p, True)]
 
 
-def mean_std(values, digits: int, expected: int | None = None, style: str = "f") -> str:
+def mean_std(values, digits: int, style: str = "f") -> str:
     """mean ± std of the values given (None: not measured), the value alone for one run;
     style "g" gives `digits` significant digits, for figures that span orders of magnitude."""
     values = [v for v in values if v is not None]
@@ -339,9 +344,34 @@ def mean_std(values, digits: int, expected: int | None = None, style: str = "f")
     text = f"{statistics.mean(values):.{digits}{style}}"
     if len(values) > 1:
         text += f" ± {statistics.stdev(values):.{digits}{style}}"
-    if expected is not None and len(values) != expected:
-        text += f" ({len(values)}/{expected} seeds)"
     return text
+
+
+def mean_std_seeds(rows, value, digits: int, seeds) -> str:
+    """mean_std of `value(row)` over the rows that measured it, with a note where their seeds
+    are not exactly the table's `seeds`: how many of those they cover, and the further seeds."""
+    measured = [r for r in rows if value(r) is not None]
+    if not measured:
+        return "—"
+    covered = sum(r["seed"] in seeds for r in measured)
+    further = len(measured) - covered
+    if covered < len(seeds):
+        note = f" ({covered}/{len(seeds)} seeds" + (f" and {further} further)" if further else ")")
+    else:
+        note = f" ({len(measured)} seeds)" if further else ""
+    return mean_std([value(r) for r in measured], digits) + note
+
+
+def runs_of(found: dict, config: str, steps: int) -> list[dict]:
+    """The cells of a configuration at a budget that have a file, by seed: a table's rows show
+    every seed that has one."""
+    return [found[key] for key in sorted(k for k in found if k[:2] == (config, steps))]
+
+
+def further_seeds_note(count: int) -> str:
+    if count == 0:
+        return ""
+    return f" Also included: {count} cell{'s' if count > 1 else ''} of further seeds."
 
 
 def window_mean(series, low: int, high: int) -> float | None:
@@ -359,13 +389,13 @@ def finished(rows):
 EARLY = (10, 200)
 
 
-def summary_saturating(rows, expected, steps) -> list[str]:
+def summary_saturating(rows, seeds, steps) -> list[str]:
     ok = finished(rows)
     early = EARLY                                # the first logged steps
     late = (steps - steps // 10 + 1, steps)      # the last tenth
     grad = [r["scalars"]["grad_norm/generator"] for r in ok]
     fake = [r["scalars"]["train/d_fake"] for r in ok]
-    return [mean_std([r["final"]["fd"] for r in ok], 1, expected),
+    return [mean_std_seeds(ok, lambda r: r["final"]["fd"], 1, seeds),
             mean_std([r["final"]["precision"] for r in ok], 3),
             mean_std([r["final"]["recall"] for r in ok], 3),
             mean_std([window_mean(g, *early) for g in grad], 3, style="g"),
@@ -373,12 +403,12 @@ def summary_saturating(rows, expected, steps) -> list[str]:
             mean_std([window_mean(f, *early) for f in fake], 3)]
 
 
-def curve_table(found, spec, configs, seeds, steps) -> str:
+def curve_table(found, spec, configs, steps) -> str:
     points = [steps * k // 10 for k in range(1, 11)]
     head = ["configuration", *[f"{p:,}" for p in points]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for config in configs:
-        rows = finished([found[(config, steps, s)] for s in seeds if (config, steps, s) in found])
+        rows = finished(runs_of(found, config, steps))
         cells = []
         for p in points:
             values = [c["fd"] for r in rows for c in r["curve"] if c["step"] == p]
@@ -387,18 +417,18 @@ def curve_table(found, spec, configs, seeds, steps) -> str:
     return "\n".join(lines)
 
 
-def summary_supports(rows, expected, steps) -> list[str]:
+def summary_supports(rows, seeds, steps) -> list[str]:
     ok = finished(rows)
     half = [[v for s, v in r["curve"] if s > steps // 2] for r in ok]
-    return [mean_std([r["high_quality"] for r in rows], 1, expected),
+    return [mean_std_seeds(rows, lambda r: r["high_quality"], 1, seeds),
             mean_std([statistics.mean(h) if h else None for h in half], 1),
             mean_std([min(h) if h else None for h in half], 1),
             mean_std([r["median_distance"] for r in ok], 4)]
 
 
-def summary_stabilised(rows, expected, steps) -> list[str]:
+def summary_stabilised(rows, seeds, steps) -> list[str]:
     ok = finished(rows)
-    return [mean_std([r["final"]["fd"] for r in ok], 1, expected),
+    return [mean_std_seeds(ok, lambda r: r["final"]["fd"], 1, seeds),
             mean_std([r["final"]["precision"] for r in ok], 3),
             mean_std([r["final"]["recall"] for r in ok], 3),
             mean_std([r["final"]["classes_covered"] for r in ok], 1),
@@ -406,9 +436,9 @@ def summary_stabilised(rows, expected, steps) -> list[str]:
             mean_std([r["train_seconds"] / 60 for r in ok], 1)]
 
 
-def summary_conditional(rows, expected, steps) -> list[str]:
+def summary_conditional(rows, seeds, steps) -> list[str]:
     ok = finished(rows)
-    return [mean_std([r["final"]["fd"] for r in ok], 1, expected),
+    return [mean_std_seeds(ok, lambda r: r["final"]["fd"], 1, seeds),
             mean_std([r["final"]["precision"] for r in ok], 3),
             mean_std([r["final"]["recall"] for r in ok], 3),
             mean_std([r["final"]["conditional_accuracy"] for r in ok], 3),
@@ -436,16 +466,15 @@ def summary_table(claim, found, configs, seeds, steps) -> str:
     spec = CLAIMS[claim]
     lines = ["| configuration | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]
     for config in configs:
-        rows = [found[(config, steps, s)] for s in seeds if (config, steps, s) in found]
-        cells = summarise(rows, len(seeds), steps) if rows else ["missing"] * len(head)
+        rows = runs_of(found, config, steps)
+        cells = summarise(rows, seeds, steps) if rows else ["missing"] * len(head)
         lines.append(f"| {spec.configs[config][0]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def per_class_table(found, configs, seeds, steps) -> str:
+def per_class_table(found, configs, steps) -> str:
     """Conditional accuracy class by class (mean over the seeds) beside the real images'."""
-    rows = finished([found[(c, steps, s)] for c in configs for s in seeds
-                     if (c, steps, s) in found])
+    rows = finished([r for c in configs for r in runs_of(found, c, steps)])
     if not rows:
         return ""
     classes = sum(1 for key in rows[0]["final"] if key.startswith("conditional_accuracy_c")
@@ -486,12 +515,16 @@ def per_cell(claim, found, configs, seeds, budgets) -> str:
 
 
 def report(cells: Path, claim: str, configs, seeds) -> str:
+    """The claim's tables: at its study budget, the rows of `seeds` with any further seed that
+    has a cell file (counted apart, not against the cells of `seeds`); every other budget found
+    (a probe), on the seeds found."""
     spec = CLAIMS[claim]
     found = read_cells(cells, claim, configs)
     budgets = sorted({spec.budget} | {k[1] for k in found}, key=lambda b: (b != spec.budget, b))
     study = [c for c in configs if c not in spec.probe_only]
     total = len(study) * len(seeds)
     done = sum(1 for c in study for s in seeds if (c, spec.budget, s) in found)
+    further = sum(1 for (_, steps, s) in found if steps == spec.budget and s not in seeds)
     parts = []
     for steps in budgets:
         at_budget = steps == spec.budget
@@ -501,16 +534,17 @@ def report(cells: Path, claim: str, configs, seeds) -> str:
         if at_budget:
             parts.append(f"**Study budget: {steps:,} generator steps, seeds "
                          f"{', '.join(map(str, seeds))}: {done} of {total} cells finished"
-                         + (f", {total - done} missing.**" if done < total else ".**"))
+                         + (f", {total - done} missing.**" if done < total else ".**")
+                         + further_seeds_note(further))
         else:
             parts.append(f"**Probe at {steps:,} generator steps (below the study budget), "
                          f"seeds {', '.join(map(str, budget_seeds))}:**")
         parts += ["", summary_table(claim, found, shown, budget_seeds, steps), ""]
         if spec.curve:
             parts += [f"Fréchet distance at every tenth of the run ({steps:,} steps):", "",
-                      curve_table(found, spec, shown, budget_seeds, steps), ""]
+                      curve_table(found, spec, shown, steps), ""]
         if claim == "conditional":
-            table = per_class_table(found, shown, budget_seeds, steps)
+            table = per_class_table(found, shown, steps)
             if table:
                 parts += ["Class by class:", "", table, ""]
     results = [r for r in found.values() if r.get("classifier")]
@@ -530,6 +564,13 @@ def report(cells: Path, claim: str, configs, seeds) -> str:
               "evaluation, one thread per run):", "",
               per_cell(claim, found, configs, seeds, budgets)]
     return "\n".join(parts)
+
+
+def study_report(cells: Path, claim: str) -> str:
+    """The report of the claim's whole study, whichever cells a command runs: a report on the
+    seeds of one command (`--seeds 1`, a probe) would replace the study's tables in the
+    document."""
+    return report(cells, claim, list(CLAIMS[claim].configs), CLAIMS[claim].study_seeds())
 
 
 def write_report(path: Path, claim: str, body: str) -> None:
@@ -552,7 +593,9 @@ def main(argv=None) -> dict[str, str]:
     parser.add_argument("--configs", nargs="+", default=None,
                         help="configurations to run (default: every one of each claim)")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="seeds 0..N-1 (default: each claim's study seeds)")
+                        help="run seeds 0..N-1 (default: each claim's study seeds; the tables "
+                             "show each claim's study seeds and any further seed that has a "
+                             "cell file)")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps per run (default: each claim's study budget); another "
                              "budget is a probe, tabled apart")
@@ -583,8 +626,7 @@ def main(argv=None) -> dict[str, str]:
         run_missing(args)
     bodies = {}
     for claim in args.claims:
-        bodies[claim] = report(args.cells, claim, list(CLAIMS[claim].configs),
-                               list(range(args.seeds or CLAIMS[claim].seeds)))
+        bodies[claim] = study_report(args.cells, claim)
         write_report(args.out, claim, bodies[claim])
     print("\n\n".join(f"## {claim}\n{body}" for claim, body in bodies.items()))
     return bodies
@@ -627,8 +669,7 @@ def run_missing(args) -> None:
         print(f"{name}, {result['steps']} steps: {result['status']} "
               f"({result['train_seconds']:.0f} s + {result['eval_seconds']:.0f} s)", flush=True)
         claim = result["claim"]
-        write_report(args.out, claim, report(args.cells, claim, list(CLAIMS[claim].configs),
-                                             list(range(args.seeds or CLAIMS[claim].seeds))))
+        write_report(args.out, claim, study_report(args.cells, claim))
 
     run_cells(run_cell, jobs, args.workers, on_result=reported,
               name=lambda job: f"{job.claim}/{job.config}/steps{job.steps}/seed{job.seed}")

@@ -1,7 +1,8 @@
 """The GAN-claims study script end to end on tiny budgets (no claims about the figures): one
 file per cell, finished cells skipped, cells of an older feature classifier re-run, the tables
-rebuilt between their markers with the missing cells marked; a run that diverged written as a
-failed cell, a stopped one not at all."""
+rebuilt between their markers with the missing cells marked, on each claim's study seeds and any
+further seed that has a cell file; a run that diverged written as a failed cell, a stopped one
+not at all."""
 
 import dataclasses
 import importlib
@@ -66,13 +67,16 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_p
     assert "conditional_accuracy_c9" in conditional["final"]
     assert conditional["classifier"]["version"] == study.classifier_version()
 
-    # The study budget is marked missing; the 4-step cells are a probe table of their own.
-    assert "0 of 6 cells finished, 6 missing" in bodies["supports"]   # 6 configs x 1 seed
+    # The study budget is marked missing on the claim's study seeds, whichever seeds ran; the
+    # 4-step cells are a probe table of their own.
+    assert "seeds 0, 1, 2: 0 of 18 cells finished, 18 missing" in bodies["supports"]   # 6 x 3
     assert "| minimax GAN (the plain game) | missing |" in bodies["supports"]
     assert "Probe at 4 generator steps" in bodies["supports"]
     assert "| minimax + instance noise, sigma 0.5 annealed to 0 over the run | " in \
         bodies["supports"]
     assert "| r1 | 2,000 | 0 | missing |" in bodies["supports"]
+    assert "| r1 | 2,000 | 2 | missing |" in bodies["supports"]
+    assert "seeds 0: 0 of 1 cells finished, 1 missing" in bodies["conditional"]   # 1 seed
     assert "| minimax (saturating) | " in bodies["saturating"]
     assert "Fréchet distance at every tenth of the run (4 steps)" in bodies["saturating"]
     assert "| 9 | " in bodies["conditional"]               # digits name no classes
@@ -104,12 +108,72 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_p
     monkeypatch.setitem(study.CLAIMS, "supports", dataclasses.replace(
         study.CLAIMS["supports"], probe_only=("noise",)))
     body = study.main([*toy, "--table-only", "--steps", "2000", "--configs", "plain"])["supports"]
-    assert "0 of 5 cells finished, 5 missing" in body
+    assert "0 of 15 cells finished, 15 missing" in body
     assert "| noise | 2,000 |" not in body and "| noise | 4 | 0 |" in body
     args.claims, args.steps, args.configs = ["supports"], 2000, None
     assert "noise" not in {job.config for job in study.jobs_of(args)}
     args.configs = ["noise"]
     assert {job.config for job in study.jobs_of(args)} == {"noise"}
+
+
+def _supports_cell(cells: Path, config: str, seed: int, high_quality: float) -> None:
+    """A finished cell of the `supports` claim at its study budget (2,000 steps)."""
+    path = cells / "supports" / config / "steps2000" / f"seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "claim": "supports", "config": config, "label": config, "seed": seed, "steps": 2000,
+        "overrides": [], "status": "finished", "high_quality": high_quality, "modes": 1.0,
+        "median_distance": 0.01, "curve": [[2000, high_quality]], "train_seconds": 1.0,
+        "eval_seconds": 1.0, "cpu_seconds": 2.0, "resumed_from_step": 0, "torch_threads": 1,
+        "torch": "2", "machine": "m", "commit": "c", "finished": "2026-01-01 00:00:00"}))
+
+
+def test_tables_show_the_study_seeds_and_further_seeds_whatever_seeds_run(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    cells = tmp_path / "cells"
+    for seed, high_quality in ((0, 10.0), (1, 20.0), (5, 60.0)):
+        _supports_cell(cells, "plain", seed, high_quality)
+    common = ["--claims", "supports", "--table-only", "--cells", str(cells),
+              "--out", str(tmp_path / "study.md")]
+    body = study.main(common)["supports"]
+    # --seeds chooses the cells to run, never the seeds the tables show.
+    assert study.main([*common, "--seeds", "1"])["supports"] == body
+    assert study.main([*common, "--seeds", "6"])["supports"] == body
+
+    assert ("**Study budget: 2,000 generator steps, seeds 0, 1, 2: 2 of 18 cells finished, 16 "
+            "missing.** Also included: 1 cell of further seeds.") in body.splitlines()
+    # The further seed joins its row's figures (10, 20 and 60) and the per-cell table.
+    assert "| minimax GAN (the plain game) | 30.0 ± 26.5 (2/3 seeds and 1 further) | 30.0 ± " \
+           "26.5 | " in body
+    assert "| non-saturating generator loss | missing |" in body
+    assert "| plain | 2,000 | 5 | 60.0 | finished |" in body
+    assert "| plain | 2,000 | 2 | missing |" in body
+    assert "Probe" not in body
+
+    _supports_cell(cells, "plain", 2, 30.0)
+    body = study.main(common)["supports"]
+    assert "3 of 18 cells finished, 15 missing.** Also included: 1 cell of further seeds." in body
+    assert "| minimax GAN (the plain game) | 30.0 ± 21.6 (4 seeds) | " in body
+    # Without a further seed, a row of every study seed has no note.
+    (cells / "supports" / "plain" / "steps2000" / "seed5.json").unlink()
+    body = study.main(common)["supports"]
+    assert "3 of 18 cells finished, 15 missing.**" in body and "further" not in body
+    assert "| minimax GAN (the plain game) | 20.0 ± 10.0 | " in body
+
+
+def test_a_figure_notes_the_seeds_that_measured_it(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    rows = [{"seed": 0, "fd": None}, {"seed": 1, "fd": 2.0}, {"seed": 4, "fd": 4.0}]
+    fd = lambda r: r["fd"]   # noqa: E731
+    assert study.mean_std_seeds(rows, fd, 1, [0, 1, 2]) == "3.0 ± 1.4 (1/3 seeds and 1 further)"
+    assert study.mean_std_seeds(rows, fd, 1, [0, 1]) == "3.0 ± 1.4 (1/2 seeds and 1 further)"
+    assert study.mean_std_seeds(rows[1:2], fd, 1, [0, 1]) == "2.0 (1/2 seeds)"
+    assert study.mean_std_seeds(rows[1:2], fd, 1, [1]) == "2.0"
+    assert study.mean_std_seeds(rows[1:], fd, 1, [1]) == "3.0 ± 1.4 (2 seeds)"
+    assert study.mean_std_seeds(rows[:1], fd, 1, [0]) == "—"
 
 
 @pytest.fixture
