@@ -60,6 +60,15 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "r1": ("R1, gamma=0.1", ["model.r1=0.1"]),
     "gp": ("WGAN-GP, lambda=10, n_critic=5", [
         "loss=wasserstein", "model.gradient_penalty=10", "model.n_critic=5"]),
+    # The toy settings of the WGAN-GP authors' code (gan_toy.py of igul222/improved_wgan_training):
+    # a penalty of 0.1 rather than the paper's 10, Adam 1e-4 with betas (0.5, 0.9), no batch norm.
+    "gp_toy": ("WGAN-GP at its authors' toy settings: lambda 0.1, n_critic 5, Adam 1e-4 (0.5, "
+               "0.9), G without batch norm", [
+        "loss=wasserstein", "model.gradient_penalty=0.1", "model.n_critic=5",
+        "model.generator.batch_norm=false",
+        "model.generator_optimizer.lr=1e-4", "model.discriminator_optimizer.lr=1e-4",
+        "model.generator_optimizer.betas=[0.5,0.9]",
+        "model.discriminator_optimizer.betas=[0.5,0.9]"]),
     "nobn": ("generator without batch norm", ["model.generator.batch_norm=false"]),
     "ttur": ("two time-scale: G lr 2.5e-4, D lr 1e-3", [
         "model.generator_optimizer.lr=2.5e-4", "model.discriminator_optimizer.lr=1e-3"]),
