@@ -57,6 +57,17 @@ def assert_unchanged(before: dict[str, str], folder: Path) -> None:
     assert not changed, f"changed or removed: {changed}"
 
 
+def paths(folder: Path) -> set[str]:
+    """Every file and folder under `folder`, as relative paths."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def assert_nothing_new(before: set[str], folder: Path) -> None:
+    """A refused start leaves no new run directory, events file, log or data folder behind."""
+    new = sorted(paths(folder) - before)
+    assert not new, f"left behind: {new}"
+
+
 def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """A user error whose stderr, log lines aside, is the single line `gentool: error: ...`."""
     assert_user_error(result, *fragments)
@@ -137,6 +148,9 @@ class Case:
     marks: list = field(default_factory=list)
     # Run as a user starts the command (the console script in a fresh interpreter), not forked.
     fresh: bool = False
+    # The error ends a run that had started (a diverged loss, an image that fails to decode in
+    # a batch): its new run directory stays, the other files stay unchanged.
+    started: bool = False
 
 
 CASES = {
@@ -149,6 +163,16 @@ CASES = {
                          ("trainer.eval_every is 0 but must be an integer >= 1",)),
     "max_steps=0": Case(("train", *NEW, "trainer.max_steps=0"),
                         ("trainer.max_steps is 0 but must be an integer >= 1",)),
+    # checked before the run starts, though the loop reads it only at its first step
+    "schedule name": Case(("train", *NEW, "trainer.schedule.name=exp"),
+                          ("trainer.schedule.name is 'exp' but must be one of constant, cosine, "
+                           "linear, step; e.g. trainer.schedule.name=cosine",)),
+    "schedule name, unfinished run": Case(
+        ("train", *CLI_TINY, "trainer.max_steps=12", "hydra.run.dir=run",
+         "trainer.schedule.name=exp"), ("trainer.schedule.name is 'exp'",)),
+    "schedule name, finished run": Case(
+        ("train", *CLI_TINY, "hydra.run.dir=run", "trainer.schedule.name=exp"),
+        ("trainer.schedule.name is 'exp'",)),
     "max_steps=many": Case(("train", *NEW, "trainer.max_steps=many"),
                            ("trainer.max_steps", "many"), hydra=True),
     # model options: the annotations of the constructors
@@ -190,9 +214,10 @@ CASES = {
                               prepare=image_folder(garbage=3)),
     "error in a DataLoader worker": Case(("train", *NEW, *FOLDER),
                                          ("images of this split can be decoded",),
-                                         prepare=image_folder(truncated=6)),
+                                         prepare=image_folder(truncated=6), started=True),
     "diverged": Case(("train", *NEW, "optimizer.lr=1e30", "trainer.log_every=1",
-                      "trainer.checkpoint_every=1"), ("Training diverged", "is kept")),
+                      "trainer.checkpoint_every=1"), ("Training diverged", "is kept"),
+                     started=True),
     # checkpoints
     "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"), ("No checkpoint at",)),
     "eval without a checkpoint": Case(("eval",), ("gentool eval needs a checkpoint",)),
@@ -257,7 +282,7 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
     case = CASES[name]
     if case.prepare:
         case.prepare(folder)
-    before = hashes(folder)
+    before, listed = hashes(folder), paths(folder)
     result = run_fresh(installed, folder, *case.args) if case.fresh else \
         run_gentool(forked, folder, *case.args)
     if case.hydra:
@@ -265,6 +290,8 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
     else:
         assert_one_sentence(result, *case.fragments)
     assert_unchanged(before, folder)
+    if not case.started:
+        assert_nothing_new(listed, folder)
 
 
 def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):

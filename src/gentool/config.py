@@ -64,7 +64,7 @@ class UnsafeConfig(GentoolError):
 class ScheduleConfig:
     """The types and ranges of `trainer.schedule`; its values are in configs/trainer/default.yaml
     (MISSING here, so that file is their one source)."""
-    name: str = MISSING   # checked by engine.schedule.lr_factor
+    name: str = MISSING   # checked by engine.schedule.check_schedule
     warmup_steps: NonNegativeInt = MISSING
     min_lr_ratio: UnitFloat = MISSING
     step_size: PositiveInt = MISSING
