@@ -223,6 +223,27 @@ CASES = {
     "eval without a checkpoint": Case(("eval",), ("gentool eval needs a checkpoint",)),
     "corrupt checkpoint": Case(("sample", "checkpoint=cut.pt"), ("truncated or corrupt",),
                                prepare=raw_file("cut.pt", b"PK\x03\x04 truncated")),
+    "text as checkpoint": Case(("sample", "checkpoint=notackpt.txt"),
+                               ("notackpt.txt is not a gentool checkpoint (it is a text file, "
+                                "not a PyTorch file); pass a checkpoint written by gentool train",),
+                               prepare=raw_file("notackpt.txt", b"hello\n")),
+    "text as eval checkpoint": Case(("eval", "checkpoint=notackpt.txt"),
+                                    ("notackpt.txt is not a gentool checkpoint",),
+                                    prepare=raw_file("notackpt.txt", b"hello\n")),
+    "text to resume": Case(("train", *NEW, "resume=notackpt.txt"),
+                           ("notackpt.txt is not a gentool checkpoint",),
+                           prepare=raw_file("notackpt.txt", b"hello\n")),
+    "text to compare": Case(("compare", "notackpt.txt"),
+                            ("notackpt.txt is not a gentool checkpoint",),
+                            prepare=raw_file("notackpt.txt", b"hello\n")),
+    "metrics.json as checkpoint": Case(("sample", "checkpoint=run/metrics.json"),
+                                       ("run/metrics.json is not a gentool checkpoint (it is a "
+                                        "text file, not a PyTorch file)",)),
+    "picture as checkpoint": Case(("eval", "checkpoint=samples.png"),
+                                  ("samples.png is not a gentool checkpoint (it is a PNG image, "
+                                   "not a PyTorch file)",),
+                                  prepare=lambda folder: Image.new("L", (8, 8)).save(
+                                      folder / "samples.png")),
     "pickled checkpoint": Case(("sample", "checkpoint=pickled.pt"), ("needs pickle to load",),
                                prepare=pickled_checkpoint),
     "format_version a string": Case(
