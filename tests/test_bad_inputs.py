@@ -219,7 +219,13 @@ CASES = {
                       "trainer.checkpoint_every=1"), ("Training diverged", "is kept"),
                      started=True),
     # checkpoints
-    "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"), ("No checkpoint at",)),
+    "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"),
+                          ("checkpoint=runs/none/last.pt: there is no checkpoint at "
+                           "runs/none/last.pt; pass a checkpoint file or the directory of a "
+                           "train run.",)),
+    "folder without checkpoints": Case(("eval", "checkpoint=run/.hydra"),
+                                       ("checkpoint=run/.hydra: there is no checkpoint at "
+                                        "run/.hydra/checkpoints/last.pt",)),
     "eval without a checkpoint": Case(("eval",), ("gentool eval needs a checkpoint",)),
     "corrupt checkpoint": Case(("sample", "checkpoint=cut.pt"), ("truncated or corrupt",),
                                prepare=raw_file("cut.pt", b"PK\x03\x04 truncated")),

@@ -107,7 +107,11 @@ def test_checkpoint_of_a_file_or_a_run_directory(tmp_path, monkeypatch):
         checkpoint_of(tmp_path)
     with pytest.raises(GentoolError, match=f"^resume=nowhere.pt: there is no checkpoint at "
                                            f"nowhere.pt; .* or drop resume=.$"):
-        checkpoint_of("nowhere.pt", "resume")
+        checkpoint_of("nowhere.pt", "resume", optional=True)
+    with pytest.raises(GentoolError, match="^checkpoint=nowhere.pt: there is no checkpoint at "
+                                           "nowhere.pt; pass a checkpoint file or the directory "
+                                           "of a train run.$"):
+        checkpoint_of("nowhere.pt", "checkpoint")
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
@@ -153,7 +157,8 @@ NOT_TORCH_FILES = [
     ("samples.png", _png(), "it is a PNG image, not a PyTorch file"),
     ("codes.npy", b"\x93NUMPY\x01\x00v\x00", "it is a NumPy array file, not a PyTorch file"),
     ("codes.npz", _npz(), "it is a zip archive that holds no PyTorch data"),
-    ("model.pkl", pickle.dumps({"step": 1}, protocol=4), "it is a Python pickle, not a PyTorch file"),
+    ("model.pkl", pickle.dumps({"step": 1}, protocol=4),
+     "it is a Python pickle, not a PyTorch file"),
     ("blob.bin", bytes([1, 2, 0, 5]), "its first bytes match no PyTorch file format"),
 ]
 

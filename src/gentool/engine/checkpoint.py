@@ -58,19 +58,21 @@ def resume_advice(run_dir: Path) -> str:
     return f"resume by running the same command with hydra.run.dir={Path(run_dir).resolve()}"
 
 
-def checkpoint_of(given: str | Path, option: str | None = None) -> Path:
+def checkpoint_of(given: str | Path, option: str | None = None, optional: bool = False) -> Path:
     """The checkpoint file that `given` names: the file itself, or a train run directory's
-    checkpoints/last.pt; `~` is the home folder. A path that names neither is refused, the
-    message led by `option=given` when the path came from that option (so the user sees which
-    setting to fix)."""
+    checkpoints/last.pt; `~` is the home folder. Every command that reads a checkpoint
+    (sample, eval, finetune, compare, train resume=) resolves its path here. A path that names
+    neither is refused, the message led by `option=given` when the path came from that option
+    (so the user sees which setting to fix), and offering to drop an `optional` one."""
     path = Path(given).expanduser()
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     if path.is_file():
         return path
     if option:
+        drop = f", or drop {option}=" if optional else ""
         raise GentoolError(f"{option}={given}: there is no checkpoint at {path}; pass a "
-                           f"checkpoint file or the directory of a train run, or drop {option}=.")
+                           f"checkpoint file or the directory of a train run{drop}.")
     raise GentoolError(f"No checkpoint at {path}; pass a checkpoint file or the directory of a "
                        "train run.")
 

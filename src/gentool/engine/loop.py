@@ -263,8 +263,11 @@ def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_co
     them for the same number of processes.
     """
     own = ckpt_dir / "last.pt"
-    path = own if own.exists() else (checkpoint_of(resume, "resume") if resume else None)
-    if path is None:
+    if own.exists():
+        path = own
+    elif resume:
+        path = checkpoint_of(resume, "resume", optional=True)
+    else:
         return 0
     state = load_checkpoint(path)
     _refuse_other_choices(state, run_config, path)

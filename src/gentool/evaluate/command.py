@@ -28,14 +28,15 @@ log = logging.getLogger("gentool")
 
 
 def run_eval(cfg: DictConfig) -> dict[str, float]:
-    trained = start_from_checkpoint(cfg, "eval", check=lambda: _check_sizes(cfg))
+    trained = start_from_checkpoint(cfg, "eval", check=lambda checkpoint: _check_sizes(cfg))
     train_cfg, step = trained.train_cfg, trained.step
     ctx = EvalContext(trained.method, train_cfg.dataset, cfg, trained.device)
     suites = chosen_suites(ctx, cfg.metrics, train_cfg.model.name)
-    run_dir = run_dir_of(Path(cfg.checkpoint))
+    run_dir = run_dir_of(trained.checkpoint)
     start_run_log(run_dir / "eval" / "eval.log")   # the log joins the results, in the run
     rows = evaluate(ctx, suites, train_cfg.model.name)
-    title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} ({cfg.checkpoint})"
+    title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} " \
+        f"({trained.checkpoint})"
     print(format_table(rows, title, ctx.sampler_note))
     metrics = {f"eval/{k}": v for row in rows for k, v in row.metrics().items()}
     write_results(run_dir, metrics, ctx.figures, step, cfg.scale)
