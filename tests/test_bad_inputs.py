@@ -196,7 +196,24 @@ CASES = {
                              ("--examples is 1 but must be at least 2",)),
     "vectors without a file": Case(("train", *NEW, "model=ae", "dataset=vectors",
                                     "dataset.shape=[4]"),
-                                   ("The dataset 'vectors' needs dataset.source.path",)),
+                                   ("dataset=vectors needs dataset.source.path, which has no "
+                                    "value; set it on the command line, e.g. "
+                                    "dataset.source.path=<path>",)),
+    "vectors without a shape": Case(("train", *NEW, "model=ae", "loss=gaussian", "dataset=vectors",
+                                     "dataset.source.path=x.npy"),
+                                    ("dataset=vectors needs dataset.shape, which has no value; "
+                                     "set it on the command line, e.g. "
+                                     "dataset.shape=[<features>]",),
+                                    prepare=lambda folder: np.save(folder / "x.npy",
+                                                                   np.zeros((20, 4), np.float32))),
+    "text folder without a path": Case(("train", *NEW, "model=doc_ae", "dataset=text_folder"),
+                                       ("dataset=text_folder needs dataset.num_classes and "
+                                        "dataset.source.path, which have no value",)),
+    "sample checkpoint unset": Case(("sample", "checkpoint=???"),
+                                  ("gentool sample needs checkpoint, which has no value; set it "
+                                   "on the command line",)),
+    "eval checkpoint unset": Case(("eval", "checkpoint=???"),
+                                ("gentool eval needs checkpoint, which has no value",)),
     "vae with mse": Case(("train", *NEW, "model=vae", "loss=mse"),
                          ("gentool: error: loss=mse does not fit model=vae",)),
     "ae with an adversarial loss": Case(

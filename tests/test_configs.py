@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 import gentool.configs
 from gentool.capabilities import Reconstructs, Translates
-from gentool.config import instantiate
+from gentool.config import check_config, instantiate
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss
 from gentool.losses.likelihoods import Likelihood, ReconstructionLoss
@@ -37,6 +37,40 @@ def test_every_dataset_composes_with_the_common_keys(compose_train, dataset):
         assert cfg.dataset.source.source._target_.startswith("gentool.data.")
     else:
         assert cfg.dataset.source._target_.startswith("gentool.data.")
+
+
+@pytest.mark.parametrize("dataset", options("dataset"))
+def test_values_left_unset_are_named_before_anything_reads_them(compose_train, dataset):
+    """A value the config leaves as ??? (vectors' shape, a folder's path) is one sentence from
+    check_config; a config that passes it resolves whole (model.data_shape: ${dataset.shape}
+    would otherwise raise InterpolationToMissingValueError in whatever reads it first)."""
+    cfg = compose_train(f"dataset={dataset}")
+    try:
+        check_config(cfg)
+    except GentoolError as error:
+        assert str(error).startswith(f"dataset={dataset} needs dataset.")
+        assert "no value; set" in str(error) and str(error).endswith(".")
+    else:
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def test_unset_values_are_named_with_how_to_set_them(compose_train):
+    cfg = compose_train("model=ae", "loss=gaussian", "dataset=vectors", "dataset.source.path=x.npy")
+    with pytest.raises(GentoolError) as refused:
+        check_config(cfg)
+    assert str(refused.value) == ("dataset=vectors needs dataset.shape, which has no value; set "
+                                  "it on the command line, e.g. dataset.shape=[<features>].")
+    cfg = compose_train("dataset=text_folder")
+    with pytest.raises(GentoolError, match=r"^dataset=text_folder needs dataset.num_classes and "
+                                           r"dataset.source.path, which have no value; set them "
+                                           r"on the command line, e.g. dataset.num_classes="
+                                           r"<classes> dataset.source.path=<path>.$"):
+        check_config(cfg)
+    cfg = compose_train("model.encoder.hidden=[???,8]", "seed=???")
+    with pytest.raises(GentoolError, match=r"^This command needs model.encoder.hidden\[0\] and "
+                                           r"seed, .* e.g. model.encoder.hidden=\[...\] "
+                                           r"seed=<value>.$"):
+        check_config(cfg)
 
 
 def loss_fits(model: str, loss) -> bool:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gentool.capabilities import (Decodes, Encodes, Reconstructs, Samples, Translates,
                                   conditional_classes)
-from gentool.config import check_config
+from gentool.config import check_complete, check_config
 from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
@@ -41,6 +41,7 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def run_sample(cfg: DictConfig) -> Path:
+    check_complete(cfg)   # before out= is read
     out = Path(cfg.out).expanduser()
     trained = start_from_checkpoint(
         cfg, "sample", check=lambda checkpoint: _check_options(cfg, out, checkpoint))

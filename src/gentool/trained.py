@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gentool.config import check_complete
 from gentool.engine.checkpoint import checkpoint_of, load_checkpoint, load_into
 from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.errors import GentoolError
@@ -49,6 +50,7 @@ def start_from_checkpoint(cfg: DictConfig, command: str,
     directory for its checkpoints/last.pt), then the command's own `check` of its options given
     that file (before anything is loaded), the device resolved and logged, the trained method
     loaded, and every RNG seeded from `seed=`."""
+    check_complete(cfg)
     if not cfg.checkpoint:
         raise GentoolError(f"gentool {command} needs {wanted}; add checkpoint={example} (or "
                            "checkpoint=<run dir>).")
