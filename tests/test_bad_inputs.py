@@ -288,6 +288,11 @@ CASES = {
                                 ("labels=[1.5,2] must be a non-empty list of class numbers",)),
     "labels words": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[three]"),
                          ("labels=['three'] must be a non-empty list of class numbers",)),
+    # eval options
+    "likelihood_examples=-1": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=[likelihood]",
+                                    "iwae_k=10", "likelihood_examples=-1"),
+                                   ("likelihood_examples=-1 must be at least 1, or null for the "
+                                    "whole test split",)),
     # report
     "report of nothing": Case(("report", "nowhere"), ("nowhere does not exist",)),
     "metrics.json not an object": Case(("report", "sweep"),
