@@ -182,6 +182,16 @@ CASES = {
                            ("model.latent_dim is 'abc' but must be an integer >= 1",)),
     "kl_warmup_steps=1.5": Case(("train", *NEW, "model.kl_warmup_steps=1.5"),
                                 ("model.kl_warmup_steps is 1.5 but must be an integer >= 0",)),
+    # optimizer options: named by their key, before torch's constructor sees them
+    "optimizer.lr=abc": Case(("train", *NEW, "optimizer.lr=abc"),
+                             ("optimizer.lr is 'abc' but must be a number > 0; e.g. "
+                              "optimizer.lr=0.001",)),
+    "optimizer.lr=-0.1": Case(("train", *NEW, "optimizer.lr=-0.1"),
+                              ("optimizer.lr is -0.1 but must be a number > 0",)),
+    "generator lr of a GAN": Case(("train", *NEW, "model=gan", "dataset=ring",
+                                   "model.generator_optimizer.lr=-1"),
+                                  ("model.generator_optimizer.lr is -1 but must be a number > 0; "
+                                   "e.g. model.generator_optimizer.lr=0.0002",)),
     "unknown model": Case(("train", *NEW, "model=vea"), ("Could not find 'model/vea'", "vae"),
                           hydra=True),
     "dcgan on points": Case(("train", *NEW, "model=dcgan", "dataset=ring"),

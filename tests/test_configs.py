@@ -12,7 +12,7 @@ from gentool.config import check_config, instantiate
 from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss
 from gentool.losses.likelihoods import Likelihood, ReconstructionLoss
-from gentool.methods import build_method
+from gentool.methods import build_method, check_method
 from gentool.methods.base import build_optimizer
 
 CONFIGS = Path(gentool.configs.__file__).parent
@@ -123,6 +123,35 @@ def test_every_optimizer_builds(compose_train, optimizer):
     cfg = compose_train(f"optimizer={optimizer}")
     built = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.optimizer)
     assert built.param_groups[0]["lr"] == cfg.optimizer.lr
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["optimizer.lr=abc"], "optimizer.lr is 'abc' but must be a number > 0; e.g. "
+                           "optimizer.lr=0.001."),
+    (["optimizer.lr=-0.1"], "optimizer.lr is -0.1 but must be a number > 0; e.g. "
+                            "optimizer.lr=0.001."),
+    (["optimizer.lr=0"], "optimizer.lr is 0 but must be a number > 0"),
+    (["optimizer.betas=[0.9,1.5]"], "optimizer.betas is [0.9,1.5] but must be a list of 2 values "
+                                    "(a number >= 0 and < 1, a number >= 0 and < 1); e.g. "
+                                    "optimizer.betas=[0.9,0.999]."),
+    (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay is -1 but must be "
+                                                       "a number >= 0"),
+    (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum is -1 but must be a number "
+                                                 ">= 0"),
+    (["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
+     "optimizer.nesterov=true needs optimizer.momentum > 0 and optimizer.dampening=0"),
+    (["model=gan", "dataset=ring", "model.generator_optimizer.lr=-1"],
+     "model.generator_optimizer.lr is -1 but must be a number > 0; e.g. "
+     "model.generator_optimizer.lr=0.0002."),
+    (["model=dcgan", "model.discriminator_optimizer.betas=[0.5,-0.1]",
+      "dataset.shape=[1,8,8]"], "model.discriminator_optimizer.betas is [0.5,-0.1] but must be"),
+])
+def test_optimizer_options_torch_refuses_are_named_by_their_key(compose_train, overrides,
+                                                                 message):
+    cfg = compose_train(*overrides)
+    with pytest.raises(GentoolError) as refused:
+        check_method(cfg)   # before any data is loaded
+    assert str(refused.value).startswith(message)
 
 
 @pytest.mark.parametrize("trainer", options("trainer"))
