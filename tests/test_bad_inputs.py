@@ -180,6 +180,9 @@ CASES = {
                          ("model.latent_dim is 0 but must be an integer >= 1",), fresh=True),
     "latent_dim=abc": Case(("train", *NEW, "model.latent_dim=abc"),
                            ("model.latent_dim is 'abc' but must be an integer >= 1",)),
+    "hidden width 0": Case(("train", *NEW, "model.encoder.hidden=[0]"),
+                           ("model.encoder.hidden is [0] but must be a list of integers >= 1; "
+                            "e.g. model.encoder.hidden=[400]",)),
     "kl_warmup_steps=1.5": Case(("train", *NEW, "model.kl_warmup_steps=1.5"),
                                 ("model.kl_warmup_steps is 1.5 but must be an integer >= 0",)),
     # optimizer options: named by their key, before torch's constructor sees them

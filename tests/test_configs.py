@@ -154,6 +154,30 @@ def test_optimizer_options_torch_refuses_are_named_by_their_key(compose_train, o
     assert str(refused.value).startswith(message)
 
 
+@pytest.mark.parametrize("model,key,value,must", [
+    ("ae", "model.encoder.hidden", "[0]", "a list of integers >= 1; e.g. "
+                                          "model.encoder.hidden=[400]."),
+    ("vae", "model.decoder.hidden", "[400,0]", "a list of integers >= 1"),
+    ("doc_vae", "model.encoder.hidden", "[500,-1]", "a list of integers >= 1"),
+    ("gan", "model.generator.hidden", "[0]", "a list of integers >= 1"),
+    ("gan", "model.discriminator.hidden", "[256,0]", "a list of integers >= 1; e.g. "
+                                                     "model.discriminator.hidden=[256,256]."),
+    ("conv_vae", "model.encoder.channels", "0", "an integer >= 1; e.g. "
+                                                "model.encoder.channels=32."),
+    ("conv_ae", "model.decoder.max_channels", "0", "an integer >= 1"),
+    ("dcgan", "model.generator.channels", "0", "an integer >= 1; e.g. "
+                                               "model.generator.channels=64."),
+    ("dcgan", "model.discriminator.max_channels", "-8", "an integer >= 1"),
+    ("pix2pix", "model.generator.channels", "0", "an integer >= 1"),
+    ("pix2pix", "model.discriminator.max_channels", "0", "an integer >= 1"),
+])
+def test_layers_without_units_are_refused(compose_train, model, key, value, must):
+    cfg = compose_train(f"model={model}", f"{key}={value}")
+    with pytest.raises(GentoolError) as refused:
+        check_method(cfg)   # before any data is loaded
+    assert str(refused.value).startswith(f"{key} is {value} but must be {must}")
+
+
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_every_trainer_composes(compose_train, trainer):
     cfg = compose_train(f"trainer={trainer}")
