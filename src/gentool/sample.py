@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gentool.capabilities import (Decodes, Encodes, Reconstructs, Samples, Translates,
                                   conditional_classes)
-from gentool.config import check_config
+from gentool.config import check_complete, check_config
 from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
@@ -41,8 +41,10 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def run_sample(cfg: DictConfig) -> Path:
+    check_complete(cfg)   # before out= is read
     out = Path(cfg.out).expanduser()
-    trained = start_from_checkpoint(cfg, "sample", check=lambda: _check_options(cfg, out))
+    trained = start_from_checkpoint(
+        cfg, "sample", check=lambda checkpoint: _check_options(cfg, out, checkpoint))
     method, train_cfg, device = trained.method, trained.train_cfg, trained.device
     _check_vectors(train_cfg, cfg)
     with torch.no_grad():
@@ -55,7 +57,7 @@ def run_sample(cfg: DictConfig) -> Path:
     return out
 
 
-def _check_options(cfg: DictConfig, out: Path) -> None:
+def _check_options(cfg: DictConfig, out: Path, checkpoint: Path) -> None:
     if cfg.format not in FORMATS:
         raise GentoolError(f"format={cfg.format} is not one of {list(FORMATS)}; pick one of those.")
     if cfg.mode not in MODES:
@@ -73,7 +75,7 @@ def _check_options(cfg: DictConfig, out: Path) -> None:
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
-    _refuse_checkpoint_as_out(out, cfg)
+    _refuse_checkpoint_as_out(out, cfg, checkpoint)
     # Checked before the model is loaded and the log opened beside the output, so an output
     # folder that cannot be written is one sentence, not a warning and then an error.
     problem = unwritable_folder(out if cfg.format == "folder" else out.parent)
@@ -103,10 +105,10 @@ def _check_vectors(train_cfg, cfg: DictConfig) -> None:
                            "mode=reconstruct (gentool compare draws their codes).")
 
 
-def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig) -> None:
-    """`out=` may replace an earlier output, never a checkpoint: neither the one read nor any
-    other `.pt` file."""
-    if _same_file(out, Path(cfg.checkpoint).expanduser()):
+def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig, checkpoint: Path) -> None:
+    """`out=` may replace an earlier output, never a checkpoint: neither the one read (the file
+    `checkpoint=` resolves to) nor any other `.pt` file."""
+    if _same_file(out, checkpoint):
         raise GentoolError(f"out={cfg.out} is the checkpoint that sample reads; choose another "
                            "out= (e.g. out=samples.png).")
     if out.suffix.lower() in CHECKPOINT_SUFFIXES:

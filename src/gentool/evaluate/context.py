@@ -78,7 +78,8 @@ class EvalContext:
     def likelihood_test(self) -> torch.Tensor:
         """The first `likelihood_examples` test examples (all: null), binarised as in training."""
         split = self.modelled_data.test
-        return take(split, self.cfg.likelihood_examples or split.num_examples)[0]
+        count = self.cfg.likelihood_examples
+        return take(split, split.num_examples if count is None else count)[0]
 
     @staticmethod
     def seen(batch: AnyBatch) -> torch.Tensor:
