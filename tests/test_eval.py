@@ -55,6 +55,18 @@ def test_vae_gets_every_default_suite_and_results_merge_into_the_run(runs, tmp_p
     assert list((tmp_path / "gentool-classifiers").glob("*.pt"))   # cached for next time
 
 
+def test_an_unreadable_cached_classifier_is_trained_again(runs, tmp_path, caplog):
+    evaluate(runs / "gan", tmp_path, "metrics=[samples]")
+    (cached,) = (tmp_path / "gentool-classifiers").glob("*.pt")
+    first = json.loads((runs / "gan" / "metrics.json").read_text())["eval/fd"]
+    cached.write_bytes(cached.read_bytes()[:100])                      # damaged outside gentool
+    caplog.set_level(logging.INFO, logger="gentool")
+    again = evaluate(runs / "gan", tmp_path, "metrics=[samples]")
+    assert "cannot be read" in caplog.text and "Training the feature classifier" in caplog.text
+    assert again["eval/fd"] == first                                   # the same classifier
+    torch.load(cached, weights_only=True)                              # and the cache repaired
+
+
 def test_the_feature_classifier_is_trained_once_per_data_set(runs, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="gentool")
     evaluate(runs / "vae", tmp_path, "metrics=[samples]")
