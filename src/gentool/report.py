@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
 
 from gentool.errors import GentoolError
+from gentool.options import closest
 
 IGNORED_OVERRIDES = ("seed",)   # what varies within a row
 
@@ -127,6 +129,32 @@ def default_metrics(runs: list[Run]) -> list[str]:
     return evaluated or [k for k in present if k.startswith("test/")] or present
 
 
+def _closest_key(key: str, keys: list[str]) -> str | None:
+    """The key `key` was likely meant to be: judged on the name after a prefix it shares with
+    others (test/los -> test/loss), as the shared "test/" would make any test/* key look close."""
+    prefix, slash, name = key.partition("/")
+    same = [k.partition("/")[2] for k in keys if slash and k.startswith(prefix + "/")]
+    if not same:
+        return closest(key, keys)
+    match = closest(name, same)
+    return f"{prefix}/{match}" if match else None
+
+
+def metric_keys(keys: list[str], shown: int = 8) -> str:
+    """Metric keys grouped by their prefix (eval/, test/, val/, ...), up to `shown` of each:
+    "eval/ 12 keys: a, b, ... and 4 more; test/ 5 keys: ..." """
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        prefix, slash, rest = key.partition("/")
+        groups[prefix + slash if slash else ""].append(rest if slash else key)
+    parts = []
+    for prefix, names in groups.items():
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        count = f"{len(names)} key{'s' if len(names) > 1 else ''}"
+        parts.append(f"{prefix or 'other'} {count}: {', '.join(names[:shown])}{more}")
+    return "; ".join(parts)
+
+
 def mean_std(values: list[float]) -> str:
     if not values:
         return "—"
@@ -141,8 +169,11 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
     columns = metrics or default_metrics(runs)
     unknown = [m for m in columns if not any(m in run.metrics for run in runs)]
     if unknown:
-        raise GentoolError(f"No run has the metric(s) {unknown}; pick from "
-                           f"{default_metrics(runs)}.")
+        present = sorted({k for run in runs for k in run.metrics})
+        match = _closest_key(unknown[0], present)
+        hint = f"; did you mean {match}?" if match else ""
+        raise GentoolError(f"No run has the metric{'s' if len(unknown) > 1 else ''} "
+                           f"{', '.join(unknown)}{hint} (the runs have {metric_keys(present)}).")
     varying, groups = group_runs(runs)
     head = [*varying, "n", *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
