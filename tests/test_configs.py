@@ -101,7 +101,7 @@ def test_sample_config_composes():
     from conftest import compose_config
 
     cfg = compose_config("sample", ["checkpoint=x.pt"])
-    assert cfg.mode == "sample" and cfg.format == "grid" and cfg.n == 64
+    assert cfg.mode == "sample" and cfg.format is None and cfg.n == 64   # format: from out=
 
 
 def test_instantiate_refuses_targets_outside_gentool():

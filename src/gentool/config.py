@@ -113,7 +113,7 @@ class SampleConfig:
     checkpoint: Optional[str] = None
     n: PositiveInt = 64
     out: str = "samples.png"
-    format: str = "grid"
+    format: Optional[str] = None   # null: from out= (.png grid, .npy, a folder); gentool.sample
     mode: str = "sample"
     seed: int = 0
     device: str = "auto"
