@@ -90,6 +90,12 @@ def test_vectors_train_evaluate_and_compare_through_the_installed_command(forked
     assert (tmp_path / "codes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_compare_help_gives_the_defaults(gentool):
+    result = gentool("compare", "--help")
+    assert result.returncode == 0
+    assert "the PNG to write (default: compare.png)" in " ".join(result.stdout.split())
+
+
 def test_eval_help_names_the_suites(gentool):
     result = gentool("eval", "--help")
     assert result.returncode == 0
