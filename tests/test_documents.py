@@ -40,7 +40,7 @@ def test_multinomial_is_the_log_probability_of_the_counts():
     (["dataset=text_folder", "dataset.source.path=x", "dataset.num_classes=3"], "bernoulli",
      "loss=bernoulli models unit or binary values but dataset=text_folder holds counts"),
     (["dataset=vectors", "dataset.shape=[6]", "dataset.source.path=x"], "bernoulli",
-     "use loss=gaussian or loss=mse for real values"),
+     "use loss=gaussian or loss=mse\\.$"),
 ])
 def test_losses_are_refused_where_they_do_not_fit_the_data(dataset, loss, message):
     cfg = compose_config("train", ["model=ae", f"loss={loss}", *dataset])

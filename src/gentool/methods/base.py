@@ -41,8 +41,9 @@ class Method(nn.Module):
     batches_per_step: int = 1
     # The step metrics the progress bar shows, in this order, where a step reports them.
     progress_keys: ClassVar[tuple[str, ...]] = ("loss",)
-    # The loss classes this method trains with, and how messages name them: checked where
-    # methods are built (gentool.methods.check_loss_fits), before the data is loaded.
+    # The loss classes this method trains with, and what messages call them ("a likelihood"):
+    # checked where methods are built (gentool.methods.check_loss_fits), before the data is
+    # loaded; the message lists the shipped losses that fit.
     accepts_losses: ClassVar[tuple[type, ...]] = ()
     accepted_losses_hint: ClassVar[str] = ""
 
