@@ -479,6 +479,7 @@ def test_every_command_config_passes(name):
     ["hydra/launcher=parallel", "hydra.launcher.n_jobs=4", "hydra.launcher.pre_dispatch=3*n_jobs"],
     ["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
      "+hydra.launcher.additional_parameters={qos: high, mail_user: me@lab.org, time-min: 30}"],
+    ["hydra/launcher=slurm", "hydra.launcher.additional_parameters={qos: high, account: mylab}"],
     ["hydra/job_logging=stdout", "hydra/hydra_logging=hydra_debug"],
     ["hydra/job_logging=disabled", "hydra/hydra_logging=none"],
     ["hydra/job_logging=none", "hydra/hydra_logging=disabled"],
@@ -529,6 +530,9 @@ def test_hydra_setups_gentool_documents_pass(setup):
      "hydra.launcher.additional_parameters.export", "is not an sbatch option"),
     (["hydra/launcher=slurm", "+hydra.launcher.additional_parameters.chd=m"],
      "hydra.launcher.additional_parameters.chd", "is not an sbatch option"),
+    # additional_parameters is an open mapping (no + needed), checked all the same
+    (["hydra/launcher=slurm", "hydra.launcher.additional_parameters={export: ALL, qos: high}"],
+     "hydra.launcher.additional_parameters.export", "is not an sbatch option"),
     (["hydra/launcher=slurm", "hydra.launcher.partition='gpu\ntouch m'"],
      "hydra.launcher.partition", "holds a line break"),
     (["hydra/launcher=slurm", "hydra.job.name='x\ntouch m'"], "hydra.launcher.name",

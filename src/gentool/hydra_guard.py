@@ -152,6 +152,18 @@ class CheckedConfigLoader(ConfigLoaderImpl):
         _refusing(check_hydra_node, cfg)
         return cfg
 
+    def _compose_config_from_defaults_list(self, *args: Any, **kwargs: Any) -> DictConfig:
+        """The SLURM launcher's additional_parameters stay an open mapping once Hydra closes the
+        config (struct mode) before applying overrides, so the documented
+        `hydra.launcher.additional_parameters={qos: high}` and `...additional_parameters.qos=high`
+        merge into it; `check_plugin` checks every key it ends up with."""
+        cfg = super()._compose_config_from_defaults_list(*args, **kwargs)
+        extra = OmegaConf.select(cfg, "hydra.launcher.additional_parameters")
+        if OmegaConf.select(cfg, "hydra.launcher._target_") == SLURM and \
+                isinstance(extra, DictConfig):
+            OmegaConf.set_struct(extra, False)
+        return cfg
+
 
 @contextmanager
 def checked_composition() -> Iterator[None]:
