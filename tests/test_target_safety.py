@@ -245,14 +245,15 @@ def test_hydra_is_handed_the_checked_objects_not_their_names(monkeypatch):
     handed = []
     monkeypatch.setattr(gentool.config, "hydra_instantiate",
                         lambda config, **kwargs: handed.append(config))
+    # (decoder, an option VAE takes, holds a list here only to have a target inside one)
     instantiate(OmegaConf.create({"model": {
         "_target_": "gentool.methods.vae.VAE",
         "encoder": {"_target_": "gentool.nets.mlp.MLPEncoder", "_partial_": True},
-        "optimizers": [{"_target_": "torch.optim.SGD"}]}}).model)
+        "decoder": [{"_target_": "torch.optim.SGD"}]}}).model)
     config = handed[0]
     assert config._get_node("_target_")._value() is VAE
     assert config.encoder._get_node("_target_")._value().__name__ == "MLPEncoder"
-    assert config.optimizers[0]._get_node("_target_")._value() is torch.optim.SGD
+    assert config.decoder[0]._get_node("_target_")._value() is torch.optim.SGD
 
 
 def test_check_targets_returns_a_copy_with_the_resolved_objects():

@@ -261,8 +261,10 @@ def main() -> None:
     setup()   # the resolvers and schemas the command's config names, before Hydra composes it
     # Hydra acts on a config's hydra node (logging, callbacks, launcher, ...) before the command
     # runs; every config it composes for the command is checked first (gentool.hydra_guard).
+    completing = any(arg in ("-sc", "--shell-completion") or
+                     arg.startswith("--shell-completion=") for arg in args)
     try:
-        with checked_composition():
+        with checked_composition(explain_mistakes=not completing):
             COMMANDS[command][0]()
     except HydraConfigRefused as refused:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -1,0 +1,300 @@
+"""Overrides that Hydra cannot apply, or would apply to no effect, as one sentence each.
+
+Hydra's own message for a mistaken override spans several lines, may end with its config search
+path, and for an unknown key suggests adding it with `+`, after which the key is ignored (or
+refused by the code it configures). gentool's config loader (gentool.hydra_guard) hands every
+composition error to `explain`, which names the override, what is wrong with it and the options
+at that place, with the closest match; and every composed config to `check_added_keys`, which
+refuses a key added with `+` where a command schema (gentool.config) fixes the options. Keys
+added to the free-form model, dataset, loss and optimizer nodes are options of the code they
+configure, checked when it is built (gentool.options).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import ConfigCompositionException, MissingConfigException, \
+    OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from gentool.options import _describe, closest, parameters_of, show
+
+# The command whose options are the model and its training; the others read them from a
+# checkpoint.
+TRAIN = "train"
+GRAMMAR = "https://hydra.cc/docs/1.2/advanced/override_grammar/basic"
+
+
+@dataclass
+class Composer:
+    """What `explain` may ask of the config loader: `compose(overrides)`, the command's config
+    composed with other overrides, and `group_options(group)`, the choices of a config group."""
+
+    compose: Callable[[list[str]], DictConfig]
+    group_options: Callable[[str], list[str]]
+
+
+def explain(error: Exception, command: str, overrides: list[str],
+            composer: Composer) -> Optional[str]:
+    """One sentence for a composition error of `command`'s config, or None for an error that
+    is not one of the mistakes below (Hydra's own message then stands)."""
+    if isinstance(error, OverrideParseException):
+        reason = (str(error.message).strip().splitlines() or ["it does not parse"])[0]
+        return (f"{error.override} is not an override Hydra can read ({reason}); write "
+                f"key=value as its grammar describes ({GRAMMAR}).")
+    if isinstance(error, MissingConfigException):
+        return _missing_choice(error, _parsed(overrides))
+    if not isinstance(error, ConfigCompositionException):
+        return None
+    text, cause, parsed = str(error), error.__cause__, _parsed(overrides)
+    found = re.match(r"Could not override '([^']+)'\.", text)
+    if found:
+        override = _override_of(parsed, found.group(1))
+        context = _context(composer, overrides, override)
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
+            return _unknown_key(str(cause.full_key), override, command, context, composer,
+                                cause.parent_node)
+        if "No match in the defaults list" in text:
+            return _unused_group(found.group(1), override, command, context, composer)
+        return None
+    if isinstance(cause, ValidationError) and text.startswith("Error merging override"):
+        return _wrong_type(cause)
+    found = re.match(r"Could not append to config\. An item is already at '([^']+)'", text)
+    if found:
+        override = _override_of(parsed, found.group(1))
+        fix = f"; set it with {_line(override).lstrip('+')}" if override else ""
+        return f"{found.group(1)} is already an option, so it takes no leading +{fix}."
+    found = re.match(r"(?:Ambiguous value for argument|Sweep parameters) '([^']+)'", text)
+    if found:
+        key, _, value = found.group(1).partition("=")
+        as_list = f", or write {key}=[{value}] for a list" if "," in value and \
+            not value.lstrip().startswith(("[", "{")) else ""
+        return (f"{found.group(1)} gives several values, which only a sweep takes; add -m to "
+                f"run one job per value{as_list}.")
+    found = re.match(r"In '([^']+)': \w+ raised while composing config", text)
+    if found and command != TRAIN and found.group(1).split("/")[0] in _train_groups():
+        # A train config appended (+model=vae) brings keys of its own and of the configs it
+        # chooses (loss=...) that this command's schema does not have.
+        groups = _train_groups()
+        added = next((o.key_or_group for o in parsed if o.key_or_group in groups), None)
+        return _checkpoint_sentence(f"{added or found.group(1).split('/')[0]}=", command,
+                                    composer)
+    return None
+
+
+def check_added_keys(cfg: DictConfig, command: str, overrides: list[str],
+                     composer: Composer) -> Optional[str]:
+    """One sentence for a key added with + or ++ where a command schema fixes the options
+    (`+foo=1`, `+trainer.max_stpes=5`), which would be ignored; None if there is none."""
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
+    for override in _parsed(overrides):
+        if not (override.is_add() or override.is_force_add()) or override.is_hydra_override() \
+                or override.package is not None or override.key_or_group in choices:
+            continue   # a config group appended (+experiment=...) is no key
+        outside = _outside_schema(cfg, override.key_or_group)
+        if outside is not None:
+            parent = outside.rpartition(".")[0]
+            return _unknown_key(outside, override, command,
+                                _context(composer, overrides, override), composer,
+                                OmegaConf.select(cfg, parent) if parent else cfg)
+    return None
+
+
+# -- unknown keys and groups ---------------------------------------------------------------------
+
+def _unknown_key(missing: str, override: Optional[Override], command: str,
+                 context: Optional[DictConfig], composer: Composer, node_at: Any) -> str:
+    """`missing` (a dotted key) is not in the config. `context` is the config composed without
+    the override (None if that failed, when `node_at`, the node the key was looked up in, gives
+    the options)."""
+    parent, _, name = missing.rpartition(".")
+    if not parent:
+        if command != TRAIN and name in _train_options():
+            given = override.key_or_group if override is not None else missing
+            return _checkpoint_sentence(given, command, composer)
+        options = _top_options(context if context is not None else node_at)
+        return f"{missing} is not an option of gentool {command}{_did_you_mean(name, options)}" \
+               f" (its options: {', '.join(options)})."
+    node = OmegaConf.select(context, parent) if context is not None else node_at
+    options = [str(k) for k in node if not str(k).startswith("_")] \
+        if isinstance(node, DictConfig) else []
+    choice = OmegaConf.select(context, f"hydra.runtime.choices.{parent}") \
+        if context is not None and "/" not in parent else None
+    where = f"{parent}={choice}" if choice else parent
+    parameters = parameters_of(node.get("_target_")) if isinstance(node, DictConfig) else None
+    takes = parameters is not None and name in parameters and \
+        parameters[name].default is not parameters[name].empty
+    if takes and override is not None and not (override.is_add() or override.is_force_add()):
+        return (f"{missing} is not set in the config of {where}, but the code it configures "
+                f"takes it; add it with +{_line(override)}.")
+    text = f"{missing} is not an option of {where}"
+    match = closest(name, options + ([] if parameters is None else list(parameters)))
+    text += f"; did you mean {parent}.{match}?" if match else ""
+    text += f" (its options: {', '.join(options) or 'none'})"
+    if choice:
+        others = _choices_with(parent, name, choice, composer)
+        if others:
+            text += f"; {' and '.join(others)} {'has' if len(others) == 1 else 'have'} {missing}"
+    return text + "."
+
+
+def _unused_group(group: str, override: Optional[Override], command: str,
+                  context: Optional[DictConfig], composer: Composer) -> Optional[str]:
+    """`group=choice` for a config group that the command's config does not use."""
+    if command != TRAIN and group.split("/")[0] in _train_groups():
+        return _checkpoint_sentence(f"{group}=", command, composer)
+    if context is None:
+        return None
+    used = sorted(k for k in (OmegaConf.select(context, "hydra.runtime.choices") or {})
+                  if not k.startswith("hydra/"))
+    return (f"{_line(override) if override else group} picks from the config group {group}, "
+            f"which no config chosen here uses (the groups in use: {', '.join(used)}).")
+
+
+def _checkpoint_sentence(given: str, command: str, composer: Composer) -> str:
+    try:
+        own = f" (the options of gentool {command}: " \
+              f"{', '.join(_top_options(composer.compose([])))})"
+    except Exception:   # the sentence stands without the list
+        own = ""
+    return (f"gentool {command} takes the model and its settings from the checkpoint; {given} "
+            f"is an option of gentool train{own}.")
+
+
+def _missing_choice(error: MissingConfigException, parsed: list[Override]) -> Optional[str]:
+    """`group=choice` names no config of the group: its choices and the closest one."""
+    if not error.missing_cfg_file or not error.options:
+        return None
+    group, _, choice = str(error.missing_cfg_file).rpartition("/")
+    typed = any(o.key_or_group == group and o.package is None and
+                o.get_value_element_as_str() == choice for o in parsed)
+    source = re.match(r"In '([^']+)'", str(error))
+    asked = f"{group}={choice}" if typed or source is None else \
+        f"{group}={choice} (asked for by {source.group(1)})"
+    match = closest(choice, error.options)
+    hint = f"; did you mean {group}={match}?" if match else ""
+    return (f"{asked} is not a choice of {group}{hint} (its choices: "
+            f"{', '.join(error.options)}).")
+
+
+def _choices_with(group: str, name: str, current: str, composer: Composer) -> list[str]:
+    """The other choices of a config group whose config has the key `name`."""
+    found = []
+    for option in composer.group_options(group):
+        if option == current:
+            continue
+        try:
+            node = composer.compose([f"{group}={option}"])[group]
+        except Exception:   # a choice that does not compose alone is not suggested
+            continue
+        if isinstance(node, DictConfig) and name in node:
+            found.append(f"{group}={option}")
+    return found
+
+
+def _outside_schema(cfg: DictConfig, key: str) -> Optional[str]:
+    """The first part of a dotted key that is not a field of the schema (a config.py dataclass)
+    that types its place, or None where no schema types it (free-form nodes)."""
+    node: Any = cfg
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if schema is None or not dataclasses.is_dataclass(schema):
+            return None
+        if part not in {item.name for item in dataclasses.fields(schema)}:
+            return ".".join(parts[:depth + 1])
+        node = node._get_node(part)
+    return None
+
+
+def _top_options(cfg: Any) -> list[str]:
+    """A command's top-level options: its keys and the config groups it chooses from."""
+    if not isinstance(cfg, DictConfig):
+        return []
+    keys = [str(k) for k in cfg if str(k) != "hydra" and not str(k).startswith("_")]
+    groups = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
+    return keys + [g for g in groups if "/" not in g and g not in keys]
+
+
+def _train_groups() -> set[str]:
+    """The config groups of gentool's config tree (all of them train's): model, dataset, ..."""
+    root = resources.files("gentool.configs")
+    return {entry.name for entry in root.iterdir() if entry.is_dir() and
+            not entry.name.startswith(("_", ".")) and entry.name != "hydra"}
+
+
+def _train_options() -> set[str]:
+    from gentool.config import TrainConfig
+
+    return _train_groups() | {item.name for item in dataclasses.fields(TrainConfig)}
+
+
+# -- wrong types ---------------------------------------------------------------------------------
+
+def _wrong_type(error: ValidationError) -> str:
+    """A value of the wrong type for a key a schema types (seed=abc, metrics=likelihood)."""
+    key, value, parent = str(error.full_key), error.value, error.parent_node
+    annotation = None
+    schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+    if schema is not None and dataclasses.is_dataclass(schema):
+        annotation = typing.get_type_hints(schema, include_extras=True).get(str(error.key))
+    if annotation is None:
+        reason = (str(error.msg).strip().splitlines() or ["of the wrong type"])[0]
+        return f"{key} cannot be {show(value)}: {reason}."
+    if isinstance(value, str) and _takes_list(annotation):
+        example = f"; e.g. {key}=[{value}]"
+    else:
+        try:
+            current = parent[str(error.key)]
+        except Exception:   # a missing or unresolvable value gives no example
+            current = None
+        example = "" if current is None or OmegaConf.is_config(current) else \
+            f"; e.g. {key}={show(current)}"
+    return f"{key} is {show(value)} but must be {_describe(annotation)}{example}."
+
+
+def _takes_list(annotation: Any) -> bool:
+    members = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Union \
+        else (annotation,)
+    return any((typing.get_origin(m) or m) in (list, tuple) for m in members)
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+def _parsed(overrides: list[str]) -> list[Override]:
+    try:
+        return OverridesParser.create().parse_overrides(overrides=list(overrides))
+    except Exception:   # explained by the error Hydra raises for it
+        return []
+
+
+def _override_of(parsed: list[Override], key: str) -> Optional[Override]:
+    return next((o for o in parsed if o.key_or_group == key), None)
+
+
+def _line(override: Optional[Override]) -> str:
+    return str(override.input_line) if override is not None else ""
+
+
+def _context(composer: Composer, overrides: list[str],
+             left_out: Optional[Override]) -> Optional[DictConfig]:
+    """The config composed without the override in question, or None if that fails too."""
+    rest = [o for o in overrides if left_out is None or o != left_out.input_line]
+    try:
+        return composer.compose(rest)
+    except Exception:   # another mistake: the node the key was looked up in stands in
+        return None
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    match = closest(name, options)
+    return f"; did you mean {match}?" if match else ""
