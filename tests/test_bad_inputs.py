@@ -57,6 +57,17 @@ def assert_unchanged(before: dict[str, str], folder: Path) -> None:
     assert not changed, f"changed or removed: {changed}"
 
 
+def paths(folder: Path) -> set[str]:
+    """Every file and folder under `folder`, as relative paths."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def assert_nothing_new(before: set[str], folder: Path) -> None:
+    """A refused start leaves no new run directory, events file, log or data folder behind."""
+    new = sorted(paths(folder) - before)
+    assert not new, f"left behind: {new}"
+
+
 def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """A user error whose stderr, log lines aside, is the single line `gentool: error: ...`."""
     assert_user_error(result, *fragments)
@@ -134,6 +145,9 @@ class Case:
     marks: list = field(default_factory=list)
     # Run as a user starts the command (the console script in a fresh interpreter), not forked.
     fresh: bool = False
+    # The error ends a run that had started (a diverged loss, an image that fails to decode in
+    # a batch): its new run directory stays, the other files stay unchanged.
+    started: bool = False
 
 
 CASES = {
@@ -146,6 +160,16 @@ CASES = {
                          ("trainer.eval_every is 0 but must be an integer >= 1",)),
     "max_steps=0": Case(("train", *NEW, "trainer.max_steps=0"),
                         ("trainer.max_steps is 0 but must be an integer >= 1",)),
+    # checked before the run starts, though the loop reads it only at its first step
+    "schedule name": Case(("train", *NEW, "trainer.schedule.name=exp"),
+                          ("trainer.schedule.name is 'exp' but must be one of constant, cosine, "
+                           "linear, step; e.g. trainer.schedule.name=cosine",)),
+    "schedule name, unfinished run": Case(
+        ("train", *CLI_TINY, "trainer.max_steps=12", "hydra.run.dir=run",
+         "trainer.schedule.name=exp"), ("trainer.schedule.name is 'exp'",)),
+    "schedule name, finished run": Case(
+        ("train", *CLI_TINY, "hydra.run.dir=run", "trainer.schedule.name=exp"),
+        ("trainer.schedule.name is 'exp'",)),
     "max_steps=many": Case(("train", *NEW, "trainer.max_steps=many"),
                            ("trainer.max_steps is 'many' but must be an integer >= 1; e.g. "
                             "trainer.max_steps=4.",)),   # the value it had, from NEW
@@ -196,11 +220,24 @@ CASES = {
                          ("model.latent_dim is 0 but must be an integer >= 1",), fresh=True),
     "latent_dim=abc": Case(("train", *NEW, "model.latent_dim=abc"),
                            ("model.latent_dim is 'abc' but must be an integer >= 1",)),
+    "hidden width 0": Case(("train", *NEW, "model.encoder.hidden=[0]"),
+                           ("model.encoder.hidden is [0] but must be a list of integers >= 1; "
+                            "e.g. model.encoder.hidden=[400]",)),
     "kl_warmup_steps=1.5": Case(("train", *NEW, "model.kl_warmup_steps=1.5"),
                                 ("model.kl_warmup_steps is 1.5 but must be an integer >= 0",)),
     "unknown model": Case(("train", *NEW, "model=vea"),
                           ("model=vea is not a choice of model; did you mean model=vae? (its "
                            "choices: ae, ae_linear,",)),
+    # optimizer options: named by their key, before torch's constructor sees them
+    "optimizer.lr=abc": Case(("train", *NEW, "optimizer.lr=abc"),
+                             ("optimizer.lr is 'abc' but must be a number > 0; e.g. "
+                              "optimizer.lr=0.001",)),
+    "optimizer.lr=-0.1": Case(("train", *NEW, "optimizer.lr=-0.1"),
+                              ("optimizer.lr is -0.1 but must be a number > 0",)),
+    "generator lr of a GAN": Case(("train", *NEW, "model=gan", "dataset=ring",
+                                   "model.generator_optimizer.lr=-1"),
+                                  ("model.generator_optimizer.lr is -1 but must be a number > 0; "
+                                   "e.g. model.generator_optimizer.lr=0.0002",)),
     "dcgan on points": Case(("train", *NEW, "model=dcgan", "dataset=ring"),
                             ("model=dcgan needs images", "dataset=ring holds 2-D points",
                              "use model=ae, model=ae_linear or model=gan for points (model=doc_ae "
@@ -219,7 +256,24 @@ CASES = {
                              ("--examples is 1 but must be at least 2",)),
     "vectors without a file": Case(("train", *NEW, "model=ae", "dataset=vectors",
                                     "dataset.shape=[4]"),
-                                   ("The dataset 'vectors' needs dataset.source.path",)),
+                                   ("dataset=vectors needs dataset.source.path, which has no "
+                                    "value; set it on the command line, e.g. "
+                                    "dataset.source.path=<path>",)),
+    "vectors without a shape": Case(("train", *NEW, "model=ae", "loss=gaussian", "dataset=vectors",
+                                     "dataset.source.path=x.npy"),
+                                    ("dataset=vectors needs dataset.shape, which has no value; "
+                                     "set it on the command line, e.g. "
+                                     "dataset.shape=[<features>]",),
+                                    prepare=lambda folder: np.save(folder / "x.npy",
+                                                                   np.zeros((20, 4), np.float32))),
+    "text folder without a path": Case(("train", *NEW, "model=doc_ae", "dataset=text_folder"),
+                                       ("dataset=text_folder needs dataset.num_classes and "
+                                        "dataset.source.path, which have no value",)),
+    "sample checkpoint unset": Case(("sample", "checkpoint=???"),
+                                  ("gentool sample needs checkpoint, which has no value; set it "
+                                   "on the command line",)),
+    "eval checkpoint unset": Case(("eval", "checkpoint=???"),
+                                ("gentool eval needs checkpoint, which has no value",)),
     "vae with mse": Case(("train", *NEW, "model=vae", "loss=mse"),
                          ("gentool: error: loss=mse does not fit model=vae, which needs a "
                           "likelihood; use loss=bernoulli or loss=gaussian.",)),
@@ -239,14 +293,42 @@ CASES = {
                               prepare=image_folder(garbage=3)),
     "error in a DataLoader worker": Case(("train", *NEW, *FOLDER),
                                          ("images of this split can be decoded",),
-                                         prepare=image_folder(truncated=6)),
+                                         prepare=image_folder(truncated=6), started=True),
     "diverged": Case(("train", *NEW, "optimizer.lr=1e30", "trainer.log_every=1",
-                      "trainer.checkpoint_every=1"), ("Training diverged", "is kept")),
+                      "trainer.checkpoint_every=1"), ("Training diverged", "is kept"),
+                     started=True),
     # checkpoints
-    "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"), ("No checkpoint at",)),
+    "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"),
+                          ("checkpoint=runs/none/last.pt: there is no checkpoint at "
+                           "runs/none/last.pt; pass a checkpoint file or the directory of a "
+                           "train run.",)),
+    "folder without checkpoints": Case(("eval", "checkpoint=run/.hydra"),
+                                       ("checkpoint=run/.hydra: there is no checkpoint at "
+                                        "run/.hydra/checkpoints/last.pt",)),
     "eval without a checkpoint": Case(("eval",), ("gentool eval needs a checkpoint",)),
     "corrupt checkpoint": Case(("sample", "checkpoint=cut.pt"), ("truncated or corrupt",),
                                prepare=raw_file("cut.pt", b"PK\x03\x04 truncated")),
+    "text as checkpoint": Case(("sample", "checkpoint=notackpt.txt"),
+                               ("notackpt.txt is not a gentool checkpoint (it is a text file, "
+                                "not a PyTorch file); pass a checkpoint written by gentool train",),
+                               prepare=raw_file("notackpt.txt", b"hello\n")),
+    "text as eval checkpoint": Case(("eval", "checkpoint=notackpt.txt"),
+                                    ("notackpt.txt is not a gentool checkpoint",),
+                                    prepare=raw_file("notackpt.txt", b"hello\n")),
+    "text to resume": Case(("train", *NEW, "resume=notackpt.txt"),
+                           ("notackpt.txt is not a gentool checkpoint",),
+                           prepare=raw_file("notackpt.txt", b"hello\n")),
+    "text to compare": Case(("compare", "notackpt.txt"),
+                            ("notackpt.txt is not a gentool checkpoint",),
+                            prepare=raw_file("notackpt.txt", b"hello\n")),
+    "metrics.json as checkpoint": Case(("sample", "checkpoint=run/metrics.json"),
+                                       ("run/metrics.json is not a gentool checkpoint (it is a "
+                                        "text file, not a PyTorch file)",)),
+    "picture as checkpoint": Case(("eval", "checkpoint=samples.png"),
+                                  ("samples.png is not a gentool checkpoint (it is a PNG image, "
+                                   "not a PyTorch file)",),
+                                  prepare=lambda folder: Image.new("L", (8, 8)).save(
+                                      folder / "samples.png")),
     "pickled checkpoint": Case(("sample", "checkpoint=pickled.pt"), ("needs pickle to load",),
                                prepare=pickled_checkpoint),
     "format_version a string": Case(
@@ -272,6 +354,11 @@ CASES = {
                                      "out=x.png"),
                                     ("format=npy writes a NumPy array but out=x.png names a .png "
                                      "file (format=grid); give out= a .npy file",)),
+    # eval options
+    "likelihood_examples=-1": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=[likelihood]",
+                                    "iwae_k=10", "likelihood_examples=-1"),
+                                   ("likelihood_examples=-1 must be at least 1, or null for the "
+                                    "whole test split",)),
     # report
     "report of nothing": Case(("report", "nowhere"), ("nowhere does not exist",)),
     "metrics.json not an object": Case(("report", "sweep"),
@@ -313,11 +400,13 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
     case = CASES[name]
     if case.prepare:
         case.prepare(folder)
-    before = hashes(folder)
+    before, listed = hashes(folder), paths(folder)
     result = run_fresh(installed, folder, *case.args) if case.fresh else \
         run_gentool(forked, folder, *case.args)
     assert_one_sentence(result, *case.fragments)
     assert_unchanged(before, folder)
+    if not case.started:
+        assert_nothing_new(listed, folder)
 
 
 def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):

@@ -107,7 +107,11 @@ def test_checkpoint_of_a_file_or_a_run_directory(tmp_path, monkeypatch):
         checkpoint_of(tmp_path)
     with pytest.raises(GentoolError, match=f"^resume=nowhere.pt: there is no checkpoint at "
                                            f"nowhere.pt; .* or drop resume=.$"):
-        checkpoint_of("nowhere.pt", "resume")
+        checkpoint_of("nowhere.pt", "resume", optional=True)
+    with pytest.raises(GentoolError, match="^checkpoint=nowhere.pt: there is no checkpoint at "
+                                           "nowhere.pt; pass a checkpoint file or the directory "
+                                           "of a train run.$"):
+        checkpoint_of("nowhere.pt", "checkpoint")
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
@@ -118,9 +122,77 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(path)
 
 
-def test_garbage_file_is_a_clear_error(tmp_path):
+def test_truncated_legacy_format_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save(PAYLOAD, path, _use_new_zipfile_serialization=False)
+    assert path.read_bytes().startswith(checkpoint.LEGACY_MAGIC)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(GentoolError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def _png() -> bytes:
+    from PIL import Image
+    import io
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _npz() -> bytes:
+    import io
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.zeros(3))
+    return buffer.getvalue()
+
+
+# Files that are no PyTorch file at all. torch.load reads such bytes as a pickle stream: a file
+# starting with "h" raises KeyError: 101, others UnpicklingError or ValueError.
+NOT_TORCH_FILES = [
+    ("notackpt.txt", b"hello\n", "it is a text file, not a PyTorch file"),
+    ("last.pt", b"not a checkpoint at all", "it is a text file, not a PyTorch file"),
+    ("metrics.json", b'{"step": 4, "test/loss": 1.5}\n', "it is a text file, not a PyTorch file"),
+    ("README.md", "# gentool \u2014 caf\u00e9\n".encode() * 9,
+     "it is a text file, not a PyTorch file"),
+    ("samples.png", _png(), "it is a PNG image, not a PyTorch file"),
+    ("codes.npy", b"\x93NUMPY\x01\x00v\x00", "it is a NumPy array file, not a PyTorch file"),
+    ("codes.npz", _npz(), "it is a zip archive that holds no PyTorch data"),
+    ("model.pkl", pickle.dumps({"step": 1}, protocol=4),
+     "it is a Python pickle, not a PyTorch file"),
+    ("blob.bin", bytes([1, 2, 0, 5]), "its first bytes match no PyTorch file format"),
+]
+
+
+@pytest.mark.parametrize("name,content,kind", NOT_TORCH_FILES,
+                         ids=[name for name, _, _ in NOT_TORCH_FILES])
+def test_a_file_that_is_no_pytorch_file_is_not_a_checkpoint(tmp_path, name, content, kind):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(GentoolError) as refused:
+        load_checkpoint(path)
+    assert str(refused.value) == (f"{path} is not a gentool checkpoint ({kind}); pass a "
+                                  "checkpoint written by gentool train, such as "
+                                  "<run dir>/checkpoints/last.pt.")
+
+
+def test_empty_and_barely_started_files_are_named_as_such(tmp_path):
+    empty, cut = tmp_path / "empty.pt", tmp_path / "cut.pt"
+    empty.write_bytes(b"")
+    cut.write_bytes(b"PK")   # the start of a zip archive
+    with pytest.raises(GentoolError, match="empty.pt is empty \\(0 bytes\\), not a checkpoint"):
+        load_checkpoint(empty)
+    with pytest.raises(GentoolError, match="cut.pt is truncated or corrupt"):
+        load_checkpoint(cut)
+
+
+def test_any_error_of_the_loader_is_a_clear_error(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    path.write_bytes(b"not a checkpoint at all")
+    save_checkpoint(path, PAYLOAD)
+
+    def load(*args, **kwargs):
+        raise KeyError(101)   # what torch's unpickler raises on an unexpected opcode
+
+    monkeypatch.setattr(torch, "load", load)
     with pytest.raises(GentoolError, match="truncated or corrupt"):
         load_checkpoint(path)
 
@@ -139,7 +211,7 @@ def test_checkpoint_that_needs_pickle_is_refused(tmp_path):
 def test_plain_pickle_file_is_refused(tmp_path):
     path = tmp_path / "model.pkl"
     path.write_bytes(pickle.dumps({"step": 1}, protocol=2))
-    with pytest.raises(GentoolError, match="needs pickle|truncated or corrupt"):
+    with pytest.raises(GentoolError, match="it is a Python pickle, not a PyTorch file"):
         load_checkpoint(path)
 
 

@@ -56,8 +56,8 @@ def test_train_then_sample_from_any_directory(gentool, tmp_path):
     assert str(run.resolve()) in result.stderr + result.stdout  # "Run directory: ..." is logged
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").is_file()
     assert json.loads((run / "metrics.json").read_text())["step"] == 4
-    sampled = gentool("sample", f"checkpoint={run}/checkpoints/last.pt", "n=16", "out=s.png",
-                      "device=cpu")
+    # A run directory stands for its checkpoints/last.pt.
+    sampled = gentool("sample", f"checkpoint={run}", "n=16", "out=s.png", "device=cpu")
     assert sampled.returncode == 0, sampled.stderr
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     evaluated = gentool("eval", f"checkpoint={run}/checkpoints/last.pt", "device=cpu",
@@ -81,10 +81,12 @@ def test_vectors_train_evaluate_and_compare_through_the_installed_command(forked
         trained = forked_gentool("train", f"model={model}", "model.latent_dim=2", *data, *CLI_TINY,
                                  f"hydra.run.dir={model}")
         assert trained.returncode == 0, trained.stderr
-    evaluated = forked_gentool("eval", "checkpoint=ae/checkpoints/last.pt", "device=cpu",
+    # A run directory stands for its checkpoints/last.pt; the results go into that run.
+    evaluated = forked_gentool("eval", "checkpoint=ae", "device=cpu",
                                "metrics=[representation]", "probe_examples=50")
     assert evaluated.returncode == 0, evaluated.stderr
     assert "eval/retrieval_p1" in json.loads((tmp_path / "ae" / "metrics.json").read_text())
+    assert not (tmp_path / "metrics.json").exists() and (tmp_path / "ae" / "eval").is_dir()
     compared = forked_gentool("compare", "ae", "vae", "--out", "codes.png")
     assert compared.returncode == 0, compared.stderr
     assert (tmp_path / "codes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

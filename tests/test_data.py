@@ -125,6 +125,54 @@ def test_missing_files_without_download_name_the_folder(tmp_path, monkeypatch):
         load_frey_faces(str(tmp_path))
 
 
+def offline_torchvision(monkeypatch, name: str, folder_of):
+    """Replace torchvision.datasets.<name> by one that behaves as torchvision's does offline: it
+    makes the folder it downloads into (`folder_of(root)`), then fails to reach the mirror."""
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(self, root, train=True, download=False):
+        Path(folder_of(root)).mkdir(parents=True, exist_ok=True)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    # Named as torchvision's class: the loaders name the folder after it (MNIST/raw).
+    monkeypatch.setattr(torchvision.datasets, name, type(name, (), {"__init__": offline}))
+
+
+@pytest.mark.parametrize("load,name,folder_of", [
+    (mnist.load_mnist, "MNIST", lambda root: Path(root) / "MNIST" / "raw"),
+    (cifar10.load_cifar10, "CIFAR10", lambda root: Path(root)),
+])
+def test_a_failed_download_leaves_no_folder_it_made(tmp_path, monkeypatch, load, name,
+                                                    folder_of):
+    offline_torchvision(monkeypatch, name, folder_of)
+    with pytest.raises(GentoolError, match="could not be downloaded"):
+        load(str(tmp_path / "data"), download=True)
+    assert list(tmp_path.iterdir()) == []   # no data/, no data/MNIST/raw
+    # Folders that were there before stay, and so does anything the attempt wrote.
+    (tmp_path / "data").mkdir()
+    with pytest.raises(GentoolError, match="could not be downloaded"):
+        load(str(tmp_path / "data"), download=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_a_failed_download_keeps_what_it_wrote(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def cut_off(self, root, train=True, download=False):
+        raw = Path(root) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        (raw / "train-images-idx3-ubyte.gz").write_bytes(b"part of it")
+        raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", type("MNIST", (), {"__init__": cut_off}))
+    with pytest.raises(GentoolError, match="could not be downloaded"):
+        mnist.load_mnist(str(tmp_path / "data"), download=True)
+    assert (tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+
+
 def test_cifar10_reads_pickle_batches(tmp_path):
     write_cifar10(tmp_path, n_per_batch=8, n_test=6)
     data = cifar10.load_cifar10(str(tmp_path), download=False)

@@ -55,6 +55,18 @@ def test_vae_gets_every_default_suite_and_results_merge_into_the_run(runs, tmp_p
     assert list((tmp_path / "gentool-classifiers").glob("*.pt"))   # cached for next time
 
 
+def test_an_unreadable_cached_classifier_is_trained_again(runs, tmp_path, caplog):
+    evaluate(runs / "gan", tmp_path, "metrics=[samples]")
+    (cached,) = (tmp_path / "gentool-classifiers").glob("*.pt")
+    first = json.loads((runs / "gan" / "metrics.json").read_text())["eval/fd"]
+    cached.write_bytes(cached.read_bytes()[:100])                      # damaged outside gentool
+    caplog.set_level(logging.INFO, logger="gentool")
+    again = evaluate(runs / "gan", tmp_path, "metrics=[samples]")
+    assert "cannot be read" in caplog.text and "Training the feature classifier" in caplog.text
+    assert again["eval/fd"] == first                                   # the same classifier
+    torch.load(cached, weights_only=True)                              # and the cache repaired
+
+
 def test_the_feature_classifier_is_trained_once_per_data_set(runs, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="gentool")
     evaluate(runs / "vae", tmp_path, "metrics=[samples]")
@@ -153,13 +165,16 @@ def test_toy_gan_gets_mode_metrics_in_raw_coordinates(runs, tmp_path):
     (["metrics=[likelihood]"], "metrics=likelihood needs a model that evaluates p(x|z)"),
     (["metrics=[fid]"], "names unknown suites ['fid']"),
     (["n_samples=0"], "n_samples=0 must be at least 1"),
+    (["likelihood_examples=0"], "likelihood_examples=0 must be at least 1, or null for the whole "
+                                "test split."),
+    (["likelihood_examples=-1"], "likelihood_examples=-1 must be at least 1"),
     (["scale=0"], "scale=0 must be auto"),
 ])
 def test_bad_requests_are_clear_errors(runs, tmp_path, overrides, message):
     with pytest.raises(GentoolError) as error:
         evaluate(runs / "gan", tmp_path, *overrides)
     assert message in str(error.value)
-    if "likelihood" in message:
+    if message.startswith("metrics=likelihood"):
         assert "this model supports metrics=['samples'" in str(error.value)
 
 

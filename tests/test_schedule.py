@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gentool.engine.schedule import apply_schedule, lr_factor
+from gentool.engine.schedule import apply_schedule, check_schedule, lr_factor
 from gentool.errors import GentoolError
 
 
@@ -24,8 +24,18 @@ def test_linear_step_and_constant():
 
 
 def test_unknown_schedule_is_a_clear_error():
-    with pytest.raises(GentoolError, match="trainer.schedule.name=wobbly"):
+    with pytest.raises(GentoolError, match="trainer.schedule.name is 'wobbly' but must be one of "
+                                           "constant, cosine, linear, step"):
         lr_factor({"name": "wobbly"}, 0, 10)
+
+
+def test_unknown_schedule_is_refused_before_any_step_even_during_warm_up():
+    # lr_factor returns the warm-up factor before it looks at the name.
+    assert lr_factor({"name": "wobbly", "warmup_steps": 5}, 0, 10) == 0.2
+    with pytest.raises(GentoolError, match="trainer.schedule.name is 'wobbly'"):
+        check_schedule({"name": "wobbly", "warmup_steps": 5})
+    for name in ("constant", "cosine", "linear", "step"):
+        check_schedule({"name": name})
 
 
 def test_apply_schedule_sets_lr_from_the_initial_lr():

@@ -128,9 +128,14 @@ def test_linear_autoencoder_matches_pca_reconstruction_error(compose_train, tmp_
 
 
 def test_rerunning_a_finished_run_trains_nothing_and_reports_the_same_metrics(compose_train,
-                                                                              tmp_path):
+                                                                              tmp_path, capsys):
     cfg = compose_train(*TINY, "model=vae")
     first = run_train(cfg, tmp_path)
+    projector = {p: p.read_bytes() for p in (tmp_path / "00006" / "latent").iterdir()}
+    capsys.readouterr()
     again = run_train(cfg, tmp_path)  # last.pt is at max_steps: only the final evaluation runs
     assert again == pytest.approx(first)
     assert load_checkpoint(tmp_path / "checkpoints/last.pt")["step"] == 6
+    # The embedding of step 6 is already in the projector: not written again, no warning.
+    assert "Embedding dir exists" not in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in (tmp_path / "00006" / "latent").iterdir()} == projector

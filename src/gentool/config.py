@@ -65,7 +65,7 @@ class UnsafeConfig(GentoolError):
 class ScheduleConfig:
     """The types and ranges of `trainer.schedule`; its values are in configs/trainer/default.yaml
     (MISSING here, so that file is their one source)."""
-    name: str = MISSING   # checked by engine.schedule.lr_factor
+    name: str = MISSING   # checked by engine.schedule.check_schedule
     warmup_steps: NonNegativeInt = MISSING
     min_lr_ratio: UnitFloat = MISSING
     step_size: PositiveInt = MISSING
@@ -258,10 +258,72 @@ def setup() -> None:
     store.store(name="finetune_schema", node=FinetuneConfig)
 
 
+# What a value left as `???` looks like, by the last part of its key, for the sentence that asks
+# for it (the shipped configs leave dataset.shape, dataset.source.path, dataset.num_classes).
+_MISSING_EXAMPLES = {"shape": "[<features>]", "path": "<path>", "num_classes": "<classes>"}
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Refuse a command's config whose values lie outside the ranges its schema declares
-    (trainer.checkpoint_every=0, n=0, ...): one sentence naming the key, before anything runs."""
+    """Refuse a command's config with a value left as `???` (dataset.shape of dataset=vectors)
+    or values outside the ranges its schema declares (trainer.checkpoint_every=0, n=0, ...):
+    one sentence naming the key, before anything runs."""
+    check_complete(cfg)
     check_schema(cfg)
+
+
+def check_complete(cfg: DictConfig) -> None:
+    """Refuse a config with mandatory values (`???`) not given. Anything that reads one, or an
+    interpolation of one (model.data_shape: ${dataset.shape}), would otherwise raise OmegaConf's
+    MissingMandatoryValue or InterpolationToMissingValueError."""
+    missing = sorted(_missing_keys(cfg))
+    if not missing:
+        return
+    group = missing[0].split(".")[0]
+    name = OmegaConf.select(cfg, f"{group}.name", default=None) \
+        if all(key.split(".")[0] == group for key in missing) else None
+    owner = f"{group}={name} needs" if isinstance(name, str) else f"{_command()} needs"
+    keys = missing[0] if len(missing) == 1 else \
+        f"{', '.join(missing[:-1])} and {missing[-1]}"
+    which, them = ("which has", "it") if len(missing) == 1 else ("which have", "them")
+    examples = " ".join(dict.fromkeys(_missing_example(key) for key in missing))
+    raise GentoolError(f"{owner} {keys}, {which} no value; set {them} on the command line, "
+                       f"e.g. {examples}.")
+
+
+def _command() -> str:
+    """`gentool <command>` of the running Hydra job (its job name), else "This command"."""
+    from hydra.core.hydra_config import HydraConfig
+
+    name = HydraConfig.get().job.name if HydraConfig.initialized() else None
+    return f"gentool {name}" if name in ("train", "sample", "eval", "finetune") else "This command"
+
+
+def _missing_example(key: str) -> str:
+    """`key=<what>`; an item of a list (model.encoder.hidden[0]) is set as the whole list."""
+    if key.endswith("]"):
+        return f"{key[:key.index('[')]}=[...]"
+    return f"{key}={_MISSING_EXAMPLES.get(key.split('.')[-1], '<value>')}"
+
+
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """The full keys of the values left as `???` under a config node, read without resolving
+    anything (OmegaConf.missing_keys resolves interpolations, and one that points at a missing
+    value raises instead of naming it)."""
+    if OmegaConf.is_dict(node):
+        keys: Any = [str(key) for key in node.keys()]
+    elif OmegaConf.is_list(node):
+        keys = range(len(node))
+    else:
+        return []
+    found = []
+    for key in keys:
+        full = f"{prefix}[{key}]" if isinstance(key, int) else \
+            (f"{prefix}.{key}" if prefix else key)
+        if OmegaConf.is_missing(node, key):
+            found.append(full)
+        elif not OmegaConf.is_interpolation(node, key):
+            found += _missing_keys(node._get_node(key), full)
+    return found
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:

@@ -139,7 +139,7 @@ def run_finetune(cfg: DictConfig, output_dir: str | Path | RunDirectory) -> floa
 def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     run_dir = run.path
 
-    def check() -> None:
+    def check(checkpoint: Path) -> None:
         check_config(cfg)   # the ranges FinetuneOptions declares (steps >= 1, lr > 0, ...)
         if cfg.labels_per_class < 1:
             raise GentoolError(f"labels_per_class={cfg.labels_per_class} must be at least 1.")

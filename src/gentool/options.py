@@ -152,6 +152,13 @@ def check_schema(cfg: Any, path: str = "") -> None:
         _check_value(value, hints[item.name], where, default)
 
 
+def check_value(value: Any, annotation: Any, where: str,
+                example: Any = inspect.Parameter.empty) -> None:
+    """Refuse one value that does not fit `annotation`, in the sentence `check_options` writes:
+    `<where> is <value> but must be <what>; e.g. <where>=<example>.`"""
+    _check_value(value, annotation, where, example)
+
+
 def _check_value(value: Any, annotation: Any, where: str, default: Any) -> None:
     mapping = _typed_dict_in(annotation)
     if mapping is not None and isinstance(value, dict):   # name the key inside it that is wrong

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gentool.capabilities import (Decodes, Encodes, Reconstructs, Samples, Translates,
                                   conditional_classes)
-from gentool.config import check_config
+from gentool.config import check_complete, check_config
 from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
@@ -45,10 +45,12 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def run_sample(cfg: DictConfig) -> Path:
+    check_complete(cfg)   # before out= is read
     out = Path(cfg.out).expanduser()
     checked = {}   # the format, which the check of the options settles
     trained = start_from_checkpoint(
-        cfg, "sample", check=lambda: checked.update(format=_check_options(cfg, out)))
+        cfg, "sample",
+        check=lambda checkpoint: checked.update(format=_check_options(cfg, out, checkpoint)))
     method, train_cfg, device, fmt = (trained.method, trained.train_cfg, trained.device,
                                       checked["format"])
     _check_vectors(train_cfg, cfg, fmt)
@@ -90,7 +92,7 @@ def output_format(fmt: str | None, out: str) -> str:
     return fmt
 
 
-def _check_options(cfg: DictConfig, out: Path) -> str:
+def _check_options(cfg: DictConfig, out: Path, checkpoint: Path) -> str:
     """Refuse options that cannot work, before the model is loaded; the format to write."""
     if cfg.mode not in MODES:
         raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
@@ -107,7 +109,8 @@ def _check_options(cfg: DictConfig, out: Path) -> str:
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
-    _refuse_checkpoint_as_out(out, cfg)   # before the format, which a .pt file has none of
+    # before the format, which a .pt file has none of
+    _refuse_checkpoint_as_out(out, cfg, checkpoint)
     fmt = output_format(cfg.format, str(cfg.out))
     # Checked before the model is loaded and the log opened beside the output, so an output
     # folder that cannot be written is one sentence, not a warning and then an error.
@@ -139,10 +142,10 @@ def _check_vectors(train_cfg, cfg: DictConfig, fmt: str) -> None:
                            "mode=reconstruct (gentool compare draws their codes).")
 
 
-def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig) -> None:
-    """`out=` may replace an earlier output, never a checkpoint: neither the one read nor any
-    other `.pt` file."""
-    if _same_file(out, Path(cfg.checkpoint).expanduser()):
+def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig, checkpoint: Path) -> None:
+    """`out=` may replace an earlier output, never a checkpoint: neither the one read (the file
+    `checkpoint=` resolves to) nor any other `.pt` file."""
+    if _same_file(out, checkpoint):
         raise GentoolError(f"out={cfg.out} is the checkpoint that sample reads; choose another "
                            "out= (e.g. out=samples.png).")
     if out.suffix.lower() in CHECKPOINT_SUFFIXES:

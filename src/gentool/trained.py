@@ -14,7 +14,8 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gentool.engine.checkpoint import load_checkpoint, load_into
+from gentool.config import check_complete
+from gentool.engine.checkpoint import checkpoint_of, load_checkpoint, load_into
 from gentool.engine.device import describe_device, resolve_device, seed_everything
 from gentool.errors import GentoolError
 from gentool.methods import build_method
@@ -28,6 +29,7 @@ class Trained:
     train_cfg: DictConfig     # the config the method was trained with
     step: int                 # the train steps it had completed
     device: torch.device
+    checkpoint: Path          # the file it was read from
 
 
 def load_trained_method(checkpoint: str | Path, device: torch.device) -> Trained:
@@ -36,20 +38,26 @@ def load_trained_method(checkpoint: str | Path, device: torch.device) -> Trained
     train_cfg = OmegaConf.create(state["config"])
     method = build_method(train_cfg)
     load_into(method, state, checkpoint, fix="use a checkpoint written by gentool train")
-    return Trained(method.to(device).eval(), train_cfg, int(state["step"]), device)
+    return Trained(method.to(device).eval(), train_cfg, int(state["step"]), device,
+                   Path(checkpoint))
 
 
-def start_from_checkpoint(cfg: DictConfig, command: str, check: Callable[[], None] = lambda: None,
+def start_from_checkpoint(cfg: DictConfig, command: str,
+                          check: Callable[[Path], None] = lambda checkpoint: None,
                           wanted: str = "a checkpoint",
                           example: str = "<run dir>/checkpoints/last.pt") -> Trained:
-    """A command's start: its `checkpoint=` required, then the command's own `check` of its
-    options (before anything is loaded), the device resolved and logged, the trained method
+    """A command's start: its `checkpoint=` required (a checkpoint file, or a train run
+    directory for its checkpoints/last.pt), then the command's own `check` of its options given
+    that file (before anything is loaded), the device resolved and logged, the trained method
     loaded, and every RNG seeded from `seed=`."""
+    check_complete(cfg)
     if not cfg.checkpoint:
-        raise GentoolError(f"gentool {command} needs {wanted}; add checkpoint={example}.")
-    check()
+        raise GentoolError(f"gentool {command} needs {wanted}; add checkpoint={example} (or "
+                           "checkpoint=<run dir>).")
+    checkpoint = checkpoint_of(cfg.checkpoint, "checkpoint")
+    check(checkpoint)
     device = resolve_device(cfg.device)
     log.info("Device: %s", describe_device(device))
-    trained = load_trained_method(cfg.checkpoint, device)
+    trained = load_trained_method(checkpoint, device)
     seed_everything(cfg.seed)
     return trained

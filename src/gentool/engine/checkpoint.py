@@ -58,19 +58,21 @@ def resume_advice(run_dir: Path) -> str:
     return f"resume by running the same command with hydra.run.dir={Path(run_dir).resolve()}"
 
 
-def checkpoint_of(given: str | Path, option: str | None = None) -> Path:
+def checkpoint_of(given: str | Path, option: str | None = None, optional: bool = False) -> Path:
     """The checkpoint file that `given` names: the file itself, or a train run directory's
-    checkpoints/last.pt; `~` is the home folder. A path that names neither is refused, the
-    message led by `option=given` when the path came from that option (so the user sees which
-    setting to fix)."""
+    checkpoints/last.pt; `~` is the home folder. Every command that reads a checkpoint
+    (sample, eval, finetune, compare, train resume=) resolves its path here. A path that names
+    neither is refused, the message led by `option=given` when the path came from that option
+    (so the user sees which setting to fix), and offering to drop an `optional` one."""
     path = Path(given).expanduser()
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     if path.is_file():
         return path
     if option:
+        drop = f", or drop {option}=" if optional else ""
         raise GentoolError(f"{option}={given}: there is no checkpoint at {path}; pass a "
-                           f"checkpoint file or the directory of a train run, or drop {option}=.")
+                           f"checkpoint file or the directory of a train run{drop}.")
     raise GentoolError(f"No checkpoint at {path}; pass a checkpoint file or the directory of a "
                        "train run.")
 
@@ -89,6 +91,69 @@ def save_checkpoint(path: Path, payload: dict[str, Any], then: str | None = None
 def _corrupt(path: Path) -> GentoolError:
     return GentoolError(f"{path} is truncated or corrupt and cannot be read; use another "
                         "checkpoint of the run (checkpoints/step_<N>.pt) or train again.")
+
+
+# The first bytes of the two formats torch.save writes: a zip archive (torch >= 1.6, what gentool
+# writes), and the legacy format, which opens with torch's magic number pickled with protocol 2.
+ZIP_MAGIC = b"PK\x03\x04"
+LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+# Enough of a file's start to tell a PyTorch file, a picture and text apart.
+_SNIFFED_BYTES = 64
+
+
+def _check_torch_file(path: Path) -> None:
+    """Refuse a file that is no PyTorch file at all (a picture, metrics.json, a README) as not a
+    checkpoint, and one that starts like a PyTorch file but is cut short as corrupt. torch.load
+    reads any bytes that are not a zip archive as a pickle stream, and what it raises then
+    depends on the first byte (`KeyError: 101` for a file starting with "h")."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_SNIFFED_BYTES)
+    except OSError as error:
+        raise GentoolError(f"Cannot read {path} ({error.strerror}); check that it is readable "
+                           "or pass another checkpoint.") from error
+    if not head:
+        raise GentoolError(f"{path} is empty (0 bytes), not a checkpoint; use another checkpoint "
+                           "of the run (checkpoints/step_<N>.pt) or train again.")
+    if head.startswith(ZIP_MAGIC) or ZIP_MAGIC.startswith(head):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except Exception as error:   # a zip archive cut short has no central directory
+            raise _corrupt(path) from error
+        if not any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            raise _not_a_torch_file(path, "it is a zip archive that holds no PyTorch data")
+        return
+    if head.startswith(LEGACY_MAGIC) or LEGACY_MAGIC.startswith(head):
+        return
+    raise _not_a_torch_file(path, _kind_of(head))
+
+
+def _not_a_torch_file(path: Path, kind: str) -> GentoolError:
+    return GentoolError(f"{path} is not a gentool checkpoint ({kind}); pass a checkpoint "
+                        "written by gentool train, such as <run dir>/checkpoints/last.pt.")
+
+
+def _kind_of(head: bytes) -> str:
+    """What a file that is no PyTorch file is, in words, from its first bytes."""
+    known = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+             (b"GIF8", "a GIF image"), (b"\x93NUMPY", "a NumPy array file"),
+             (b"\x80", "a Python pickle"))
+    for magic, kind in known:
+        if head.startswith(magic):
+            return f"it is {kind}, not a PyTorch file"
+    return "it is a text file, not a PyTorch file" if _is_text(head) else \
+        "its first bytes match no PyTorch file format"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 3:   # not a character cut by the end of `head`
+            return False
+        text = head[:error.start].decode("utf-8")
+    return all(char.isprintable() or char in "\t\r\n" for char in text)
 
 
 def _is_int(value: Any) -> bool:
@@ -118,6 +183,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not path.is_file():
         raise GentoolError(f"No checkpoint at {path}; pass checkpoint=<run dir>/checkpoints/last.pt "
                            "of a train run.")
+    _check_torch_file(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -128,7 +194,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise GentoolError(f"{path} needs pickle to load (it holds Python objects, not only "
                            "tensors), and gentool refuses such files for safety; use a checkpoint "
                            "written by gentool train.") from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+    except Exception as error:   # bytes torch cannot parse raise whatever their parse hits
         raise _corrupt(path) from error
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "

@@ -26,7 +26,7 @@ from gentool.engine import distributed, metering
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
 from gentool.engine.monitor import Monitor
-from gentool.engine.schedule import apply_schedule
+from gentool.engine.schedule import apply_schedule, check_schedule
 from gentool.engine.step import StepContext
 from gentool.engine.stop import STOP_SIGNALS, RunStopped, StopRequested
 from gentool.engine.tensorboard import VisualLogger, log_hparams
@@ -77,6 +77,7 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     # Plain Python values: DictConfig attribute access costs microseconds, read every step.
     config = SimpleNamespace(**OmegaConf.to_container(trainer, resolve=True))
     ckpt_dir = run_dir / "checkpoints"
+    check_schedule(config.schedule)
     method.to(device)
     optimizers = method.configure_optimizers(optimizer)
     ctx = StepContext(optimizers, autocast=autocast_for(str(config.precision), device),
@@ -262,8 +263,11 @@ def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_co
     them for the same number of processes.
     """
     own = ckpt_dir / "last.pt"
-    path = own if own.exists() else (checkpoint_of(resume, "resume") if resume else None)
-    if path is None:
+    if own.exists():
+        path = own
+    elif resume:
+        path = checkpoint_of(resume, "resume", optional=True)
+    else:
         return 0
     state = load_checkpoint(path)
     _refuse_other_choices(state, run_config, path)

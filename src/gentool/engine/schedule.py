@@ -12,8 +12,23 @@ from typing import Any
 import torch
 
 from gentool.errors import GentoolError
+from gentool.options import show
 
 SCHEDULES = ("constant", "cosine", "linear", "step")
+
+
+def check_schedule(schedule: Any) -> None:
+    """Refuse a schedule name `lr_factor` does not know. Called before a run starts: `lr_factor`
+    meets the name only at the first step after the warm-up, and a resumed finished run never
+    calls it."""
+    name = schedule.get("name", "constant")
+    if name not in SCHEDULES:
+        raise _unknown(name)
+
+
+def _unknown(name: Any) -> GentoolError:
+    return GentoolError(f"trainer.schedule.name is {show(name)} but must be one of "
+                        f"{', '.join(SCHEDULES)}; e.g. trainer.schedule.name=cosine.")
 
 
 def lr_factor(schedule: Any, step: int, max_steps: int) -> float:
@@ -32,8 +47,7 @@ def lr_factor(schedule: Any, step: int, max_steps: int) -> float:
         return floor + (1 - floor) * max(0.0, 1 - progress)
     if name == "step":
         return float(schedule.get("gamma", 0.1)) ** ((step - warmup) // int(schedule["step_size"]))
-    raise GentoolError(f"trainer.schedule.name={name} is not one of {list(SCHEDULES)}; "
-                       "pick one of those.")
+    raise _unknown(name)
 
 
 def apply_schedule(optimizers: dict[str, torch.optim.Optimizer], schedule: Any, step: int,

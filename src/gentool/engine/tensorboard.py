@@ -8,6 +8,7 @@ coloured by label, a latent traversal, and at the end the embedding projector an
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -101,6 +102,12 @@ class VisualLogger:
     @torch.no_grad()
     def log_embedding(self, step: int, max_points: int = 1000) -> None:
         if not isinstance(self.method, Encodes) or self.points:  # sprites need images
+            return
+        logdir = self.writer.get_logdir()
+        if logdir is not None and (Path(logdir) / f"{step:05d}" / "latent").is_dir():
+            # Running a finished run again evaluates the same weights at the same step, so the
+            # projector already holds this embedding; add_embedding would write it again and
+            # print a warning about the existing folder.
             return
         x = self.scatter_x[:max_points]
         with seeded_eval(self.method, self.seed):

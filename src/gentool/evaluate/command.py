@@ -28,14 +28,15 @@ log = logging.getLogger("gentool")
 
 
 def run_eval(cfg: DictConfig) -> dict[str, float]:
-    trained = start_from_checkpoint(cfg, "eval", check=lambda: _check_sizes(cfg))
+    trained = start_from_checkpoint(cfg, "eval", check=lambda checkpoint: _check_sizes(cfg))
     train_cfg, step = trained.train_cfg, trained.step
     ctx = EvalContext(trained.method, train_cfg.dataset, cfg, trained.device)
     suites = chosen_suites(ctx, cfg.metrics, train_cfg.model.name)
-    run_dir = run_dir_of(Path(cfg.checkpoint))
+    run_dir = run_dir_of(trained.checkpoint)
     start_run_log(run_dir / "eval" / "eval.log")   # the log joins the results, in the run
     rows = evaluate(ctx, suites, train_cfg.model.name)
-    title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} ({cfg.checkpoint})"
+    title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} " \
+        f"({trained.checkpoint})"
     print(format_table(rows, title, ctx.sampler_note))
     metrics = {f"eval/{k}": v for row in rows for k, v in row.metrics().items()}
     write_results(run_dir, metrics, ctx.figures, step, cfg.scale)
@@ -83,3 +84,8 @@ def _check_sizes(cfg: DictConfig) -> None:
             raise GentoolError(f"{key}={cfg[key]} must be at least 1.")
     if int(cfg.naive_mc.k_max) < 1 or int(cfg.naive_mc.examples) < 1:
         raise GentoolError("naive_mc.k_max and naive_mc.examples must be at least 1.")
+    # null is the whole test split; 0 or a negative count is no count of examples (take() would
+    # read -1 as "all but the last").
+    if cfg.likelihood_examples is not None and int(cfg.likelihood_examples) < 1:
+        raise GentoolError(f"likelihood_examples={cfg.likelihood_examples} must be at least 1, "
+                           "or null for the whole test split.")

@@ -78,7 +78,8 @@ class EvalContext:
     def likelihood_test(self) -> torch.Tensor:
         """The first `likelihood_examples` test examples (all: null), binarised as in training."""
         split = self.modelled_data.test
-        return take(split, self.cfg.likelihood_examples or split.num_examples)[0]
+        count = self.cfg.likelihood_examples
+        return take(split, split.num_examples if count is None else count)[0]
 
     @staticmethod
     def seen(batch: AnyBatch) -> torch.Tensor:
@@ -122,9 +123,16 @@ class EvalContext:
         path = feature_net.cache_dir(self.cfg.data_dir) / key
         model = feature_net.FeatureClassifier(images.shape[1], self.data.num_classes)
         if path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(state["weights"])
-            return model.to(self.device).eval(), float(state["test_accuracy"])
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                model.load_state_dict(state["weights"])
+                return model.to(self.device).eval(), float(state["test_accuracy"])
+            except Exception as error:   # noqa: BLE001 - a cache: whatever broke it, retrain
+                # The cache is written atomically, so only damage from outside gentool gets
+                # here; the classifier is a pure function of the data and its key, so training
+                # it again and overwriting the file loses nothing.
+                log.warning("The cached feature classifier %s cannot be read (%s); training it "
+                            "again.", path, type(error).__name__)
         log.info("Training the feature classifier of %s (%d steps, once per data set), cached "
                  "as %s", self.data.name, steps, path)
         model = feature_net.train_classifier(

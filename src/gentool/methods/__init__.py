@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from gentool.config import check_targets, instantiate, resolve_target
 from gentool.errors import GentoolError
+from gentool.methods.base import PLAYERS, check_optimizer_options
 from gentool.options import check_options
 
 # The kind of data a shape holds; networks declare the kinds they take in `DATA_KINDS`.
@@ -36,6 +37,10 @@ def check_method(cfg) -> None:
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_data_kind(cfg)
     check_loss_fits(cfg, resolve_target(cfg.loss._target_, "loss._target_"))
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    check_optimizer_options(OmegaConf.to_container(cfg.optimizer, resolve=True),
+                            {name: model[f"{name}_optimizer"] for name in PLAYERS
+                             if f"{name}_optimizer" in model})
 
 
 def check_loss_fits(cfg, loss: Any) -> None:

@@ -16,16 +16,60 @@ in and out of these are in data units (the data set's `range`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gentool.config import instantiate
+from gentool.errors import GentoolError
+from gentool.options import NonNegativeFloat, PositiveFloat, Range, check_value
 
 if TYPE_CHECKING:
     from gentool.engine.step import StepContext
+
+
+# The two players of a two-player method; `model.<player>_optimizer` holds each one's own
+# optimizer settings, merged over `optimizer.*`.
+PLAYERS = ("generator", "discriminator")
+_Beta = Annotated[float, Range(min=0, max=1, max_open=True)]
+# The options torch.optim's optimizers share, with what each must be and an example value.
+# torch refuses a bad value only inside the optimizer's constructor ("Invalid learning rate:
+# -0.1"), without the config key that set it.
+OPTIMIZER_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "lr": (PositiveFloat, 1e-3),
+    "betas": (tuple[_Beta, _Beta], (0.9, 0.999)),
+    "weight_decay": (NonNegativeFloat, 0.0),
+    "momentum": (NonNegativeFloat, 0.9),
+    "alpha": (NonNegativeFloat, 0.99),
+    "eps": (NonNegativeFloat, 1e-8),
+}
+# A player's own examples: the GAN settings gentool's model configs ship.
+PLAYER_EXAMPLES = {"lr": 2e-4, "betas": (0.5, 0.999)}
+
+
+def check_optimizer_options(optimizer: dict, players: dict[str, dict | None] | None = None) -> None:
+    """Refuse the optimizer settings of a run config (plain containers) that torch would refuse,
+    or that would train nothing (lr=0), naming the key a user sets them by: `optimizer.lr`, or
+    `model.generator_optimizer.lr` for a player's own value. A run checks them before it loads
+    its data (gentool.methods.check_method); code that builds optimizers itself may freeze a
+    player with lr=0."""
+    sources = [(dict(optimizer), "optimizer", {})]
+    for name, own in (players or {}).items():
+        sources.append((dict(own or {}), f"model.{name}_optimizer", PLAYER_EXAMPLES))
+    for values, prefix, examples in sources:
+        for key, value in values.items():
+            if key in OPTIMIZER_OPTIONS:
+                annotation, example = OPTIMIZER_OPTIONS[key]
+                check_value(value, annotation, f"{prefix}.{key}", examples.get(key, example))
+    for own in list((players or {}).values()) or [{}]:   # the settings each optimizer gets
+        merged = {**optimizer, **(own or {})}
+        if merged.get("nesterov") is True and (merged.get("momentum", 0) <= 0 or
+                                               merged.get("dampening", 0) != 0):
+            raise GentoolError("optimizer.nesterov=true needs optimizer.momentum > 0 and "
+                               "optimizer.dampening=0; set optimizer.momentum=0.9 or "
+                               "optimizer.nesterov=false.")
 
 
 def build_optimizer(params: Iterable[nn.Parameter], optimizer_cfg: Any) -> torch.optim.Optimizer:
@@ -82,4 +126,4 @@ class TwoPlayerMethod(Method):
         return {
             name: build_optimizer(getattr(self, name).parameters(),
                                   {**base, **self.player_optimizers[name]})
-            for name in ("generator", "discriminator")}
+            for name in PLAYERS}

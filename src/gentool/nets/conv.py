@@ -13,6 +13,8 @@ from typing import Sequence
 
 from torch import nn
 
+from gentool.options import NonNegativeInt, PositiveInt
+
 from gentool.nets.mlp import make_activation
 
 
@@ -33,9 +35,9 @@ class ConvEncoder(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, data_shape: Sequence[int], out_features: int, channels: int = 32,
-                 max_channels: int = 256, max_levels: int = 4, activation: str = "leaky_relu",
-                 batch_norm: bool = False):
+    def __init__(self, data_shape: Sequence[int], out_features: int, channels: PositiveInt = 32,
+                 max_channels: PositiveInt = 256, max_levels: NonNegativeInt = 4,
+                 activation: str = "leaky_relu", batch_norm: bool = False):
         super().__init__()
         c, h, w = data_shape
         plan = downsampling_plan(h, w, max_levels)
@@ -60,9 +62,9 @@ class ConvDecoder(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, latent_dim: int, data_shape: Sequence[int], channels: int = 32,
-                 max_channels: int = 256, max_levels: int = 4, activation: str = "relu",
-                 batch_norm: bool = False, params_per_pixel: int = 1):
+    def __init__(self, latent_dim: int, data_shape: Sequence[int], channels: PositiveInt = 32,
+                 max_channels: PositiveInt = 256, max_levels: NonNegativeInt = 4,
+                 activation: str = "relu", batch_norm: bool = False, params_per_pixel: int = 1):
         super().__init__()
         c, h, w = data_shape
         plan = downsampling_plan(h, w, max_levels)

@@ -18,6 +18,7 @@ from torch.nn.utils import parametrize
 from gentool.nets.conv import _channels, downsampling_plan
 from gentool.nets.layers import (LabelConcat, MinibatchDiscrimination, MinibatchStdDev,
                                  OutputRange, ProjectionHead, apply_spectral_norm)
+from gentool.options import PositiveInt
 
 
 def dcgan_init(module: nn.Module) -> nn.Module:
@@ -52,10 +53,10 @@ class DCGANGenerator(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, latent_dim: int, data_shape: Sequence[int], channels: int = 64,
-                 max_channels: int = 512,
+    def __init__(self, latent_dim: int, data_shape: Sequence[int], channels: PositiveInt = 64,
+                 max_channels: PositiveInt = 512,
                  value_range: tuple[float, float] | None = (-1.0, 1.0),
-                 num_classes: int | None = None, embed_dim: int = 32):
+                 num_classes: int | None = None, embed_dim: PositiveInt = 32):
         super().__init__()
         c, h, w = data_shape
         plan = downsampling_plan(h, w)
@@ -98,8 +99,9 @@ class DCGANDiscriminator(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, data_shape: Sequence[int], channels: int = 64, max_channels: int = 512,
-                 batch_norm: bool = True, spectral_norm: bool = False, minibatch_std: bool = False,
+    def __init__(self, data_shape: Sequence[int], channels: PositiveInt = 64,
+                 max_channels: PositiveInt = 512, batch_norm: bool = True,
+                 spectral_norm: bool = False, minibatch_std: bool = False,
                  minibatch_discrimination: dict | None = None, num_classes: int | None = None):
         super().__init__()
         c, h, w = data_shape

@@ -11,6 +11,7 @@ from torch import nn
 from gentool.nets.layers import (LabelConcat, Maxout, MinibatchDiscrimination, MinibatchStdDev,
                                  OutputRange, ProjectionHead, apply_spectral_norm)
 from gentool.nets.mlp import mlp
+from gentool.options import PositiveInt, UnitFloat
 
 
 class MLPGenerator(nn.Module):
@@ -22,9 +23,10 @@ class MLPGenerator(nn.Module):
     DATA_KINDS = ("images", "points")
 
     def __init__(self, latent_dim: int, data_shape: Sequence[int],
-                 hidden: Sequence[int] = (256, 256),
+                 hidden: Sequence[PositiveInt] = (256, 256),
                  activation: str = "relu", value_range: tuple[float, float] | None = None,
-                 num_classes: int | None = None, embed_dim: int = 16, batch_norm: bool = False):
+                 num_classes: int | None = None, embed_dim: PositiveInt = 16,
+                 batch_norm: bool = False):
         super().__init__()
         self.data_shape = tuple(data_shape)
         self.condition = LabelConcat(latent_dim, num_classes, embed_dim)
@@ -49,10 +51,11 @@ class MLPDiscriminator(nn.Module):
     # images and points ([D]) alike.
     DATA_KINDS = ("images", "points")
 
-    def __init__(self, data_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
+    def __init__(self, data_shape: Sequence[int], hidden: Sequence[PositiveInt] = (256, 256),
                  activation: str = "leaky_relu", spectral_norm: bool = False,
                  minibatch_discrimination: dict | None = None, minibatch_std: bool = False,
-                 num_classes: int | None = None, dropout: float = 0.0, maxout_pieces: int = 1):
+                 num_classes: int | None = None, dropout: UnitFloat = 0.0,
+                 maxout_pieces: PositiveInt = 1):
         super().__init__()
         sizes = [math.prod(data_shape), *hidden]
         if maxout_pieces > 1:   # maxout units replace Linear + activation

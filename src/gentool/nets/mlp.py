@@ -8,6 +8,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from gentool.options import PositiveInt
+
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh,
                "elu": nn.ELU, "silu": nn.SiLU, "identity": nn.Identity}
 
@@ -70,8 +72,8 @@ class MLPEncoder(nn.Module):
     DATA_KINDS = ("images", "points")
 
     def __init__(self, data_shape: Sequence[int], out_features: int,
-                 hidden: Sequence[int] = (400,), activation: str = "relu", gated: bool = False,
-                 inputs: str = "raw"):
+                 hidden: Sequence[PositiveInt] = (400,), activation: str = "relu",
+                 gated: bool = False, inputs: str = "raw"):
         super().__init__()
         if inputs not in ENCODER_INPUTS:
             raise ValueError(f"unknown encoder inputs {inputs!r}; choose one of "
@@ -93,8 +95,9 @@ class MLPDecoder(nn.Module):
     # The data this network takes (checked where methods are built): images and vectors [D].
     DATA_KINDS = ("images", "points")
 
-    def __init__(self, latent_dim: int, data_shape: Sequence[int], hidden: Sequence[int] = (400,),
-                 activation: str = "relu", params_per_pixel: int = 1, gated: bool = False):
+    def __init__(self, latent_dim: int, data_shape: Sequence[int],
+                 hidden: Sequence[PositiveInt] = (400,), activation: str = "relu",
+                 params_per_pixel: int = 1, gated: bool = False):
         super().__init__()
         self.params_shape = (data_shape[0] * params_per_pixel, *data_shape[1:])
         self.net = mlp([latent_dim, *hidden, math.prod(self.params_shape)], activation,

@@ -8,6 +8,7 @@ from torch import nn
 
 from gentool.nets.dcgan import dcgan_init
 from gentool.nets.layers import OutputRange
+from gentool.options import NonNegativeInt, PositiveInt, UnitFloat
 
 
 def halvings(height: int, width: int, smallest: int, most: int) -> int:
@@ -32,9 +33,9 @@ class UNetGenerator(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, in_channels: int, data_shape, channels: int = 64,
-                 max_channels: int = 512, dropout: float = 0.5, dropout_layers: int = 3,
-                 value_range=(-1.0, 1.0)):
+    def __init__(self, in_channels: int, data_shape, channels: PositiveInt = 64,
+                 max_channels: PositiveInt = 512, dropout: UnitFloat = 0.5,
+                 dropout_layers: NonNegativeInt = 3, value_range=(-1.0, 1.0)):
         super().__init__()
         out_channels, height, width = (int(v) for v in data_shape)
         levels = halvings(height, width, smallest=2, most=8)
@@ -83,8 +84,8 @@ class PatchDiscriminator(nn.Module):
     # The data this network takes (checked where methods are built): [C, H, W] images only.
     DATA_KINDS = ("images",)
 
-    def __init__(self, in_channels: int, data_shape, channels: int = 64,
-                 max_channels: int = 512):
+    def __init__(self, in_channels: int, data_shape, channels: PositiveInt = 64,
+                 max_channels: PositiveInt = 512):
         super().__init__()
         out_channels, height, width = (int(v) for v in data_shape)
         strided = max(1, halvings(height, width, smallest=4, most=3))
