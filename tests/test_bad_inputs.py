@@ -193,12 +193,27 @@ CASES = {
                                          "model, dataset, loss, optimizer, trainer, seed,",)),
     "seed=abc": Case(("train", *NEW, "seed=abc"),
                      ("seed is 'abc' but must be an integer; e.g. seed=0.",)),
+    # an integer takes no list, a config group one choice per job: only -m is offered
     "sweep values without -m": Case(("train", *NEW, "seed=1,2"),
                                     ("seed=1,2 gives several values, which only a sweep takes; "
-                                     "add -m",)),
+                                     "add -m to run one job per value.",)),
+    "sweep of models without -m": Case(("train", *NEW, "model=vae,ae"),
+                                       ("model=vae,ae gives several values, which only a sweep "
+                                        "takes; add -m to run one job per value.",)),
+    "list values without brackets": Case(("train", *NEW, "model.encoder.hidden=3,4"),
+                                         ("add -m to run one job per value, or write "
+                                          "model.encoder.hidden=[3,4] for a list.",)),
+    "string values without quotes": Case(("train", *NEW, "device=a,b"),
+                                         ("add -m to run one job per value, or quote it for one "
+                                          "string: device='a,b'.",)),
     "unknown dataset": Case(("train", *NEW, "dataset=fashionmnist"),
                             ("dataset=fashionmnist is not a choice of dataset; did you mean "
                              "dataset=fashion_mnist? (its choices: cifar10,",)),
+    "unknown source of derived pairs": Case(
+        ("train", *NEW, "model=pix2pix", "dataset=derived_pairs",
+         "dataset@dataset.source=fashon_mnist", "dataset/pair=edges"),
+        ("dataset@dataset.source=fashon_mnist is not a choice of dataset; did you mean "
+         "dataset@dataset.source=fashion_mnist? (its choices:",)),
     "unknown experiment": Case(("train", *NEW, "experiment=gan_rings"),
                                ("did you mean experiment=gan_ring?",)),
     "model= for sample": Case(("sample", f"checkpoint={CHECKPOINT}", "model=vae"),
@@ -238,6 +253,12 @@ CASES = {
                                    "model.generator_optimizer.lr=-1"),
                                   ("model.generator_optimizer.lr is -1 but must be a number > 0; "
                                    "e.g. model.generator_optimizer.lr=0.0002",)),
+    "optimizer key misspelt": Case(("train", *NEW, "+optimizer.weight_decy=0.1"),
+                                   ("optimizer.weight_decy is not an option of torch.optim.Adam; "
+                                    "did you mean optimizer.weight_decay?",)),
+    "unknown key of a player's optimizer": Case(
+        ("train", *NEW, "model=gan", "dataset=ring", "+model.generator_optimizer.fo=1"),
+        ("model.generator_optimizer.fo is not an option of torch.optim.Adam (its options: lr,",)),
     "dcgan on points": Case(("train", *NEW, "model=dcgan", "dataset=ring"),
                             ("model=dcgan needs images", "dataset=ring holds 2-D points",
                              "use model=ae, model=ae_linear or model=gan for points (model=doc_ae "

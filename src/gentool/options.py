@@ -68,7 +68,7 @@ def check_options(node: Any, path: str = "") -> None:
     if not isinstance(node, dict):
         return
     hints, defaults = _signature_of(node.get("_target_"))
-    _check_known(node, path)
+    check_known(node, path)
     for key, value in node.items():
         if str(key).startswith("_"):
             continue
@@ -106,7 +106,7 @@ def closest(name: str, options: Any) -> str | None:
     return found[0] if found else None
 
 
-def _check_known(node: dict, path: str) -> None:
+def check_known(node: dict, path: str) -> None:
     """Refuse a key that the node's target does not take: the constructor would fail with a
     TypeError from inside Hydra, and a key added by mistake (`+loss.variance=fixed` on a
     Bernoulli loss) is named with the options the target has."""

@@ -12,8 +12,10 @@ configure, checked when it is built (gentool.options).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import re
+import types
 import typing
 from dataclasses import dataclass
 from importlib import resources
@@ -26,7 +28,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, \
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from gentool.options import _describe, closest, parameters_of, show
+from gentool.options import _describe, _signature_of, closest, parameters_of, show
 
 # The command whose options are the model and its training; the others read them from a
 # checkpoint.
@@ -76,10 +78,9 @@ def explain(error: Exception, command: str, overrides: list[str],
     found = re.match(r"(?:Ambiguous value for argument|Sweep parameters) '([^']+)'", text)
     if found:
         key, _, value = found.group(1).partition("=")
-        as_list = f", or write {key}=[{value}] for a list" if "," in value and \
-            not value.lstrip().startswith(("[", "{")) else ""
+        one = _one_value(key.lstrip("+~"), value, composer, overrides, parsed)
         return (f"{found.group(1)} gives several values, which only a sweep takes; add -m to "
-                f"run one job per value{as_list}.")
+                f"run one job per value{one}.")
     found = re.match(r"In '([^']+)': \w+ raised while composing config", text)
     if found and command != TRAIN and found.group(1).split("/")[0] in _train_groups():
         # A train config appended (+model=vae) brings keys of its own and of the configs it
@@ -175,13 +176,15 @@ def _missing_choice(error: MissingConfigException, parsed: list[Override]) -> Op
     if not error.missing_cfg_file or not error.options:
         return None
     group, _, choice = str(error.missing_cfg_file).rpartition("/")
-    typed = any(o.key_or_group == group and o.package is None and
-                o.get_value_element_as_str() == choice for o in parsed)
+    # The override typed, under whatever package it places the config (dataset@dataset.source=).
+    typed = next((o for o in parsed if o.key_or_group == group and not o.is_delete() and
+                  o.get_value_element_as_str() == choice), None)
+    key = group if typed is None or typed.package is None else f"{group}@{typed.package}"
     source = re.match(r"In '([^']+)'", str(error))
-    asked = f"{group}={choice}" if typed or source is None else \
-        f"{group}={choice} (asked for by {source.group(1)})"
+    asked = f"{key}={choice}" if typed is not None or source is None else \
+        f"{key}={choice} (asked for by {source.group(1)})"
     match = closest(choice, error.options)
-    hint = f"; did you mean {group}={match}?" if match else ""
+    hint = f"; did you mean {key}={match}?" if match else ""
     return (f"{asked} is not a choice of {group}{hint} (its choices: "
             f"{', '.join(error.options)}).")
 
@@ -262,10 +265,48 @@ def _wrong_type(error: ValidationError) -> str:
     return f"{key} is {show(value)} but must be {_describe(annotation)}{example}."
 
 
+def _one_value(key: str, value: str, composer: Composer, overrides: list[str],
+               parsed: list[Override]) -> str:
+    """How to give `key` the comma-separated `value` as one value, where its type allows: a list
+    for a key that takes one, quotes for a string. A config group takes one choice per job."""
+    if value.lstrip().startswith(("[", "{")) or key in _train_groups() or "/" in key or \
+            composer.group_options(key):
+        return ""
+    annotation = _annotation_of(_context(composer, overrides, _override_of(parsed, key)), key)
+    if annotation is None:
+        return ""
+    if _takes_list(annotation):
+        return f", or write {key}=[{value}] for a list"
+    if str in _members(annotation):
+        return f", or quote it for one string: {key}='{value}'"
+    return ""
+
+
+def _annotation_of(cfg: Optional[DictConfig], key: str) -> Any:
+    """What the schema (a config.py dataclass) or the configured code's signature says `key`
+    takes, or None where neither says."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if cfg is not None and parent else cfg
+    if not isinstance(node, DictConfig):
+        return None
+    schema = OmegaConf.get_type(node)
+    if schema is not None and dataclasses.is_dataclass(schema):
+        return typing.get_type_hints(schema, include_extras=True).get(name)
+    return _signature_of(node.get("_target_"))[0].get(name)
+
+
+def _members(annotation: Any) -> tuple:
+    """The types a (possibly Optional, Annotated or union) annotation admits."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(m for a in typing.get_args(annotation) for m in _members(a))
+    return (annotation,)
+
+
 def _takes_list(annotation: Any) -> bool:
-    members = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Union \
-        else (annotation,)
-    return any((typing.get_origin(m) or m) in (list, tuple) for m in members)
+    return any((typing.get_origin(m) or m) in (list, tuple, collections.abc.Sequence)
+               for m in _members(annotation))
 
 
 # -- parsing -------------------------------------------------------------------------------------
