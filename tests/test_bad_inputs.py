@@ -214,6 +214,23 @@ CASES = {
          "dataset@dataset.source=fashon_mnist", "dataset/pair=edges"),
         ("dataset@dataset.source=fashon_mnist is not a choice of dataset; did you mean "
          "dataset@dataset.source=fashion_mnist? (its choices:",)),
+    # + appends a config group that the config already chooses from
+    "+model= for train": Case(("train", *NEW, "+model=ae"),
+                              ("model is already chosen (model=vae); drop the +: model=ae.",)),
+    "+experiment= for train": Case(("train", *NEW, "+experiment=gan_ring"),
+                                   ("experiment already has its place in the config "
+                                    "(experiment=null); drop the +: experiment=gan_ring.",)),
+    "several models at once": Case(("train", *NEW, "model=[vae,ae]"),
+                                   ("model=[vae,ae] chooses several configs of model, but a run "
+                                    "takes one; choose one (model=vae), or add -m and write "
+                                    "model=vae,ae to run one job per choice.",)),
+    "~ on a trainer option": Case(("train", *NEW, "~trainer.max_steps"),
+                                  ("trainer.max_steps cannot be removed, as gentool train reads "
+                                   "it; give it a value instead, e.g. trainer.max_steps=4.",)),
+    "~ on a null trainer option": Case(("train", *NEW, "~trainer.grad_clip"),
+                                       ("trainer.grad_clip cannot be removed, as gentool train "
+                                        "reads it; give it a value instead, e.g. "
+                                        "trainer.grad_clip=null.",)),
     "unknown experiment": Case(("train", *NEW, "experiment=gan_rings"),
                                ("did you mean experiment=gan_ring?",)),
     "model= for sample": Case(("sample", f"checkpoint={CHECKPOINT}", "model=vae"),

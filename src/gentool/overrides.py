@@ -68,8 +68,25 @@ def explain(error: Exception, command: str, overrides: list[str],
         if "No match in the defaults list" in text:
             return _unused_group(found.group(1), override, command, context, composer)
         return None
+    found = re.match(r"Error merging override ~([^\s=]+)|Could not delete from config\. "
+                     r"'([^']+)' does not exist", text)
+    if found:
+        key = found.group(1) or found.group(2)
+        context = _context(composer, overrides, _override_of(parsed, key))
+        parent, _, name = key.rpartition(".")
+        node = OmegaConf.select(context, parent) if context is not None and parent else context
+        if not (isinstance(node, DictConfig) and name in node):
+            return _unknown_key(key, None, command, context, composer, None)
+        # A key of a schema (or one that is null, which Hydra takes for absent): runs read it.
+        current = node[name]
+        example = "" if OmegaConf.is_config(current) else f", e.g. {key}={show(current)}"
+        return (f"{key} cannot be removed, as gentool {command} reads it; give it a value "
+                f"instead{example}.")
     if isinstance(cause, ValidationError) and text.startswith("Error merging override"):
         return _wrong_type(cause)
+    found = re.match(r"Multiple values for ([^\s.]+)\.", text)
+    if found:
+        return _several_choices(found.group(1), overrides, parsed, composer)
     found = re.match(r"Could not append to config\. An item is already at '([^']+)'", text)
     if found:
         override = _override_of(parsed, found.group(1))
@@ -159,6 +176,28 @@ def _unused_group(group: str, override: Optional[Override], command: str,
                   if not k.startswith("hydra/"))
     return (f"{_line(override) if override else group} picks from the config group {group}, "
             f"which no config chosen here uses (the groups in use: {', '.join(used)}).")
+
+
+def _several_choices(group: str, overrides: list[str], parsed: list[Override],
+                     composer: Composer) -> Optional[str]:
+    """A config group given a second choice: appended with + where the config already chooses
+    one, or several configs chosen at once (model=[vae,ae]) that each choose their own."""
+    for override in parsed:
+        if override.key_or_group == group and override.is_add():
+            context = _context(composer, overrides, override)
+            current = OmegaConf.select(context, f"hydra.runtime.choices.{group}") \
+                if context is not None else None
+            state = f"is already chosen ({group}={current})" if current else \
+                f"already has its place in the config ({group}=null)"
+            return f"{group} {state}; drop the +: {_line(override).lstrip('+')}."
+    for override in parsed:
+        value = override.value() if not override.is_sweep_override() else None
+        if isinstance(value, list) and composer.group_options(override.key_or_group):
+            name = override.key_or_group
+            return (f"{_line(override)} chooses several configs of {name}, but a run takes one; "
+                    f"choose one ({name}={value[0]}), or add -m and write "
+                    f"{name}={','.join(map(str, value))} to run one job per choice.")
+    return None
 
 
 def _checkpoint_sentence(given: str, command: str, composer: Composer) -> str:
