@@ -186,11 +186,31 @@ CASES = {
                                  "none); loss=gaussian has loss.variance.",)),
     "key added to a loss that has none": Case(
         ("train", *NEW, "+loss.variance=fixed"),
-        ("loss.variance is not an option of gentool.losses.likelihoods.Bernoulli (its options: "
-         "none).",)),
+        ("loss.variance is not an option of loss=bernoulli (its options: none).",)),
     "unknown top-level key added": Case(("train", *NEW, "+foo=1"),
                                         ("foo is not an option of gentool train (its options: "
                                          "model, dataset, loss, optimizer, trainer, seed,",)),
+    "key below an integer": Case(("train", *NEW, "seed.x=1"),
+                                 ("seed.x is not an option: seed is an integer, which has no "
+                                  "options; set seed itself, e.g. seed=0.",)),
+    "key below a trainer option": Case(("train", *NEW, "trainer.max_steps.foo=1"),
+                                       ("trainer.max_steps.foo is not an option: "
+                                        "trainer.max_steps is an integer >= 1, which has no "
+                                        "options; set trainer.max_steps itself, e.g. "
+                                        "trainer.max_steps=4.",)),
+    "a word for the schedule": Case(("train", *NEW, "trainer.schedule=abc"),
+                                    ("trainer.schedule is 'abc' but holds options (name, ",
+                                     "each set by its own key; e.g. trainer.schedule.name=")),
+    "launcher option without the launcher": Case(
+        ("train", *NEW, "hydra.launcher.n_jobs=2"),
+        ("hydra.launcher.n_jobs is not an option of hydra/launcher=basic (its options: none); ",
+         "hydra/launcher=parallel", "have hydra.launcher.n_jobs.")),
+    "sbatch option misspelt": Case(
+        ("train", "-m", "hydra/launcher=slurm", *NEW,
+         "hydra.launcher.additional_parameters.qoss=high"),
+        ("hydra.launcher.additional_parameters.qoss: 'high' is not an sbatch option gentool "
+         "passes on from a config; write hydra.launcher.additional_parameters.qos if you meant "
+         "qos, or set it through sbatch's SBATCH_* environment variables instead.",)),
     "seed=abc": Case(("train", *NEW, "seed=abc"),
                      ("seed is 'abc' but must be an integer; e.g. seed=0.",)),
     # an integer takes no list, a config group one choice per job: only -m is offered
@@ -271,7 +291,7 @@ CASES = {
                                   ("model.generator_optimizer.lr is -1 but must be a number > 0; "
                                    "e.g. model.generator_optimizer.lr=0.0002",)),
     "optimizer key misspelt": Case(("train", *NEW, "+optimizer.weight_decy=0.1"),
-                                   ("optimizer.weight_decy is not an option of torch.optim.Adam; "
+                                   ("optimizer.weight_decy is not an option of optimizer=adam; "
                                     "did you mean optimizer.weight_decay?",)),
     "unknown key of a player's optimizer": Case(
         ("train", *NEW, "model=gan", "dataset=ring", "+model.generator_optimizer.fo=1"),

@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from gentool import overrides as mistakes
 from gentool.config import UnsafeConfig
+from gentool.options import closest
 
 # Handler and formatter classes a logging config may name (`class:`): gentool's run log, the ones
 # of Hydra's own logging configs and their file-rotating relatives. No `()` factory is allowed.
@@ -428,9 +429,12 @@ def check_plugin(node: Any, key: str, plugins: dict[str, str], choices: str) -> 
         for name, value in extra.items():
             path = f"{key}.additional_parameters.{name}"
             if str(name).replace("_", "-") not in SBATCH_OPTIONS:
+                match = closest(str(name).replace("_", "-"), SBATCH_OPTIONS)
+                meant = f"write {key}.additional_parameters.{match.replace('-', '_')} if you " \
+                    f"meant {match}, or " if match else ""
                 raise UnsafeHydraConfig(path, value, "is not an sbatch option gentool passes "
-                                        "on from a config", "set it through sbatch's SBATCH_* "
-                                        "environment variables instead")
+                                        "on from a config", f"{meant}set it through sbatch's "
+                                        "SBATCH_* environment variables instead")
             if isinstance(value, (dict, list)):
                 raise UnsafeHydraConfig(path, value, "is not a single value",
                                         "give one value")

@@ -124,8 +124,19 @@ def check_known(node: dict, path: str) -> None:
                    if name in node or p.default is not inspect.Parameter.empty]
         match = closest(key, options)
         hint = f"; did you mean {path + '.' if path else ''}{match}?" if match else ""
-        raise GentoolError(f"{where} is not an option of {target}{hint} (its options: "
-                           f"{', '.join(options) or 'none'}).")
+        raise GentoolError(f"{where} is not an option of {_chosen(path) or target}{hint} (its "
+                           f"options: {', '.join(options) or 'none'}).")
+
+
+def _chosen(group: str) -> str | None:
+    """`group=choice` as the running command chose it (loss=bernoulli), or None outside a
+    Hydra run or for a node that is no config group."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get(group)
+    return f"{group}={choice}" if choice else None
 
 
 def check_schema(cfg: Any, path: str = "") -> None:

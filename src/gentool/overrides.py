@@ -83,7 +83,8 @@ def explain(error: Exception, command: str, overrides: list[str],
         return (f"{key} cannot be removed, as gentool {command} reads it; give it a value "
                 f"instead{example}.")
     if isinstance(cause, ValidationError) and text.startswith("Error merging override"):
-        return _wrong_type(cause)
+        typed = text[len("Error merging override"):].strip().split("=")[0].lstrip("+")
+        return _wrong_type(cause, typed)
     found = re.match(r"Multiple values for ([^\s.]+)\.", text)
     if found:
         return _several_choices(found.group(1), overrides, parsed, composer)
@@ -145,9 +146,11 @@ def _unknown_key(missing: str, override: Optional[Override], command: str,
     node = OmegaConf.select(context, parent) if context is not None else node_at
     options = [str(k) for k in node if not str(k).startswith("_")] \
         if isinstance(node, DictConfig) else []
-    choice = OmegaConf.select(context, f"hydra.runtime.choices.{parent}") \
-        if context is not None and "/" not in parent else None
-    where = f"{parent}={choice}" if choice else parent
+    # Hydra's own groups are named by path (hydra/launcher) and placed at hydra.launcher.
+    group = parent.replace(".", "/") if parent.startswith("hydra.") else parent
+    choices = OmegaConf.select(context, "hydra.runtime.choices") if context is not None else None
+    choice = choices.get(group) if choices and "/" not in parent else None
+    where = f"{group}={choice}" if choice else parent
     parameters = parameters_of(node.get("_target_")) if isinstance(node, DictConfig) else None
     takes = parameters is not None and name in parameters and \
         parameters[name].default is not parameters[name].empty
@@ -159,7 +162,7 @@ def _unknown_key(missing: str, override: Optional[Override], command: str,
     text += f"; did you mean {parent}.{match}?" if match else ""
     text += f" (its options: {', '.join(options) or 'none'})"
     if choice:
-        others = _choices_with(parent, name, choice, composer)
+        others = _choices_with(group, parent, name, choice, composer)
         if others:
             text += f"; {' and '.join(others)} {'has' if len(others) == 1 else 'have'} {missing}"
     return text + "."
@@ -228,14 +231,15 @@ def _missing_choice(error: MissingConfigException, parsed: list[Override]) -> Op
             f"{', '.join(error.options)}).")
 
 
-def _choices_with(group: str, name: str, current: str, composer: Composer) -> list[str]:
-    """The other choices of a config group whose config has the key `name`."""
+def _choices_with(group: str, place: str, name: str, current: str,
+                  composer: Composer) -> list[str]:
+    """The other choices of a config group (placed at `place`) whose config has the key `name`."""
     found = []
     for option in composer.group_options(group):
         if option == current:
             continue
         try:
-            node = composer.compose([f"{group}={option}"])[group]
+            node = OmegaConf.select(composer.compose([f"{group}={option}"]), place)
         except Exception:   # a choice that does not compose alone is not suggested
             continue
         if isinstance(node, DictConfig) and name in node:
@@ -282,25 +286,38 @@ def _train_options() -> set[str]:
 
 # -- wrong types ---------------------------------------------------------------------------------
 
-def _wrong_type(error: ValidationError) -> str:
-    """A value of the wrong type for a key a schema types (seed=abc, metrics=likelihood)."""
+def _wrong_type(error: ValidationError, typed: str) -> str:
+    """A value of the wrong type for a key a schema types (seed=abc, metrics=likelihood), or a
+    key typed below one that holds a single value (seed.x=1)."""
     key, value, parent = str(error.full_key), error.value, error.parent_node
     annotation = None
     schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
     if schema is not None and dataclasses.is_dataclass(schema):
         annotation = typing.get_type_hints(schema, include_extras=True).get(str(error.key))
+    try:
+        current = parent[str(error.key)]
+    except Exception:   # a missing or unresolvable value gives no example
+        current = None
+    example = "" if current is None or OmegaConf.is_config(current) else \
+        f", e.g. {key}={show(current)}"
+    if typed.startswith(f"{key}."):
+        what = _describe(annotation) if annotation is not None else "a single value"
+        return (f"{typed} is not an option: {key} is {what}, which has no options; set "
+                f"{key} itself{example}.")
     if annotation is None:
         reason = (str(error.msg).strip().splitlines() or ["of the wrong type"])[0]
         return f"{key} cannot be {show(value)}: {reason}."
+    if dataclasses.is_dataclass(annotation):   # a node of options (trainer.schedule)
+        fields = [item.name for item in dataclasses.fields(annotation)]
+        first = OmegaConf.select(parent, f"{error.key}.{fields[0]}") \
+            if isinstance(current, DictConfig) else None
+        shown = first if isinstance(first, str) else show(first)   # a word needs no quotes
+        sample = f"; e.g. {key}.{fields[0]}={shown}" if first is not None else ""
+        return (f"{key} is {show(value)} but holds options ({', '.join(fields)}), each set "
+                f"by its own key{sample}.")
     if isinstance(value, str) and _takes_list(annotation):
-        example = f"; e.g. {key}=[{value}]"
-    else:
-        try:
-            current = parent[str(error.key)]
-        except Exception:   # a missing or unresolvable value gives no example
-            current = None
-        example = "" if current is None or OmegaConf.is_config(current) else \
-            f"; e.g. {key}={show(current)}"
+        example = f", e.g. {key}=[{value}]"
+    example = f"; {example[2:]}" if example else ""
     return f"{key} is {show(value)} but must be {_describe(annotation)}{example}."
 
 
