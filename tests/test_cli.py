@@ -27,6 +27,18 @@ def test_the_wheel_carries_the_config_tree_and_is_what_runs(installed, tmp_path)
         assert (configs / name).is_file(), name
 
 
+def test_python_dash_m_gentool_is_the_console_script(installed, tmp_path):
+    ran = subprocess.run([sys.executable, "-m", "gentool", "--help"], cwd=tmp_path,
+                         env=installed["env"], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert all(command in ran.stdout for command in ("train", "sample", "eval"))
+    refused = subprocess.run([sys.executable, "-m", "gentool", "train", "seed=abc"],
+                             cwd=tmp_path, env=installed["env"], capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "seed is 'abc' but must be an integer" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_help_lists_the_commands(gentool):
     result = gentool("--help")
     assert result.returncode == 0
