@@ -211,6 +211,9 @@ CASES = {
         ("hydra.launcher.additional_parameters.qoss: 'high' is not an sbatch option gentool "
          "passes on from a config; write hydra.launcher.additional_parameters.qos if you meant "
          "qos, or set it through sbatch's SBATCH_* environment variables instead.",)),
+    "--cfg with -m": Case(("train", "-m", *NEW, "seed=0,1", "--cfg", "job"),
+                          ("--cfg prints the config of one job, so it does not take -m; drop -m "
+                           "and give one value of each swept key to print that job's config.",)),
     "seed=abc": Case(("train", *NEW, "seed=abc"),
                      ("seed is 'abc' but must be an integer; e.g. seed=0.",)),
     # an integer takes no list, a config group one choice per job: only -m is offered

@@ -232,6 +232,25 @@ def missing_plugin(args: list[str]) -> str | None:
     return None
 
 
+# Hydra's flags that each choose what a command does; Hydra takes only one of them.
+MODE_FLAGS = {"-m": "-m", "--multirun": "-m", "-r": "--run", "--run": "--run", "-c": "--cfg",
+              "--cfg": "--cfg", "-i": "--info", "--info": "--info",
+              "-sc": "--shell-completion", "--shell-completion": "--shell-completion"}
+
+
+def _several_modes(args: list[str]) -> str | None:
+    """One sentence for flags that ask Hydra for two things at once (-m with --cfg job)."""
+    given = list(dict.fromkeys(MODE_FLAGS[flag] for flag in (arg.split("=")[0] for arg in args)
+                               if flag in MODE_FLAGS))
+    if len(given) < 2:
+        return None
+    if set(given) == {"-m", "--cfg"}:
+        return ("--cfg prints the config of one job, so it does not take -m; drop -m and give "
+                "one value of each swept key to print that job's config.")
+    return (f"{' and '.join(given)} each choose what the command does, and Hydra takes one; "
+            "give only one of them.")
+
+
 def main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help", "help"):
@@ -245,7 +264,7 @@ def main() -> None:
         print(f"gentool: error: unknown command '{command}'; use one of "
               f"{', '.join(COMMANDS)} (see gentool --help).", file=sys.stderr)
         sys.exit(2)
-    problem = missing_plugin(args[1:])
+    problem = missing_plugin(args[1:]) or _several_modes(args[1:])
     if problem:
         print(f"gentool: error: {problem}", file=sys.stderr)
         sys.exit(1)
