@@ -69,6 +69,14 @@ def test_npy_format_holds_the_raw_samples_in_the_data_range(checkpoints, tmp_pat
     assert 0.0 <= array.min() and array.max() <= 1.0
 
 
+def test_without_out_the_default_file_follows_the_format(checkpoints, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for fmt, written in (("npy", "samples.npy"), ("folder", "samples"), ("grid", "samples.png")):
+        out = sample(f"checkpoint={checkpoints['vae']}", "n=2", f"format={fmt}")
+        assert out.resolve() == (tmp_path / written).resolve()
+    assert sample(f"checkpoint={checkpoints['vae']}", "n=2").name == "samples.png"
+
+
 def test_the_format_follows_out_unless_given(checkpoints, tmp_path):
     array = sample(f"checkpoint={checkpoints['vae']}", "n=3", f"out={tmp_path}/s.npy")
     assert np.load(array).shape == (3, 1, 8, 8)

@@ -113,7 +113,7 @@ class TrainConfig:
 class SampleConfig:
     checkpoint: Optional[str] = None
     n: PositiveInt = 64
-    out: str = "samples.png"
+    out: Optional[str] = None   # null: samples.png, samples.npy or samples/ by format=
     format: Optional[str] = None   # null: from out= (.png grid, .npy, a folder); gentool.sample
     mode: str = "sample"
     seed: int = 0

@@ -40,12 +40,16 @@ NAMED = {"grid": "a .png file", "npy": "a .npy file", "folder": "a folder"}
 FORMAT_OF_SUFFIX = {".png": "grid", ".npy": "npy"}
 # Test examples that dims=auto measures the latent dimensions' activity on.
 AUTO_DIMS_EXAMPLES = 1000
+# What out=null writes for each format= (format=null: the grid).
+DEFAULT_OUT = {"grid": "samples.png", "npy": "samples.npy", "folder": "samples/"}
 # What checkpoints are named; `out=` never names one.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def run_sample(cfg: DictConfig) -> Path:
     check_complete(cfg)   # before out= is read
+    if cfg.out is None:   # the default output is of the format asked for
+        cfg.out = DEFAULT_OUT.get(cfg.format, DEFAULT_OUT["grid"])
     out = Path(cfg.out).expanduser()
     checked = {}   # the format, which the check of the options settles
     trained = start_from_checkpoint(
