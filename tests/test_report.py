@@ -41,12 +41,21 @@ def test_chosen_metrics_and_eval_keys_first(sweep, tmp_path):
     assert "eval/fd" in report([str(sweep)]).splitlines()[0]
 
 
-def test_many_metric_keys_are_listed_a_few_per_prefix():
+def test_every_metric_key_is_listed_by_prefix():
     from gentool.report import metric_keys
 
     keys = [f"eval/m{i:02d}" for i in range(12)] + ["step_time", "test/loss"]
-    assert metric_keys(keys, shown=3) == ("eval/ 12 keys: m00, m01, m02 and 9 more; other 1 key: "
-                                          "step_time; test/ 1 key: loss")
+    assert metric_keys(keys) == ("eval/ 12 keys: " + ", ".join(f"m{i:02d}" for i in range(12)) +
+                                 "; other 1 key: step_time; test/ 1 key: loss")
+
+
+def test_every_unknown_metric_gets_its_closest_key(sweep):
+    (sweep / "0" / "metrics.json").write_text(json.dumps({"eval/fd": 4.0, "test/loss": 1.0}))
+    with pytest.raises(GentoolError) as refusal:
+        report([str(sweep)], ["test/los", "eval/fdd", "test/loss"])
+    assert str(refusal.value).startswith(
+        "No run has the metrics test/los, eval/fdd; did you mean test/loss (for test/los) and "
+        "eval/fd (for eval/fdd)? (the runs have ")
 
 
 def test_runs_without_overrides_get_a_row_each(tmp_path):

@@ -140,19 +140,15 @@ def _closest_key(key: str, keys: list[str]) -> str | None:
     return f"{prefix}/{match}" if match else None
 
 
-def metric_keys(keys: list[str], shown: int = 8) -> str:
-    """Metric keys grouped by their prefix (eval/, test/, val/, ...), up to `shown` of each:
-    "eval/ 12 keys: a, b, ... and 4 more; test/ 5 keys: ..." """
+def metric_keys(keys: list[str]) -> str:
+    """Every metric key, grouped by its prefix (eval/, test/, val/, ...):
+    "eval/ 2 keys: fd, is; test/ 1 key: loss" """
     groups: dict[str, list[str]] = defaultdict(list)
     for key in keys:
         prefix, slash, rest = key.partition("/")
         groups[prefix + slash if slash else ""].append(rest if slash else key)
-    parts = []
-    for prefix, names in groups.items():
-        more = f" and {len(names) - shown} more" if len(names) > shown else ""
-        count = f"{len(names)} key{'s' if len(names) > 1 else ''}"
-        parts.append(f"{prefix or 'other'} {count}: {', '.join(names[:shown])}{more}")
-    return "; ".join(parts)
+    return "; ".join(f"{prefix or 'other'} {len(names)} key{'s' if len(names) > 1 else ''}: "
+                     f"{', '.join(names)}" for prefix, names in groups.items())
 
 
 def mean_std(values: list[float]) -> str:
@@ -170,8 +166,10 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
     unknown = [m for m in columns if not any(m in run.metrics for run in runs)]
     if unknown:
         present = sorted({k for run in runs for k in run.metrics})
-        match = _closest_key(unknown[0], present)
-        hint = f"; did you mean {match}?" if match else ""
+        matches = {key: _closest_key(key, present) for key in unknown}
+        meant = [f"{match} (for {key})" if len(unknown) > 1 else match
+                 for key, match in matches.items() if match]
+        hint = f"; did you mean {' and '.join(meant)}?" if meant else ""
         raise GentoolError(f"No run has the metric{'s' if len(unknown) > 1 else ''} "
                            f"{', '.join(unknown)}{hint} (the runs have {metric_keys(present)}).")
     varying, groups = group_runs(runs)
