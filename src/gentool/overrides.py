@@ -72,7 +72,8 @@ def explain(error: Exception, command: str, overrides: list[str],
                      r"'([^']+)' does not exist", text)
     if found:
         key = found.group(1) or found.group(2)
-        context = _context(composer, overrides, _override_of(parsed, key))
+        removal = next((o for o in parsed if o.key_or_group == key and o.is_delete()), None)
+        context = _context(composer, overrides, removal)
         parent, _, name = key.rpartition(".")
         node = OmegaConf.select(context, parent) if context is not None and parent else context
         if not (isinstance(node, DictConfig) and name in node):
