@@ -226,7 +226,7 @@ def refusal(name: str, *overrides: str) -> str:
 
 @pytest.mark.parametrize("name, overrides, sentence", [
     ("train", ["seed=1,2"], "seed=1,2 gives several values, which only a sweep takes; add -m to "
-                            "run one job per value, or write seed=[1,2] for a list."),
+                            "run one job per value."),   # an integer takes no list
     ("train", ["+seed=3"], "seed is already an option, so it takes no leading +; set it with "
                            "seed=3."),
     ("train", ["seed=[1"], "seed=[1 is not an override Hydra can read (no viable alternative at "
