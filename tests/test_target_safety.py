@@ -446,7 +446,7 @@ def test_train_refuses_a_searchpath_config_with_a_payload(forked, tmp_path):
     (["+model.extra={{_target_: gentool.engine.files.os.system, _args_: ['touch {marker}']}}"],
      "model.extra._target_"),
     (["+optimizer.extra=[{{_target_: gentool.engine.files.os.system, "
-      "_args_: ['touch {marker}']}}]"], "extra[0]._target_"),
+      "_args_: ['touch {marker}']}}]"], "optimizer.extra[0]._target_"),
 ])
 def test_train_refuses_a_payload_given_on_the_command_line(overrides, key, forked, tmp_path):
     marker = tmp_path / "MARKER"

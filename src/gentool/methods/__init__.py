@@ -33,6 +33,7 @@ def check_method(cfg) -> None:
     building nothing: a run stops here before it loads its data."""
     check_targets(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_targets(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
+    check_targets(OmegaConf.to_container(cfg.optimizer, resolve=True), "optimizer")
     check_options(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_data_kind(cfg)
