@@ -45,6 +45,24 @@ class Composer:
     group_options: Callable[[str], list[str]]
 
 
+def shipped_composer(command: str = TRAIN) -> Composer:
+    """A Composer of `command`'s config from gentool's own config tree alone (no search path
+    a user added), for code that asks what a shipped config holds once Hydra composes it."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+
+    from gentool.config import setup
+
+    setup()   # the command schemas the defaults lists name
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(
+        "pkg://gentool.configs"))
+    return Composer(
+        compose=lambda others: loader.load_configuration(command, list(others), RunMode.RUN,
+                                                         from_shell=False),
+        group_options=loader.get_group_options)
+
+
 def explain(error: Exception, command: str, overrides: list[str],
             composer: Composer) -> Optional[str]:
     """One sentence for a composition error of `command`'s config, or None for an error that

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import copy
+import functools
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -11,6 +12,7 @@ from gentool.config import check_targets, instantiate, resolve_target
 from gentool.errors import GentoolError
 from gentool.methods.base import PLAYERS, check_optimizer_options
 from gentool.options import check_options
+from gentool.overrides import shipped_composer
 
 # The kind of data a shape holds; networks declare the kinds they take in `DATA_KINDS`.
 KIND_OF_RANK = {3: "images", 1: "points"}
@@ -115,13 +117,14 @@ def fitting_losses(cfg) -> list[str]:
 
 def shipped_losses() -> dict[str, str]:
     """The loss configs that ship with gentool (configs/loss/*.yaml): name -> _target_."""
-    folder = resources.files("gentool.configs") / "loss"
-    targets = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            node = OmegaConf.create(entry.read_text())
-            targets[entry.name[:-5]] = str(node.get("_target_"))
-    return targets
+    return dict(_shipped_losses())
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_losses() -> tuple[tuple[str, str], ...]:
+    composer = shipped_composer()
+    return tuple((name, str(composer.compose([f"loss={name}"]).loss.get("_target_")))
+                 for name in sorted(composer.group_options("loss")))
 
 
 def check_data_kind(cfg) -> None:
@@ -194,29 +197,18 @@ def kinds_taken(node: Any) -> set[str] | None:
 
 
 def shipped_model_configs() -> dict[str, tuple[dict, str | None]]:
-    """The model configs that ship with gentool (configs/model/*.yaml), by name, each merged
-    with the configs of its own group that its defaults list names (cgan: dcgan + cgan; the
-    shared `_parts`), with the loss its defaults list picks (None if it picks none)."""
-    folder = resources.files("gentool.configs") / "model"
+    """The model configs that ship with gentool (configs/model/*.yaml), by name, as Hydra
+    composes them (cgan: dcgan + cgan; the shared `_parts`), with the loss that choosing the
+    model picks (None if it picks none)."""
+    return copy.deepcopy(_shipped_model_configs())
 
-    def load(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, str | None]:
-        text = (folder / f"{name}.yaml").read_text()
-        node = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
-        merged: dict = {}
-        loss = None
-        for entry in node.pop("defaults", []) or []:
-            if isinstance(entry, dict):   # /loss@_global_.loss: bernoulli
-                loss = next((str(v) for k, v in entry.items()
-                             if str(k).lstrip("/").split("@")[0] == "loss"), loss)
-                continue
-            part = str(entry).split("@")[0]
-            if part != "_self_" and part not in seen and (folder / f"{part}.yaml").is_file():
-                included, included_loss = load(part, (*seen, name))
-                merged.update(included)
-                loss = loss or included_loss
-        merged.update(node)
-        return merged, loss
 
-    names = sorted(entry.name[:-5] for entry in folder.iterdir()
-                   if entry.name.endswith(".yaml"))
-    return {name: load(name) for name in names}
+@functools.lru_cache(maxsize=None)
+def _shipped_model_configs() -> dict[str, tuple[dict, str | None]]:
+    composer = shipped_composer()
+    found = {}
+    for name in sorted(composer.group_options("model")):
+        cfg = composer.compose([f"model={name}"])
+        found[name] = (OmegaConf.to_container(cfg.model, resolve=False),
+                       cfg.hydra.runtime.choices.get("loss"))
+    return found
