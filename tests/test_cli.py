@@ -27,6 +27,18 @@ def test_the_wheel_carries_the_config_tree_and_is_what_runs(installed, tmp_path)
         assert (configs / name).is_file(), name
 
 
+def test_python_dash_m_gentool_is_the_console_script(installed, tmp_path):
+    ran = subprocess.run([sys.executable, "-m", "gentool", "--help"], cwd=tmp_path,
+                         env=installed["env"], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert all(command in ran.stdout for command in ("train", "sample", "eval"))
+    refused = subprocess.run([sys.executable, "-m", "gentool", "train", "seed=abc"],
+                             cwd=tmp_path, env=installed["env"], capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "seed is 'abc' but must be an integer" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_help_lists_the_commands(gentool):
     result = gentool("--help")
     assert result.returncode == 0
@@ -90,6 +102,12 @@ def test_vectors_train_evaluate_and_compare_through_the_installed_command(forked
     compared = forked_gentool("compare", "ae", "vae", "--out", "codes.png")
     assert compared.returncode == 0, compared.stderr
     assert (tmp_path / "codes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_help_gives_the_defaults(gentool):
+    result = gentool("compare", "--help")
+    assert result.returncode == 0
+    assert "the PNG to write (default: compare.png)" in " ".join(result.stdout.split())
 
 
 def test_eval_help_names_the_suites(gentool):

@@ -188,7 +188,7 @@ def test_sample_config_composes():
     from conftest import compose_config
 
     cfg = compose_config("sample", ["checkpoint=x.pt"])
-    assert cfg.mode == "sample" and cfg.format == "grid" and cfg.n == 64
+    assert cfg.mode == "sample" and cfg.format is None and cfg.n == 64   # format: from out=
 
 
 def test_instantiate_refuses_targets_outside_gentool():
@@ -201,3 +201,140 @@ def test_typed_keys_refuse_wrong_types(compose_train):
 
     with pytest.raises(ConfigCompositionException):
         compose_train("trainer.max_steps=abc")
+
+
+# -- overrides Hydra cannot apply, as gentool's command line composes them ----------------------
+
+def checked(name: str, *overrides: str, explain: bool = True):
+    """`name`'s config composed through gentool's config loader, as the command line does."""
+    from hydra import compose, initialize_config_module
+
+    from gentool.hydra_guard import checked_composition
+
+    with checked_composition(explain), initialize_config_module("gentool.configs",
+                                                                version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+def refusal(name: str, *overrides: str) -> str:
+    from gentool.hydra_guard import HydraConfigRefused
+
+    with pytest.raises(HydraConfigRefused) as refused:
+        checked(name, *overrides)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("name, overrides, sentence", [
+    ("train", ["seed=1,2"], "seed=1,2 gives several values, which only a sweep takes; add -m to "
+                            "run one job per value."),   # an integer takes no list
+    ("train", ["+seed=3"], "seed is already an option, so it takes no leading +; set it with "
+                           "seed=3."),
+    ("train", ["seed=[1"], "seed=[1 is not an override Hydra can read (no viable alternative at "
+                           "input '[1'); write key=value as its grammar describes "
+                           "(https://hydra.cc/docs/1.2/advanced/override_grammar/basic)."),
+    ("train", ["trainer.progress_bar=maybe"], "trainer.progress_bar is 'maybe' but must be true "
+                                              "or false; e.g. trainer.progress_bar=true."),
+    ("train", ["trainer.schedule.nme=cosine"], "trainer.schedule.nme is not an option of "
+                                               "trainer.schedule; did you mean "
+                                               "trainer.schedule.name? (its options: name, "
+                                               "warmup_steps, min_lr_ratio, step_size, gamma)."),
+    ("train", ["+trainer.foo=1"], "trainer.foo is not an option of trainer=default (its options: "
+                                  "max_steps, batch_size, "),
+    ("train", ["hydra/launcher=slurmm"], "hydra/launcher=slurmm is not a choice of "
+                                         "hydra/launcher; did you mean hydra/launcher=slurm? "),
+    ("train", ["dataset/pair=edges"], "dataset/pair=edges picks from the config group "
+                                      "dataset/pair, which no config chosen here uses"),
+    ("sample", ["dataset=ring"], "gentool sample takes the model and its settings from the "
+                                 "checkpoint; dataset= is an option of gentool train (the options "
+                                 "of gentool sample: checkpoint, n, out, "),
+    ("eval", ["trainer.max_steps=5"], "gentool eval takes the model and its settings from the "
+                                      "checkpoint; trainer.max_steps is an option of gentool "
+                                      "train"),
+    ("finetune", ["+model.latent_dim=3"], "gentool finetune takes the model and its settings "
+                                          "from the checkpoint; model.latent_dim is an option "
+                                          "of gentool train"),
+    ("eval", ["metricss=[likelihood]"], "metricss is not an option of gentool eval; did you mean "
+                                        "metrics? (its options: checkpoint, metrics, "),
+])
+def test_a_mistaken_override_is_one_sentence(name, overrides, sentence):
+    message = refusal(name, *overrides)
+    assert message.startswith(sentence) and message.endswith(".") and "\n" not in message, \
+        message
+    assert "+" + overrides[0].lstrip("+") not in message or overrides[0].startswith("+"), message
+
+
+def test_a_key_the_code_takes_but_the_config_lacks_is_added_with_a_plus():
+    # The + that Hydra suggests for any unknown key is suggested only where the code the node
+    # configures takes the key, and that form then works.
+    assert refusal("train", "optimizer.eps=1e-6") == (
+        "optimizer.eps is not set in the config of optimizer=adam, but the code it configures "
+        "takes it; add it with +optimizer.eps=1e-6.")
+    cfg = checked("train", "+optimizer.eps=1e-6")
+    built = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg.optimizer)
+    assert built.param_groups[0]["eps"] == 1e-6
+    assert "+" not in refusal("train", "loss.variance=fixed")   # Bernoulli takes no variance
+
+
+def test_a_key_added_to_a_node_its_code_does_not_take_is_refused_when_built():
+    from gentool.methods import check_method
+
+    cfg = checked("train", "+loss.variance=fixed")   # free-form: the loss's code types it
+    with pytest.raises(GentoolError) as refused:
+        check_method(cfg)
+    assert str(refused.value) == ("loss.variance is not an option of "
+                                  "gentool.losses.likelihoods.Bernoulli (its options: none).")
+    with pytest.raises(GentoolError, match="model.latent_dimm is not an option of "
+                                           "gentool.methods.vae.VAE; did you mean "
+                                           "model.latent_dim?"):
+        check_method(checked("train", "+model.latent_dimm=3"))
+
+
+def test_documented_overrides_still_compose():
+    cfg = checked("train", "model=gan", "dataset=ring",
+                  "model.discriminator.minibatch_discrimination={num_kernels:50,kernel_dim:5}",
+                  "model.ema.decay=0.99", "+hydra.job.env_set.OMP_NUM_THREADS=2")
+    assert cfg.model.discriminator.minibatch_discrimination.num_kernels == 50
+    assert checked("train", "experiment=gan_ring").model.name == "gan"
+
+
+def test_shell_completion_keeps_hydras_own_errors():
+    # While a shell word is completed, a composition that fails only offers no keys (Hydra
+    # catches its own exception), and keys added so far are not judged.
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        checked("train", "trainer.max_stpes=20", explain=False)
+    assert checked("train", "+foo=1", explain=False).foo == 1
+
+
+@pytest.mark.parametrize("model, dataset", [("dcgan", "ring"), ("conv_vae", "ring"),
+                                            ("doc_ae", "ring"), ("vae", "ring"),
+                                            ("doc_vae", "digits"), ("gan", "digits")])
+def test_the_models_and_losses_a_refusal_suggests_are_accepted(compose_train, model, dataset):
+    """Every model=... (with its loss=... where one is named) and every loss=... that a refusal
+    of a model or loss on a data set suggests passes the same checks."""
+    import re
+
+    from gentool.methods import check_method
+
+    base = [f"model={model}", f"dataset={dataset}"]
+    for extra in ([], ["loss=mse"], ["loss=multinomial"], ["loss=bernoulli"]):
+        try:
+            check_method(compose_train(*base, *extra))
+            continue
+        except GentoolError as error:
+            message = str(error)
+        suggestions = []
+        if "needs images" in message or "needs points" in message:
+            fix = message.split("; ", 1)[1]
+            for part in re.split(r"; |\(|\)", fix):
+                models = re.findall(r"model=(\w+)", part)
+                losses = re.findall(r"loss=(\w+)", part) or [None]
+                suggestions += [[f"model={m}", *([f"loss={loss}"] if loss else [])]
+                                for m in models for loss in losses]
+        else:
+            suggestions = [[*base[:1], f"loss={loss}"] for loss in
+                           re.findall(r"loss=(\w+)", message.split("; ", 1)[1])]
+        assert suggestions, message
+        for suggestion in suggestions:
+            check_method(compose_train(*suggestion, f"dataset={dataset}"))

@@ -40,7 +40,7 @@ def test_multinomial_is_the_log_probability_of_the_counts():
     (["dataset=text_folder", "dataset.source.path=x", "dataset.num_classes=3"], "bernoulli",
      "loss=bernoulli models unit or binary values but dataset=text_folder holds counts"),
     (["dataset=vectors", "dataset.shape=[6]", "dataset.source.path=x"], "bernoulli",
-     "use loss=gaussian or loss=mse for real values"),
+     "use loss=gaussian or loss=mse\\.$"),
 ])
 def test_losses_are_refused_where_they_do_not_fit_the_data(dataset, loss, message):
     cfg = compose_config("train", ["model=ae", f"loss={loss}", *dataset])
@@ -123,6 +123,32 @@ def test_compare_draws_codes_beside_pca(runs, tmp_path):
                 data_dir=str(runs))
     with pytest.raises(GentoolError, match="No checkpoint at"):
         compare([str(tmp_path)], str(tmp_path / "e.png"), data_dir=str(runs))
+
+
+def test_compare_gives_pca_precision_at_the_size_of_each_code(runs):
+    from gentool.compare import _test_examples, compare_panels
+    from gentool.data import build_data, take
+    from gentool.metrics.pca import PCA
+
+    panels, _, _ = compare_panels([str(runs / "vae"), str(runs / "ae_linear")], examples=100,
+                                  data_dir=str(runs), k=2)
+    assert [p.title.splitlines()[1].rpartition(":")[0] for p in panels[1:]] == [
+        "retrieval precision@2 of the 2-D code", "retrieval precision@2 of the 3-D code"]
+    heading, figures = panels[0].title.splitlines()[1].split(": ")
+    assert heading == "retrieval precision@2 of 2 / 3 components"
+    # The 3-component figure is PCA's with 3 components, fitted on the train split, on the same
+    # test examples as the codes (vectors are used as loaded).
+    dataset = compose_config("train", [
+        "dataset=vectors", f"dataset.source.path={runs / 'vectors' / 'table.csv'}",
+        "dataset.source.label_column=kind", "dataset.shape=[6]", "dataset.num_classes=3",
+        "dataset.source.scale=standardise"]).dataset
+    data = build_data(dataset, str(runs), torch.device("cpu"), batch_size=500, seed=0,
+                      drop_last=False)
+    test = _test_examples(data, 100)
+    pca = PCA(take(data.train, data.train.num_examples)[0], 3)
+    expected = retrieval_precision(pca.encode(test[0]).float(), test.labels, (2,))[2]
+    assert float(figures.split(" / ")[1]) == pytest.approx(expected, abs=5e-4)
+    assert panels[0].points.shape[1] == 2
 
 
 def test_vector_models_sample_and_reconstruct_as_arrays(runs, tmp_path):

@@ -69,6 +69,39 @@ def test_npy_format_holds_the_raw_samples_in_the_data_range(checkpoints, tmp_pat
     assert 0.0 <= array.min() and array.max() <= 1.0
 
 
+def test_without_out_the_default_file_follows_the_format(checkpoints, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for fmt, written in (("npy", "samples.npy"), ("folder", "samples"), ("grid", "samples.png")):
+        out = sample(f"checkpoint={checkpoints['vae']}", "n=2", f"format={fmt}")
+        assert out.resolve() == (tmp_path / written).resolve()
+    assert sample(f"checkpoint={checkpoints['vae']}", "n=2").name == "samples.png"
+
+
+def test_the_format_follows_out_unless_given(checkpoints, tmp_path):
+    array = sample(f"checkpoint={checkpoints['vae']}", "n=3", f"out={tmp_path}/s.npy")
+    assert np.load(array).shape == (3, 1, 8, 8)
+    assert Image.open(sample(f"checkpoint={checkpoints['vae']}", "n=3",
+                             f"out={tmp_path}/s.png")).format == "PNG"
+    folder = sample(f"checkpoint={checkpoints['vae']}", "n=2", f"out={tmp_path}/f/")
+    assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png"]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["format=npy", "out={tmp}/x.png"], r"format=npy writes a NumPy array but out=.*/x.png names "
+                                        r"a .png file \(format=grid\); give out= a .npy file"),
+    (["format=grid", "out={tmp}/x.npy"], r"format=grid writes one PNG but out=.*/x.npy names a "
+                                         r".npy file \(format=npy\)"),
+    (["format=grid", "out={tmp}/x.jpg"], r"out=.*/x.jpg names a .jpg file; give out= a .png"),
+    (["format=folder", "out={tmp}/x.png"], r"format=folder writes a folder of PNGs but out="),
+    (["out={tmp}/x.jpg"], r"out=.*/x.jpg names no format gentool sample writes"),
+])
+def test_a_format_that_out_contradicts_is_refused(checkpoints, tmp_path, overrides, message):
+    given = [o.format(tmp=tmp_path) for o in overrides]
+    with pytest.raises(GentoolError, match=message):
+        sample(f"checkpoint={checkpoints['vae']}", *given)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_folder_format_writes_one_png_per_sample(checkpoints, tmp_path):
     out = sample(f"checkpoint={checkpoints['vae']}", "n=3", "format=folder", f"out={tmp_path}/f")
     files = sorted(p.name for p in out.iterdir())

@@ -1,5 +1,6 @@
 """Sweeps through hydra/launcher=slurm on a real one-node SLURM cluster (scripts/slurm-local.sh),
-and a preempted job that is requeued and resumes to the end."""
+and a preempted job that is requeued and resumes to the end; and, without a cluster, the job
+script the launcher hands to a stand-in sbatch."""
 
 import json
 import os
@@ -12,11 +13,11 @@ import pytest
 import torch
 
 # Slow: starting the cluster and its jobs takes minutes. The default run covers the pieces: the
-# SLURM launcher's options composing and checked (test_target_safety.py), sweeps through a
-# launcher of separate processes (test_cli.py), the USR2 hand-over to submitit's requeue handler
-# (test_distributed.py), a stopped run resuming in its own directory (test_run_directory.py,
-# test_engine.py) and two data-parallel processes against one (test_distributed.py, torchrun).
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# SLURM launcher's options composing and checked (test_target_safety.py) and reaching the job
+# script (below), sweeps through a launcher of separate processes (test_cli.py), the USR2
+# hand-over to submitit's requeue handler (test_distributed.py), a stopped run resuming in its
+# own directory (test_run_directory.py, test_engine.py) and two data-parallel processes against
+# one (test_distributed.py, torchrun).
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-local.sh"
 GENTOOL = [sys.executable, "-m", "gentool.cli"]
@@ -39,11 +40,42 @@ def cluster(tmp_path_factory):
     subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True, timeout=60)
 
 
+# Stand-ins for SLURM's commands: submitit looks for srun, and sbatch keeps the job script it is
+# given in $GENTOOL_SBATCH_COPY, then refuses the job, so the sweep ends there.
+STAND_INS = {"srun": "#!/bin/sh\nexit 1\n",
+             "sbatch": '#!/bin/sh\ncp "$1" "$GENTOOL_SBATCH_COPY"\necho "stand-in" >&2\nexit 1\n'}
+
+
+@pytest.mark.parametrize("options", [
+    # the form README.md and configs/hydra/launcher/slurm.yaml document
+    ["hydra.launcher.additional_parameters={qos: high, account: mylab}"],
+    ["hydra.launcher.additional_parameters.qos=high", "hydra.launcher.additional_parameters."
+                                                      "account=mylab"],
+])
+def test_additional_sbatch_options_reach_the_job_script(tmp_path, options):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name, text in STAND_INS.items():
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
+    script = tmp_path / "job.sh"
+    env = {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}",
+           "GENTOOL_SBATCH_COPY": str(script), "HYDRA_FULL_ERROR": "0"}
+    result = subprocess.run([*GENTOOL, "train", "-m", "hydra/launcher=slurm", *options,
+                             "trainer.max_steps=1"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert script.is_file(), result.stderr[-3000:]
+    lines = script.read_text().splitlines()
+    assert "#SBATCH --qos=high" in lines and "#SBATCH --account=mylab" in lines
+
+
 def squeue(env, *args):
     return subprocess.run(["squeue", "-h", *args], env=env, capture_output=True, text=True,
                           check=True).stdout.split()
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_a_2x2_sweep_runs_as_four_slurm_jobs_and_tabulates(cluster, tmp_path):
     result = subprocess.run([*GENTOOL, "train", "-m", *SLURM, "model=vae,ae", "seed=0,1",
                              "trainer.max_steps=20", *TINY], cwd=tmp_path, env=cluster,
@@ -61,6 +93,8 @@ def test_a_2x2_sweep_runs_as_four_slurm_jobs_and_tabulates(cluster, tmp_path):
     assert lines[2].startswith("| ae | 2 |") and lines[3].startswith("| vae | 2 |")
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_a_preempted_job_is_requeued_and_resumes_to_the_end(cluster, tmp_path):
     steps = 1500
     launcher = subprocess.Popen(
@@ -99,6 +133,8 @@ def test_a_preempted_job_is_requeued_and_resumes_to_the_end(cluster, tmp_path):
     assert json.loads((run / "metrics.json").read_text())["step"] == steps
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_data_parallel_over_two_slurm_tasks_equals_one_process(cluster, tmp_path):
     run = ["model=ae", "trainer.max_steps=20", "trainer.batch_size=32", *TINY[1:]]
     result = subprocess.run([*GENTOOL, "train", "-m", *SLURM, "hydra.launcher.tasks_per_node=2",

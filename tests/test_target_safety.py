@@ -245,14 +245,15 @@ def test_hydra_is_handed_the_checked_objects_not_their_names(monkeypatch):
     handed = []
     monkeypatch.setattr(gentool.config, "hydra_instantiate",
                         lambda config, **kwargs: handed.append(config))
+    # (decoder, an option VAE takes, holds a list here only to have a target inside one)
     instantiate(OmegaConf.create({"model": {
         "_target_": "gentool.methods.vae.VAE",
         "encoder": {"_target_": "gentool.nets.mlp.MLPEncoder", "_partial_": True},
-        "optimizers": [{"_target_": "torch.optim.SGD"}]}}).model)
+        "decoder": [{"_target_": "torch.optim.SGD"}]}}).model)
     config = handed[0]
     assert config._get_node("_target_")._value() is VAE
     assert config.encoder._get_node("_target_")._value().__name__ == "MLPEncoder"
-    assert config.optimizers[0]._get_node("_target_")._value() is torch.optim.SGD
+    assert config.decoder[0]._get_node("_target_")._value() is torch.optim.SGD
 
 
 def test_check_targets_returns_a_copy_with_the_resolved_objects():
@@ -445,7 +446,7 @@ def test_train_refuses_a_searchpath_config_with_a_payload(forked, tmp_path):
     (["+model.extra={{_target_: gentool.engine.files.os.system, _args_: ['touch {marker}']}}"],
      "model.extra._target_"),
     (["+optimizer.extra=[{{_target_: gentool.engine.files.os.system, "
-      "_args_: ['touch {marker}']}}]"], "extra[0]._target_"),
+      "_args_: ['touch {marker}']}}]"], "optimizer.extra[0]._target_"),
 ])
 def test_train_refuses_a_payload_given_on_the_command_line(overrides, key, forked, tmp_path):
     marker = tmp_path / "MARKER"
@@ -479,6 +480,7 @@ def test_every_command_config_passes(name):
     ["hydra/launcher=parallel", "hydra.launcher.n_jobs=4", "hydra.launcher.pre_dispatch=3*n_jobs"],
     ["hydra/launcher=slurm", "hydra.launcher.partition=gpu",
      "+hydra.launcher.additional_parameters={qos: high, mail_user: me@lab.org, time-min: 30}"],
+    ["hydra/launcher=slurm", "hydra.launcher.additional_parameters={qos: high, account: mylab}"],
     ["hydra/job_logging=stdout", "hydra/hydra_logging=hydra_debug"],
     ["hydra/job_logging=disabled", "hydra/hydra_logging=none"],
     ["hydra/job_logging=none", "hydra/hydra_logging=disabled"],
@@ -529,6 +531,9 @@ def test_hydra_setups_gentool_documents_pass(setup):
      "hydra.launcher.additional_parameters.export", "is not an sbatch option"),
     (["hydra/launcher=slurm", "+hydra.launcher.additional_parameters.chd=m"],
      "hydra.launcher.additional_parameters.chd", "is not an sbatch option"),
+    # additional_parameters is an open mapping (no + needed), checked all the same
+    (["hydra/launcher=slurm", "hydra.launcher.additional_parameters={export: ALL, qos: high}"],
+     "hydra.launcher.additional_parameters.export", "is not an sbatch option"),
     (["hydra/launcher=slurm", "hydra.launcher.partition='gpu\ntouch m'"],
      "hydra.launcher.partition", "holds a line break"),
     (["hydra/launcher=slurm", "hydra.job.name='x\ntouch m'"], "hydra.launcher.name",

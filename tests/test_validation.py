@@ -53,7 +53,10 @@ def test_validation_of_pairs_and_toy_sets(data_root):
 
 
 def test_validation_is_refused_for_streamed_folders_and_too_large(data_root):
-    with pytest.raises(GentoolError, match="streams its images from files.*validation=0"):
+    # Its held-out split is a seeded share of the images (data/folder.py), said as such.
+    with pytest.raises(GentoolError, match=r"streams its images from files.*validation=0 \(its "
+                                           r"held-out split is the share dataset.source."
+                                           r"test_fraction=0.05 of the images"):
         _data(*data_overrides("folder", data_root), "dataset.validation=5")
     with pytest.raises(GentoolError, match="holds only .* examples"):
         _data("dataset.validation=100000")

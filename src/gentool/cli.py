@@ -155,11 +155,14 @@ def compare_main() -> None:
         prog="gentool compare",
         description="The 2-D test codes of trained autoencoders/VAEs beside PCA's 2-D "
                     "projection of the same test data, coloured by class, in one PNG (codes of "
-                    "more than 2 dimensions by their first two principal components).")
+                    "more than 2 dimensions by their first two principal components). Each "
+                    "panel gives the retrieval precision at 10 of its full code, the PCA panel "
+                    "that of PCA with as many components as each run's code.")
     parser.add_argument("runs", nargs="+", help="train run directories (or their checkpoints)")
-    parser.add_argument("--out", default="compare.png", help="the PNG to write")
+    parser.add_argument("--out", default="compare.png",
+                        help="the PNG to write (default: %(default)s)")
     parser.add_argument("--examples", type=int, default=2000,
-                        help="test examples drawn (a fixed seeded subset)")
+                        help="test examples drawn, a fixed seeded subset (default: %(default)s)")
     parser.add_argument("--data-dir", default=os.environ.get("GENTOOL_DATA_DIR", "data"),
                         help="where the data sets are read from (default $GENTOOL_DATA_DIR "
                              "or data)")
@@ -229,6 +232,25 @@ def missing_plugin(args: list[str]) -> str | None:
     return None
 
 
+# Hydra's flags that each choose what a command does; Hydra takes only one of them.
+MODE_FLAGS = {"-m": "-m", "--multirun": "-m", "-r": "--run", "--run": "--run", "-c": "--cfg",
+              "--cfg": "--cfg", "-i": "--info", "--info": "--info",
+              "-sc": "--shell-completion", "--shell-completion": "--shell-completion"}
+
+
+def _several_modes(args: list[str]) -> str | None:
+    """One sentence for flags that ask Hydra for two things at once (-m with --cfg job)."""
+    given = list(dict.fromkeys(MODE_FLAGS[flag] for flag in (arg.split("=")[0] for arg in args)
+                               if flag in MODE_FLAGS))
+    if len(given) < 2:
+        return None
+    if set(given) == {"-m", "--cfg"}:
+        return ("--cfg prints the config of one job, so it does not take -m; drop -m and give "
+                "one value of each swept key to print that job's config.")
+    return (f"{' and '.join(given)} each choose what the command does, and Hydra takes one; "
+            "give only one of them.")
+
+
 def main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help", "help"):
@@ -242,7 +264,7 @@ def main() -> None:
         print(f"gentool: error: unknown command '{command}'; use one of "
               f"{', '.join(COMMANDS)} (see gentool --help).", file=sys.stderr)
         sys.exit(2)
-    problem = missing_plugin(args[1:])
+    problem = missing_plugin(args[1:]) or _several_modes(args[1:])
     if problem:
         print(f"gentool: error: {problem}", file=sys.stderr)
         sys.exit(1)
@@ -258,8 +280,10 @@ def main() -> None:
     setup()   # the resolvers and schemas the command's config names, before Hydra composes it
     # Hydra acts on a config's hydra node (logging, callbacks, launcher, ...) before the command
     # runs; every config it composes for the command is checked first (gentool.hydra_guard).
+    completing = any(arg in ("-sc", "--shell-completion") or
+                     arg.startswith("--shell-completion=") for arg in args)
     try:
-        with checked_composition():
+        with checked_composition(explain_mistakes=not completing):
             COMMANDS[command][0]()
     except HydraConfigRefused as refused:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

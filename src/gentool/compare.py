@@ -6,8 +6,10 @@ Each run's method is rebuilt from its checkpoint; its test split is encoded in s
 Codes of more than 2 dimensions are drawn by their first two principal components (the panel's
 title says so). The PCA panel is fitted on the train split of the first run's data set, on what
 `gentool eval` gives PCA: images in [0, 1], vectors as loaded, word counts as log(1 + count).
-Each panel's title also gives the retrieval precision at 10 of the full codes (cosine k-NN among
-the shown test examples, gentool.metrics.retrieval).
+Each run's panel also gives the retrieval precision at 10 of its full code (cosine k-NN among
+the shown test examples, gentool.metrics.retrieval), and the PCA panel that of PCA with as many
+components as each run's code has, so the figures beside each other compare codes of one size
+(the PCA panel draws the first 2 of those components).
 """
 
 from __future__ import annotations
@@ -48,8 +50,23 @@ class Panel:
 def compare(runs: list[str], out: str, examples: int = 2000, data_dir: str = "data",
             k: int = 10) -> Path:
     """Draw the panels of `runs` (run directories or checkpoints) and the PCA panel to `out`."""
+    panels, names, caption = compare_panels(runs, examples, data_dir, k)
+    image = draw(panels, names, caption)
+    path = Path(out).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, format="png")
+    except OSError as error:
+        raise GentoolError(f"Cannot write {path} ({error.strerror}); give --out a writable "
+                           "path.") from None
+    return path
+
+
+def compare_panels(runs: list[str], examples: int = 2000, data_dir: str = "data",
+                   k: int = 10) -> tuple[list[Panel], list[str], str]:
+    """The PCA panel and one panel per run, the class names and the figure's caption."""
     device = torch.device("cpu")
-    panels, first = [], None
+    panels, sizes, first = [], [], None
     checkpoints = [checkpoint_of(run) for run in runs]   # every path checked before any work
     for run, checkpoint in zip(runs, checkpoints):
         trained = load_trained_method(checkpoint, device)
@@ -68,29 +85,29 @@ def compare(runs: list[str], out: str, examples: int = 2000, data_dir: str = "da
             codes = torch.cat([trained.method.encode(chunk).float()
                                for chunk in test[0].split(500)])
         points, axes = _plane(codes)
-        name = f"{trained.train_cfg.model.name}, {codes.shape[1]}-D code"
-        if codes.shape[1] > 2:
+        size = codes.shape[1]
+        sizes.append(size)
+        name = f"{trained.train_cfg.model.name}, {size}-D code"
+        if size > 2:
             name += " (first 2 principal components)"
-        panels.append(Panel(f"{name}{_precision(codes, test.labels, k)}", points, test.labels,
-                            axes))
+        panels.append(Panel(f"{name}{_precision(codes, test.labels, k, f'the {size}-D code')}",
+                            points, test.labels, axes))
     dataset, data = first
     test = _test_examples(data, examples)
-    train = take(data.train, min(10000, data.train.num_examples))
-    pca = PCA(_features(dataset, data, train[0]), 2)
-    projected = pca.encode(_features(dataset, data, test[0])).float()
+    train = _features(dataset, data, take(data.train, min(10000, data.train.num_examples))[0])
+    # One fit with the most components asked for: PCA with d components is its first d.
+    most = min(max([2, *sizes]), min(train.flatten(1).shape))
+    projected = PCA(train, most).encode(_features(dataset, data, test[0])).float()
     what = "log(1+count)" if str(dataset.get("values", "")) == "counts" else "inputs"
-    panels.insert(0, Panel(f"PCA of the {what}, 2 components{_precision(projected, test.labels, k)}",
-                           projected, test.labels, ("PC 1", "PC 2")))
+    used = sorted({min(size, most) for size in sizes})   # one line: "16 / 20 components: a / b"
+    figures = [_precision_at(projected[:, :n], test.labels, k) for n in used]
+    title = f"PCA of the {what}, first 2 components"
+    if None not in figures:
+        title += (f"\nretrieval precision@{k} of {' / '.join(map(str, used))} components: "
+                  f"{' / '.join(f'{p:.3f}' for p in figures)}")
+    panels.insert(0, Panel(title, projected[:, :2], test.labels, ("PC 1", "PC 2")))
     names = data.class_names or [str(i) for i in range(data.num_classes or 0)]
-    image = draw(panels, names, f"{len(test[0])} test examples of {data.name}")
-    path = Path(out).expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(path, format="png")
-    except OSError as error:
-        raise GentoolError(f"Cannot write {path} ({error.strerror}); give --out a writable "
-                           "path.") from None
-    return path
+    return panels, names, f"{len(test[0])} test examples of {data.name}"
 
 
 def _test_examples(data, n: int):
@@ -118,10 +135,15 @@ def _plane(codes: torch.Tensor) -> tuple[torch.Tensor, tuple[str, str]]:
     return PCA(codes, 2).encode(codes).float(), ("PC 1 of the codes", "PC 2 of the codes")
 
 
-def _precision(codes: torch.Tensor, labels, k: int) -> str:
+def _precision(codes: torch.Tensor, labels, k: int, of: str) -> str:
+    precision = _precision_at(codes, labels, k)
+    return "" if precision is None else f"\nretrieval precision@{k} of {of}: {precision:.3f}"
+
+
+def _precision_at(codes: torch.Tensor, labels, k: int) -> float | None:
     if labels is None or len(codes) <= k:
-        return ""
-    return f"\nretrieval precision@{k}: {retrieval_precision(codes, labels, (k,))[k]:.3f}"
+        return None
+    return retrieval_precision(codes, labels, (k,))[k]
 
 
 def draw(panels: list[Panel], class_names: list[str], caption: str) -> Image.Image:

@@ -1,11 +1,12 @@
 """Structured-config schemas for the fixed keys, the one setup of resolvers and schemas, and the
 single instantiate helper.
 
-The schemas give every command typed top-level keys (`trainer.max_steps=abc` is refused by Hydra
-with the key's name and expected type); their ranges (`Annotated[int, Range(min=1)]`) are checked
-by `check_config` when a command starts. Model, dataset, loss and optimizer nodes stay free-form:
-their shape is fixed by the `_target_` they name, whose annotated parameters type them
-(gentool.options), and `instantiate` below is the only way such a node becomes an object.
+The schemas give every command typed top-level keys (`trainer.max_steps=abc` is refused while Hydra
+composes, in one sentence naming the key and its type: gentool.overrides); their ranges
+(`Annotated[int, Range(min=1)]`) are checked by `check_config` when a command starts. Model,
+dataset, loss and optimizer nodes stay free-form: their shape is fixed by the `_target_` they name,
+whose annotated parameters type them (gentool.options), and `instantiate` below is the only way
+such a node becomes an object.
 
 A config is data: it may come from a stranger's checkpoint or a shared config folder, so what a
 `_target_` names is checked on the object the dotted name resolves to (`resolve_target`), never
@@ -112,8 +113,8 @@ class TrainConfig:
 class SampleConfig:
     checkpoint: Optional[str] = None
     n: PositiveInt = 64
-    out: str = "samples.png"
-    format: str = "grid"
+    out: Optional[str] = None   # null: samples.png, samples.npy or samples/ by format=
+    format: Optional[str] = None   # null: from out= (.png grid, .npy, a folder); gentool.sample
     mode: str = "sample"
     seed: int = 0
     device: str = "auto"

@@ -16,6 +16,7 @@ path before it is searched and the composed `hydra` node before the config is re
 covers the config of a run, the one --help, --cfg and --info compose, the master config of a
 sweep and each job's config, which Hydra composes again per job (also in a launcher's worker
 processes or SLURM jobs, which receive the loader pickled and so import and use this class).
+The same loader turns a mistaken override into one sentence (gentool.overrides).
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ from typing import Any, Iterator, Optional
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException, OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from gentool import overrides as mistakes
 from gentool.config import UnsafeConfig
+from gentool.options import closest
 
 # Handler and formatter classes a logging config may name (`class:`): gentool's run log, the ones
 # of Hydra's own logging configs and their file-rotating relatives. No `()` factory is allowed.
@@ -111,7 +116,8 @@ class UnsafeHydraConfig(UnsafeConfig):
 
 
 class HydraConfigRefused(BaseException):
-    """Carries an UnsafeHydraConfig's message out of Hydra to the command line.
+    """Carries an UnsafeHydraConfig's message, or the sentence that explains a mistaken
+    override, out of Hydra to the command line.
 
     Hydra runs compositions inside handlers that catch every Exception (printing a traceback,
     or, while completing a shell word, trying the next candidate); a BaseException passes them,
@@ -122,7 +128,12 @@ class HydraConfigRefused(BaseException):
 
 class CheckedConfigLoader(ConfigLoaderImpl):
     """Hydra's config loader, refusing a search path entry or a composed `hydra` node that would
-    run code (`check_search_path`, `check_hydra_node`)."""
+    run code (`check_search_path`, `check_hydra_node`), and a mistaken override in one sentence
+    (gentool.overrides) while `explain_mistakes` is set."""
+
+    # Off while Hydra completes a shell word: it composes the words typed so far and, when they
+    # do not compose, offers no keys, where a refusal would print into the shell instead.
+    explain_mistakes = True
 
     def __init__(self, config_search_path: Any) -> None:
         # --config-path becomes the "main" entry of the initial search path, which Hydra opens
@@ -147,27 +158,61 @@ class CheckedConfigLoader(ConfigLoaderImpl):
                           "hydra.searchpath")
         super()._process_config_searchpath(config_name, parsed_overrides, repo)
 
-    def load_configuration(self, *args: Any, **kwargs: Any) -> DictConfig:
-        cfg = super().load_configuration(*args, **kwargs)
+    def load_configuration(self, config_name: Optional[str], overrides: list[str],
+                           run_mode: RunMode, from_shell: bool = True,
+                           validate_sweep_overrides: bool = True) -> DictConfig:
+        composer = mistakes.Composer(
+            compose=lambda others: ConfigLoaderImpl.load_configuration(
+                self, config_name, others, run_mode, from_shell, False),
+            group_options=lambda group: self.get_group_options(
+                group, config_name=config_name,
+                overrides=[o for o in overrides if o.startswith("hydra.searchpath=")]))
+        try:
+            cfg = super().load_configuration(config_name, overrides, run_mode, from_shell,
+                                             validate_sweep_overrides)
+        except (ConfigCompositionException, OverrideParseException) as error:
+            sentence = mistakes.explain(error, str(config_name), list(overrides), composer) \
+                if self.explain_mistakes else None
+            if sentence is None:
+                raise
+            raise HydraConfigRefused(sentence) from error
         _refusing(check_hydra_node, cfg)
+        if self.explain_mistakes:
+            sentence = mistakes.check_added_keys(cfg, str(config_name), list(overrides), composer)
+            if sentence is not None:
+                raise HydraConfigRefused(sentence)
+        return cfg
+
+    def _compose_config_from_defaults_list(self, *args: Any, **kwargs: Any) -> DictConfig:
+        """The SLURM launcher's additional_parameters stay an open mapping once Hydra closes the
+        config (struct mode) before applying overrides, so the documented
+        `hydra.launcher.additional_parameters={qos: high}` and `...additional_parameters.qos=high`
+        merge into it; `check_plugin` checks every key it ends up with."""
+        cfg = super()._compose_config_from_defaults_list(*args, **kwargs)
+        extra = OmegaConf.select(cfg, "hydra.launcher.additional_parameters")
+        if OmegaConf.select(cfg, "hydra.launcher._target_") == SLURM and \
+                isinstance(extra, DictConfig):
+            OmegaConf.set_struct(extra, False)
         return cfg
 
 
 @contextmanager
-def checked_composition() -> Iterator[None]:
-    """Within this block, the Hydra app a command runs composes through CheckedConfigLoader.
+def checked_composition(explain_mistakes: bool = True) -> Iterator[None]:
+    """Within this block, the Hydra app a command runs composes through CheckedConfigLoader,
+    which explains mistaken overrides unless `explain_mistakes` is false (shell completion).
 
     Hydra creates its loader in Hydra.create_main_hydra2 from the name ConfigLoaderImpl of
     hydra._internal.hydra (hydra-core 1.3), which is rebound here and restored afterwards.
     """
     import hydra._internal.hydra as hydra_app
 
-    previous = hydra_app.ConfigLoaderImpl
+    previous = hydra_app.ConfigLoaderImpl, CheckedConfigLoader.explain_mistakes
     hydra_app.ConfigLoaderImpl = CheckedConfigLoader
+    CheckedConfigLoader.explain_mistakes = explain_mistakes
     try:
         yield
     finally:
-        hydra_app.ConfigLoaderImpl = previous
+        hydra_app.ConfigLoaderImpl, CheckedConfigLoader.explain_mistakes = previous
 
 
 def _refusing(check: Any, *args: Any, **kwargs: Any) -> None:
@@ -384,9 +429,12 @@ def check_plugin(node: Any, key: str, plugins: dict[str, str], choices: str) -> 
         for name, value in extra.items():
             path = f"{key}.additional_parameters.{name}"
             if str(name).replace("_", "-") not in SBATCH_OPTIONS:
+                match = closest(str(name).replace("_", "-"), SBATCH_OPTIONS)
+                meant = f"write {key}.additional_parameters.{match.replace('-', '_')} if you " \
+                    f"meant {match}, or " if match else ""
                 raise UnsafeHydraConfig(path, value, "is not an sbatch option gentool passes "
-                                        "on from a config", "set it through sbatch's SBATCH_* "
-                                        "environment variables instead")
+                                        "on from a config", f"{meant}set it through sbatch's "
+                                        "SBATCH_* environment variables instead")
             if isinstance(value, (dict, list)):
                 raise UnsafeHydraConfig(path, value, "is not a single value",
                                         "give one value")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import difflib
 import inspect
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -66,6 +68,7 @@ def check_options(node: Any, path: str = "") -> None:
     if not isinstance(node, dict):
         return
     hints, defaults = _signature_of(node.get("_target_"))
+    check_known(node, path)
     for key, value in node.items():
         if str(key).startswith("_"):
             continue
@@ -73,6 +76,67 @@ def check_options(node: Any, path: str = "") -> None:
         if key in hints and not _is_missing(value):
             _check_value(value, hints[key], where, defaults.get(key, inspect.Parameter.empty))
         check_options(value, where)
+
+
+def parameters_of(target: Any) -> dict[str, inspect.Parameter] | None:
+    """The parameters a config node's `_target_` takes by keyword, by name; None when they are
+    not known: a target that config.resolve_target refuses, or one taking **kwargs."""
+    if not isinstance(target, str):
+        return None
+    from gentool.config import resolve_target   # config.py imports this module
+
+    try:   # resolved the safe way: a target that would be refused imports nothing here
+        obj = resolve_target(target)
+        parameters = inspect.signature(obj).parameters
+    except Exception:  # an unknown or refused target is reported when it is built
+        return None
+    nn = sys.modules.get("torch.nn")   # imported by then if obj is a module class
+    if nn is not None and inspect.isclass(obj) and issubclass(obj, nn.Module) and \
+            obj.__init__ is nn.Module.__init__:
+        return {}   # torch's Module.__init__(*args, **kwargs) refuses any argument
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return {name: p for name, p in parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def closest(name: str, options: Any) -> str | None:
+    """The option `name` was most likely meant to be (difflib's closest match), if any."""
+    found = difflib.get_close_matches(str(name), [str(o) for o in options], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def check_known(node: dict, path: str) -> None:
+    """Refuse a key that the node's target does not take: the constructor would fail with a
+    TypeError from inside Hydra, and a key added by mistake (`+loss.variance=fixed` on a
+    Bernoulli loss) is named with the options the target has."""
+    target = node.get("_target_")
+    parameters = parameters_of(target)
+    if parameters is None:
+        return
+    for key in node:
+        if str(key).startswith("_") or key in parameters:
+            continue
+        where = f"{path}.{key}" if path else str(key)
+        # What a config can set: the keys it holds and the parameters with defaults (the others,
+        # such as a method's `loss`, are passed by the code that builds it).
+        options = [name for name, p in parameters.items()
+                   if name in node or p.default is not inspect.Parameter.empty]
+        match = closest(key, options)
+        hint = f"; did you mean {path + '.' if path else ''}{match}?" if match else ""
+        raise GentoolError(f"{where} is not an option of {_chosen(path) or target}{hint} (its "
+                           f"options: {', '.join(options) or 'none'}).")
+
+
+def _chosen(group: str) -> str | None:
+    """`group=choice` as the running command chose it (loss=bernoulli), or None outside a
+    Hydra run or for a node that is no config group."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get(group)
+    return f"{group}={choice}" if choice else None
 
 
 def check_schema(cfg: Any, path: str = "") -> None:

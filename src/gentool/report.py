@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
 
 from gentool.errors import GentoolError
+from gentool.options import closest
 
 IGNORED_OVERRIDES = ("seed",)   # what varies within a row
 
@@ -127,6 +129,28 @@ def default_metrics(runs: list[Run]) -> list[str]:
     return evaluated or [k for k in present if k.startswith("test/")] or present
 
 
+def _closest_key(key: str, keys: list[str]) -> str | None:
+    """The key `key` was likely meant to be: judged on the name after a prefix it shares with
+    others (test/los -> test/loss), as the shared "test/" would make any test/* key look close."""
+    prefix, slash, name = key.partition("/")
+    same = [k.partition("/")[2] for k in keys if slash and k.startswith(prefix + "/")]
+    if not same:
+        return closest(key, keys)
+    match = closest(name, same)
+    return f"{prefix}/{match}" if match else None
+
+
+def metric_keys(keys: list[str]) -> str:
+    """Every metric key, grouped by its prefix (eval/, test/, val/, ...):
+    "eval/ 2 keys: fd, is; test/ 1 key: loss" """
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        prefix, slash, rest = key.partition("/")
+        groups[prefix + slash if slash else ""].append(rest if slash else key)
+    return "; ".join(f"{prefix or 'other'} {len(names)} key{'s' if len(names) > 1 else ''}: "
+                     f"{', '.join(names)}" for prefix, names in groups.items())
+
+
 def mean_std(values: list[float]) -> str:
     if not values:
         return "—"
@@ -141,8 +165,13 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
     columns = metrics or default_metrics(runs)
     unknown = [m for m in columns if not any(m in run.metrics for run in runs)]
     if unknown:
-        raise GentoolError(f"No run has the metric(s) {unknown}; pick from "
-                           f"{default_metrics(runs)}.")
+        present = sorted({k for run in runs for k in run.metrics})
+        matches = {key: _closest_key(key, present) for key in unknown}
+        meant = [f"{match} (for {key})" if len(unknown) > 1 else match
+                 for key, match in matches.items() if match]
+        hint = f"; did you mean {' and '.join(meant)}?" if meant else ""
+        raise GentoolError(f"No run has the metric{'s' if len(unknown) > 1 else ''} "
+                           f"{', '.join(unknown)}{hint} (the runs have {metric_keys(present)}).")
     varying, groups = group_runs(runs)
     head = [*varying, "n", *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -34,32 +34,70 @@ from gentool.trained import start_from_checkpoint
 log = logging.getLogger("gentool")
 
 FORMATS = ("grid", "npy", "folder")
+# What each format writes, and what out= names for it; format=null takes it from out=.
+WRITES = {"grid": "one PNG", "npy": "a NumPy array", "folder": "a folder of PNGs"}
+NAMED = {"grid": "a .png file", "npy": "a .npy file", "folder": "a folder"}
+FORMAT_OF_SUFFIX = {".png": "grid", ".npy": "npy"}
 # Test examples that dims=auto measures the latent dimensions' activity on.
 AUTO_DIMS_EXAMPLES = 1000
+# What out=null writes for each format= (format=null: the grid).
+DEFAULT_OUT = {"grid": "samples.png", "npy": "samples.npy", "folder": "samples/"}
 # What checkpoints are named; `out=` never names one.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def run_sample(cfg: DictConfig) -> Path:
     check_complete(cfg)   # before out= is read
+    if cfg.out is None:   # the default output is of the format asked for
+        cfg.out = DEFAULT_OUT.get(cfg.format, DEFAULT_OUT["grid"])
     out = Path(cfg.out).expanduser()
+    checked = {}   # the format, which the check of the options settles
     trained = start_from_checkpoint(
-        cfg, "sample", check=lambda checkpoint: _check_options(cfg, out, checkpoint))
-    method, train_cfg, device = trained.method, trained.train_cfg, trained.device
-    _check_vectors(train_cfg, cfg)
+        cfg, "sample",
+        check=lambda checkpoint: checked.update(format=_check_options(cfg, out, checkpoint)))
+    method, train_cfg, device, fmt = (trained.method, trained.train_cfg, trained.device,
+                                      checked["format"])
+    _check_vectors(train_cfg, cfg, fmt)
     with torch.no_grad():
         images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
-    start_run_log(log_path(out, cfg.format))
+    start_run_log(log_path(out, fmt))
     # Vectors have no picture (only format=npy); images get theirs enlarged by `scale`.
     picture = None if picture is None else visuals.upscale(picture, cfg.scale)
-    out = write(images, picture, train_cfg.dataset.range, cfg.format, out)
-    log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], cfg.format, cfg.mode, out)
+    out = write(images, picture, train_cfg.dataset.range, fmt, out)
+    log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], fmt, cfg.mode, out)
     return out
 
 
-def _check_options(cfg: DictConfig, out: Path, checkpoint: Path) -> None:
-    if cfg.format not in FORMATS:
-        raise GentoolError(f"format={cfg.format} is not one of {list(FORMATS)}; pick one of those.")
+def output_format(fmt: str | None, out: str) -> str:
+    """format= as given, else what out= names: a .png file (grid), a .npy file (npy) or a folder
+    (a path ending in /, or one that exists). A format that out= contradicts is refused, so a
+    PNG never lands in samples.npy nor an array in samples.png."""
+    path = Path(out).expanduser()
+    suffix = path.suffix.lower()
+    if out.endswith(("/", os.sep)) or path.is_dir():
+        named, what = "folder", NAMED["folder"]
+    else:
+        named, what = FORMAT_OF_SUFFIX.get(suffix), f"a {suffix} file"
+    if fmt is None:
+        if named is None:
+            raise GentoolError(f"out={out} names no format gentool sample writes; give a .png "
+                               "file (format=grid), a .npy file (format=npy) or a folder ending "
+                               "in / (format=folder).")
+        return named
+    if fmt not in FORMATS:
+        raise GentoolError(f"format={fmt} is not one of {list(FORMATS)}; pick one of those.")
+    # A file of another kind: its suffix says so (a folder's name may hold any other dot).
+    clash = named not in (None, fmt) or (fmt != "folder" and suffix and named is None)
+    if clash:
+        also, instead = (f" (format={named})", ", or leave format= out to write what out= "
+                         "names") if named else ("", "")
+        raise GentoolError(f"format={fmt} writes {WRITES[fmt]} but out={out} names {what}{also}; "
+                           f"give out= {NAMED[fmt]}{instead}.")
+    return fmt
+
+
+def _check_options(cfg: DictConfig, out: Path, checkpoint: Path) -> str:
+    """Refuse options that cannot work, before the model is loaded; the format to write."""
     if cfg.mode not in MODES:
         raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
     check_config(cfg)
@@ -75,13 +113,16 @@ def _check_options(cfg: DictConfig, out: Path, checkpoint: Path) -> None:
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
+    # before the format, which a .pt file has none of
     _refuse_checkpoint_as_out(out, cfg, checkpoint)
+    fmt = output_format(cfg.format, str(cfg.out))
     # Checked before the model is loaded and the log opened beside the output, so an output
     # folder that cannot be written is one sentence, not a warning and then an error.
-    problem = unwritable_folder(out if cfg.format == "folder" else out.parent)
+    problem = unwritable_folder(out if fmt == "folder" else out.parent)
     if problem is not None:
         raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
                            "out=<path>.")
+    return fmt
 
 
 def _check_dims(dims) -> None:
@@ -94,11 +135,11 @@ def _check_dims(dims) -> None:
                            "dimensions) or two latent dimensions, e.g. dims=[0,1].")
 
 
-def _check_vectors(train_cfg, cfg: DictConfig) -> None:
+def _check_vectors(train_cfg, cfg: DictConfig, fmt: str) -> None:
     """Vectors of more than 2 dimensions have no picture: their samples and reconstructions are
     written as arrays."""
     shape = list(train_cfg.dataset.shape)
-    if len(shape) == 1 and shape[0] != 2 and (cfg.format != "npy" or
+    if len(shape) == 1 and shape[0] != 2 and (fmt != "npy" or
                                               cfg.mode not in ("sample", "reconstruct")):
         raise GentoolError(f"dataset={train_cfg.dataset.name} holds {shape[0]}-D vectors, "
                            "which have no picture; use format=npy with mode=sample or "

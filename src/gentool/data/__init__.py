@@ -88,9 +88,12 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
         return _point_data(name, loaded, binarize, device, batch_size, value_range, shard,
                            validation)
     if isinstance(loaded, FolderData) and validation:
+        source = dataset_cfg.get("source") or {}
         raise GentoolError(f"dataset.validation is {validation} but {name} streams its images "
                            "from files, which gentool does not split further; set "
-                           "dataset.validation=0 (a test/ subfolder is its held-out split).")
+                           "dataset.validation=0 (its held-out split is the share "
+                           f"dataset.source.test_fraction={source.get('test_fraction')} of the "
+                           "images, drawn with dataset.source.split_seed).")
     if isinstance(loaded, VectorData):
         _check_vectors(name, dataset_cfg, loaded, binarize)
 

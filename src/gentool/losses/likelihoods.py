@@ -30,7 +30,8 @@ class ReconstructionLoss(nn.Module):
     name = "reconstruction"
     params_per_pixel = 1
     # What the loss models, by the data set's `values` (images count as "unit"): checked where
-    # methods are built (gentool.methods.check_loss_fits), with `values_hint` as the fix.
+    # methods are built (gentool.methods.check_loss_fits), which names the losses that fit, and
+    # `values_hint`, what the loss itself is for, after them.
     models_values: tuple[str, ...] = ("unit", "binary", "real", "counts")
     values_hint = ""
 
@@ -80,7 +81,6 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
     models_values = ("unit", "binary")
-    values_hint = "use loss=gaussian or loss=mse for real values, loss=multinomial for counts"
 
     def loss(self, params, x):
         return _sum_per_example(F.binary_cross_entropy_with_logits(params.float(), x,
@@ -161,7 +161,7 @@ class Multinomial(Likelihood):
 
     name = "multinomial"
     models_values = ("counts",)
-    values_hint = "use it on word counts (dataset=text_folder, or dataset.values=counts)"
+    values_hint = "keep it for word counts (dataset=text_folder, or dataset.values=counts)"
 
     def __init__(self, coefficient: bool = True):
         super().__init__()

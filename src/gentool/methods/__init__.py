@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import copy
+import functools
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -11,6 +12,7 @@ from gentool.config import check_targets, instantiate, resolve_target
 from gentool.errors import GentoolError
 from gentool.methods.base import PLAYERS, check_optimizer_options
 from gentool.options import check_options
+from gentool.overrides import shipped_composer
 
 # The kind of data a shape holds; networks declare the kinds they take in `DATA_KINDS`.
 KIND_OF_RANK = {3: "images", 1: "points"}
@@ -33,6 +35,7 @@ def check_method(cfg) -> None:
     building nothing: a run stops here before it loads its data."""
     check_targets(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_targets(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
+    check_targets(OmegaConf.to_container(cfg.optimizer, resolve=True), "optimizer")
     check_options(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_data_kind(cfg)
@@ -45,49 +48,129 @@ def check_method(cfg) -> None:
 
 def check_loss_fits(cfg, loss: Any) -> None:
     """Refuse a loss (an object, or the class a loss config names) that the model's method does
-    not declare in its `accepts_losses`, with the losses that fit in the message."""
+    not declare in its `accepts_losses`, or that does not model the data set's values (a
+    multinomial on real values, a Bernoulli on counts), with the losses that fit in the message."""
+    refusal = loss_refusal(cfg, loss)
+    if refusal is None:
+        return
+    fix = use_losses(cfg)
+    hint = getattr(loss, "values_hint", "")
+    if hint and "does not fit" not in refusal:
+        fix = f"{fix}, or {hint}" if fix else hint
+    raise GentoolError(f"{refusal}; {fix}.")
+
+
+def loss_refusal(cfg, loss: Any) -> str | None:
+    """Why the model's method does not take `loss` on the data set, as the start of a sentence
+    ("loss=mse does not fit model=vae, ..."), or None if it does."""
     method = resolve_target(cfg.model._target_, "model._target_")
+    got = getattr(loss, "name", getattr(loss, "__name__", type(loss).__name__))
     accepted = getattr(method, "accepts_losses", None)
-    if not accepted:
-        return
-    fits = issubclass(loss, accepted) if isinstance(loss, type) else isinstance(loss, accepted)
-    if not fits:
-        got = getattr(loss, "name", getattr(loss, "__name__", type(loss).__name__))
-        raise GentoolError(f"loss={got} does not fit model={cfg.model.name}, which needs "
-                           f"{method.accepted_losses_hint}.")
-    check_loss_values(cfg, loss)
+    if accepted:
+        fits = issubclass(loss, accepted) if isinstance(loss, type) else \
+            isinstance(loss, accepted)
+        if not fits:
+            return (f"loss={got} does not fit model={cfg.model.name}, which needs "
+                    f"{method.accepted_losses_hint}")
+        values = data_values(cfg.dataset)
+        models = getattr(loss, "models_values", None)
+        if models is not None and values not in models:
+            return (f"loss={got} models {' or '.join(models)} values but "
+                    f"dataset={cfg.dataset.name} holds {values} values "
+                    f"(dataset.values={values})")
+    return None
 
 
-def check_loss_values(cfg, loss: Any) -> None:
-    """Refuse a loss that does not model the data set's values (dataset.values; images are
-    "unit", the toy points "real"): a multinomial on real values, a Bernoulli on counts."""
-    values = str(cfg.dataset.get("values") or
-                 ("unit" if len(cfg.dataset.shape) == 3 else "real"))
-    models = getattr(loss, "models_values", None)
-    if models is None or values in models:
-        return
-    got = getattr(loss, "name", type(loss).__name__)
-    raise GentoolError(f"loss={got} models {' or '.join(models)} values but "
-                       f"dataset={cfg.dataset.name} holds {values} values "
-                       f"(dataset.values={values}); {loss.values_hint}.")
+def data_values(dataset) -> str:
+    """What a data set's values are (dataset.values; images are "unit", the toy points "real")."""
+    return str(dataset.get("values") or ("unit" if len(dataset.shape) == 3 else "real"))
+
+
+def use_losses(cfg) -> str:
+    """"use loss=a or loss=b": the shipped losses the model's method takes on the data set."""
+    names = fitting_losses(cfg)
+    return f"use {_either('loss', names)}" if names else "no shipped loss fits it"
+
+
+def fitting_losses(cfg) -> list[str]:
+    """The shipped loss configs (configs/loss/*.yaml) that `loss_refusal` lets the model's method
+    take on the data set, and whose loss takes the data set's range (a Bernoulli needs [0, 1])."""
+    names = []
+    for name, target in shipped_losses().items():
+        try:
+            loss = resolve_target(target, f"loss={name}")
+        except GentoolError:
+            continue
+        if loss_refusal(cfg, loss) is not None:
+            continue
+        try:
+            check_range = getattr(loss(), "check_data_range", None)
+            if check_range is not None:
+                check_range(list(cfg.dataset.range))
+        except GentoolError:
+            continue
+        except Exception:   # a loss that needs arguments to build: its range is not judged
+            pass
+        names.append(name)
+    return names
+
+
+def shipped_losses() -> dict[str, str]:
+    """The loss configs that ship with gentool (configs/loss/*.yaml): name -> _target_."""
+    return dict(_shipped_losses())
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_losses() -> tuple[tuple[str, str], ...]:
+    composer = shipped_composer()
+    return tuple((name, str(composer.compose([f"loss={name}"]).loss.get("_target_")))
+                 for name in sorted(composer.group_options("loss")))
 
 
 def check_data_kind(cfg) -> None:
     """Refuse a model whose networks do not take the data set's kind of data (a DCGAN on 2-D
-    points), naming the shipped models that do."""
+    points), naming the shipped models that do, each with the losses it takes there."""
     shape = list(cfg.dataset.shape)
     kind = KIND_OF_RANK.get(len(shape))
     takes = kinds_taken(OmegaConf.to_container(cfg.model, resolve=False))
     if kind is None or takes is None or kind in takes:
         return
     what = f"{shape[0]}-D points" if kind == "points" else "images"
-    fitting = [name for name, node in shipped_models().items()
-               if kind in (kinds_taken(node) or (kind,))]
-    fix = f"use model={' or model='.join(fitting)} for {kind}" if fitting else \
-        f"no shipped model takes {kind}"
     raise GentoolError(f"model={cfg.model.name} needs {' or '.join(sorted(takes))}, and "
-                       f"dataset={cfg.dataset.name} holds {what} (shape {shape}); {fix}, or "
-                       "pick an image data set.")
+                       f"dataset={cfg.dataset.name} holds {what} (shape {shape}); "
+                       f"{_models_for(cfg.dataset, kind)}, or pick an image data set.")
+
+
+def _models_for(dataset, kind: str) -> str:
+    """"use model=a or model=b for points (model=c with loss=x)": the shipped models whose
+    networks take `kind` and whose method takes some shipped loss on `dataset`, as
+    check_data_kind and check_loss_fits decide; those that need another loss than their own
+    default are named with the losses that fit."""
+    data = OmegaConf.to_container(dataset, resolve=True)
+    as_is, with_loss = [], {}
+    for name, (node, default_loss) in shipped_model_configs().items():
+        if kind not in (kinds_taken(node) or (kind,)) or "_target_" not in node:
+            continue
+        probe = OmegaConf.create({"model": {"_target_": node["_target_"], "name": name},
+                                  "dataset": data})
+        losses = fitting_losses(probe)
+        if default_loss in losses:
+            as_is.append(name)
+        elif losses:
+            with_loss.setdefault(_either("loss", losses), []).append(name)
+    if not as_is and not with_loss:
+        return f"no shipped model takes {kind}"
+    others = "; ".join(f"{_either('model', names)} with {losses}"
+                       for losses, names in with_loss.items())
+    if not as_is:
+        return f"use {others} for {kind}"
+    return f"use {_either('model', as_is)} for {kind}" + (f" ({others})" if others else "")
+
+
+def _either(key: str, names: list[str]) -> str:
+    """model=a, model=b or model=c"""
+    shown = [f"{key}={name}" for name in names]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
 def kinds_taken(node: Any) -> set[str] | None:
@@ -113,19 +196,19 @@ def kinds_taken(node: Any) -> set[str] | None:
     return taken
 
 
-def shipped_models() -> dict[str, dict]:
-    """The model configs that ship with gentool (configs/model/*.yaml), by name, each merged
-    with the configs of its own group that its defaults list names (cgan: dcgan + cgan)."""
-    folder = resources.files("gentool.configs") / "model"
-    files = {entry.name[:-5]: entry for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+def shipped_model_configs() -> dict[str, tuple[dict, str | None]]:
+    """The model configs that ship with gentool (configs/model/*.yaml), by name, as Hydra
+    composes them (cgan: dcgan + cgan; the shared `_parts`), with the loss that choosing the
+    model picks (None if it picks none)."""
+    return copy.deepcopy(_shipped_model_configs())
 
-    def load(name: str, seen: tuple[str, ...] = ()) -> dict:
-        node = OmegaConf.to_container(OmegaConf.create(files[name].read_text()), resolve=False)
-        merged: dict = {}
-        for entry in node.pop("defaults", []) or []:
-            if isinstance(entry, str) and entry in files and entry not in seen:
-                merged.update(load(entry, (*seen, name)))
-        merged.update(node)
-        return merged
 
-    return {name: load(name) for name in sorted(files)}
+@functools.lru_cache(maxsize=None)
+def _shipped_model_configs() -> dict[str, tuple[dict, str | None]]:
+    composer = shipped_composer()
+    found = {}
+    for name in sorted(composer.group_options("model")):
+        cfg = composer.compose([f"model={name}"])
+        found[name] = (OmegaConf.to_container(cfg.model, resolve=False),
+                       cfg.hydra.runtime.choices.get("loss"))
+    return found

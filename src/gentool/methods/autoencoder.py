@@ -18,8 +18,7 @@ from gentool.options import PositiveInt
 
 class Autoencoder(Method):
     accepts_losses = (ReconstructionLoss,)
-    accepted_losses_hint = ("a reconstruction loss; use loss=mse, loss=bernoulli, loss=gaussian or "
-                            "loss=multinomial")
+    accepted_losses_hint = "a reconstruction loss"   # check_loss_fits lists the fitting ones
 
     def __init__(self, encoder, decoder, loss: ReconstructionLoss, data_shape, value_range,
                  latent_dim: PositiveInt = 32, name: str = "ae"):

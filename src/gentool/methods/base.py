@@ -24,7 +24,7 @@ from torch import nn
 
 from gentool.config import instantiate
 from gentool.errors import GentoolError
-from gentool.options import NonNegativeFloat, PositiveFloat, Range, check_value
+from gentool.options import NonNegativeFloat, PositiveFloat, Range, check_known, check_value
 
 if TYPE_CHECKING:
     from gentool.engine.step import StepContext
@@ -59,6 +59,8 @@ def check_optimizer_options(optimizer: dict, players: dict[str, dict | None] | N
     for name, own in (players or {}).items():
         sources.append((dict(own or {}), f"model.{name}_optimizer", PLAYER_EXAMPLES))
     for values, prefix, examples in sources:
+        # A player's own settings go to the optimizer that `optimizer._target_` names.
+        check_known({"_target_": optimizer.get("_target_"), **values}, prefix)
         for key, value in values.items():
             if key in OPTIMIZER_OPTIONS:
                 annotation, example = OPTIMIZER_OPTIONS[key]
@@ -85,8 +87,9 @@ class Method(nn.Module):
     batches_per_step: int = 1
     # The step metrics the progress bar shows, in this order, where a step reports them.
     progress_keys: ClassVar[tuple[str, ...]] = ("loss",)
-    # The loss classes this method trains with, and how messages name them: checked where
-    # methods are built (gentool.methods.check_loss_fits), before the data is loaded.
+    # The loss classes this method trains with, and what messages call them ("a likelihood"):
+    # checked where methods are built (gentool.methods.check_loss_fits), before the data is
+    # loaded; the message lists the shipped losses that fit.
     accepts_losses: ClassVar[tuple[type, ...]] = ()
     accepted_losses_hint: ClassVar[str] = ""
 

@@ -53,8 +53,7 @@ class EMA(TypedDict, total=False):
     decay: UnitFloat
 
 
-ADVERSARIAL_HINT = ("an adversarial loss; use loss=nonsaturating, minimax, wasserstein, hinge or "
-                    "least_squares")
+ADVERSARIAL_HINT = "an adversarial loss"   # check_loss_fits lists the shipped ones
 
 
 class GAN(TwoPlayerMethod):

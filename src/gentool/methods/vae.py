@@ -37,7 +37,7 @@ def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> to
 
 class VAE(Method):
     accepts_losses = (Likelihood,)
-    accepted_losses_hint = "a likelihood; use loss=bernoulli, loss=gaussian or loss=multinomial"
+    accepted_losses_hint = "a likelihood"   # check_loss_fits lists the fitting ones
 
     def __init__(self, encoder, decoder, loss: Likelihood, data_shape, value_range,
                  latent_dim: PositiveInt = 20, beta: NonNegativeFloat = 1.0,
