@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from gentool.engine.run_directory import first_missing
+from gentool.engine.run_directory import first_missing, remove_empty_folders
 
 log = logging.getLogger("gentool")
 
@@ -33,16 +33,6 @@ def try_download(title: str, destination, download: Callable[[], object],
     except Exception:  # noqa: BLE001 - any failure (offline, HTTP, disk) ends in the caller's message
         log.debug("Download of %s failed:\n%s", title, captured.getvalue())
         if created_from is not None:
-            _remove_empty_folders(folder, created_from)
+            remove_empty_folders(folder, created_from)
         return False
 
-
-def _remove_empty_folders(folder: Path, top: Path) -> None:
-    """Remove `folder` and its parents up to `top` while they are empty (rmdir removes nothing
-    else, so a file the attempt left, or a folder another process filled, stays)."""
-    while folder == top or top in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent

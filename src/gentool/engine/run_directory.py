@@ -108,16 +108,19 @@ class RunDirectory:
     def _remove_new_folders(self) -> None:
         """Remove the run directory and its parents up to `created_from`, where they are empty
         (rmdir never removes anything else, so a folder another process filled stays)."""
-        top = self.created_from
-        if top is None:
+        if self.created_from is not None:
+            remove_empty_folders(self.path.absolute(), self.created_from)
+
+
+def remove_empty_folders(folder: Path, top: Path) -> None:
+    """Remove `folder` and its parents up to `top` while they are empty (rmdir removes nothing
+    else, so a file left there, or a folder another process filled, stays)."""
+    while folder == top or top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
             return
-        folder = self.path.absolute()
-        while folder == top or top in folder.parents:
-            try:
-                folder.rmdir()
-            except OSError:
-                return
-            folder = folder.parent
+        folder = folder.parent
 
 
 def first_missing(path: Path) -> Path | None:
