@@ -38,7 +38,7 @@ _Beta = Annotated[float, Range(min=0, max=1, max_open=True)]
 # torch refuses a bad value only inside the optimizer's constructor ("Invalid learning rate:
 # -0.1"), without the config key that set it.
 OPTIMIZER_OPTIONS: dict[str, tuple[Any, Any]] = {
-    # torch accepts lr=0 (a player frozen while the other trains), and stored run configs may hold it.
+    # torch accepts lr=0 (a player frozen while the other trains); stored run configs may hold it.
     "lr": (NonNegativeFloat, 1e-3),
     "betas": (tuple[_Beta, _Beta], (0.9, 0.999)),
     "weight_decay": (NonNegativeFloat, 0.0),
