@@ -285,13 +285,13 @@ CASES = {
                            "choices: ae, ae_linear,",)),
     # optimizer options: named by their key, before torch's constructor sees them
     "optimizer.lr=abc": Case(("train", *NEW, "optimizer.lr=abc"),
-                             ("optimizer.lr is 'abc' but must be a number > 0; e.g. "
+                             ("optimizer.lr is 'abc' but must be a number >= 0; e.g. "
                               "optimizer.lr=0.001",)),
     "optimizer.lr=-0.1": Case(("train", *NEW, "optimizer.lr=-0.1"),
-                              ("optimizer.lr is -0.1 but must be a number > 0",)),
+                              ("optimizer.lr is -0.1 but must be a number >= 0",)),
     "generator lr of a GAN": Case(("train", *NEW, "model=gan", "dataset=ring",
                                    "model.generator_optimizer.lr=-1"),
-                                  ("model.generator_optimizer.lr is -1 but must be a number > 0; "
+                                  ("model.generator_optimizer.lr is -1 but must be a number >= 0; "
                                    "e.g. model.generator_optimizer.lr=0.0002",)),
     "optimizer key misspelt": Case(("train", *NEW, "+optimizer.weight_decy=0.1"),
                                    ("optimizer.weight_decy is not an option of optimizer=adam; "

@@ -4,6 +4,7 @@ import errno
 import os
 import pickle
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from gentool.engine.checkpoint import (capture_rng_state, checkpoint_of, load_ch
                                        restore_rng_state, save_checkpoint)
 from gentool.engine import checkpoint
 from gentool.engine.files import WriteFailed, atomic_write
+from gentool import __version__
 from gentool.errors import GentoolError
 
 PAYLOAD = {"step": 3, "config": {"model": {"name": "vae"}, "dataset": {"name": "digits"}},
@@ -125,10 +127,70 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 def test_truncated_legacy_format_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "old.pt"
     torch.save(PAYLOAD, path, _use_new_zipfile_serialization=False)
-    assert path.read_bytes().startswith(checkpoint.LEGACY_MAGIC)
+    assert path.read_bytes()[2:].startswith(checkpoint.LEGACY_MAGIC_OP)
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(GentoolError, match="truncated or corrupt"):
         load_checkpoint(path)
+
+
+def _gentool_checkpoint() -> dict:
+    """What save_checkpoint writes, as a dict (rng state, versions and all)."""
+    return {**PAYLOAD, "format_version": checkpoint.FORMAT_VERSION,
+            "gentool_version": __version__, "rng": capture_rng_state(),
+            "monitor": {"key": None, "mode": None, "best": None, "best_step": None,
+                        "since_best": None}}
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_legacy_format_checkpoints_load_when_torch_reads_them_weights_only(tmp_path, protocol):
+    path = tmp_path / "old.pt"
+    torch.save(_gentool_checkpoint(), path, _use_new_zipfile_serialization=False,
+               pickle_protocol=protocol)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.load(path, weights_only=True)
+        readable = True
+    except pickle.UnpicklingError:
+        readable = False
+    if readable:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            state = load_checkpoint(path)
+        assert state["step"] == 3 and torch.equal(state["modules"]["method"]["w"], torch.ones(2))
+        assert not [w for w in caught if "pickle protocol" in str(w.message)]
+    else:
+        with pytest.raises(GentoolError) as refused:
+            load_checkpoint(path)
+        assert str(refused.value) == (
+            f"{path} is a legacy-format PyTorch file pickled with protocol {protocol}, which "
+            "torch cannot read weights-only (the only way gentool reads checkpoints, for "
+            "safety); save it again with torch.save's default format, or use a checkpoint "
+            "written by gentool train.")
+    assert readable == (protocol in (2, 3))   # what torch 2.x reads weights-only
+
+
+def test_zip_checkpoint_saved_under_another_file_name_loads(tmp_path):
+    # torch names the folder inside the archive after the file it wrote ("step_7/data.pkl").
+    written = tmp_path / "step_7.pt"
+    torch.save(_gentool_checkpoint(), written)
+    renamed = tmp_path / "last.pt"
+    written.rename(renamed)
+    assert load_checkpoint(renamed)["step"] == 3
+
+
+def test_an_error_that_is_no_damage_is_not_called_corrupt(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, PAYLOAD)
+
+    def load(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(torch, "load", load)
+    with pytest.raises(GentoolError) as refused:
+        load_checkpoint(path)
+    assert str(refused.value) == (f"{path} cannot be read (MemoryError); fix that or pass "
+                                  "another checkpoint.")
 
 
 def _png() -> bytes:
@@ -208,9 +270,19 @@ def test_checkpoint_that_needs_pickle_is_refused(tmp_path):
         load_checkpoint(path)
 
 
-def test_plain_pickle_file_is_refused(tmp_path):
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_legacy_format_checkpoint_that_needs_pickle_is_refused(tmp_path, protocol):
+    path = tmp_path / "evil.pt"
+    torch.save({**PAYLOAD, "extra": Payload()}, path, _use_new_zipfile_serialization=False,
+               pickle_protocol=protocol)
+    with pytest.raises(GentoolError, match="needs pickle to load"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_plain_pickle_file_is_refused(tmp_path, protocol):
     path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps({"step": 1}, protocol=2))
+    path.write_bytes(pickle.dumps({"step": 1}, protocol=protocol))
     with pytest.raises(GentoolError, match="it is a Python pickle, not a PyTorch file"):
         load_checkpoint(path)
 

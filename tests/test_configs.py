@@ -125,12 +125,16 @@ def test_every_optimizer_builds(compose_train, optimizer):
     assert built.param_groups[0]["lr"] == cfg.optimizer.lr
 
 
+# A GAN whose players use SGD (the players' Adam betas dropped).
+SGD_PLAYERS = ("optimizer=sgd", "~model.generator_optimizer.betas",
+               "~model.discriminator_optimizer.betas")
+
+
 @pytest.mark.parametrize("overrides,message", [
-    (["optimizer.lr=abc"], "optimizer.lr is 'abc' but must be a number > 0; e.g. "
+    (["optimizer.lr=abc"], "optimizer.lr is 'abc' but must be a number >= 0; e.g. "
                            "optimizer.lr=0.001."),
-    (["optimizer.lr=-0.1"], "optimizer.lr is -0.1 but must be a number > 0; e.g. "
+    (["optimizer.lr=-0.1"], "optimizer.lr is -0.1 but must be a number >= 0; e.g. "
                             "optimizer.lr=0.001."),
-    (["optimizer.lr=0"], "optimizer.lr is 0 but must be a number > 0"),
     (["optimizer.betas=[0.9,1.5]"], "optimizer.betas is [0.9,1.5] but must be a list of 2 values "
                                     "(a number >= 0 and < 1, a number >= 0 and < 1); e.g. "
                                     "optimizer.betas=[0.9,0.999]."),
@@ -140,8 +144,18 @@ def test_every_optimizer_builds(compose_train, optimizer):
                                                  ">= 0"),
     (["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
      "optimizer.nesterov=true needs optimizer.momentum > 0 and optimizer.dampening=0"),
+    (["model=gan", "dataset=ring", *SGD_PLAYERS, "+model.generator_optimizer.nesterov=true",
+      "+model.generator_optimizer.momentum=0"],
+     "model.generator_optimizer.nesterov=true needs model.generator_optimizer.momentum > 0 and "
+     "optimizer.dampening=0; set model.generator_optimizer.momentum=0.9 or "
+     "model.generator_optimizer.nesterov=false."),
+    (["model=gan", "dataset=ring", *SGD_PLAYERS, "optimizer.momentum=0.9",
+      "+model.discriminator_optimizer.nesterov=true",
+      "+model.discriminator_optimizer.dampening=0.1"],
+     "model.discriminator_optimizer.nesterov=true needs optimizer.momentum > 0 and "
+     "model.discriminator_optimizer.dampening=0"),
     (["model=gan", "dataset=ring", "model.generator_optimizer.lr=-1"],
-     "model.generator_optimizer.lr is -1 but must be a number > 0; e.g. "
+     "model.generator_optimizer.lr is -1 but must be a number >= 0; e.g. "
      "model.generator_optimizer.lr=0.0002."),
     (["model=dcgan", "model.discriminator_optimizer.betas=[0.5,-0.1]",
       "dataset.shape=[1,8,8]"], "model.discriminator_optimizer.betas is [0.5,-0.1] but must be"),
@@ -152,6 +166,17 @@ def test_optimizer_options_torch_refuses_are_named_by_their_key(compose_train, o
     with pytest.raises(GentoolError) as refused:
         check_method(cfg)   # before any data is loaded
     assert str(refused.value).startswith(message)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["optimizer.lr=0"],
+    ["model=gan", "dataset=ring", "model.discriminator_optimizer.lr=0"],   # a frozen player
+])
+def test_a_learning_rate_of_zero_is_accepted(compose_train, overrides):
+    cfg = compose_train(*overrides)
+    check_method(cfg)   # torch accepts lr=0
+    optimizers = build_method(cfg).configure_optimizers(cfg.optimizer)
+    assert 0 in [group["lr"] for built in optimizers.values() for group in built.param_groups]
 
 
 @pytest.mark.parametrize("model,key,value,must", [

@@ -38,6 +38,23 @@ def test_every_model_and_loss_trains_on_every_data_kind(compose_train, data_root
     assert list(tmp_path.glob("events.out.tfevents.*"))
 
 
+def test_an_unknown_schedule_is_refused_before_the_data_loads(compose_train, tmp_path,
+                                                             monkeypatch):
+    import gentool.train
+    loaded = []
+
+    def build_data(*args, **kwargs):   # a data set missing here would be downloaded
+        loaded.append(args)
+        raise AssertionError("build_data was called")
+
+    monkeypatch.setattr(gentool.train, "build_data", build_data)
+    cfg = compose_train(*TINY, "trainer.schedule.name=wobbly")
+    with pytest.raises(GentoolError, match="^trainer.schedule.name is 'wobbly' but must be one of "
+                                           "constant, cosine, linear, step"):
+        run_train(cfg, tmp_path / "run")
+    assert not loaded
+
+
 def _weights(path):
     return load_checkpoint(path)["modules"]["method"]
 

@@ -21,6 +21,7 @@ from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, os_error_in,
 from gentool.engine.loop import FitResult, fit
 from gentool.engine.run_directory import RunDirectory
 from gentool.engine.run_metrics import write_metrics
+from gentool.engine.schedule import check_schedule
 from gentool.errors import GentoolError
 from gentool.methods import build_method, check_method
 
@@ -49,6 +50,7 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
     # Settings that cannot work are refused before any data is loaded or anything is written.
     check_config(cfg)
     check_method(cfg)
+    check_schedule(cfg.trainer.schedule)
     if not rank.is_main:   # only rank 0 logs, writes and prints
         log.setLevel(logging.WARNING)
     device = distributed.device_for(rank, resolve_device(cfg.device))

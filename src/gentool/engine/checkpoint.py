@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import pickle
 import random
+import struct
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -94,18 +96,23 @@ def _corrupt(path: Path) -> GentoolError:
 
 
 # The first bytes of the two formats torch.save writes: a zip archive (torch >= 1.6, what gentool
-# writes), and the legacy format, which opens with torch's magic number pickled with protocol 2.
+# writes), and the legacy format, a pickle stream (b"\x80" then the protocol number) whose first
+# object is torch's magic number. torch.load reads both; which pickles it accepts weights-only
+# (protocols 2 and 3, not the framed 4 and 5) is torch's to decide, so any pickle goes to it.
 ZIP_MAGIC = b"PK\x03\x04"
-LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+PICKLE_START = b"\x80"
+# torch's magic number as the pickle opcode that opens a legacy-format file (LONG1, 10 bytes).
+LEGACY_MAGIC_OP = b"\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
 # Enough of a file's start to tell a PyTorch file, a picture and text apart.
 _SNIFFED_BYTES = 64
 
 
-def _check_torch_file(path: Path) -> None:
+def _check_torch_file(path: Path) -> bytes:
     """Refuse a file that is no PyTorch file at all (a picture, metrics.json, a README) as not a
-    checkpoint, and one that starts like a PyTorch file but is cut short as corrupt. torch.load
-    reads any bytes that are not a zip archive as a pickle stream, and what it raises then
-    depends on the first byte (`KeyError: 101` for a file starting with "h")."""
+    checkpoint, and one that starts like a PyTorch file but is cut short as corrupt; return the
+    file's first bytes. torch.load reads any bytes that are not a zip archive as a pickle stream,
+    and what it raises then depends on the first byte (`KeyError: 101` for a file starting with
+    "h")."""
     try:
         with open(path, "rb") as file:
             head = file.read(_SNIFFED_BYTES)
@@ -123,10 +130,19 @@ def _check_torch_file(path: Path) -> None:
             raise _corrupt(path) from error
         if not any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
             raise _not_a_torch_file(path, "it is a zip archive that holds no PyTorch data")
-        return
-    if head.startswith(LEGACY_MAGIC) or LEGACY_MAGIC.startswith(head):
-        return
+        return head
+    if head.startswith(PICKLE_START):
+        return head
     raise _not_a_torch_file(path, _kind_of(head))
+
+
+def _is_legacy_torch_file(head: bytes) -> bool:
+    """Whether a pickle stream opens with torch's magic number: right after the protocol header,
+    or after the 9-byte frame header that protocols 4 and 5 put first."""
+    return LEGACY_MAGIC_OP in (head[2:2 + len(LEGACY_MAGIC_OP)], head[11:11 + len(LEGACY_MAGIC_OP)])
+
+
+_PLAIN_PICKLE = "it is a Python pickle, not a PyTorch file"
 
 
 def _not_a_torch_file(path: Path, kind: str) -> GentoolError:
@@ -137,8 +153,7 @@ def _not_a_torch_file(path: Path, kind: str) -> GentoolError:
 def _kind_of(head: bytes) -> str:
     """What a file that is no PyTorch file is, in words, from its first bytes."""
     known = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
-             (b"GIF8", "a GIF image"), (b"\x93NUMPY", "a NumPy array file"),
-             (b"\x80", "a Python pickle"))
+             (b"GIF8", "a GIF image"), (b"\x93NUMPY", "a NumPy array file"))
     for magic, kind in known:
         if head.startswith(magic):
             return f"it is {kind}, not a PyTorch file"
@@ -183,19 +198,43 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not path.is_file():
         raise GentoolError(f"No checkpoint at {path}; pass checkpoint=<run dir>/checkpoints/last.pt "
                            "of a train run.")
-    _check_torch_file(path)
+    head = _check_torch_file(path)
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about every legacy file pickled with protocol > 2 that it then reads.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        # torch names the Python class it refused ("Unsupported global: GLOBAL mod.Class");
-        # any other unpickling failure means the bytes themselves are not a checkpoint.
-        if "global" not in str(error).lower():
-            raise _corrupt(path) from error
-        raise GentoolError(f"{path} needs pickle to load (it holds Python objects, not only "
-                           "tensors), and gentool refuses such files for safety; use a checkpoint "
-                           "written by gentool train.") from error
-    except Exception as error:   # bytes torch cannot parse raise whatever their parse hits
+        message = str(error)
+        # torch names the Python class it refused ("Unsupported global: GLOBAL mod.Class").
+        if "global" in message.lower():
+            raise GentoolError(f"{path} needs pickle to load (it holds Python objects, not only "
+                               "tensors), and gentool refuses such files for safety; use a "
+                               "checkpoint written by gentool train.") from error
+        # The weights-only reader knows no opcode of the framed protocols 4 and 5.
+        if "Unsupported operand" in message and head.startswith(PICKLE_START):
+            if not _is_legacy_torch_file(head):
+                raise _not_a_torch_file(path, _PLAIN_PICKLE) from error
+            raise GentoolError(
+                f"{path} is a legacy-format PyTorch file pickled with protocol {head[1]}, which "
+                "torch cannot read weights-only (the only way gentool reads checkpoints, for "
+                "safety); save it again with torch.save's default format, or use a checkpoint "
+                "written by gentool train.") from error
         raise _corrupt(path) from error
+    except RuntimeError as error:
+        # A pickle that does not open with torch's magic number is no legacy-format file.
+        if "Invalid magic number" in str(error):
+            raise _not_a_torch_file(path, _PLAIN_PICKLE) from error
+        raise _corrupt(path) from error
+    # What torch's parsers raise on bytes cut short or garbled.
+    except (EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error,
+            zipfile.BadZipFile) as error:
+        raise _corrupt(path) from error
+    except Exception as error:   # no sign of damage (MemoryError, an I/O error): say what it was
+        detail = str(error).strip().splitlines()
+        kind = type(error).__name__ + (f": {detail[0]}" if detail else "")
+        raise GentoolError(f"{path} cannot be read ({kind}); fix that or pass another "
+                           "checkpoint.") from error
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
         raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "
                            "weights gentool writes); pass a checkpoint written by gentool train.")

@@ -26,7 +26,7 @@ from gentool.engine import distributed, metering
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
 from gentool.engine.monitor import Monitor
-from gentool.engine.schedule import apply_schedule, check_schedule
+from gentool.engine.schedule import apply_schedule
 from gentool.engine.step import StepContext
 from gentool.engine.stop import STOP_SIGNALS, RunStopped, StopRequested
 from gentool.engine.tensorboard import VisualLogger, log_hparams
@@ -64,10 +64,12 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     """Train `method` on `data` for `trainer.max_steps` steps (fewer when early stopping ends the
     run); returns the final evaluation (FitResult).
 
-    `trainer` is the run's trainer config (steps, intervals, precision, schedule), `optimizer`
-    the optimizer config the method's `configure_optimizers` reads, `seed` the evaluation seed,
-    `resume` a checkpoint or run directory to start from. `run_config` (the whole run config) is
-    stored in checkpoints, and a checkpoint of another model or data set is refused against it.
+    `trainer` is the run's trainer config (steps, intervals, precision, schedule: its name checked
+    by the caller with engine.schedule.check_schedule, as gentool train does before loading data),
+    `optimizer` the optimizer config the method's `configure_optimizers` reads, `seed` the
+    evaluation seed, `resume` a checkpoint or run directory to start from. `run_config` (the
+    whole run config) is stored in checkpoints, and a checkpoint of another model or data set is
+    refused against it.
     `hparams` (the run's distinguishing choices) go to TensorBoard's HParams tab with the final
     metrics. In a data-parallel run (`rank`), only rank 0 evaluates, logs and writes checkpoints;
     the others return no metrics. `on_start` is called once the checkpoint to resume from (if
@@ -77,7 +79,6 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     # Plain Python values: DictConfig attribute access costs microseconds, read every step.
     config = SimpleNamespace(**OmegaConf.to_container(trainer, resolve=True))
     ckpt_dir = run_dir / "checkpoints"
-    check_schedule(config.schedule)
     method.to(device)
     optimizers = method.configure_optimizers(optimizer)
     ctx = StepContext(optimizers, autocast=autocast_for(str(config.precision), device),

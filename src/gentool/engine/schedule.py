@@ -18,9 +18,9 @@ SCHEDULES = ("constant", "cosine", "linear", "step")
 
 
 def check_schedule(schedule: Any) -> None:
-    """Refuse a schedule name `lr_factor` does not know. Called before a run starts: `lr_factor`
-    meets the name only at the first step after the warm-up, and a resumed finished run never
-    calls it."""
+    """Refuse a schedule name `lr_factor` does not know. gentool train calls it with its other
+    checks, before the data is loaded: `lr_factor` meets the name only at the first step after
+    the warm-up, and a resumed finished run never calls it."""
     name = schedule.get("name", "constant")
     if name not in SCHEDULES:
         raise _unknown(name)

@@ -24,7 +24,7 @@ from torch import nn
 
 from gentool.config import instantiate
 from gentool.errors import GentoolError
-from gentool.options import NonNegativeFloat, PositiveFloat, Range, check_known, check_value
+from gentool.options import NonNegativeFloat, Range, check_known, check_value
 
 if TYPE_CHECKING:
     from gentool.engine.step import StepContext
@@ -38,7 +38,8 @@ _Beta = Annotated[float, Range(min=0, max=1, max_open=True)]
 # torch refuses a bad value only inside the optimizer's constructor ("Invalid learning rate:
 # -0.1"), without the config key that set it.
 OPTIMIZER_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "lr": (PositiveFloat, 1e-3),
+    # torch accepts lr=0 (a player frozen while the other trains); stored run configs may hold it.
+    "lr": (NonNegativeFloat, 1e-3),
     "betas": (tuple[_Beta, _Beta], (0.9, 0.999)),
     "weight_decay": (NonNegativeFloat, 0.0),
     "momentum": (NonNegativeFloat, 0.9),
@@ -51,10 +52,9 @@ PLAYER_EXAMPLES = {"lr": 2e-4, "betas": (0.5, 0.999)}
 
 def check_optimizer_options(optimizer: dict, players: dict[str, dict | None] | None = None) -> None:
     """Refuse the optimizer settings of a run config (plain containers) that torch would refuse,
-    or that would train nothing (lr=0), naming the key a user sets them by: `optimizer.lr`, or
-    `model.generator_optimizer.lr` for a player's own value. A run checks them before it loads
-    its data (gentool.methods.check_method); code that builds optimizers itself may freeze a
-    player with lr=0."""
+    naming the key a user sets them by: `optimizer.lr`, or `model.generator_optimizer.lr` for a
+    player's own value. A run checks them before it loads its data
+    (gentool.methods.check_method)."""
     sources = [(dict(optimizer), "optimizer", {})]
     for name, own in (players or {}).items():
         sources.append((dict(own or {}), f"model.{name}_optimizer", PLAYER_EXAMPLES))
@@ -65,13 +65,20 @@ def check_optimizer_options(optimizer: dict, players: dict[str, dict | None] | N
             if key in OPTIMIZER_OPTIONS:
                 annotation, example = OPTIMIZER_OPTIONS[key]
                 check_value(value, annotation, f"{prefix}.{key}", examples.get(key, example))
-    for own in list((players or {}).values()) or [{}]:   # the settings each optimizer gets
-        merged = {**optimizer, **(own or {})}
+    for name, own in list((players or {}).items()) or [("", {})]:   # what each optimizer gets
+        own = dict(own or {})
+        merged = {**optimizer, **own}
         if merged.get("nesterov") is True and (merged.get("momentum", 0) <= 0 or
                                                merged.get("dampening", 0) != 0):
-            raise GentoolError("optimizer.nesterov=true needs optimizer.momentum > 0 and "
-                               "optimizer.dampening=0; set optimizer.momentum=0.9 or "
-                               "optimizer.nesterov=false.")
+            nesterov, momentum, dampening = (_set_by(option, name, own) for option in
+                                             ("nesterov", "momentum", "dampening"))
+            raise GentoolError(f"{nesterov}=true needs {momentum} > 0 and {dampening}=0; set "
+                               f"{momentum}=0.9 or {nesterov}=false.")
+
+
+def _set_by(option: str, player: str, own: dict) -> str:
+    """The key that sets `option` of `player`'s optimizer: its own, or the shared optimizer's."""
+    return f"model.{player}_optimizer.{option}" if option in own else f"optimizer.{option}"
 
 
 def build_optimizer(params: Iterable[nn.Parameter], optimizer_cfg: Any) -> torch.optim.Optimizer:
