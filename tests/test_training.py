@@ -144,6 +144,20 @@ def test_linear_autoencoder_matches_pca_reconstruction_error(compose_train, tmp_
     assert ae_mse == pytest.approx(pca_mse, rel=0.02)
 
 
+def test_rerunning_a_finished_run_keeps_its_evaluation_and_training_further_drops_it(
+        compose_train, tmp_path):
+    cfg = compose_train(*TINY, "model=vae")
+    run_train(cfg, tmp_path)
+    path = tmp_path / "metrics.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "eval/fd": 12.5}))      # as gentool eval merges it
+    run_train(cfg, tmp_path)                                       # the same checkpoint
+    assert json.loads(path.read_text())["eval/fd"] == 12.5
+    run_train(compose_train(*TINY, "model=vae", "trainer.max_steps=8"), tmp_path)
+    again = json.loads(path.read_text())
+    assert again["step"] == 8 and "eval/fd" not in again            # described step 6
+
+
 def test_rerunning_a_finished_run_trains_nothing_and_reports_the_same_metrics(compose_train,
                                                                               tmp_path, capsys):
     cfg = compose_train(*TINY, "model=vae")

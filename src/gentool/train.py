@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
         raise
     if not rank.is_main:
         return None
-    write_metrics(run_dir, record_of(final, cfg.trainer.monitor),
+    write_metrics(run_dir, {**evaluation_kept(run_dir, final.step),
+                            **record_of(final, cfg.trainer.monitor)},
                   kept="the final checkpoint is written", then=resume_advice(run_dir) + " to write it (the run resumes at its last step)")
     if final.stopped_early:
         log.info("Stopped early at step %d of %d", final.step, cfg.trainer.max_steps)
@@ -89,6 +91,20 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
              ", ".join(f"{k}={v:.4g}" for k, v in final.test.items()))
     log.info("Run directory: %s", run_dir.resolve())
     return final.test.get(OBJECTIVE)
+
+
+def evaluation_kept(run_dir: Path, step: int) -> dict[str, Any]:
+    """The `eval/` results that `gentool eval` merged into the run's metrics.json, when that file
+    records the step the run ends at: a finished run started again ends on the same checkpoint,
+    so they still describe it. A run trained further drops them, as they describe an older one."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):   # no file yet, or one the write replaces anyway
+        return {}
+    if not isinstance(record, dict) or record.get("step") != step:
+        return {}
+    return {k: v for k, v in record.items() if k.startswith("eval/")}
 
 
 def record_of(final: FitResult, monitored: str | None) -> dict[str, Any]:
