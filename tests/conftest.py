@@ -35,6 +35,25 @@ def gentool_setup():
     torch.set_num_threads(1)
 
 
+@pytest.fixture
+def check_complete_calls(monkeypatch) -> list:
+    """The configs gentool.config.check_complete is called with while a test runs, through
+    whichever gentool module calls it (the name is patched in every one that imported it)."""
+    import gentool.config
+
+    original, calls = gentool.config.check_complete, []
+
+    def counted(cfg):
+        calls.append(cfg)
+        return original(cfg)
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "gentool" and \
+                getattr(module, "check_complete", None) is original:
+            monkeypatch.setattr(module, "check_complete", counted)
+    return calls
+
+
 def compose_config(name: str, overrides) -> "DictConfig":  # noqa: F821
     setup()
     with initialize_config_module("gentool.configs", version_base="1.3"):

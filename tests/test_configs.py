@@ -73,6 +73,18 @@ def test_unset_values_are_named_with_how_to_set_them(compose_train):
         check_config(cfg)
 
 
+def test_training_from_scratch_refuses_unset_values_once(compose_train, tmp_path,
+                                                         check_complete_calls):
+    from gentool.train import run_train
+
+    cfg = compose_train("model=ae", "loss=gaussian", "dataset=vectors", "dataset.source.path=x",
+                        "device=cpu")
+    with pytest.raises(GentoolError, match="^dataset=vectors needs dataset.shape, which has no "
+                                           "value"):
+        run_train(cfg, tmp_path / "run")
+    assert len(check_complete_calls) == 1
+
+
 def loss_fits(model: str, loss) -> bool:
     if model.endswith("gan") or model == "pix2pix":
         return isinstance(loss, AdversarialLoss)

@@ -211,3 +211,11 @@ def test_scratch_network_is_linear_beside_label_spreading_and_the_same_head_othe
 def test_bad_requests_are_clear_errors(runs, tmp_path, model, overrides, message):
     with pytest.raises(GentoolError, match=message):
         finetune(runs / model, tmp_path, *overrides)
+
+
+def test_values_left_unset_are_refused_once(runs, tmp_path, check_complete_calls):
+    with pytest.raises(GentoolError, match="finetune.steps is 0 but must be"):
+        finetune(runs / "ae", tmp_path, "finetune.steps=0")
+    assert len(check_complete_calls) == 1
+    with pytest.raises(GentoolError, match="needs finetune.lr, which has no value; set it"):
+        finetune(runs / "ae", tmp_path, "finetune.lr=???")

@@ -150,6 +150,14 @@ def test_bad_options_are_clear_errors(checkpoints, tmp_path, override, message):
         sample(f"checkpoint={checkpoints['vae']}", *mode, override, f"out={tmp_path}/x.png")
 
 
+def test_values_left_unset_are_refused_once_before_out_is_read(checkpoints, tmp_path,
+                                                               check_complete_calls):
+    sample(f"checkpoint={checkpoints['vae']}", f"out={tmp_path}/x.png")
+    assert len(check_complete_calls) == 1
+    with pytest.raises(GentoolError, match="needs out, which has no value; set it"):
+        sample(f"checkpoint={checkpoints['vae']}", "out=???")
+
+
 def test_missing_checkpoint_option_is_a_clear_error():
     with pytest.raises(GentoolError, match="needs a checkpoint"):
         sample()

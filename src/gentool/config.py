@@ -266,7 +266,9 @@ _MISSING_EXAMPLES = {"shape": "[<features>]", "path": "<path>", "num_classes": "
 def check_config(cfg: DictConfig) -> None:
     """Refuse a command's config with a value left as `???` (dataset.shape of dataset=vectors)
     or values outside the ranges its schema declares (trainer.checkpoint_every=0, n=0, ...):
-    one sentence naming the key, before anything runs."""
+    one sentence naming the key, before anything runs. The commands that start from a
+    checkpoint have `???` refused by gentool.trained.start_from_checkpoint and check the ranges
+    alone (options.check_schema)."""
     check_complete(cfg)
     check_schema(cfg)
 

@@ -26,7 +26,6 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from gentool.capabilities import Encodes
-from gentool.config import check_config
 from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
 from gentool.engine.checkpoint import save_checkpoint
@@ -36,6 +35,7 @@ from gentool.errors import GentoolError
 from gentool.methods import build_method
 from gentool.metrics.classifier import accuracy
 from gentool.nets.mlp import mlp
+from gentool.options import check_schema
 from gentool.spreading_classifier import Pixels, SpreadingClassifier
 from gentool.trained import start_from_checkpoint
 
@@ -140,7 +140,7 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     run_dir = run.path
 
     def check(checkpoint: Path) -> None:
-        check_config(cfg)   # the ranges FinetuneOptions declares (steps >= 1, lr > 0, ...)
+        check_schema(cfg)   # the ranges FinetuneOptions declares (steps >= 1, lr > 0, ...)
         if cfg.labels_per_class < 1:
             raise GentoolError(f"labels_per_class={cfg.labels_per_class} must be at least 1.")
         check_options(cfg.finetune)

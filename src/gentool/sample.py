@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from gentool.capabilities import (Decodes, Encodes, Reconstructs, Samples, Translates,
                                   conditional_classes)
-from gentool.config import check_complete, check_config
 from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
@@ -27,7 +26,7 @@ from gentool.engine.files import atomic_write, unwritable_folder
 from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
-from gentool.options import show
+from gentool.options import check_schema, show
 from gentool.rejection import check_rate, reject_lowest, rejection_rate
 from gentool.trained import start_from_checkpoint
 
@@ -47,16 +46,13 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def run_sample(cfg: DictConfig) -> Path:
-    check_complete(cfg)   # before out= is read
-    if cfg.out is None:   # the default output is of the format asked for
-        cfg.out = DEFAULT_OUT.get(cfg.format, DEFAULT_OUT["grid"])
-    out = Path(cfg.out).expanduser()
-    checked = {}   # the format, which the check of the options settles
+    checked = {}   # the output path and format, which the check of the options settles
+    # The check runs after start_from_checkpoint has refused values left as ???, so out= and
+    # format= are read only once they are known to be given.
     trained = start_from_checkpoint(
-        cfg, "sample",
-        check=lambda checkpoint: checked.update(format=_check_options(cfg, out, checkpoint)))
-    method, train_cfg, device, fmt = (trained.method, trained.train_cfg, trained.device,
-                                      checked["format"])
+        cfg, "sample", check=lambda checkpoint: checked.update(_check_options(cfg, checkpoint)))
+    method, train_cfg, device = trained.method, trained.train_cfg, trained.device
+    out, fmt = checked["out"], checked["format"]
     _check_vectors(train_cfg, cfg, fmt)
     with torch.no_grad():
         images, picture = MODES[cfg.mode](method, train_cfg, cfg, device)
@@ -96,11 +92,15 @@ def output_format(fmt: str | None, out: str) -> str:
     return fmt
 
 
-def _check_options(cfg: DictConfig, out: Path, checkpoint: Path) -> str:
-    """Refuse options that cannot work, before the model is loaded; the format to write."""
+def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
+    """Refuse options that cannot work, before the model is loaded; the path and format to
+    write, as {"out": ..., "format": ...}. out=null becomes the default file of the format."""
+    if cfg.out is None:   # the default output is of the format asked for
+        cfg.out = DEFAULT_OUT.get(cfg.format, DEFAULT_OUT["grid"])
+    out = Path(cfg.out).expanduser()
     if cfg.mode not in MODES:
         raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
-    check_config(cfg)
+    check_schema(cfg)   # the ranges SampleConfig declares (n >= 1, steps >= 1, ...)
     if cfg.rejection is not None:
         check_rate(cfg.rejection, "rejection")
         if cfg.rejection > 0 and cfg.mode != "sample":
@@ -122,7 +122,7 @@ def _check_options(cfg: DictConfig, out: Path, checkpoint: Path) -> str:
     if problem is not None:
         raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
                            "out=<path>.")
-    return fmt
+    return {"out": out, "format": fmt}
 
 
 def _check_dims(dims) -> None:

@@ -46,10 +46,11 @@ def start_from_checkpoint(cfg: DictConfig, command: str,
                           check: Callable[[Path], None] = lambda checkpoint: None,
                           wanted: str = "a checkpoint",
                           example: str = "<run dir>/checkpoints/last.pt") -> Trained:
-    """A command's start: its `checkpoint=` required (a checkpoint file, or a train run
-    directory for its checkpoints/last.pt), then the command's own `check` of its options given
-    that file (before anything is loaded), the device resolved and logged, the trained method
-    loaded, and every RNG seeded from `seed=`."""
+    """A command's start: no value of its config left as `???` (checked here for sample, eval
+    and finetune, before anything reads one; `check` needs not repeat it), its `checkpoint=`
+    required (a checkpoint file, or a train run directory for its checkpoints/last.pt), then the
+    command's own `check` of its options given that file (before anything is loaded), the device
+    resolved and logged, the trained method loaded, and every RNG seeded from `seed=`."""
     check_complete(cfg)
     if not cfg.checkpoint:
         raise GentoolError(f"gentool {command} needs {wanted}; add checkpoint={example} (or "
