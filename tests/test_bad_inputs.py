@@ -418,8 +418,12 @@ CASES = {
     # eval options
     "likelihood_examples=-1": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=[likelihood]",
                                     "iwae_k=10", "likelihood_examples=-1"),
-                                   ("likelihood_examples=-1 must be at least 1, or null for the "
-                                    "whole test split",)),
+                                   ("likelihood_examples is -1 but must be null or an integer "
+                                    ">= 1.",)),
+    "likelihood_examples=abc": Case(("eval", f"checkpoint={CHECKPOINT}",
+                                     "likelihood_examples=abc"),
+                                    ("likelihood_examples is 'abc' but must be null or an "
+                                     "integer >= 1.",)),
     # report
     "report of nothing": Case(("report", "nowhere"), ("nowhere does not exist",)),
     "metrics.json not an object": Case(("report", "sweep"),

@@ -165,9 +165,9 @@ def test_toy_gan_gets_mode_metrics_in_raw_coordinates(runs, tmp_path):
     (["metrics=[likelihood]"], "metrics=likelihood needs a model that evaluates p(x|z)"),
     (["metrics=[fid]"], "names unknown suites ['fid']"),
     (["n_samples=0"], "n_samples=0 must be at least 1"),
-    (["likelihood_examples=0"], "likelihood_examples=0 must be at least 1, or null for the whole "
-                                "test split."),
-    (["likelihood_examples=-1"], "likelihood_examples=-1 must be at least 1"),
+    # the schema's range (EvalConfig): null is the whole test split, and no count is below 1
+    (["likelihood_examples=0"], "likelihood_examples is 0 but must be null or an integer >= 1."),
+    (["likelihood_examples=-1"], "likelihood_examples is -1 but must be null or an integer >= 1."),
     (["scale=0"], "scale=0 must be auto"),
 ])
 def test_bad_requests_are_clear_errors(runs, tmp_path, overrides, message):

@@ -148,7 +148,9 @@ class EvalConfig:
     device: str = "auto"
     data_dir: str = "data"
     iwae_k: int = 5000
-    likelihood_examples: Optional[int] = None
+    # null: the whole test split; a count below 1 is refused (take() would read -1 as "all but
+    # the last")
+    likelihood_examples: Optional[PositiveInt] = None
     naive_mc: NaiveMonteCarloConfig = field(default_factory=NaiveMonteCarloConfig)
     max_pairs: int = 32_768
     neighbours: int = 3

@@ -22,6 +22,7 @@ from gentool.errors import GentoolError
 from gentool.evaluate.context import EvalContext
 from gentool.evaluate.suites import SUITES, Row, chosen_suites
 from gentool.evaluate.table import format_table
+from gentool.options import check_schema
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
@@ -84,8 +85,4 @@ def _check_sizes(cfg: DictConfig) -> None:
             raise GentoolError(f"{key}={cfg[key]} must be at least 1.")
     if int(cfg.naive_mc.k_max) < 1 or int(cfg.naive_mc.examples) < 1:
         raise GentoolError("naive_mc.k_max and naive_mc.examples must be at least 1.")
-    # null is the whole test split; 0 or a negative count is no count of examples (take() would
-    # read -1 as "all but the last").
-    if cfg.likelihood_examples is not None and int(cfg.likelihood_examples) < 1:
-        raise GentoolError(f"likelihood_examples={cfg.likelihood_examples} must be at least 1, "
-                           "or null for the whole test split.")
+    check_schema(cfg)   # the ranges EvalConfig declares (likelihood_examples >= 1 or null)
