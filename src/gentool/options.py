@@ -74,7 +74,7 @@ def check_options(node: Any, path: str = "") -> None:
             continue
         where = f"{path}.{key}" if path else str(key)
         if key in hints and not _is_missing(value):
-            _check_value(value, hints[key], where, defaults.get(key, inspect.Parameter.empty))
+            check_value(value, hints[key], where, defaults.get(key, inspect.Parameter.empty))
         check_options(value, where)
 
 
@@ -160,17 +160,14 @@ def check_schema(cfg: Any, path: str = "") -> None:
             value = OmegaConf.to_container(value, resolve=True)
         default = item.default if item.default not in (dataclasses.MISSING, "???") else \
             inspect.Parameter.empty   # "???": OmegaConf's MISSING, the value is in the YAML
-        _check_value(value, hints[item.name], where, default)
+        check_value(value, hints[item.name], where, default)
 
 
 def check_value(value: Any, annotation: Any, where: str,
                 example: Any = inspect.Parameter.empty) -> None:
     """Refuse one value that does not fit `annotation`, in the sentence `check_options` writes:
-    `<where> is <value> but must be <what>; e.g. <where>=<example>.`"""
-    _check_value(value, annotation, where, example)
-
-
-def _check_value(value: Any, annotation: Any, where: str, default: Any) -> None:
+    `<where> is <value> but must be <what>; e.g. <where>=<example>.` (no example when `example`
+    is empty or None)."""
     mapping = _typed_dict_in(annotation)
     if mapping is not None and isinstance(value, dict):   # name the key inside it that is wrong
         fields = typing.get_type_hints(mapping, include_extras=True)
@@ -178,13 +175,13 @@ def _check_value(value: Any, annotation: Any, where: str, default: Any) -> None:
             if key not in fields:
                 raise GentoolError(f"{where}.{key} is not an option of {where}; its options are "
                                    f"{', '.join(fields)}.")
-            _check_value(item, fields[key], f"{where}.{key}", inspect.Parameter.empty)
+            check_value(item, fields[key], f"{where}.{key}")
         return
     if _fits(value, annotation) is False:
-        example = "" if default is inspect.Parameter.empty or default is None else \
-            f"; e.g. {where}={show(default)}"
+        shown = "" if example is inspect.Parameter.empty or example is None else \
+            f"; e.g. {where}={show(example)}"
         raise GentoolError(f"{where} is {show(value)} but must be {_describe(annotation)}"
-                           f"{example}.")
+                           f"{shown}.")
 
 
 def _signature_of(target: Any) -> tuple[dict[str, Any], dict[str, Any]]:
