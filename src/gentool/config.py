@@ -326,7 +326,9 @@ def _missing_keys(node: Any, prefix: str = "") -> list[str]:
         if OmegaConf.is_missing(node, key):
             found.append(full)
         elif not OmegaConf.is_interpolation(node, key):
-            found += _missing_keys(node._get_node(key), full)
+            # Neither missing nor an interpolation: reading it resolves nothing, and a nested
+            # node comes back as the node itself.
+            found += _missing_keys(node[key], full)
     return found
 
 

@@ -277,7 +277,11 @@ def _outside_schema(cfg: DictConfig, key: str) -> Optional[str]:
             return None
         if part not in {item.name for item in dataclasses.fields(schema)}:
             return ".".join(parts[:depth + 1])
-        node = node._get_node(part)
+        # Reading a value left as ??? raises and reading an interpolation resolves it; neither
+        # is a schema node to walk into.
+        if OmegaConf.is_missing(node, part) or OmegaConf.is_interpolation(node, part):
+            return None
+        node = node[part]
     return None
 
 
