@@ -187,6 +187,10 @@ CASES = {
     "key added to a loss that has none": Case(
         ("train", *NEW, "+loss.variance=fixed"),
         ("loss.variance is not an option of loss=bernoulli (its options: none).",)),
+    "key added to a data set": Case(("train", *NEW, "+dataset.foo=1"),
+                                    ("dataset.foo is not an option of dataset=digits (its "
+                                     "options: name, shape, num_classes, range, binarize, "
+                                     "validation, source).",)),
     "unknown top-level key added": Case(("train", *NEW, "+foo=1"),
                                         ("foo is not an option of gentool train (its options: "
                                          "model, dataset, loss, optimizer, trainer, seed,",)),

@@ -277,6 +277,13 @@ def refusal(name: str, *overrides: str) -> str:
                                                "warmup_steps, min_lr_ratio, step_size, gamma)."),
     ("train", ["+trainer.foo=1"], "trainer.foo is not an option of trainer=default (its options: "
                                   "max_steps, batch_size, "),
+    ("train", ["+dataset.foo=1"], "dataset.foo is not an option of dataset=digits (its options: "
+                                  "name, shape, num_classes, range, binarize, validation, "
+                                  "source)."),
+    ("train", ["++dataset.foo=1"], "dataset.foo is not an option of dataset=digits (its "
+                                   "options: "),
+    ("train", ["+dataset.vaules=counts"], "dataset.vaules is not an option of dataset=digits; did "
+                                          "you mean dataset.values? (its options: "),
     ("train", ["hydra/launcher=slurmm"], "hydra/launcher=slurmm is not a choice of "
                                          "hydra/launcher; did you mean hydra/launcher=slurm? "),
     ("train", ["dataset/pair=edges"], "dataset/pair=edges picks from the config group "
@@ -324,6 +331,21 @@ def test_a_key_added_to_a_node_its_code_does_not_take_is_refused_when_built():
                                            "gentool.methods.vae.VAE; did you mean "
                                            "model.latent_dim?"):
         check_method(checked("train", "+model.latent_dimm=3"))
+
+
+def test_keys_of_a_data_set_are_those_gentool_reads(compose_train):
+    """Every shipped data set holds only keys of config.DATASET_KEYS, so a key added below
+    `dataset` outside them is refused (it would be ignored), and those they leave out can be
+    added or set with ++."""
+    from gentool.config import DATASET_KEYS
+
+    for dataset in options("dataset"):
+        assert set(compose_train(f"dataset={dataset}").dataset) <= set(DATASET_KEYS), dataset
+    assert checked("train", "+dataset.values=real").dataset["values"] == "real"
+    assert checked("train", "++dataset.validation=5").dataset.validation == 5
+    assert checked("train", "model=ae", "dataset=vectors", "dataset.shape=[3]",
+                   "dataset.source.path=x", "+dataset.source.labels=y").dataset.source.labels \
+        == "y"   # the loader's own options are checked against its signature when it is built
 
 
 def test_documented_overrides_still_compose():

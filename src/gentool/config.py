@@ -61,6 +61,14 @@ class UnsafeConfig(GentoolError):
         super().__init__(f"Refusing to {self.action} {key}: {_shown(value)} {reason}; {fix}.")
 
 
+# The keys of a data set's config (the `dataset` node) that gentool reads: gentool.data loads
+# the data with them, gentool.methods and gentool.evaluate read `values`. `values` (image data
+# sets leave it out), `input_channels` and `pair` (image pairs only) may be absent. The loader
+# that `source` names takes its own options, typed by its signature (gentool.options).
+DATASET_KEYS = ("name", "shape", "num_classes", "range", "binarize", "validation", "values",
+                "input_channels", "pair", "source")
+
+
 @dataclass
 class ScheduleConfig:
     """The types and ranges of `trainer.schedule`; its values are in configs/trainer/default.yaml

@@ -5,9 +5,10 @@ path, and for an unknown key suggests adding it with `+`, after which the key is
 refused by the code it configures). gentool's config loader (gentool.hydra_guard) hands every
 composition error to `explain`, which names the override, what is wrong with it and the options
 at that place, with the closest match; and every composed config to `check_added_keys`, which
-refuses a key added with `+` where a command schema (gentool.config) fixes the options. Keys
-added to the free-form model, dataset, loss and optimizer nodes are options of the code they
-configure, checked when it is built (gentool.options).
+refuses a key added with `+` where a command schema (gentool.config) fixes the options, or
+below `dataset` where gentool reads no such key (config.DATASET_KEYS). Keys added to the
+free-form model, loss and optimizer nodes and to a data set's `source` are options of the code
+they configure, checked when it is built (gentool.options).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, \
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from gentool.config import DATASET_KEYS
 from gentool.options import _describe, _signature_of, closest, parameters_of, show
 
 # The command whose options are the model and its training; the others read them from a
@@ -132,18 +134,23 @@ def explain(error: Exception, command: str, overrides: list[str],
 def check_added_keys(cfg: DictConfig, command: str, overrides: list[str],
                      composer: Composer) -> Optional[str]:
     """One sentence for a key added with + or ++ where a command schema fixes the options
-    (`+foo=1`, `+trainer.max_stpes=5`), which would be ignored; None if there is none."""
+    (`+foo=1`, `+trainer.max_stpes=5`) or to a data set's config where gentool reads no such
+    key (`+dataset.foo=1`), which would be ignored; None if there is none."""
     choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
     for override in _parsed(overrides):
         if not (override.is_add() or override.is_force_add()) or override.is_hydra_override() \
                 or override.package is not None or override.key_or_group in choices:
             continue   # a config group appended (+experiment=...) is no key
-        outside = _outside_schema(cfg, override.key_or_group)
-        if outside is not None:
-            parent = outside.rpartition(".")[0]
-            return _unknown_key(outside, override, command,
-                                _context(composer, overrides, override), composer,
-                                OmegaConf.select(cfg, parent) if parent else cfg)
+        outside = _outside_schema(cfg, override.key_or_group) or \
+            _unread_dataset_key(override.key_or_group)
+        if outside is None:
+            continue
+        context = _context(composer, overrides, override)
+        if override.is_force_add() and _holds(context, outside):
+            continue   # ++ sets a key that the chosen config already holds
+        parent = outside.rpartition(".")[0]
+        return _unknown_key(outside, override, command, context, composer,
+                            OmegaConf.select(cfg, parent) if parent else cfg)
     return None
 
 
@@ -177,7 +184,7 @@ def _unknown_key(missing: str, override: Optional[Override], command: str,
         return (f"{missing} is not set in the config of {where}, but the code it configures "
                 f"takes it; add it with +{_line(override)}.")
     text = f"{missing} is not an option of {where}"
-    match = closest(name, options + ([] if parameters is None else list(parameters)))
+    match = closest(name, options + _known_keys(parent, parameters))
     text += f"; did you mean {parent}.{match}?" if match else ""
     text += f" (its options: {', '.join(options) or 'none'})"
     if choice:
@@ -283,6 +290,31 @@ def _outside_schema(cfg: DictConfig, key: str) -> Optional[str]:
             return None
         node = node[part]
     return None
+
+
+def _known_keys(parent: str, parameters: Optional[dict]) -> list[str]:
+    """What the code behind a node takes besides the keys the node holds: the parameters of its
+    `_target_`, or the keys gentool reads of a data set's config (which some configs leave
+    out)."""
+    if parameters is not None:
+        return list(parameters)
+    return list(DATASET_KEYS) if parent == "dataset" else []
+
+
+def _unread_dataset_key(key: str) -> Optional[str]:
+    """`dataset.<name>` for a key at or below it when a data set's config has no such key that
+    gentool reads (config.DATASET_KEYS), else None."""
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] != "dataset" or parts[1] in DATASET_KEYS:
+        return None
+    return ".".join(parts[:2])
+
+
+def _holds(cfg: Optional[DictConfig], key: str) -> bool:
+    """Whether the config holds the dotted key (with any value, null included)."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if cfg is not None and parent else cfg
+    return isinstance(node, DictConfig) and name in node
 
 
 def _top_options(cfg: Any) -> list[str]:
