@@ -30,8 +30,7 @@ def load_cifar10(data_dir: str, download: bool = True) -> ImageData:
     if not _complete(root) and download:
         from torchvision.datasets import CIFAR10
 
-        try_download("CIFAR-10", data_dir,
-                     lambda folder: CIFAR10(str(folder), train=True, download=True))
+        try_download("CIFAR-10", data_dir, lambda: CIFAR10(str(data_dir), train=True, download=True))
     if not _complete(root):
         reason = ("could not be downloaded (offline?)" if download
                   else "dataset.source.download is false")

@@ -49,7 +49,8 @@ def _load(title, torchvision_class, data_dir: Path, download: bool, other_dirs,
     files = next(filter(None, (_find(d) for d in (raw, *other_dirs))), None)
     if files is None and download:
         try_download(title, data_dir,
-                     lambda folder: torchvision_class(str(folder), train=True, download=True))
+                     lambda: torchvision_class(str(data_dir), train=True, download=True),
+                     writes_into=raw)
         files = _find(raw)
     if files is None:
         reason = ("could not be downloaded (offline?)" if download
