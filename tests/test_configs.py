@@ -13,7 +13,7 @@ from gentool.errors import GentoolError
 from gentool.losses.adversarial import AdversarialLoss
 from gentool.losses.likelihoods import Likelihood, ReconstructionLoss
 from gentool.methods import build_method, check_method
-from gentool.methods.base import build_optimizer
+from gentool.methods.base import build_optimizer, check_optimizer_options
 
 CONFIGS = Path(gentool.configs.__file__).parent
 
@@ -189,6 +189,25 @@ def test_a_learning_rate_of_zero_is_accepted(compose_train, overrides):
     check_method(cfg)   # torch accepts lr=0
     optimizers = build_method(cfg).configure_optimizers(cfg.optimizer)
     assert 0 in [group["lr"] for built in optimizers.values() for group in built.param_groups]
+
+
+SGD_NESTEROV = {"_target_": "torch.optim.SGD", "lr": 0.1, "nesterov": True, "momentum": 0}
+
+
+@pytest.mark.parametrize("players", [None, {}])
+def test_nesterov_without_players_is_checked_on_the_shared_optimizer(players):
+    with pytest.raises(GentoolError, match=r"^optimizer.nesterov=true needs optimizer.momentum"):
+        check_optimizer_options(SGD_NESTEROV, players)
+
+
+def test_nesterov_is_checked_on_what_each_player_gets():
+    # The shared settings alone build no optimizer when every player sets its own momentum.
+    check_optimizer_options(SGD_NESTEROV, {"generator": {"momentum": 0.9},
+                                           "discriminator": {"momentum": 0.5}})
+    with pytest.raises(GentoolError, match=r"^optimizer.nesterov=true needs "
+                                           r"optimizer.momentum > 0 and optimizer.dampening=0"):
+        check_optimizer_options(SGD_NESTEROV, {"generator": {"momentum": 0.9},
+                                               "discriminator": None})
 
 
 @pytest.mark.parametrize("model,key,value,must", [

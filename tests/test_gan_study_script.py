@@ -225,3 +225,35 @@ def test_a_stopped_run_writes_no_cell_and_is_reported(toy_job, monkeypatch):
         "interrupted": f"stopped at step 2 by SIGTERM; checkpoint "
                        f"{Path(job.run_dir) / 'checkpoints' / 'last.pt'}"}
     assert not Path(job.out).exists()
+
+
+def test_the_feature_classifier_is_trained_on_one_thread_as_in_the_workers(tmp_path,
+                                                                           monkeypatch):
+    """The parent trains (or loads) the classifier the workers read before they start: on one
+    torch thread, as a worker would, whatever thread count the parent's torch started with."""
+    import torch
+
+    import gentool.evaluate.context
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    threads = []
+
+    class Context:
+        def __init__(self, *args):
+            pass
+
+        @property
+        def classifier(self):
+            threads.append(torch.get_num_threads())
+
+    monkeypatch.setattr(gentool.evaluate.context, "EvalContext", Context)
+    job = study.Job("conditional", "cdcgan", 0, 4, str(tmp_path / "run"), str(tmp_path / "out"),
+                    str(tmp_path / "data"), 40, ("dataset=digits",), 20)
+    started_with = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        study.ensure_classifier(job)
+    finally:
+        torch.set_num_threads(started_with)
+    assert threads == [1]

@@ -101,10 +101,12 @@ class VisualLogger:
 
     @torch.no_grad()
     def log_embedding(self, step: int, max_points: int = 1000) -> None:
+        """The embedding projector of the final step; called by the process that writes
+        (rank 0), whose SummaryWriter always has a log directory."""
         if not isinstance(self.method, Encodes) or self.points:  # sprites need images
             return
-        logdir = self.writer.get_logdir()
-        if logdir is not None and (Path(logdir) / f"{step:05d}" / "latent").is_dir():
+        logdir: str = self.writer.get_logdir()
+        if (Path(logdir) / f"{step:05d}" / "latent").is_dir():
             # Running a finished run again evaluates the same weights at the same step, so the
             # projector already holds this embedding; add_embedding would write it again and
             # print a warning about the existing folder.

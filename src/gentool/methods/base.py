@@ -65,20 +65,35 @@ def check_optimizer_options(optimizer: dict, players: dict[str, dict | None] | N
             if key in OPTIMIZER_OPTIONS:
                 annotation, example = OPTIMIZER_OPTIONS[key]
                 check_value(value, annotation, f"{prefix}.{key}", examples.get(key, example))
-    for name, own in list((players or {}).items()) or [("", {})]:   # what each optimizer gets
-        own = dict(own or {})
-        merged = {**optimizer, **own}
-        if merged.get("nesterov") is True and (merged.get("momentum", 0) <= 0 or
-                                               merged.get("dampening", 0) != 0):
-            nesterov, momentum, dampening = (_set_by(option, name, own) for option in
-                                             ("nesterov", "momentum", "dampening"))
-            raise GentoolError(f"{nesterov}=true needs {momentum} > 0 and {dampening}=0; set "
-                               f"{momentum}=0.9 or {nesterov}=false.")
+    # Each optimizer gets the shared settings with its player's own merged over them; a method
+    # without players has one optimizer, with the shared settings alone.
+    if not players:
+        _check_nesterov(optimizer, player=None, own={})
+        return
+    for name, own in players.items():
+        _check_nesterov(optimizer, player=name, own=dict(own or {}))
 
 
-def _set_by(option: str, player: str, own: dict) -> str:
-    """The key that sets `option` of `player`'s optimizer: its own, or the shared optimizer's."""
-    return f"model.{player}_optimizer.{option}" if option in own else f"optimizer.{option}"
+def _check_nesterov(optimizer: dict, player: str | None, own: dict) -> None:
+    """Refuse Nesterov momentum (which torch.optim.SGD refuses) without momentum > 0 and
+    dampening 0 in the settings one optimizer gets: `optimizer` with `player`'s `own` over it."""
+    merged = {**optimizer, **own}
+    wants_nesterov = merged.get("nesterov") is True
+    lacks_momentum = merged.get("momentum", 0) <= 0 or merged.get("dampening", 0) != 0
+    if wants_nesterov and lacks_momentum:
+        nesterov = _set_by("nesterov", player, own)
+        momentum = _set_by("momentum", player, own)
+        dampening = _set_by("dampening", player, own)
+        raise GentoolError(f"{nesterov}=true needs {momentum} > 0 and {dampening}=0; set "
+                           f"{momentum}=0.9 or {nesterov}=false.")
+
+
+def _set_by(option: str, player: str | None, own: dict) -> str:
+    """The key that sets `option` of `player`'s optimizer: its own, or the shared optimizer's
+    (always the shared one's without a player)."""
+    if player is not None and option in own:
+        return f"model.{player}_optimizer.{option}"
+    return f"optimizer.{option}"
 
 
 def build_optimizer(params: Iterable[nn.Parameter], optimizer_cfg: Any) -> torch.optim.Optimizer:
