@@ -1,6 +1,7 @@
 """Shared fixtures: composing configs like the CLI does, tiny trainer settings, fixture data, the
 installed `gentool` command (tier 3): started fresh (`gentool`) or forked from a process that has
-imported its libraries (`forked`, `forked_gentool`)."""
+imported its libraries (`forked`, `forked_gentool`); one cell of each study script
+(`study_cell`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hydra import compose, initialize_config_module
 from gentool.config import setup
 from data_fixtures import write_cifar10, write_frey_mat, write_image_folder, write_mnist_idx
 from forked_gentool import ForkedGentool
+from study_helpers import SCRIPTS, STUDY_CELLS
 
 # A few steps with every periodic action (log, eval + pictures, checkpoint) happening at least once.
 TINY = ["device=cpu", "trainer.max_steps=6", "trainer.batch_size=16", "trainer.log_every=2",
@@ -90,6 +92,16 @@ DATA_KINDS = {
 
 def data_overrides(kind: str, root: Path) -> list[str]:
     return [o.format(root=root) for o in DATA_KINDS[kind]] + [f"data_dir={root}"]
+
+
+@pytest.fixture(params=sorted(STUDY_CELLS))
+def study_cell(request, tmp_path, monkeypatch):
+    """One 4-step cell of each study script that runs its cells through scripts/study_files.py
+    (tests/study_helpers.py); a test of one script names it:
+    `@pytest.mark.parametrize("study_cell", ["mode_collapse"], indirect=True)`."""
+    # Importable by name: the study's worker processes (spawned) import run_cell from it.
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    return STUDY_CELLS[request.param](tmp_path)
 
 
 # -- tier 3: the installed command ---------------------------------------------------------------

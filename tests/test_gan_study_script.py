@@ -1,18 +1,16 @@
 """The GAN-claims study script end to end on tiny budgets (no claims about the figures): one
 file per cell, finished cells skipped, cells of an older feature classifier re-run, the tables
 rebuilt between their markers with the missing cells marked, on each claim's study seeds and any
-further seed that has a cell file; a run that diverged written as a failed cell, a stopped one
-not at all."""
+further seed that has a cell file; a run that diverged written as a failed cell. A stopped cell
+resumed and a done one skipped: tests/test_study_cells.py."""
 
 import dataclasses
 import importlib
 import json
-import signal
 from pathlib import Path
 
 import pytest
 
-from gentool.engine.stop import RunStopped
 from gentool.errors import TrainingDiverged
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -84,9 +82,9 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_tables(tmp_p
     assert text.startswith("# notes kept\n\n") and "\nold\n" not in text
     assert "\n\nafter\n" in text and study.markers("conditional")[1] in text
 
-    # Done cells are skipped: a second run trains nothing and leaves the files alone.
+    # Image cells measured with today's feature classifier are done: a second run trains
+    # nothing and leaves their files alone.
     stamps = [c.stat().st_mtime_ns for c in cells]
-    study.main(toy)
     study.main(images)
     assert [c.stat().st_mtime_ns for c in cells] == stamps
 
@@ -176,20 +174,11 @@ def test_a_figure_notes_the_seeds_that_measured_it(monkeypatch):
     assert study.mean_std_seeds(rows[:1], fd, 1, [0]) == "—"
 
 
-@pytest.fixture
-def toy_job(tmp_path, monkeypatch):
-    """run_cell's job for one `supports` cell, run in this process with `run_train` replaced."""
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    study = importlib.import_module("gan_study")
-    out = study.cell_path(tmp_path / "cells", "supports", "plain", 4, 0)
-    return study, study.Job("supports", "plain", 0, 4, str(tmp_path / "run"), str(out),
-                            str(tmp_path / "data"), 40)
-
-
-def test_a_run_that_diverged_is_written_as_a_failed_cell(toy_job, monkeypatch, tmp_path):
+@pytest.mark.parametrize("study_cell", ["gan_study"], indirect=True)
+def test_a_run_that_diverged_is_written_as_a_failed_cell(study_cell, monkeypatch, tmp_path):
     import gentool.train
 
-    study, job = toy_job
+    study, job = study_cell.study, study_cell.job
 
     def diverge(cfg, run_dir):
         assert cfg.data_dir == job.data_dir and cfg.trainer.max_steps == 4
@@ -211,20 +200,6 @@ def test_a_run_that_diverged_is_written_as_a_failed_cell(toy_job, monkeypatch, t
                        str(tmp_path / "cells"), "--out", str(tmp_path / "study.md")])["supports"]
     assert "| plain | 4 | 0 | 0.0 | the loss became nan at step 3 |" in body
 
-
-def test_a_stopped_run_writes_no_cell_and_is_reported(toy_job, monkeypatch):
-    import gentool.train
-
-    study, job = toy_job
-
-    def stop(cfg, run_dir):
-        raise RunStopped(signal.SIGTERM, 2, Path(run_dir) / "checkpoints" / "last.pt", None)
-    monkeypatch.setattr(gentool.train, "run_train", stop)
-    assert study.run_cell(job) == {
-        "claim": "supports", "config": "plain", "seed": 0,
-        "interrupted": f"stopped at step 2 by SIGTERM; checkpoint "
-                       f"{Path(job.run_dir) / 'checkpoints' / 'last.pt'}"}
-    assert not Path(job.out).exists()
 
 
 def test_the_feature_classifier_is_trained_on_one_thread_as_in_the_workers(tmp_path,

@@ -1,8 +1,8 @@
 """The mode-collapse study script end to end on a tiny budget (no claims about the figures):
-one file per cell, finished cells skipped, a cell resumed from its checkpoint, the table rebuilt
-from the files with the missing cells marked; a run that diverged written as a failed cell, a
-stopped one not at all; SIGTERM stops its workers with their checkpoints written, and a worker
-whose study is killed stops by itself the same way."""
+one file per cell, the table rebuilt from the files with the missing cells marked; a run that
+diverged written as a failed cell; SIGTERM stops its workers with their checkpoints written, and
+a worker whose study is killed stops by itself the same way. A stopped cell resumed and a done
+one skipped: tests/test_study_cells.py."""
 
 import importlib
 import json
@@ -18,7 +18,6 @@ from torch import nn
 
 from gentool.config import check_config
 from gentool.engine.checkpoint import load_checkpoint
-from gentool.engine.stop import RunStopped
 from gentool.errors import TrainingDiverged
 from gentool.methods import build_method, check_method
 from gentool.nets.layers import MinibatchDiscrimination
@@ -60,17 +59,6 @@ def test_study_writes_one_file_per_cell_skips_them_and_rebuilds_the_table(tmp_pa
     assert "| minimax GAN | missing |" in report and "| minimax | grid | 2 | missing |" in report
     assert "rejects draws by the discriminator's score" in report
     assert "| GAN (PacGAN paper) | 6.3 | 98.2 | 0.45 |" in report
-
-    # Done cells are skipped: a second run trains nothing and leaves the files alone.
-    stamps = [c.stat().st_mtime_ns for c in cells]
-    study.main([*common, "--seeds", "2", "--workers", "1", "--configs", "plain", "pack2"])
-    assert [c.stat().st_mtime_ns for c in cells] == stamps
-
-    # A cell without its file whose run has a checkpoint resumes from it.
-    cells[3].unlink()
-    report = study.main([*common, "--seeds", "2", "--workers", "1", "--configs", "plain"])
-    assert json.loads(cells[3].read_text())["resumed_from_step"] == 4
-    assert "| plain | ring | 1 | " in report and "(resumed at 4) |" in report
 
     # The table alone: the third seed and the configurations not run are marked missing.
     (tmp_path / "table.md").write_text("# notes kept\n\nintro\n\n" + study.BEGIN + "\nold\n" +
@@ -262,26 +250,18 @@ def _kill_group(study) -> None:
     study.wait()
 
 
-@pytest.fixture
-def cell_job(tmp_path, monkeypatch):
-    """run_cell's job for one cell, run in this process with `run_train` replaced."""
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    study = importlib.import_module("mode_collapse")
-    out = study.cell_path(tmp_path / "cells", "ring", "plain", 0)
-    return study, ("plain", "ring", 0, 4, str(tmp_path / "run"), str(out))
-
-
-def test_a_run_that_diverged_is_written_as_a_failed_cell(cell_job, monkeypatch, tmp_path):
+@pytest.mark.parametrize("study_cell", ["mode_collapse"], indirect=True)
+def test_a_run_that_diverged_is_written_as_a_failed_cell(study_cell, monkeypatch, tmp_path):
     import gentool.train
 
-    study, job = cell_job
+    study, job = study_cell.study, study_cell.job
 
     def diverge(cfg, run_dir):
-        assert (cfg.seed, cfg.trainer.max_steps, run_dir) == (0, 4, job[4])
+        assert (cfg.seed, cfg.trainer.max_steps, run_dir) == (0, 4, str(study_cell.run_dir))
         raise TrainingDiverged("the loss became nan at step 3")
     monkeypatch.setattr(gentool.train, "run_train", diverge)
     result = study.run_cell(job)
-    assert json.loads(Path(job[5]).read_text()) == result
+    assert json.loads(study_cell.out.read_text()) == result
     assert list(result) == KEYS
     assert {key: result[key] for key in ("status", "modes", "high_quality", "reverse_kl",
                                          "spread")} == {
@@ -296,18 +276,3 @@ def test_a_run_that_diverged_is_written_as_a_failed_cell(cell_job, monkeypatch, 
                          "--out", str(tmp_path / "table.md")])
     assert "| plain | ring | 0 | 0 | 0.0 | — (the loss became nan at step 3) |" in report
     assert "| non-saturating GAN | 0.0 ± 0.0 (1/3 seeds) | 0.0 ± 0.0 | — | missing |" in report
-
-
-def test_a_stopped_run_writes_no_cell_and_is_reported(cell_job, monkeypatch):
-    import gentool.train
-
-    study, job = cell_job
-
-    def stop(cfg, run_dir):
-        raise RunStopped(signal.SIGTERM, 2, Path(run_dir) / "checkpoints" / "last.pt", None)
-    monkeypatch.setattr(gentool.train, "run_train", stop)
-    assert study.run_cell(job) == {
-        "config": "plain", "dataset": "ring", "seed": 0,
-        "interrupted": f"stopped at step 2 by SIGTERM; checkpoint "
-                       f"{Path(job[4]) / 'checkpoints' / 'last.pt'}"}
-    assert not Path(job[5]).exists()
