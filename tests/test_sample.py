@@ -170,6 +170,38 @@ def test_folder_format_refuses_a_file_path(checkpoints, tmp_path):
     assert (tmp_path / "taken").read_text() == "keep me"
 
 
+def test_a_folder_output_replaces_the_earlier_one_of_that_name(checkpoints, tmp_path):
+    vae = f"checkpoint={checkpoints['vae']}"
+    sample(vae, "n=5", f"out={tmp_path}/f/")
+    (tmp_path / "f" / ".000004.png.abc123.tmp").write_bytes(b"")   # a killed write's leftover
+    out = sample(vae, "n=2", f"out={tmp_path}/f/")
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png"]
+
+
+def test_a_folder_holding_other_files_is_refused_and_kept(checkpoints, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "000000.png").write_bytes(b"earlier")
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(GentoolError, match=r"out=.*mine/ holds files gentool sample did not "
+                                           r"write \(e.g. notes.txt\).*; choose another out= "
+                                           r"or empty that folder\.$"):
+        sample(f"checkpoint={checkpoints['vae']}", "n=2", f"out={folder}/")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "notes.txt"]
+    assert (folder / "000000.png").read_bytes() == b"earlier"
+
+
+@pytest.mark.parametrize("out", ["checkpoints/", "checkpoints/x.png", "checkpoints/s/"])
+def test_nothing_is_written_into_a_runs_checkpoints_folder(checkpoints, out):
+    folder = checkpoints["vae"].parent
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(GentoolError, match=r"is inside .*checkpoints, the checkpoints folder of "
+                                           r"a train run; choose another out="):
+        sample(f"checkpoint={checkpoints['vae']}", "n=2", f"out={folder.parent}/{out}")
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 @pytest.fixture(scope="module")
 def gan_checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("gan_runs")

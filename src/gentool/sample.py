@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,10 @@ AUTO_DIMS_EXAMPLES = 1000
 DEFAULT_OUT = {"grid": "samples.png", "npy": "samples.npy", "folder": "samples/"}
 # What checkpoints are named; `out=` never names one.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
+# The files format=folder writes: one PNG per image, numbered with at least 6 digits, and the
+# temporary files of atomic_write (`.<name>.<random>.tmp`) that a killed write leaves behind.
+FOLDER_IMAGE = re.compile(r"\d{6,}\.png")
+FOLDER_TEMPORARY = re.compile(r"\.\d{6,}\.png\..*\.tmp")
 
 
 def run_sample(cfg: DictConfig) -> Path:
@@ -122,6 +127,9 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
     if problem is not None:
         raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
                            "out=<path>.")
+    _refuse_checkpoints_folder(out if fmt == "folder" else out.parent, cfg)
+    if fmt == "folder":
+        earlier_folder_output(out, cfg.out)   # refuses a folder holding other files
     return {"out": out, "format": fmt}
 
 
@@ -155,6 +163,44 @@ def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig, checkpoint: Path) -> N
     if out.suffix.lower() in CHECKPOINT_SUFFIXES:
         raise GentoolError(f"out={cfg.out} names a {out.suffix} file, and gentool sample never "
                            "writes over checkpoints; choose another out= (e.g. out=samples.png).")
+
+
+def _refuse_checkpoints_folder(folder: Path, cfg: DictConfig) -> None:
+    """Nothing is written into a run's checkpoints folder (or below it): it holds the run's
+    checkpoints, which resume= and `checkpoint=<run>` read."""
+    folder = folder.expanduser().absolute()
+    for parent in (folder, *folder.parents):
+        if parent.name == "checkpoints" and _is_run_checkpoints(parent):
+            raise GentoolError(f"out={cfg.out} is inside {parent}, the checkpoints folder of a "
+                               "train run; choose another out= (e.g. out=samples/).")
+
+
+def _is_run_checkpoints(folder: Path) -> bool:
+    """A train run's checkpoints folder: its run directory has the `.hydra` config snapshot, or
+    it holds a checkpoint file."""
+    if (folder.parent / ".hydra").is_dir():
+        return True
+    return folder.is_dir() and any(p.suffix.lower() in CHECKPOINT_SUFFIXES
+                                   for p in folder.iterdir())
+
+
+def earlier_folder_output(out: Path, given: str) -> list[Path]:
+    """The files an earlier format=folder output left in `out` (its numbered PNGs and their
+    stale temporaries), which the new output replaces. A folder holding anything else is
+    refused, since those files are not gentool's to delete and would mix with the new images."""
+    out = out.expanduser()
+    if not out.is_dir():
+        return []
+    earlier, other = [], []
+    for path in sorted(out.iterdir()):
+        own = path.is_file() and (FOLDER_IMAGE.fullmatch(path.name) or
+                                  FOLDER_TEMPORARY.fullmatch(path.name))
+        (earlier if own else other).append(path)
+    if other:
+        raise GentoolError(f"out={given} holds files gentool sample did not write (e.g. "
+                           f"{other[0].name}), which would mix with the new images; choose "
+                           "another out= or empty that folder.")
+    return earlier
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -331,6 +377,9 @@ def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, ou
     if images.dim() == 2:
         raise GentoolError("format=folder writes images, and this model makes 2-D points; use "
                            "format=npy (the points) or format=grid (a scatter plot).")
+    # The new images replace an earlier output's, so the folder never holds a mixed set.
+    for earlier in earlier_folder_output(out, str(out)):
+        earlier.unlink(missing_ok=True)
     width = max(6, int(math.log10(max(images.shape[0], 1))) + 1)
     unit = visuals.to_unit(images, value_range).cpu()
     for i, image in enumerate(unit):
