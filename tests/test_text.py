@@ -64,6 +64,10 @@ def test_bad_folders_are_one_sentence(tmp_path, layout, message):
         load_text_folder(str(tmp_path), str(root), cache=False)
     with pytest.raises(GentoolError, match="is not a folder"):
         load_text_folder(str(tmp_path), str(tmp_path / "missing"))
+    (tmp_path / "notes.txt").write_text("words")
+    with pytest.raises(GentoolError, match=r"notes.txt is a file, not a folder; give a folder "
+                                           r"with one sub-folder of text files per class\.$"):
+        load_text_folder(str(tmp_path), str(tmp_path / "notes.txt"))
 
 
 def test_newsgroups_offline_is_one_sentence(monkeypatch, tmp_path):

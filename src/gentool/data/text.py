@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gentool.data.folder import folder_refusal
 from gentool.data.splits import split_indices
 from gentool.data.vectors import VectorData, vector_data
 from gentool.errors import GentoolError
@@ -40,9 +41,10 @@ def load_text_folder(data_dir: str, path: str, vocabulary: int = 2000, stop_word
     (`test_fraction`, `split_seed`). `path` is relative to the current directory (`~` allowed).
     """
     root = Path(os.path.abspath(os.path.expanduser(str(path))))
-    if not root.is_dir():
-        raise GentoolError(f"dataset.source.path={path} is not a folder ({root}); give a folder "
-                           "with one sub-folder of text files per class.")
+    refusal = folder_refusal(root, f"dataset.source.path={path} is not a folder ({root})",
+                             "give a folder with one sub-folder of text files per class.")
+    if refusal is not None:
+        raise refusal
     _check_vocabulary(vocabulary)
     given_split = (root / "train").is_dir() and (root / "test").is_dir()
     train_docs = read_classes(root / "train" if given_split else root)
