@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +43,6 @@ AUTO_DIMS_EXAMPLES = 1000
 DEFAULT_OUT = {"grid": "samples.png", "npy": "samples.npy", "folder": "samples/"}
 # What checkpoints are named; `out=` never names one.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
-# The files format=folder writes: one PNG per image, numbered with at least 6 digits, and the
-# temporary files of atomic_write (`.<name>.<random>.tmp`) that a killed write leaves behind.
-FOLDER_IMAGE = re.compile(r"\d{6,}\.png")
-FOLDER_TEMPORARY = re.compile(r"\.\d{6,}\.png\..*\.tmp")
 
 
 def run_sample(cfg: DictConfig) -> Path:
@@ -129,7 +124,7 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
                            "out=<path>.")
     _refuse_checkpoints_folder(out if fmt == "folder" else out.parent, cfg)
     if fmt == "folder":
-        earlier_folder_output(out, cfg.out)   # refuses a folder holding other files
+        _refuse_filled_folder(out, cfg.out)
     return {"out": out, "format": fmt}
 
 
@@ -168,7 +163,7 @@ def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig, checkpoint: Path) -> N
 def _refuse_checkpoints_folder(folder: Path, cfg: DictConfig) -> None:
     """Nothing is written into a run's checkpoints folder (or below it): it holds the run's
     checkpoints, which resume= and `checkpoint=<run>` read."""
-    folder = folder.expanduser().absolute()
+    folder = folder.expanduser().resolve()
     for parent in (folder, *folder.parents):
         if parent.name == "checkpoints" and _is_run_checkpoints(parent):
             raise GentoolError(f"out={cfg.out} is inside {parent}, the checkpoints folder of a "
@@ -184,23 +179,17 @@ def _is_run_checkpoints(folder: Path) -> bool:
                                    for p in folder.iterdir())
 
 
-def earlier_folder_output(out: Path, given: str) -> list[Path]:
-    """The files an earlier format=folder output left in `out` (its numbered PNGs and their
-    stale temporaries), which the new output replaces. A folder holding anything else is
-    refused, since those files are not gentool's to delete and would mix with the new images."""
+def _refuse_filled_folder(out: Path, given: str) -> None:
+    """A folder output goes into a new or empty folder: its images then never mix with files
+    already there, and gentool deletes nothing it cannot prove it wrote (a folder of numbered
+    PNGs may as well be a data set)."""
     out = out.expanduser()
-    if not out.is_dir():
-        return []
-    earlier, other = [], []
-    for path in sorted(out.iterdir()):
-        own = path.is_file() and (FOLDER_IMAGE.fullmatch(path.name) or
-                                  FOLDER_TEMPORARY.fullmatch(path.name))
-        (earlier if own else other).append(path)
-    if other:
-        raise GentoolError(f"out={given} holds files gentool sample did not write (e.g. "
-                           f"{other[0].name}), which would mix with the new images; choose "
-                           "another out= or empty that folder.")
-    return earlier
+    if out.is_dir():
+        held = sorted(out.iterdir())
+        if held:
+            raise GentoolError(f"out={given} already holds files (e.g. {held[0].name}), and a "
+                               "folder output goes into a new or empty folder so that its images "
+                               "never mix with others; choose another out= or empty that folder.")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -212,7 +201,10 @@ def _same_file(a: Path, b: Path) -> bool:
 def log_path(out: Path, fmt: str) -> Path:
     """sample's log, beside its output: samples.png -> samples.log, folder samples/ ->
     samples.log (outside the folder, which holds only the images)."""
-    path = out.parent / f"{out.name}.log" if fmt == "folder" else out.with_suffix(".log")
+    if fmt == "folder":
+        folder = out.expanduser().resolve()   # out=. names the working folder
+        return folder.parent / f"{folder.name}.log"
+    path = out.with_suffix(".log")
     return path if path != out else out.parent / f"{out.name}.log"
 
 
@@ -377,9 +369,6 @@ def write(images: torch.Tensor, picture: torch.Tensor, value_range, fmt: str, ou
     if images.dim() == 2:
         raise GentoolError("format=folder writes images, and this model makes 2-D points; use "
                            "format=npy (the points) or format=grid (a scatter plot).")
-    # The new images replace an earlier output's, so the folder never holds a mixed set.
-    for earlier in earlier_folder_output(out, str(out)):
-        earlier.unlink(missing_ok=True)
     width = max(6, int(math.log10(max(images.shape[0], 1))) + 1)
     unit = visuals.to_unit(images, value_range).cpu()
     for i, image in enumerate(unit):
