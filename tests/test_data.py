@@ -230,6 +230,11 @@ def test_folder_centre_crops_to_target_aspect(tmp_path):
 def test_folder_missing_or_empty_is_one_sentence(tmp_path):
     with pytest.raises(GentoolError, match="does not exist; set dataset.source.path"):
         load_folder("unused", str(tmp_path / "nope"))
+    (tmp_path / "README.md").write_text("x")   # a file: named as one, not as missing
+    with pytest.raises(GentoolError, match=r"^dataset.source.path=.*README.md is a file, not a "
+                                           r"folder; set dataset.source.path= to a folder of "
+                                           r"images\.$"):
+        load_folder("unused", str(tmp_path / "README.md"))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("x")
     with pytest.raises(GentoolError, match="holds no"):

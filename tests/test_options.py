@@ -57,3 +57,21 @@ def test_a_wrong_value_is_one_sentence_naming_the_key(node, key, value, message)
 def test_targets_outside_gentool_and_unknown_ones_are_left_to_instantiate():
     check_options({"_target_": "torch.optim.Adam", "lr": "fast"}, "optimizer")
     check_options({"_target_": "gentool.methods.nope.Nope", "latent_dim": "abc"}, "model")
+
+
+def test_a_misspelled_choice_gets_the_closest_option_else_the_usual_fix():
+    from gentool.data.batching import check_binarize
+    from gentool.data.vectors import check_values
+    from gentool.engine.schedule import check_schedule
+    import torch
+
+    with pytest.raises(GentoolError, match=r"^dataset.binarize is 'dynamc' but must be one of "
+                                           r"none, dynamic, static; did you mean "
+                                           r"dataset.binarize=dynamic\?$"):
+        check_binarize("dynamc")
+    with pytest.raises(GentoolError, match=r"; set dataset.binarize=none\.$"):
+        check_binarize("xyz")
+    with pytest.raises(GentoolError, match=r"did you mean trainer.schedule.name=cosine\?$"):
+        check_schedule({"name": "cosin"})
+    with pytest.raises(GentoolError, match=r"did you mean dataset.values=counts\?$"):
+        check_values(torch.zeros(2, 2), "count", "train")

@@ -125,6 +125,15 @@ def test_pair_layout_follows_the_source():
         colorize(torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
 
 
+def test_paired_folder_names_a_file_or_a_missing_path(tmp_path):
+    with pytest.raises(GentoolError, match="^No folder at .*nope; give the pix2pix folder"):
+        load_paired_folder(str(tmp_path), str(tmp_path / "nope"), (16, 16))
+    (tmp_path / "pair.png").write_bytes(b"x")
+    with pytest.raises(GentoolError, match=r"^dataset.source.path=.*pair.png is a file, not a "
+                                           r"folder; give the pix2pix folder with "):
+        load_paired_folder(str(tmp_path), str(tmp_path / "pair.png"), (16, 16))
+
+
 def test_paired_folder_reads_a_and_b_in_either_direction(tmp_path):
     folder = write_paired_folder(tmp_path)
     forward = load_paired_folder(str(tmp_path), str(folder), (16, 16))

@@ -10,7 +10,8 @@ from gentool.report import report
 
 def write_run(folder, overrides, metrics):
     (folder / ".hydra").mkdir(parents=True)
-    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides)
+                                                      or "[]\n")   # as Hydra writes none
     (folder / "metrics.json").write_text(json.dumps({"step": 10, **metrics}))
 
 
@@ -56,6 +57,28 @@ def test_every_unknown_metric_gets_its_closest_key(sweep):
     assert str(refusal.value).startswith(
         "No run has the metrics test/los, eval/fdd; did you mean test/loss (for test/los) and "
         "eval/fd (for eval/fdd)? (the runs have ")
+
+
+def write_saved_config(folder, choices, config):
+    """The `.hydra/hydra.yaml` group choices and `.hydra/config.yaml` values a run used."""
+    (folder / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  runtime:\n    choices:\n" + "".join(f"      {k}: {v}\n"
+                                                     for k, v in choices.items()))
+    (folder / ".hydra" / "config.yaml").write_text(config)
+
+
+def test_a_key_left_at_its_default_is_labelled_with_the_value_the_run_used(tmp_path):
+    config = "model:\n  name: vae\n  latent_dim: 16\ntrainer:\n  progress_bar: true\n"
+    runs = {"default": ([], 1.0), "vae": (["model=vae"], 3.0), "ae": (["model=ae"], 10.0),
+            "small": (["model.latent_dim=4", "trainer.progress_bar=false"], 20.0)}
+    for name, (overrides, loss) in runs.items():
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+        write_saved_config(tmp_path / name, {"model": "vae", "dataset": "digits"}, config)
+    lines = report([str(tmp_path)]).splitlines()
+    assert lines[0] == "| model | model.latent_dim | trainer.progress_bar | n | test/loss |"
+    # the default run and model=vae used the same model: one row of two runs
+    assert lines[2:] == ["| ae | 16 | true | 1 | 10 |", "| vae | 16 | true | 2 | 2 ± 1.4 |",
+                         "| vae | 4 | false | 1 | 20 |"]
 
 
 def test_runs_without_overrides_get_a_row_each(tmp_path):

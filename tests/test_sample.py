@@ -1,12 +1,14 @@
 """`run_sample`: every mode and format from a trained checkpoint, and the capability errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import TINY, compose_config
 from gentool.errors import GentoolError
-from gentool.sample import run_sample
+from gentool.sample import log_path, run_sample
 from gentool.train import run_train
 
 
@@ -168,6 +170,51 @@ def test_folder_format_refuses_a_file_path(checkpoints, tmp_path):
     with pytest.raises(GentoolError, match="is a file"):
         sample(f"checkpoint={checkpoints['vae']}", "format=folder", f"out={tmp_path}/taken")
     assert (tmp_path / "taken").read_text() == "keep me"
+
+
+def test_a_folder_output_goes_into_a_new_or_empty_folder_only(checkpoints, tmp_path):
+    vae = f"checkpoint={checkpoints['vae']}"
+    (tmp_path / "empty").mkdir()
+    out = sample(vae, "n=2", f"out={tmp_path}/empty/")
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png"]
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    # A second output into the same folder would mix with the first: refused, nothing touched.
+    with pytest.raises(GentoolError, match=r"out=.*empty/ already holds files \(e.g. "
+                                           r"000000.png\).*; choose another out= or empty "
+                                           r"that folder\.$"):
+        sample(vae, "n=1", f"out={tmp_path}/empty/")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier
+
+
+def test_a_folder_holding_other_files_is_refused_and_kept(checkpoints, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "000001.png").write_bytes(b"a data set's own image")
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(GentoolError, match="already holds files"):
+        sample(f"checkpoint={checkpoints['vae']}", "n=2", f"out={folder}/")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert sorted(p.name for p in folder.iterdir()) == ["000001.png", "notes.txt"]
+    assert (folder / "000001.png").read_bytes() == b"a data set's own image"
+
+
+def test_out_dot_writes_the_working_folder_and_logs_beside_it(checkpoints, tmp_path,
+                                                               monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    sample(f"checkpoint={checkpoints['vae']}", "n=2", "format=folder", "out=.")
+    assert sorted(p.name for p in (tmp_path / "here").iterdir()) == ["000000.png", "000001.png"]
+    assert log_path(Path("."), "folder") == (tmp_path / "here.log").resolve()
+
+
+@pytest.mark.parametrize("out", ["checkpoints/", "checkpoints/x.png", "checkpoints/s/"])
+def test_nothing_is_written_into_a_runs_checkpoints_folder(checkpoints, out):
+    folder = checkpoints["vae"].parent
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(GentoolError, match=r"is inside .*checkpoints, the checkpoints folder of "
+                                           r"a train run; choose another out="):
+        sample(f"checkpoint={checkpoints['vae']}", "n=2", f"out={folder.parent}/{out}")
+    assert sorted(p.name for p in folder.iterdir()) == before
 
 
 @pytest.fixture(scope="module")

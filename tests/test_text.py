@@ -1,6 +1,9 @@
 """Documents as word counts: text folders (seeded split or a test/ sub-tree), the vocabulary of
 the train split, the cache, and 20 Newsgroups offline."""
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -64,6 +67,10 @@ def test_bad_folders_are_one_sentence(tmp_path, layout, message):
         load_text_folder(str(tmp_path), str(root), cache=False)
     with pytest.raises(GentoolError, match="is not a folder"):
         load_text_folder(str(tmp_path), str(tmp_path / "missing"))
+    (tmp_path / "notes.txt").write_text("words")
+    with pytest.raises(GentoolError, match=r"notes.txt is a file, not a folder; give a folder "
+                                           r"with one sub-folder of text files per class\.$"):
+        load_text_folder(str(tmp_path), str(tmp_path / "notes.txt"))
 
 
 def test_newsgroups_offline_is_one_sentence(monkeypatch, tmp_path):
@@ -76,6 +83,31 @@ def test_newsgroups_offline_is_one_sentence(monkeypatch, tmp_path):
     monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", offline)
     with pytest.raises(GentoolError, match=r"20 Newsgroups is not in .*scikit_learn_data"):
         load_newsgroups20(str(tmp_path), download=False)
+
+
+def test_a_failed_newsgroups_fetch_is_quiet_and_leaves_no_folders(monkeypatch, tmp_path,
+                                                                   recwarn):
+    import sklearn.datasets
+    from urllib.error import URLError
+
+    def offline(data_home, **kwargs):   # what scikit-learn does offline
+        Path(data_home, "20news_home").mkdir(parents=True, exist_ok=True)
+        warnings.warn("Retry downloading from url: https://example.invalid/20news.tar.gz")
+        raise URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", offline)
+    with pytest.raises(GentoolError, match=r"^20 Newsgroups is not in .*/x/scikit_learn_data and "
+                                           r"could not be downloaded"):
+        load_newsgroups20(str(tmp_path / "x"))
+    assert not (tmp_path / "x").exists() and len(recwarn) == 0
+    # a data folder that was there stays, with what it held; only the new empty folders go
+    (tmp_path / "data" / "scikit_learn_data").mkdir(parents=True)
+    (tmp_path / "data" / "mnist.gz").write_bytes(b"x")
+    with pytest.raises(GentoolError, match="could not be downloaded"):
+        load_newsgroups20(str(tmp_path / "data"))
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["mnist.gz",
+                                                                    "scikit_learn_data"]
+    assert list((tmp_path / "data" / "scikit_learn_data").iterdir()) == []
 
 
 def test_newsgroups_posts_become_counts(monkeypatch, tmp_path):

@@ -65,6 +65,8 @@ def test_given_test_file_and_scaling_fitted_on_train(folder):
                           atol=1e-5)
     minmax = load_vectors("", str(folder / "x.npy"), scale="minmax")
     assert minmax.train.images.min() == 0 and minmax.train.images.max() == 1
+    with pytest.raises(GentoolError, match=r"did you mean dataset.source.scale=standardise\?$"):
+        load_vectors("", str(folder / "x.npy"), scale="standardize")
 
 
 def write(path, text):

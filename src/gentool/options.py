@@ -106,6 +106,13 @@ def closest(name: str, options: Any) -> str | None:
     return found[0] if found else None
 
 
+def choice_fix(key: str, value: Any, options: Any, usual: str) -> str:
+    """How to fix `key=value` when the value is none of `options`: the option it was most likely
+    meant to be, else `usual` (a fix that always works, such as the default)."""
+    match = closest(value, options)
+    return f"did you mean {key}={match}?" if match else usual
+
+
 def check_known(node: dict, path: str) -> None:
     """Refuse a key that the node's target does not take: the constructor would fail with a
     TypeError from inside Hydra, and a key added by mistake (`+loss.variance=fixed` on a

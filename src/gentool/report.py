@@ -13,6 +13,7 @@ import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
@@ -28,6 +29,56 @@ class Run:
     path: Path
     overrides: dict[str, str]
     metrics: dict[str, float]
+
+    def setting(self, key: str) -> str:
+        """What the run used for an override key: the value given on its command line, else
+        the default it ran with, read from its saved config (`.hydra/hydra.yaml` holds the
+        config group choices, such as `model`, and `.hydra/config.yaml` the values); "" when
+        the run has neither."""
+        if key in self.overrides:
+            return self.overrides[key]
+        choices = self._choices
+        if isinstance(choices, dict) and choices.get(key) is not None:
+            return str(choices[key])
+        config = self._config
+        value = _select(config, key) if isinstance(config, dict) else None
+        return "" if value is None else _shown(value)
+
+    @cached_property
+    def _choices(self):
+        return _saved(self.path / ".hydra" / "hydra.yaml", "hydra.runtime.choices")
+
+    @cached_property
+    def _config(self):
+        return _saved(self.path / ".hydra" / "config.yaml", "")
+
+
+def _saved(file: Path, key: str):
+    """The node at `key` ("" for all) of a saved Hydra file, as plain Python; None when the file
+    is missing or unreadable (the run's row then leaves that cell empty, as without the file)."""
+    if not file.is_file():
+        return None
+    try:
+        node = OmegaConf.select(OmegaConf.load(file), key) if key else OmegaConf.load(file)
+        return OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+    except Exception:   # YAML syntax errors, undecodable bytes, interpolations
+        return None
+
+
+def _select(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _shown(value) -> str:
+    """A config value as it is written on the command line (true, null, [1,2])."""
+    if isinstance(value, (bool, type(None), list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 def find_runs(paths: list[str]) -> list[Run]:
@@ -111,13 +162,15 @@ def _first_line(error: Exception) -> str:
 def group_runs(runs: list[Run]) -> tuple[list[str], dict[tuple[str, ...], list[Run]]]:
     """The override keys that tell rows apart, and the runs of each row (keyed by their values)."""
     keys = sorted({k for run in runs for k in run.overrides} - set(IGNORED_OVERRIDES))
-    varying = [k for k in keys if len({run.overrides.get(k, "") for run in runs}) > 1]
+    # A run that left a key at its default is labelled with the default it used, so `model=ae`
+    # beside a run of the default model reads ae | vae, and model=vae beside it is one row.
+    settings = [{k: run.setting(k) for k in keys} for run in runs]
+    varying = [k for k in keys if len({setting[k] for setting in settings}) > 1]
     if not varying and len(runs) > 1 and not any(run.overrides for run in runs):
         varying = ["run"]   # runs without Hydra overrides: one row each, by folder
     groups: dict[tuple[str, ...], list[Run]] = {}
-    for run in runs:
-        label = tuple(run.path.name if k == "run" else run.overrides.get(k, "")
-                      for k in varying)
+    for run, setting in zip(runs, settings):
+        label = tuple(run.path.name if k == "run" else setting[k] for k in varying)
         groups.setdefault(label, []).append(run)
     return varying, groups
 

@@ -122,6 +122,9 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
     if problem is not None:
         raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
                            "out=<path>.")
+    _refuse_checkpoints_folder(out if fmt == "folder" else out.parent, cfg)
+    if fmt == "folder":
+        _refuse_filled_folder(out, cfg.out)
     return {"out": out, "format": fmt}
 
 
@@ -157,6 +160,38 @@ def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig, checkpoint: Path) -> N
                            "writes over checkpoints; choose another out= (e.g. out=samples.png).")
 
 
+def _refuse_checkpoints_folder(folder: Path, cfg: DictConfig) -> None:
+    """Nothing is written into a run's checkpoints folder (or below it): it holds the run's
+    checkpoints, which resume= and `checkpoint=<run>` read."""
+    folder = folder.expanduser().resolve()
+    for parent in (folder, *folder.parents):
+        if parent.name == "checkpoints" and _is_run_checkpoints(parent):
+            raise GentoolError(f"out={cfg.out} is inside {parent}, the checkpoints folder of a "
+                               "train run; choose another out= (e.g. out=samples/).")
+
+
+def _is_run_checkpoints(folder: Path) -> bool:
+    """A train run's checkpoints folder: its run directory has the `.hydra` config snapshot, or
+    it holds a checkpoint file."""
+    if (folder.parent / ".hydra").is_dir():
+        return True
+    return folder.is_dir() and any(p.suffix.lower() in CHECKPOINT_SUFFIXES
+                                   for p in folder.iterdir())
+
+
+def _refuse_filled_folder(out: Path, given: str) -> None:
+    """A folder output goes into a new or empty folder: its images then never mix with files
+    already there, and gentool deletes nothing it cannot prove it wrote (a folder of numbered
+    PNGs may as well be a data set)."""
+    out = out.expanduser()
+    if out.is_dir():
+        held = sorted(out.iterdir())
+        if held:
+            raise GentoolError(f"out={given} already holds files (e.g. {held[0].name}), and a "
+                               "folder output goes into a new or empty folder so that its images "
+                               "never mix with others; choose another out= or empty that folder.")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
@@ -166,7 +201,10 @@ def _same_file(a: Path, b: Path) -> bool:
 def log_path(out: Path, fmt: str) -> Path:
     """sample's log, beside its output: samples.png -> samples.log, folder samples/ ->
     samples.log (outside the folder, which holds only the images)."""
-    path = out.parent / f"{out.name}.log" if fmt == "folder" else out.with_suffix(".log")
+    if fmt == "folder":
+        folder = out.expanduser().resolve()   # out=. names the working folder
+        return folder.parent / f"{folder.name}.log"
+    path = out.with_suffix(".log")
     return path if path != out else out.parent / f"{out.name}.log"
 
 

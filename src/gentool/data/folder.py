@@ -108,6 +108,18 @@ def readable_images(files: list[Path]) -> list[Path]:
     return readable
 
 
+def folder_refusal(root: Path, missing: str, fix: str) -> GentoolError | None:
+    """None when the data set path `root` is a folder; else the refusal: a file there is named
+    as a file (it exists, so calling it missing would send the user looking for a typo), any
+    other path as `missing`. Either way ends with `fix`."""
+    if root.is_dir():
+        return None
+    if root.exists():
+        return GentoolError(f"dataset.source.path={root.absolute()} is a file, not a folder; "
+                            f"{fix}")
+    return GentoolError(f"{missing}; {fix}")
+
+
 def load_folder(data_dir: str, path: str, size=(64, 64), channels: int = 3,
                 test_fraction: float = 0.05, split_seed: int = 0) -> FolderData:
     """Every readable .png/.jpg/.jpeg/.bmp/.webp under `path` (recursively), split with a fixed
@@ -117,9 +129,10 @@ def load_folder(data_dir: str, path: str, size=(64, 64), channels: int = 3,
     itself is unused. `size` is [height, width] or one number for a square.
     """
     root = Path(os.path.expanduser(str(path)))
-    if not root.is_dir():
-        raise GentoolError(f"The image folder {root.absolute()} does not exist; set "
-                           "dataset.source.path= to a folder of images.")
+    refusal = folder_refusal(root, f"The image folder {root.absolute()} does not exist",
+                             "set dataset.source.path= to a folder of images.")
+    if refusal is not None:
+        raise refusal
     files = image_files(root)
     if not files:
         raise GentoolError(f"{root.absolute()} holds no {'/'.join(EXTENSIONS)} images; set "

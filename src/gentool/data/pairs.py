@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gentool.data.folder import ImageFiles, image_files
+from gentool.data.folder import ImageFiles, folder_refusal, image_files
 from gentool.data.splits import ImageData, PairSplit, Split, split_indices
 from gentool.errors import GentoolError
 
@@ -102,9 +102,10 @@ def load_paired_folder(data_dir: str, path: str, size, channels: int = 3,
     if direction not in ("AtoB", "BtoA"):
         raise GentoolError(f"dataset.source.direction={direction} must be AtoB or BtoA.")
     root = Path(path).expanduser()
-    if not root.is_dir():
-        raise GentoolError(f"No folder at {root}; give the pix2pix folder with "
-                           "dataset.source.path=<folder of A|B images>.")
+    refusal = folder_refusal(root, f"No folder at {root}", "give the pix2pix folder with "
+                             "dataset.source.path=<folder of A|B images>.")
+    if refusal is not None:
+        raise refusal
     files = image_files(root)
     if not files:
         raise GentoolError(f"No images under {root}; paired_folder reads .png/.jpg files that "

@@ -16,12 +16,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from gentool.data.folder import folder_refusal
 from gentool.data.splits import split_indices
 from gentool.data.vectors import VectorData, vector_data
+from gentool.engine.run_directory import first_missing, remove_empty_folders
 from gentool.errors import GentoolError
 
 log = logging.getLogger("gentool")
@@ -40,9 +43,10 @@ def load_text_folder(data_dir: str, path: str, vocabulary: int = 2000, stop_word
     (`test_fraction`, `split_seed`). `path` is relative to the current directory (`~` allowed).
     """
     root = Path(os.path.abspath(os.path.expanduser(str(path))))
-    if not root.is_dir():
-        raise GentoolError(f"dataset.source.path={path} is not a folder ({root}); give a folder "
-                           "with one sub-folder of text files per class.")
+    refusal = folder_refusal(root, f"dataset.source.path={path} is not a folder ({root})",
+                             "give a folder with one sub-folder of text files per class.")
+    if refusal is not None:
+        raise refusal
     _check_vocabulary(vocabulary)
     given_split = (root / "train").is_dir() and (root / "test").is_dir()
     train_docs = read_classes(root / "train" if given_split else root)
@@ -78,12 +82,23 @@ def load_newsgroups20(data_dir: str, vocabulary: int = 2000, stop_words: bool = 
 
     _check_vocabulary(vocabulary)
     home = Path(os.path.expanduser(str(data_dir))) / "scikit_learn_data"
+    # scikit-learn makes <home>/20news_home (and <home>) before it tries the network; a failed
+    # fetch leaves them empty, so the folders that did not exist before it are removed.
+    scratch = home.absolute() / "20news_home"
+    created_from = first_missing(scratch)
     splits = {}
     for subset in ("train", "test"):
         try:
-            bunch = fetch_20newsgroups(data_home=str(home), subset=subset,
-                                       remove=tuple(remove or ()), download_if_missing=download)
+            with warnings.catch_warnings():
+                # Offline, each retry is a UserWarning naming scikit-learn's source file, shown
+                # before gentool's own sentence; the error below says what failed.
+                warnings.simplefilter("ignore")
+                bunch = fetch_20newsgroups(data_home=str(home), subset=subset,
+                                           remove=tuple(remove or ()),
+                                           download_if_missing=download)
         except OSError as error:   # offline download failures are URLError, an OSError
+            if created_from is not None:
+                remove_empty_folders(scratch, created_from)
             raise GentoolError(
                 f"20 Newsgroups is not in {home} and could not be downloaded ({error}); run "
                 "once online with data_dir set, or copy scikit-learn's 20news-bydate cache "

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from gentool.errors import GentoolError
-from gentool.options import show
+from gentool.options import choice_fix, show
 
 SCHEDULES = ("constant", "cosine", "linear", "step")
 
@@ -27,8 +27,10 @@ def check_schedule(schedule: Any) -> None:
 
 
 def _unknown(name: Any) -> GentoolError:
+    fix = choice_fix("trainer.schedule.name", name, SCHEDULES,
+                     "e.g. trainer.schedule.name=cosine.")
     return GentoolError(f"trainer.schedule.name is {show(name)} but must be one of "
-                        f"{', '.join(SCHEDULES)}; e.g. trainer.schedule.name=cosine.")
+                        f"{', '.join(SCHEDULES)}; {fix}")
 
 
 def lr_factor(schedule: Any, step: int, max_steps: int) -> float:

@@ -27,6 +27,7 @@ from gentool.metrics.image_quality import psnr, ssim
 from gentool.metrics.precision_recall import precision_recall
 from gentool.metrics.representation import representation_metrics
 from gentool.metrics.retrieval import DEFAULT_KS, retrieval_precision
+from gentool.options import closest
 
 
 @dataclass
@@ -308,15 +309,26 @@ def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
         return [name for name, suite in SUITES.items()
                 if suite.default and suite.missing(ctx) is None]
     names = list(names)
+    able = [n for n, suite in SUITES.items() if suite.missing(ctx) is None]
     unknown = [name for name in names if name not in SUITES]
     if unknown:
-        raise GentoolError(f"metrics={names} names unknown suites {unknown}; pick from "
-                           f"{list(SUITES)}.")
+        raise GentoolError(f"metrics={names} names unknown suites {unknown}; model={model_name} "
+                           f"on dataset={ctx.data.name} supports metrics={able}, so "
+                           f"{_spelling_fix(names, able)}")
     for name in names:
         needs = SUITES[name].missing(ctx)
         if needs is not None:
-            able = [n for n, suite in SUITES.items() if suite.missing(ctx) is None]
             raise GentoolError(f"metrics={name} needs {needs}, and model={model_name} on "
                                f"dataset={ctx.data.name} is not that; this model supports "
                                f"metrics={able}.")
     return names
+
+
+def _spelling_fix(names: list[str], able: list[str]) -> str:
+    """metrics= with each unknown suite replaced by the supported suite it most likely meant,
+    when every one of them has a close match; else the advice to pick from the supported
+    suites (a close match the model cannot run would only be refused next)."""
+    meant = [name if name in SUITES else closest(name, able) for name in names]
+    if None in meant:
+        return "pick from those."
+    return f"did you mean metrics=[{','.join(meant)}]?"
