@@ -158,6 +158,35 @@ def test_a_worker_whose_study_is_killed_checkpoints_and_stops_by_itself(tmp_path
         _kill_group(study)
 
 
+@needs_proc
+def test_a_child_the_study_forked_is_its_worker_only_once_it_runs_a_program_of_its_own():
+    # A process that catches SIGTERM, like the study, with a child forked and not exec'd (it
+    # keeps that handler, as the study's children do until their exec) and a child that runs a
+    # program of its own which catches SIGTERM, like the worker once it trains.
+    own = ("import signal, time; signal.signal(signal.SIGTERM, lambda *_: None); print(flush=True);"
+           " time.sleep(60)")
+    code = f"""
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, lambda *_: None)
+forked = os.fork()
+if forked == 0:
+    time.sleep(60)
+    os._exit(0)
+own = subprocess.Popen([sys.executable, "-c", {own!r}], stdout=subprocess.PIPE)
+own.stdout.readline()
+print(forked, own.pid, flush=True)
+time.sleep(60)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        forked, own = map(int, parent.stdout.readline().split())
+        assert _catches_sigterm(forked) and not _is_training_worker(forked, parent.pid)
+        assert _is_training_worker(own, parent.pid)
+    finally:
+        _kill_group(parent)
+
+
 def test_the_stop_line_counts_the_cells_not_reported_back(monkeypatch, capsys):
     # In this process: the first result's `on_result` is interrupted by SIGTERM, which leaves
     # the other six jobs unreported whatever the workers had done. `abs` is a run_cell that the
@@ -198,10 +227,29 @@ def _training_worker(study, stderr: Path, timeout: float = 120) -> int:
     deadline = time.monotonic() + timeout
     while True:
         assert study.poll() is None and time.monotonic() < deadline, stderr.read_text()
-        worker = next((pid for pid in _children(study.pid) if _catches_sigterm(pid)), None)
+        worker = next((pid for pid in _children(study.pid) if _is_training_worker(pid, study.pid)),
+                      None)
         if worker is not None:
             return worker
         time.sleep(0.1)
+
+
+def _is_training_worker(pid: int, study: int) -> bool:
+    """Whether child `pid` of `study` runs a program of its own that catches SIGTERM. A child
+    forked but not yet exec'd (the pool's worker or resource tracker being started) runs the
+    study's program with the study's SIGTERM handler. Its command line is the study's until the
+    exec, then empty until the exec sets the new one, which it does after resetting the
+    handlers: a command line of its own, read first, means the handlers read next are its
+    program's."""
+    command = _command_line(pid)
+    return command not in (None, b"", _command_line(study)) and _catches_sigterm(pid)
+
+
+def _command_line(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
 
 
 def _stat(pid: int) -> list[str] | None:
