@@ -137,6 +137,22 @@ def test_eval_gives_pca_the_data_dimensions_when_the_code_is_larger(forked_gento
     assert compared.returncode == 0, compared.stderr
 
 
+def test_a_gan_that_captures_no_mode_writes_standard_json_and_reports_a_dash(forked_gentool,
+                                                                           tmp_path):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not standard JSON")
+
+    trained = forked_gentool("train", "experiment=gan_ring", "trainer.max_steps=20", "device=cpu",
+                             "trainer.progress_bar=false", "hydra.run.dir=gan")
+    assert trained.returncode == 0, trained.stderr
+    metrics = json.loads((tmp_path / "gan" / "metrics.json").read_text(), parse_constant=refuse)
+    # 20 steps capture no mode: the reverse KL over high-quality samples is undefined.
+    assert metrics["test/modes"] == 0 and metrics["test/reverse_kl"] is None
+    reported = forked_gentool("report", "gan", "--metrics", "test/modes", "test/reverse_kl")
+    assert reported.returncode == 0, reported.stderr
+    assert reported.stdout.splitlines()[2] == "| 1 | 0 | — |"
+
+
 def test_compare_help_gives_the_defaults(gentool):
     result = gentool("compare", "--help")
     assert result.returncode == 0
