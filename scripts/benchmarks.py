@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from markdown_section import markers, write_section
-from study_files import commit, machine, write_atomic
+from study_files import commit, machine, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "benchmarks"
@@ -123,7 +123,7 @@ def measure_cell(name: str, args) -> bool:
         return False
     code = commit()   # before measuring: the code may change while a long measurement runs
     measured = measure_pca(args) if name == "pca" else measure(name, args)
-    write_atomic(path, json.dumps(cell_record(name, args, measured, code), indent=1) + "\n")
+    write_json(path, cell_record(name, args, measured, code))
     return True
 
 
@@ -220,7 +220,7 @@ def wall_times(run: Path) -> dict:
 
 
 def record_wall(run: Path, key: str, value) -> None:
-    write_atomic(run / WALL, json.dumps({**wall_times(run), key: value}, indent=1) + "\n")
+    write_json(run / WALL, {**wall_times(run), key: value})
 
 
 def measure_pca(args) -> dict:

@@ -54,7 +54,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_files import run_cells, train_cell, write_atomic
+from study_files import run_cells, train_cell, write_atomic, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "gan_study"
@@ -222,7 +222,7 @@ def run_cell(job: Job) -> dict:
         result.update(evaluate_points(run_dir, run.cfg, run.status))
     result.update({"train_seconds": run.train_seconds,
                    "eval_seconds": round(time.perf_counter() - evaluated, 1), **run.facts()})
-    write_atomic(Path(job.out), json.dumps(result, indent=1) + "\n")
+    write_json(Path(job.out), result)
     return result
 
 

@@ -34,7 +34,7 @@ import statistics
 from pathlib import Path
 
 from markdown_section import markers, write_section
-from study_files import run_cells, train_cell, write_atomic
+from study_files import run_cells, train_cell, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
@@ -152,7 +152,7 @@ def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:
         **rejection_figures(metrics),
         "seconds": run.seconds(), **run.facts(),
     }
-    write_atomic(Path(out), json.dumps(result, indent=1) + "\n")
+    write_json(Path(out), result)
     return result
 
 

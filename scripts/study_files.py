@@ -29,6 +29,14 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path: Path, record: Any, indent: int = 1) -> None:
+    """`record` as a JSON file (write_atomic), non-finite figures as null, as gentool writes
+    metrics.json (gentool.engine.run_metrics.json_text)."""
+    from gentool.engine.run_metrics import json_text
+
+    write_atomic(path, json_text(record, indent=indent) + "\n")
+
+
 def commit() -> str | None:
     """The short hash of the repository's HEAD, with "+changes" when the code that a run uses
     (src/, scripts/) differs from it, so that a result names code it can be reproduced from;

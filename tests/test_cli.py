@@ -104,6 +104,55 @@ def test_vectors_train_evaluate_and_compare_through_the_installed_command(forked
     assert (tmp_path / "codes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_eval_gives_pca_the_data_dimensions_when_the_code_is_larger(forked_gentool, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(60, 6)).astype(np.float32))
+    np.save(tmp_path / "y.npy", np.repeat(np.arange(3), 20))
+    data = ["dataset=vectors", "dataset.source.path=x.npy", "dataset.source.labels=y.npy",
+            "dataset.shape=[6]", "dataset.num_classes=3", "loss=gaussian"]
+    # The default code (20-D) is larger than the vectors' 6 dimensions, and a 100-D code larger
+    # than the 64 pixels of the 8 x 8 digits.
+    runs = {"vae": ["model=vae", *data], "digits": ["model=ae", "model.latent_dim=100",
+                                                      "dataset=digits"]}
+    for name, overrides in runs.items():
+        trained = forked_gentool("train", *overrides, *CLI_TINY, f"hydra.run.dir={name}")
+        assert trained.returncode == 0, trained.stderr
+    evaluated = forked_gentool("eval", "checkpoint=vae", "device=cpu", "probe_examples=40",
+                               "metrics=[representation]")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "PCA 6 (all 6 input dimensions, an exact copy; the code has 20)" in evaluated.stdout
+    metrics = json.loads((tmp_path / "vae" / "metrics.json").read_text())
+    assert {"eval/linear_probe_pca", "eval/knn_pca", "eval/retrieval_p1_pca"} <= set(metrics)
+    evaluated = forked_gentool("eval", "checkpoint=digits", "device=cpu",
+                               "metrics=[reconstruction]")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "PCA, 64 components (all 64 input dimensions, an exact copy; the code has 100)" in \
+        evaluated.stdout
+    metrics = json.loads((tmp_path / "digits" / "metrics.json").read_text())
+    assert metrics["eval/pca_mse"] < 1e-10     # 64 components of 64 pixels copy them exactly
+    assert "eval/pca_bce" in metrics
+    compared = forked_gentool("compare", "vae", "--out", "codes.png")
+    assert compared.returncode == 0, compared.stderr
+
+
+def test_a_gan_that_captures_no_mode_writes_standard_json_and_reports_a_dash(forked_gentool,
+                                                                           tmp_path):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not standard JSON")
+
+    trained = forked_gentool("train", "experiment=gan_ring", "trainer.max_steps=20", "device=cpu",
+                             "trainer.progress_bar=false", "hydra.run.dir=gan")
+    assert trained.returncode == 0, trained.stderr
+    metrics = json.loads((tmp_path / "gan" / "metrics.json").read_text(), parse_constant=refuse)
+    # 20 steps capture no mode: the reverse KL over high-quality samples is undefined.
+    assert metrics["test/modes"] == 0 and metrics["test/reverse_kl"] is None
+    reported = forked_gentool("report", "gan", "--metrics", "test/modes", "test/reverse_kl")
+    assert reported.returncode == 0, reported.stderr
+    assert reported.stdout.splitlines()[2] == "| 1 | 0 | — |"
+
+
 def test_compare_help_gives_the_defaults(gentool):
     result = gentool("compare", "--help")
     assert result.returncode == 0

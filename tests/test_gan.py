@@ -44,7 +44,7 @@ def train(compose_train, path, *overrides):
     metrics = json.loads((path / "metrics.json").read_text())
     assert_both_players_learned(path)
     # reverse_kl and spread are NaN by definition while no sample is of high quality
-    # (metrics/modes.py)
+    # (metrics/modes.py), written as null
     assert all(math.isfinite(v) for k, v in metrics.items()
                if not k.endswith(("reverse_kl", "spread"))), \
         metrics

@@ -89,8 +89,11 @@ def test_summarize_adds_the_elbo_and_its_bits_per_dimension_by_hand():
     summary = tiny_vae().summarize(means)
     assert summary == {**means, "elbo": -34.0,
                        "bits_per_dim": pytest.approx(34 / (2 * math.log(2)), rel=1e-6)}
-    # A Gaussian density on 1 x 2 x 2 pixels in [0, 1] adds log2(256) = 8 bits per dimension.
-    gaussian = VAE(partial(MLPEncoder, hidden=[]), partial(MLPDecoder, hidden=[]), Gaussian(),
+    # A Gaussian density on 1 x 2 x 2 8-bit pixels in [0, 1] adds log2(256) = 8 bits per
+    # dimension (gentool.methods.eight_bit_offset; 0 on data that are not 8-bit pixels).
+    likelihood = Gaussian()
+    likelihood.eight_bit_offset = 8.0
+    gaussian = VAE(partial(MLPEncoder, hidden=[]), partial(MLPDecoder, hidden=[]), likelihood,
                    [1, 2, 2], [0.0, 1.0], latent_dim=1)
     assert gaussian.summarize(means)["bits_per_dim"] == \
         pytest.approx(34 / (4 * math.log(2)) + 8, rel=1e-6)

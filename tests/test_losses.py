@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
+from conftest import compose_config
 from gentool.errors import GentoolError
 from gentool.losses.likelihoods import MSE, Bernoulli, Gaussian, Multinomial
+from gentool.methods import build_method
 from gentool.methods.vae import gaussian_kl_to_standard_normal
 
 
@@ -76,8 +78,30 @@ def test_mse_sums_squared_error_per_example():
 def test_bits_per_dim_conversions():
     nats = torch.tensor([64 * math.log(2)])  # one bit per dimension over 64 dimensions
     assert Bernoulli().bits_per_dim(nats, 64).item() == pytest.approx(1.0)
-    # Gaussian densities on [0,1] data add log2(256) = 8 bits per dimension (8-bit convention).
-    assert Gaussian().bits_per_dim(nats, 64).item() == pytest.approx(9.0)
+    # A Gaussian density is the data's own until told the data are 8-bit pixels; on [0, 1] the
+    # 8-bit convention then adds log2(256) = 8 bits per dimension.
+    gaussian = Gaussian()
+    assert gaussian.bits_per_dim(nats, 64).item() == pytest.approx(1.0)
+    gaussian.eight_bit_offset = 8.0
+    assert gaussian.bits_per_dim(nats, 64).item() == pytest.approx(9.0)
+
+
+@pytest.mark.parametrize("dataset, offset", [
+    (["dataset=mnist"], 8.0),                                  # 8-bit pixels in [0, 1]: log2 256
+    (["dataset=digits", "dataset.range=[-1,1]"], 7.0),         # in [-1, 1]: log2(256 / 2)
+    (["dataset=mnist", "dataset.binarize=dynamic"], 0.0),      # binarised: not 8-bit data
+    (["dataset=vectors", "dataset.shape=[6]", "dataset.source.path=x"], 0.0),   # real values
+    (["dataset=vectors", "dataset.shape=[6]", "dataset.source.path=x",
+      "dataset.values=unit"], 0.0),                            # in [0, 1], but not pixels
+    (["dataset=ring"], 0.0),                                   # 2-D points
+])
+def test_bits_per_dim_add_the_8_bit_offset_on_8_bit_images_only(dataset, offset):
+    method = build_method(compose_config("train", ["model=vae", "loss=gaussian", *dataset]))
+    dims = method.dims
+    # One bit per dimension of the density, by hand: dims * ln 2 nats per example.
+    assert method.bits_per_dim(dims * math.log(2)) == pytest.approx(1.0 + offset)
+    assert method.summarize({"recon": dims * math.log(2), "kl": 0.0})["bits_per_dim"] == \
+        pytest.approx(1.0 + offset)
 
 
 def test_kl_to_standard_normal_matches_closed_form_and_torch():

@@ -114,6 +114,18 @@ def test_reconstruction_errors_by_hand():
     assert errors["bce"] == pytest.approx(np.log(2.0), rel=1e-5)
 
 
+def test_the_pca_baseline_has_as_many_components_as_the_code_up_to_min_n_d():
+    from gentool.metrics.pca import baseline_components, fewer_components_note
+
+    wide, narrow = torch.zeros(5, 1, 4, 4), torch.zeros(50, 12)
+    assert baseline_components(3, narrow) == 3 and fewer_components_note(3, narrow) == ""
+    assert baseline_components(20, narrow) == 12
+    assert fewer_components_note(20, narrow) == \
+        "all 12 input dimensions, an exact copy; the code has 20"
+    assert baseline_components(8, wide) == 5
+    assert fewer_components_note(8, wide) == "one per train example (5); the code has 8"
+
+
 def test_pca_matches_the_top_eigenvectors_and_is_exact_at_full_rank():
     generator = torch.Generator().manual_seed(0)
     data = torch.randn(100, 3, generator=generator) * torch.tensor([3.0, 1.0, 0.1])

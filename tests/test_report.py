@@ -88,6 +88,37 @@ def test_runs_without_overrides_get_a_row_each(tmp_path):
     assert report([str(tmp_path)]).splitlines()[2:] == ["| a | 1 | 1 |", "| b | 1 | 2 |"]
 
 
+def test_an_undefined_metric_is_missing_in_its_row(tmp_path):
+    # null is what gentool writes for an undefined metric; NaN what files written before hold.
+    texts = {"a": '{"test/modes": 0.0, "test/reverse_kl": null}',
+             "b": '{"test/modes": 3.0, "test/reverse_kl": NaN}',
+             "c": '{"test/modes": 8.0, "test/reverse_kl": 0.5}'}
+    for name, text in texts.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(text)
+    assert report([str(tmp_path)], ["test/modes", "test/reverse_kl"]).splitlines()[2:] == [
+        "| a | 1 | 0 | — |", "| b | 1 | 3 | — |", "| c | 1 | 8 | 0.5 |"]
+    # In a row of seeds, the mean is over the runs that have the metric.
+    (tmp_path / "c" / "metrics.json").write_text('{"test/reverse_kl": null}')
+    assert report([str(tmp_path / "c")], ["test/reverse_kl"]).splitlines()[2] == "| 1 | — |"
+
+
+def test_the_metrics_file_is_standard_json_with_null_for_undefined_metrics(tmp_path):
+    from gentool.engine.run_metrics import write_metrics
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not standard JSON")
+
+    write_metrics(tmp_path, {"test/modes": 0.0, "test/reverse_kl": float("nan"),
+                             "test/spread": float("inf")})
+    (tmp_path / "old.json").write_text((tmp_path / "metrics.json").read_text())
+    write_metrics(tmp_path, {"eval/fd": float("-inf"), "eval/nested": [1.0, float("nan")]},
+                  merge=True)
+    assert json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse) == {
+        "test/modes": 0.0, "test/reverse_kl": None, "test/spread": None, "eval/fd": None,
+        "eval/nested": [1.0, None]}
+
+
 @pytest.mark.parametrize("setup,message", [
     (lambda p: None, "does not exist"),
     (lambda p: p.mkdir(), "No metrics.json under"),

@@ -206,3 +206,16 @@ def test_train_cell_lets_other_errors_through(study_files, cell):
     cell.train = train
     with pytest.raises(ValueError, match="a bug"):
         study_files.train_cell(["experiment=gan_toy_small"], cell.run_dir)
+
+
+def test_cell_files_are_standard_json_with_null_for_undefined_figures(study_files, tmp_path):
+    import json
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not standard JSON")
+
+    path = tmp_path / "cells" / "seed0.json"
+    study_files.write_json(path, {"modes": 0.0, "reverse_kl": float("nan"),
+                                  "curve": [[10, float("inf")]]})
+    assert json.loads(path.read_text(), parse_constant=refuse) == {
+        "modes": 0.0, "reverse_kl": None, "curve": [[10, None]]}

@@ -8,8 +8,9 @@ title says so). The PCA panel is fitted on the train split of the first run's da
 `gentool eval` gives PCA: images in [0, 1], vectors as loaded, word counts as log(1 + count).
 Each run's panel also gives the retrieval precision at 10 of its full code (cosine k-NN among
 the shown test examples, gentool.metrics.retrieval), and the PCA panel that of PCA with as many
-components as each run's code has, so the figures beside each other compare codes of one size
-(the PCA panel draws the first 2 of those components).
+components as each run's code has (at most min(N, D), as `gentool eval` gives its PCA baseline,
+and the panel's title says when it has fewer), so the figures beside each other compare codes of
+one size (the PCA panel draws the first 2 of those components).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from gentool.data import build_data, take
 from gentool.engine.checkpoint import checkpoint_of
 from gentool.engine.visuals import to_unit
 from gentool.errors import GentoolError
-from gentool.metrics.pca import PCA
+from gentool.metrics.pca import PCA, baseline_components, fewer_components_note
 from gentool.metrics.retrieval import retrieval_precision
 from gentool.trained import load_trained_method
 
@@ -96,15 +97,19 @@ def compare_panels(runs: list[str], examples: int = 2000, data_dir: str = "data"
     test = _test_examples(data, examples)
     train = _features(dataset, data, take(data.train, min(10000, data.train.num_examples))[0])
     # One fit with the most components asked for: PCA with d components is its first d.
-    most = min(max([2, *sizes]), min(train.flatten(1).shape))
+    most = baseline_components(max([2, *sizes]), train)
     projected = PCA(train, most).encode(_features(dataset, data, test[0])).float()
     what = "log(1+count)" if str(dataset.get("values", "")) == "counts" else "inputs"
-    used = sorted({min(size, most) for size in sizes})   # one line: "16 / 20 components: a / b"
+    # One line: "16 / 20 components: a / b"; `gentool eval` gives its PCA baseline as many.
+    used = sorted({baseline_components(size, train) for size in sizes})
     figures = [_precision_at(projected[:, :n], test.labels, k) for n in used]
     title = f"PCA of the {what}, first 2 components"
     if None not in figures:
         title += (f"\nretrieval precision@{k} of {' / '.join(map(str, used))} components: "
                   f"{' / '.join(f'{p:.3f}' for p in figures)}")
+        note = fewer_components_note(max(sizes), train)
+        if note:
+            title += f"\n({used[-1]} components: {note})"
     panels.insert(0, Panel(title, projected[:, :2], test.labels, ("PC 1", "PC 2")))
     names = data.class_names or [str(i) for i in range(data.num_classes or 0)]
     return panels, names, f"{len(test[0])} test examples of {data.name}"

@@ -10,6 +10,7 @@ with a `model` column and n = 3 in each row.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ IGNORED_OVERRIDES = ("seed",)   # what varies within a row
 class Run:
     path: Path
     overrides: dict[str, str]
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]     # None: not available (report.figures)
 
     def setting(self, key: str) -> str:
         """What the run used for an override key: the value given on its command line, else
@@ -109,9 +110,22 @@ def load_run(folder: Path) -> Run:
             type(metrics), "a number")
         raise GentoolError(f"{file} holds {kind}, not the JSON object of metric names and values "
                            "gentool writes; remove that run or re-run it.")
-    return Run(folder, load_overrides(folder / ".hydra" / "overrides.yaml"),
-               {k: float(v) for k, v in metrics.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step"})
+    return Run(folder, load_overrides(folder / ".hydra" / "overrides.yaml"), figures(metrics))
+
+
+def figures(metrics: dict) -> dict[str, float | None]:
+    """The metrics of a metrics.json, by key, without `step` and the flags; None where a metric
+    is not available: null (gentool writes an undefined metric such as the reverse KL of samples
+    with no high-quality one so) or, in a file written before, NaN or infinity."""
+    found: dict[str, float | None] = {}
+    for key, value in metrics.items():
+        if key == "step" or isinstance(value, bool):
+            continue
+        if value is None:
+            found[key] = None
+        elif isinstance(value, (int, float)):
+            found[key] = float(value) if math.isfinite(value) else None
+    return found
 
 
 def load_overrides(file: Path) -> dict[str, str]:
@@ -230,7 +244,8 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, members in sorted(groups.items()):
         cells = [*label, str(len(members)),
-                 *(mean_std([run.metrics[m] for run in members if m in run.metrics])
+                 *(mean_std([run.metrics[m] for run in members
+                             if run.metrics.get(m) is not None])
                    for m in columns)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,9 +1,10 @@
-"""A run's `metrics.json`: its final metrics, written atomically."""
+"""A run's `metrics.json`: its final metrics, written atomically, as standard JSON."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,24 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any], merge: bool = False,
         except json.JSONDecodeError:
             log.warning("%s was not valid JSON; writing the new metrics over it", path)
     record.update(metrics)
-    text = json.dumps(record, indent=2).encode() + b"\n"
+    text = json_text(record, indent=2).encode() + b"\n"
     atomic_write(path, lambda f: f.write(text), kept=kept, then=then)
     return path
+
+
+def json_text(record: Any, indent: int | None = None) -> str:
+    """`record` as standard JSON, with every non-finite float (NaN, an undefined metric such as
+    the reverse KL of samples with no high-quality one; or infinity) as null: json.dumps would
+    write bare NaN and Infinity, which strict JSON parsers refuse. Readers take null as "not
+    available"."""
+    return json.dumps(_finite(record), indent=indent, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value

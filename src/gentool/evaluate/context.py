@@ -17,7 +17,7 @@ from gentool.data import AnyBatch, Data, PairBatch, build_data, take
 from gentool.engine.files import atomic_write
 from gentool.engine.visuals import to_unit
 from gentool.metrics import classifier as feature_net
-from gentool.metrics.pca import PCA
+from gentool.metrics.pca import PCA, baseline_components, fewer_components_note
 from gentool.rejection import reject_lowest, rejection_rate
 
 log = logging.getLogger("gentool")
@@ -103,11 +103,29 @@ class EvalContext:
         return self.unit(x)
 
     # -- models of the data --------------------------------------------------------------------
+    @property
+    def code_size(self) -> int:
+        """The size of the method's code (1 for a method without one)."""
+        return self.method.latent_dim if isinstance(self.method, (Encodes, Decodes)) else 1
+
     @cached_property
     def pca(self) -> PCA:
-        """PCA with as many components as the method has latent dimensions, fitted on train."""
-        components = self.method.latent_dim if isinstance(self.method, (Encodes, Decodes)) else 1
-        return PCA(self.features(self.train[0]), components)
+        """PCA with as many components as the method has latent dimensions, fitted on train; at
+        most min(N, D), the directions the train data have (pca_note says so)."""
+        train = self.features(self.train[0])
+        components = baseline_components(self.code_size, train)
+        if self.pca_note:
+            log.info("The PCA baseline has %d components: %s.", components, self.pca_note)
+        return PCA(train, components)
+
+    @cached_property
+    def pca_note(self) -> str:
+        """Why the PCA baseline has fewer components than the code, "" when it has as many."""
+        return fewer_components_note(self.code_size, self.train[0])
+
+    def pca_label(self, label: str) -> str:
+        """`label` ("PCA, 20 components") with pca_note in parentheses where it has one."""
+        return f"{label} ({self.pca_note})" if self.pca_note else label
 
     @cached_property
     def classifier(self) -> tuple[feature_net.FeatureClassifier, float]:

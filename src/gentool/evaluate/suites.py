@@ -97,7 +97,7 @@ def reconstruction(ctx: EvalContext) -> list[Row]:
     unit = ctx.unit(images)
     model = reconstruction_errors(unit, ctx.unit(ctx.reconstruct(images)))
     pca = reconstruction_errors(unit, ctx.pca.reconstruct(unit).clamp(0, 1))
-    reference = f"PCA, {ctx.pca.latent_dim} components"
+    reference = ctx.pca_label(f"PCA, {ctx.pca.latent_dim} components")
     return [Row("test MSE per pixel (pixels in [0,1])", "mse", model["mse"],
                 [(reference, "pca_mse", pca["mse"])]),
             Row("test BCE per pixel, nats", "bce", model["bce"],
@@ -242,7 +242,7 @@ def representation(ctx: EvalContext) -> list[Row]:
                                     "examples)" for k in DEFAULT_KS}}
     return [Row(labels[key], key, scores["model"][key],
                 [(raw, f"{key}_pixels", scores["raw"][key]),
-                 (f"PCA {ctx.pca.latent_dim}", f"{key}_pca", scores["pca"][key])])
+                 (ctx.pca_label(f"PCA {ctx.pca.latent_dim}"), f"{key}_pca", scores["pca"][key])])
             for key in labels]
 
 

@@ -105,6 +105,10 @@ class Gaussian(Likelihood):
 
     name = "gaussian"
     VARIANCES = ("fixed", "shared", "per_pixel")
+    # Bits per dimension that turn this density of the data, as scaled, into one of 8-bit pixels
+    # (gentool.methods.eight_bit_offset, set from the data set where the method is built); 0 keeps
+    # the data's own continuous density, as for real-valued vectors.
+    eight_bit_offset = 0.0
 
     def __init__(self, variance: str = "fixed", sigma: float = 1.0, min_log_sigma: float = -7.0):
         super().__init__()
@@ -141,10 +145,7 @@ class Gaussian(Likelihood):
         return self._split(params)[0]
 
     def bits_per_dim(self, nats_per_example, dims):
-        # A density on [0,1]-scaled data is converted to the usual 8-bit convention by the change
-        # of variables x -> 256 x, which adds log2(256) = 8 bits per dimension (valid as a bound on
-        # the discrete data when pixels are uniformly dequantised).
-        return nats_per_example / (dims * math.log(2)) + 8.0
+        return nats_per_example / (dims * math.log(2)) + self.eight_bit_offset
 
 
 class Multinomial(Likelihood):

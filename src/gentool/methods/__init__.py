@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -27,6 +28,8 @@ def build_method(cfg):
     check_data_kind(cfg)
     loss = instantiate(cfg.loss)
     check_loss_fits(cfg, loss)
+    if hasattr(loss, "eight_bit_offset"):
+        loss.eight_bit_offset = eight_bit_offset(cfg.dataset)
     return instantiate(cfg.model, loss=loss)
 
 
@@ -84,6 +87,19 @@ def loss_refusal(cfg, loss: Any) -> str | None:
 def data_values(dataset) -> str:
     """What a data set's values are (dataset.values; images are "unit", the toy points "real")."""
     return str(dataset.get("values") or ("unit" if len(dataset.shape) == 3 else "real"))
+
+
+def eight_bit_offset(dataset) -> float:
+    """Bits per dimension that turn a density of the data into the usual 8-bit convention: for
+    images of 8-bit pixels scaled to [lo, hi], the change of variables onto 256 levels adds
+    log2(256 / (hi - lo)) (8 on [0, 1]; a bound on the discrete pixels when they are uniformly
+    dequantised). Anything else (real-valued vectors, 2-D points, binarised images) is not 8-bit
+    data, so its bits/dim are those of the continuous density: 0."""
+    binarized = str(dataset.get("binarize", "none")) != "none"
+    if len(dataset.shape) != 3 or data_values(dataset) != "unit" or binarized:
+        return 0.0
+    lo, hi = dataset.range
+    return math.log2(256 / (hi - lo))
 
 
 def use_losses(cfg) -> str:

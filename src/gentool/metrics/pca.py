@@ -5,6 +5,25 @@ from __future__ import annotations
 import torch
 
 
+def baseline_components(code_size: int, train: torch.Tensor) -> int:
+    """The components of the PCA baseline of a `code_size`-D code: as many as the code has, but
+    no more than the min(N, D) directions that train data [N, ...] have."""
+    return min(code_size, *train.flatten(1).shape)
+
+
+def fewer_components_note(code_size: int, train: torch.Tensor) -> str:
+    """Why the PCA baseline of a `code_size`-D code has fewer components than the code ("" when
+    it has as many): at D components PCA reconstructs its input exactly, so a baseline that met a
+    larger code there matched nothing a model of that size has to learn."""
+    examples, dims = train.flatten(1).shape
+    components = baseline_components(code_size, train)
+    if components == code_size:
+        return ""
+    if components == dims:
+        return f"all {dims} input dimensions, an exact copy; the code has {code_size}"
+    return f"one per train example ({examples}); the code has {code_size}"
+
+
 class PCA:
     """The top `components` principal directions of train data [N, D] (flattened), by SVD.
 
