@@ -103,6 +103,14 @@ def test_an_undefined_metric_is_missing_in_its_row(tmp_path):
     assert report([str(tmp_path / "c")], ["test/reverse_kl"]).splitlines()[2] == "| 1 | — |"
 
 
+def test_a_mean_over_some_of_a_rows_runs_says_over_how_many(tmp_path):
+    for seed, kl in ((0, 0.4), (1, None), (2, 0.6)):
+        write_run(tmp_path / f"s{seed}", ["model=gan", f"seed={seed}"],
+                  {"test/modes": 8.0, "test/reverse_kl": kl})
+    assert report([str(tmp_path)], ["test/modes", "test/reverse_kl"]).splitlines()[2] == \
+        "| 3 | 8 ± 0 | 0.5 ± 0.14 (2 of 3) |"
+
+
 def test_the_metrics_file_is_standard_json_with_null_for_undefined_metrics(tmp_path):
     from gentool.engine.run_metrics import write_metrics
 

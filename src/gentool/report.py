@@ -218,13 +218,17 @@ def metric_keys(keys: list[str]) -> str:
                      f"{', '.join(names)}" for prefix, names in groups.items())
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], runs: int | None = None) -> str:
+    """Mean ± sample std of `values`; when only some of a row's `runs` have a value, the cell
+    says over how many it is taken, since the row's n counts them all."""
     if not values:
         return "—"
     mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.4g}"
-    return f"{mean:.4g} ± {statistics.stdev(values):.2g}"
+    text = f"{mean:.4g}" if len(values) == 1 else \
+        f"{mean:.4g} ± {statistics.stdev(values):.2g}"
+    if runs is not None and len(values) < runs:
+        text += f" ({len(values)} of {runs})"
+    return text
 
 
 def report(paths: list[str], metrics: list[str] | None = None) -> str:
@@ -245,7 +249,7 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
     for label, members in sorted(groups.items()):
         cells = [*label, str(len(members)),
                  *(mean_std([run.metrics[m] for run in members
-                             if run.metrics.get(m) is not None])
+                             if run.metrics.get(m) is not None], len(members))
                    for m in columns)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

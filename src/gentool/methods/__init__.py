@@ -91,10 +91,11 @@ def data_values(dataset) -> str:
 
 def eight_bit_offset(dataset) -> float:
     """Bits per dimension that turn a density of the data into the usual 8-bit convention: for
-    images of 8-bit pixels scaled to [lo, hi], the change of variables onto 256 levels adds
-    log2(256 / (hi - lo)) (8 on [0, 1]; a bound on the discrete pixels when they are uniformly
-    dequantised). Anything else (real-valued vectors, 2-D points, binarised images) is not 8-bit
-    data, so its bits/dim are those of the continuous density: 0."""
+    images (stored as 8-bit pixels) scaled to [lo, hi], log2(256 / (hi - lo)) (8 on [0, 1]).
+    The density is scored at the pixel values, not dequantised, so the figure follows the
+    convention rather than bounding the discrete pixels. Anything else (real-valued vectors, 2-D
+    points, binarised images) is not 8-bit data, so its bits/dim are those of the continuous
+    density: 0."""
     binarized = str(dataset.get("binarize", "none")) != "none"
     if len(dataset.shape) != 3 or data_values(dataset) != "unit" or binarized:
         return 0.0
