@@ -375,8 +375,9 @@ def further_seeds_note(count: int) -> str:
 
 
 def window_mean(series, low: int, high: int) -> float | None:
-    """The mean of a logged scalar over the steps in [low, high]."""
-    values = [v for s, v in series if low <= s <= high]
+    """The mean of a logged scalar over the steps in [low, high] (a null, a non-finite value as
+    the cell file holds it, is left out)."""
+    values = [v for s, v in series if low <= s <= high and v is not None]
     return statistics.mean(values) if values else None
 
 
@@ -419,7 +420,7 @@ def curve_table(found, spec, configs, steps) -> str:
 
 def summary_supports(rows, seeds, steps) -> list[str]:
     ok = finished(rows)
-    half = [[v for s, v in r["curve"] if s > steps // 2] for r in ok]
+    half = [[v for s, v in r["curve"] if s > steps // 2 and v is not None] for r in ok]
     return [mean_std_seeds(rows, lambda r: r["high_quality"], 1, seeds),
             mean_std([statistics.mean(h) if h else None for h in half], 1),
             mean_std([min(h) if h else None for h in half], 1),

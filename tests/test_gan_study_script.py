@@ -232,3 +232,12 @@ def test_the_feature_classifier_is_trained_on_one_thread_as_in_the_workers(tmp_p
     finally:
         torch.set_num_threads(started_with)
     assert threads == [1]
+
+
+def test_summaries_leave_out_the_nulls_a_cell_file_holds_for_non_finite_values(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    assert study.window_mean([[10, 1.0], [20, None], [30, 3.0]], 10, 30) == 2.0
+    row = {"status": "finished", "seed": 0, "high_quality": 90.0, "median_distance": 0.1,
+           "curve": [[60, 80.0], [80, None], [100, 90.0]]}
+    assert study.summary_supports([row], [0], 100)[1:3] == ["85.0", "80.0"]
