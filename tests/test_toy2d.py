@@ -241,7 +241,10 @@ def test_build_data_refuses_binarised_or_mismatched_points():
     with pytest.raises(GentoolError, match="binarize is 'dynamic'.*set dataset.binarize=none"):
         build_data(cfg.dataset, "data", "cpu", 64, 0)
     cfg = compose_config("train", ["dataset=grid", "dataset.source.side=3"])
-    with pytest.raises(GentoolError, match="dataset.num_classes=9"):
+    with pytest.raises(GentoolError, match="grid has 9 classes; set dataset.num_classes=9"):
+        build_data(cfg.dataset, "data", "cpu", 64, 0)
+    cfg = compose_config("train", ["dataset=ring", "dataset.source.modes=1"])
+    with pytest.raises(GentoolError, match="ring has 1 class; set dataset.num_classes=1"):
         build_data(cfg.dataset, "data", "cpu", 64, 0)
     cfg = compose_config("train", ["dataset=ring", "dataset.shape=[1,8,8]"])
     with pytest.raises(GentoolError, match=r"set dataset.shape=\[2\]"):

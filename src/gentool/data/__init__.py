@@ -184,9 +184,12 @@ def _check_matches(name: str, dataset_cfg,
                            "(or pick the dataset config that matches).")
     if dataset_cfg.num_classes != loaded.num_classes:
         wanted = "null" if loaded.num_classes is None else loaded.num_classes
+        if loaded.num_classes == 1:
+            held = "1 class"
+        else:
+            held = f"{loaded.num_classes or 'no'} classes"
         raise GentoolError(f"dataset.num_classes is {dataset_cfg.num_classes} but {name} has "
-                           f"{loaded.num_classes or 'no'} classes; set "
-                           f"dataset.num_classes={wanted}.")
+                           f"{held}; set dataset.num_classes={wanted}.")
 
 
 def take(batches: DeviceBatches | StreamingBatches | PointBatches, n: int) -> AnyBatch:
