@@ -385,9 +385,9 @@ PCA; one result file per model in `{folder}/` (a model without one is marked mis
 - IWAE NLL: the k=5000 bound on the first {n} test images (only the VAE defines a likelihood);
   its decoder is Bernoulli on grey levels, so this is a cross-entropy, not a bound on a discrete
   likelihood.
-- The DCGAN is the preset as it is, at its own budget. The usual stabilisers (hinge loss,
-  spectral norm, minibatch std, R1, two time-scales) are measured against it over 3 seeds in
-  [gan_study.md](gan_study.md), section 3.
+- The DCGAN is the preset as it is, at its own budget. The usual stabilisers are measured
+  against it in [gan_study.md](gan_study.md), section 3: R1 over 3 seeds at its budget; hinge
+  loss, spectral norm, minibatch std and two time-scales in single-seed 2,000-step probes.
 
 Wall times, from the result files (PCA: fitting it counts as its training):
 

@@ -165,6 +165,8 @@ def test_table_only_tables_the_files_there_and_marks_the_other_models_missing(tm
     assert "| 7 min 21 s | 52 s | AMD EPYC 7B13, 2 cores; 2 threads |" in text
     assert "its test accuracy: 0.901" in text and "first 500 test images" in text
     assert "stabilised" not in text.lower() and "[gan_study.md](gan_study.md), section 3" in text
+    assert ("R1 over 3 seeds at its budget; hinge\n  loss, spectral norm, minibatch std and two "
+            "time-scales in single-seed 2,000-step probes.") in text
 
 
 def test_with_no_files_every_model_is_a_missing_row(tmp_path, monkeypatch, script):
