@@ -12,7 +12,9 @@ from conftest import TINY, data_overrides
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.step import StepContext
 from gentool.errors import GentoolError
+from gentool.data.toy2d import ring_centres
 from gentool.losses.adversarial import Minimax, NonSaturating, Wasserstein
+from gentool.methods import build_method
 from gentool.methods.gan import GAN
 from gentool.train import run_train
 
@@ -205,6 +207,37 @@ def test_unrolled_generator_gradient_matches_a_manual_two_step_computation():
                                           rel=1e-5)
     assert grad_a.item() != pytest.approx(-w2 * m_z, rel=1e-3)
     assert gan.discriminator.w.item() == torch.tensor(0.3).item()  # the real D did not move
+
+
+def train_toy_gan(compose_train, steps, *overrides):
+    """`steps` train steps of a small toy GAN (batch norm in G) on ring-like points, with the
+    same initial weights, data and noise on every call; returns its state dict."""
+    cfg = compose_train("model=gan", "dataset=ring", "model.latent_dim=4",
+                        "model.generator.hidden=[32,32]", "model.generator.batch_norm=true",
+                        "model.discriminator.hidden=[32,32]", *overrides)
+    torch.manual_seed(0)
+    gan = build_method(cfg)
+    ctx = step_context(gan, cfg.optimizer)
+    centres = ring_centres()
+    for step in range(steps):
+        modes = torch.randint(len(centres), (64,))
+        real = centres[modes] + 0.05 * torch.randn(64, 2)
+        gan.train_step((real, None), at(ctx, step))
+    return gan.state_dict()
+
+
+def test_one_unrolled_step_of_size_1e_12_trains_bit_for_bit_as_the_plain_gan(compose_train):
+    """One unrolled D step of 1e-12 is below float32 resolution, so the unrolled generator loss
+    is the plain one and 50 steps end with bitwise equal weights and buffers of G, D and the EMA.
+    An unrolled step of 1e-1 ends elsewhere: the comparison does see the unrolled path."""
+    plain = train_toy_gan(compose_train, 50)
+    unrolled = train_toy_gan(compose_train, 50, "model.unrolled_steps=1",
+                             "model.unrolled_lr=1e-12")
+    assert plain.keys() == unrolled.keys()
+    for name in plain:
+        assert torch.equal(plain[name], unrolled[name]), name
+    moved = train_toy_gan(compose_train, 50, "model.unrolled_steps=1", "model.unrolled_lr=1e-1")
+    assert not all(torch.equal(plain[name], moved[name]) for name in plain)
 
 
 def test_generator_step_leaves_no_gradient_in_the_discriminator():
