@@ -515,6 +515,17 @@ def per_cell(claim, found, configs, seeds, budgets) -> str:
     return "\n".join(lines)
 
 
+def classifier_accuracies(results: list[dict]) -> str:
+    """The feature classifier's test accuracies of the cells, each shown once as printed: cells
+    measured at different times can hold accuracies that differ only past the third decimal."""
+    shown: list[str] = []
+    for accuracy in sorted(r["classifier"]["accuracy"] for r in results):
+        text = f"{accuracy:.3f}"
+        if text not in shown:
+            shown.append(text)
+    return ", ".join(shown)
+
+
 def report(cells: Path, claim: str, configs, seeds) -> str:
     """The claim's tables: at its study budget, the rows of `seeds` with any further seed that
     has a cell file (counted apart, not against the cells of `seeds`); every other budget found
@@ -550,10 +561,9 @@ def report(cells: Path, claim: str, configs, seeds) -> str:
                 parts += ["Class by class:", "", table, ""]
     results = [r for r in found.values() if r.get("classifier")]
     if results:
-        accuracy = sorted({r["classifier"]["accuracy"] for r in results})
         parts.append(f"Image metrics in the features of gentool's feature classifier, recipe "
                      f"version {classifier_version()} (test accuracy "
-                     f"{', '.join(f'{a:.3f}' for a in accuracy)}), on "
+                     f"{classifier_accuracies(results)}), on "
                      f"{', '.join(sorted({str(r['eval_samples']) for r in results}))} samples "
                      "against as many test images.")
     stale = stale_cells(cells, claim, configs)

@@ -241,3 +241,10 @@ def test_summaries_leave_out_the_nulls_a_cell_file_holds_for_non_finite_values(m
     row = {"status": "finished", "seed": 0, "high_quality": 90.0, "median_distance": 0.1,
            "curve": [[60, 80.0], [80, None], [100, 90.0]]}
     assert study.summary_supports([row], [0], 100)[1:3] == ["85.0", "80.0"]
+
+
+def test_classifier_accuracies_are_shown_once_each_as_printed(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    results = [{"classifier": {"accuracy": a}} for a in (0.9284, 0.928, 0.9012, 0.928)]
+    assert study.classifier_accuracies(results) == "0.901, 0.928"
