@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import statistics
 import time
@@ -284,8 +283,10 @@ def samples_metrics(checkpoint: Path, eval_overrides: list[str]) -> dict:
     seed_everything(cfg.seed)
     context = EvalContext(trained.method, trained.train_cfg.dataset, cfg, trained.device)
     metrics = {k: v for row in samples(context) for k, v in row.metrics().items()}
+    # A non-finite figure (NaN, an undefined metric) stays a float here: write_json writes it
+    # into the cell file as null.
     return {"step": trained.step, "class_names": context.data.class_names,
-            **{k: None if math.isnan(v) else round(v, 5) for k, v in metrics.items()}}
+            **{k: round(v, 5) for k, v in metrics.items()}}
 
 
 def evaluate_points(run: Path, cfg, status: str) -> dict:

@@ -241,3 +241,36 @@ def test_summaries_leave_out_the_nulls_a_cell_file_holds_for_non_finite_values(m
     row = {"status": "finished", "seed": 0, "high_quality": 90.0, "median_distance": 0.1,
            "curve": [[60, 80.0], [80, None], [100, 90.0]]}
     assert study.summary_supports([row], [0], 100)[1:3] == ["85.0", "80.0"]
+
+
+def test_a_non_finite_sample_metric_is_null_in_the_cell_file(monkeypatch, tmp_path):
+    """samples_metrics rounds the figures of `gentool eval metrics=[samples]`; the cell file
+    holds null for a non-finite one (study_files.write_json), which the tables leave out."""
+    import types
+
+    import gentool.evaluate.context
+    import gentool.evaluate.suites
+    import gentool.trained
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    trained = types.SimpleNamespace(method=None, step=4, device="cpu",
+                                    train_cfg=types.SimpleNamespace(dataset=None))
+    monkeypatch.setattr(gentool.trained, "load_trained_method", lambda path, device: trained)
+
+    class Context:
+        def __init__(self, *args):
+            self.data = types.SimpleNamespace(class_names=["zero", "one"])
+
+    class Row:
+        def metrics(self):
+            return {"fd": 1.234567891, "precision": float("nan"), "recall": float("inf")}
+
+    monkeypatch.setattr(gentool.evaluate.context, "EvalContext", Context)
+    monkeypatch.setattr(gentool.evaluate.suites, "samples", lambda context: [Row()])
+    measured = study.samples_metrics(tmp_path / "last.pt", ["device=cpu"])
+    study.write_json(tmp_path / "cell.json", {"final": measured, "curve": [measured]})
+    cell = json.loads((tmp_path / "cell.json").read_text())
+    expected = {"step": 4, "class_names": ["zero", "one"], "fd": 1.23457, "precision": None,
+                "recall": None}
+    assert cell == {"final": expected, "curve": [expected]}
