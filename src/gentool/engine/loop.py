@@ -20,8 +20,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from gentool.data.batching import examples_in
-from gentool.engine.checkpoint import (capture_rng_state, checkpoint_of, load_checkpoint, load_into,
-                                       restore_rng_state, save_checkpoint)
+from gentool.engine.checkpoint import (CHECKPOINTS_FOLDER, capture_rng_state, checkpoint_of,
+                                       load_checkpoint, load_into, restore_rng_state,
+                                       save_checkpoint)
 from gentool.engine import distributed, metering
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
@@ -78,7 +79,7 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     """
     # Plain Python values: DictConfig attribute access costs microseconds, read every step.
     config = SimpleNamespace(**OmegaConf.to_container(trainer, resolve=True))
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / CHECKPOINTS_FOLDER
     method.to(device)
     optimizers = method.configure_optimizers(optimizer)
     ctx = StepContext(optimizers, autocast=autocast_for(str(config.precision), device),
