@@ -150,6 +150,7 @@ def cell_record(name: str, args, measured: dict, code: str | None) -> dict:
 def measure(name: str, args) -> dict:
     """Train (unless the run folder holds a finished run) and evaluate (unless its metrics.json
     has eval/ metrics) one model: its eval metrics and the wall seconds of both steps."""
+    from gentool.engine.checkpoint import run_checkpoint
     from gentool.evaluate import run_eval
     from gentool.train import run_train
 
@@ -160,7 +161,7 @@ def measure(name: str, args) -> dict:
               lambda: run_train(compose("train", train_overrides(name, args)), run))
         record_wall(run, "resumed_from_step", resumed)
     if not eval_metrics(run):
-        checkpoint = f"checkpoint={run}/checkpoints/last.pt"
+        checkpoint = f"checkpoint={run_checkpoint(run)}"
         _, trained = timed(run, "eval_seconds", lambda: training_classifier(
             args.data_dir, lambda: run_eval(compose("eval", [*eval_overrides(args), checkpoint]))))
         record_wall(run, "trained_classifier", trained)
@@ -195,11 +196,11 @@ def eval_metrics(run: Path) -> dict:
 
 def checkpoint_step(run: Path) -> int:
     """The step a training resumes from: its last checkpoint's, 0 when it has none."""
-    last = run / "checkpoints" / "last.pt"
+    from gentool.engine.checkpoint import load_checkpoint, run_checkpoint
+
+    last = run_checkpoint(run)
     if not last.is_file():
         return 0
-    from gentool.engine.checkpoint import load_checkpoint
-
     return int(load_checkpoint(last)["step"])
 
 

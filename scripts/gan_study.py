@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import statistics
 import time
@@ -245,6 +244,7 @@ def scalars(run: Path, tags) -> dict[str, list[list[float]]]:
 def evaluate_images(run: Path, spec: Claim, eval_overrides: list[str], status: str) -> dict:
     """The samples suite of `gentool eval` on the final checkpoint (and on every kept periodic
     one for a curve), and the training scalars the claim reads."""
+    from gentool.engine.checkpoint import CHECKPOINTS_FOLDER, run_checkpoint
     from gentool.metrics.classifier import VERSION
 
     n = int(next(o for o in eval_overrides if o.startswith("n_samples=")).split("=")[1])
@@ -252,9 +252,9 @@ def evaluate_images(run: Path, spec: Claim, eval_overrides: list[str], status: s
     if status != "finished":   # nothing to measure; the version marks the cell as current
         result["classifier"] = {"version": VERSION, "accuracy": None}
         return result
-    checkpoints = [run / "checkpoints" / "last.pt"]
+    checkpoints = [run_checkpoint(run)]
     if spec.curve:
-        checkpoints = sorted((run / "checkpoints").glob("step_*.pt"),
+        checkpoints = sorted((run / CHECKPOINTS_FOLDER).glob("step_*.pt"),
                              key=lambda p: int(p.stem.split("_")[1]))
     measured = [samples_metrics(path, eval_overrides) for path in checkpoints]
     result["final"] = measured[-1]
@@ -284,8 +284,10 @@ def samples_metrics(checkpoint: Path, eval_overrides: list[str]) -> dict:
     seed_everything(cfg.seed)
     context = EvalContext(trained.method, trained.train_cfg.dataset, cfg, trained.device)
     metrics = {k: v for row in samples(context) for k, v in row.metrics().items()}
+    # A non-finite figure (NaN, an undefined metric) stays a float here: write_json writes it
+    # into the cell file as null.
     return {"step": trained.step, "class_names": context.data.class_names,
-            **{k: None if math.isnan(v) else round(v, 5) for k, v in metrics.items()}}
+            **{k: round(v, 5) for k, v in metrics.items()}}
 
 
 def evaluate_points(run: Path, cfg, status: str) -> dict:
@@ -296,11 +298,12 @@ def evaluate_points(run: Path, cfg, status: str) -> dict:
     import torch
 
     from gentool.data.toy2d import ring_centres
+    from gentool.engine.checkpoint import run_checkpoint
     from gentool.engine.device import seed_everything
     from gentool.trained import load_trained_method
 
     metrics = json.loads((run / "metrics.json").read_text())
-    trained = load_trained_method(run / "checkpoints" / "last.pt", torch.device("cpu"))
+    trained = load_trained_method(run_checkpoint(run), torch.device("cpu"))
     seed_everything(0)
     with torch.no_grad():
         points = trained.method.sample(2500).double()

@@ -122,7 +122,7 @@ def train_cell(overrides: list[str], run_dir: str | Path) -> CellRun:
     from hydra import compose, initialize_config_module
 
     from gentool.config import setup
-    from gentool.engine.checkpoint import load_checkpoint
+    from gentool.engine.checkpoint import load_checkpoint, run_checkpoint
     from gentool.engine.stop import RunStopped
     from gentool.errors import TrainingDiverged
     from gentool.train import run_train
@@ -130,7 +130,7 @@ def train_cell(overrides: list[str], run_dir: str | Path) -> CellRun:
     setup()
     with initialize_config_module("gentool.configs", version_base="1.3"):
         cfg = compose("train", overrides=list(overrides))
-    last = Path(run_dir) / "checkpoints" / "last.pt"
+    last = run_checkpoint(run_dir)
     resumed_from = int(load_checkpoint(last)["step"]) if last.exists() else 0
     code = commit()   # at the start: the code may change while the cell trains
     started, started_cpu = time.perf_counter(), time.process_time()

@@ -116,6 +116,25 @@ def test_checkpoint_of_a_file_or_a_run_directory(tmp_path, monkeypatch):
         checkpoint_of("nowhere.pt", "checkpoint")
 
 
+def test_a_run_directorys_checkpoints_folder_is_recognised_where_checkpoint_of_reads(tmp_path):
+    """The folder that `checkpoint=<run>` reads from is the one sample refuses to write into:
+    a folder named checkpoints with a checkpoint file in it, or beside the `.hydra` snapshot."""
+    run = tmp_path / "run"
+    save_checkpoint(checkpoint.run_checkpoint(run), PAYLOAD)
+    assert checkpoint_of(run) == run / "checkpoints" / "last.pt"
+    assert checkpoint.is_run_checkpoints(checkpoint_of(run).parent)
+    fresh = tmp_path / "fresh"   # a run started, no checkpoint yet
+    (fresh / ".hydra").mkdir(parents=True)
+    assert checkpoint.is_run_checkpoints(fresh / "checkpoints")
+    mine = tmp_path / "mine" / "checkpoints"   # a user's folder of pictures so named
+    mine.mkdir(parents=True)
+    (mine / "a.png").write_bytes(b"png")
+    assert not checkpoint.is_run_checkpoints(mine)
+    (mine / "b.PTH").write_bytes(b"weights")
+    assert checkpoint.is_run_checkpoints(mine)
+    assert not checkpoint.is_run_checkpoints(tmp_path / "run")   # the run directory itself
+
+
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint(path, PAYLOAD)

@@ -248,3 +248,36 @@ def test_classifier_accuracies_are_shown_once_each_as_printed(monkeypatch):
     study = importlib.import_module("gan_study")
     results = [{"classifier": {"accuracy": a}} for a in (0.9284, 0.928, 0.9012, 0.928)]
     assert study.classifier_accuracies(results) == "0.901, 0.928"
+
+
+def test_a_non_finite_sample_metric_is_null_in_the_cell_file(monkeypatch, tmp_path):
+    """samples_metrics rounds the figures of `gentool eval metrics=[samples]`; the cell file
+    holds null for a non-finite one (study_files.write_json), which the tables leave out."""
+    import types
+
+    import gentool.evaluate.context
+    import gentool.evaluate.suites
+    import gentool.trained
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    trained = types.SimpleNamespace(method=None, step=4, device="cpu",
+                                    train_cfg=types.SimpleNamespace(dataset=None))
+    monkeypatch.setattr(gentool.trained, "load_trained_method", lambda path, device: trained)
+
+    class Context:
+        def __init__(self, *args):
+            self.data = types.SimpleNamespace(class_names=["zero", "one"])
+
+    class Row:
+        def metrics(self):
+            return {"fd": 1.234567891, "precision": float("nan"), "recall": float("inf")}
+
+    monkeypatch.setattr(gentool.evaluate.context, "EvalContext", Context)
+    monkeypatch.setattr(gentool.evaluate.suites, "samples", lambda context: [Row()])
+    measured = study.samples_metrics(tmp_path / "last.pt", ["device=cpu"])
+    study.write_json(tmp_path / "cell.json", {"final": measured, "curve": [measured]})
+    cell = json.loads((tmp_path / "cell.json").read_text())
+    expected = {"step": 4, "class_names": ["zero", "one"], "fd": 1.23457, "precision": None,
+                "recall": None}
+    assert cell == {"final": expected, "curve": [expected]}

@@ -28,7 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 from gentool.capabilities import Encodes
 from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
-from gentool.engine.checkpoint import save_checkpoint
+from gentool.engine.checkpoint import run_checkpoint, save_checkpoint
 from gentool.engine.run_directory import RunDirectory
 from gentool.engine.run_metrics import write_metrics
 from gentool.errors import GentoolError
@@ -190,7 +190,7 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
         train_classifier(classifier, x, y, options, writer, "pretrained",
                          options.encoder_lr_scale)
         results["pretrained"] = accuracy(classifier, test_x, test_y)
-    save_checkpoint(run_dir / "checkpoints" / "last.pt", {
+    save_checkpoint(run_checkpoint(run_dir), {
         "step": options.steps, "config": OmegaConf.to_container(cfg, resolve=True),
         "modules": {"classifier": classifier.state_dict()},
         "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)},

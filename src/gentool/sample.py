@@ -22,6 +22,7 @@ from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
 from gentool.engine import visuals
+from gentool.engine.checkpoint import CHECKPOINT_SUFFIXES, is_run_checkpoints
 from gentool.engine.files import atomic_write, unwritable_folder
 from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
@@ -41,8 +42,6 @@ FORMAT_OF_SUFFIX = {".png": "grid", ".npy": "npy"}
 AUTO_DIMS_EXAMPLES = 1000
 # What out=null writes for each format= (format=null: the grid).
 DEFAULT_OUT = {"grid": "samples.png", "npy": "samples.npy", "folder": "samples/"}
-# What checkpoints are named; `out=` never names one.
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
 
 def run_sample(cfg: DictConfig) -> Path:
@@ -165,18 +164,9 @@ def _refuse_checkpoints_folder(folder: Path, cfg: DictConfig) -> None:
     checkpoints, which resume= and `checkpoint=<run>` read."""
     folder = folder.expanduser().resolve()
     for parent in (folder, *folder.parents):
-        if parent.name == "checkpoints" and _is_run_checkpoints(parent):
+        if is_run_checkpoints(parent):
             raise GentoolError(f"out={cfg.out} is inside {parent}, the checkpoints folder of a "
                                "train run; choose another out= (e.g. out=samples/).")
-
-
-def _is_run_checkpoints(folder: Path) -> bool:
-    """A train run's checkpoints folder: its run directory has the `.hydra` config snapshot, or
-    it holds a checkpoint file."""
-    if (folder.parent / ".hydra").is_dir():
-        return True
-    return folder.is_dir() and any(p.suffix.lower() in CHECKPOINT_SUFFIXES
-                                   for p in folder.iterdir())
 
 
 def _refuse_filled_folder(out: Path, given: str) -> None:

@@ -16,7 +16,7 @@ from gentool.config import check_config
 from gentool.data import build_data
 from gentool.engine import distributed
 from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
-from gentool.engine.checkpoint import resume_advice
+from gentool.engine.checkpoint import resume_advice, run_checkpoint
 from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, os_error_in,
                                   quiet_refused_writes_in_threads, write_failed)
 from gentool.engine.loop import FitResult, fit
@@ -125,7 +125,7 @@ def _raise_if_refused_write(error: Exception, run_dir: Path) -> None:
     refused = None if isinstance(error, GentoolError) else os_error_in(error)
     if refused is None or refused.errno not in NO_SPACE + NOT_WRITABLE:
         return
-    last = run_dir / "checkpoints" / "last.pt"
+    last = run_checkpoint(run_dir)
     kept = f"the last checkpoint {last} is intact" if last.exists() else \
         "no checkpoint had been written yet"
     raise write_failed(run_dir, refused, kept, resume_advice(run_dir)) from error

@@ -60,6 +60,28 @@ def resume_advice(run_dir: Path) -> str:
     return f"resume by running the same command with hydra.run.dir={Path(run_dir).resolve()}"
 
 
+# What checkpoint files are named: gentool writes .pt, and .pth is PyTorch's other usual suffix.
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+# The folder of a train run directory that holds its checkpoints.
+CHECKPOINTS_FOLDER = "checkpoints"
+
+
+def run_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint that a train run directory stands for: its checkpoints/last.pt."""
+    return Path(run_dir) / CHECKPOINTS_FOLDER / "last.pt"
+
+
+def is_run_checkpoints(folder: Path) -> bool:
+    """Whether `folder` is a train run directory's checkpoints folder: named so, and its run
+    directory has the `.hydra` config snapshot or it holds a checkpoint file."""
+    if folder.name != CHECKPOINTS_FOLDER:
+        return False
+    if (folder.parent / ".hydra").is_dir():
+        return True
+    return folder.is_dir() and any(p.suffix.lower() in CHECKPOINT_SUFFIXES
+                                   for p in folder.iterdir())
+
+
 def checkpoint_of(given: str | Path, option: str | None = None, optional: bool = False) -> Path:
     """The checkpoint file that `given` names: the file itself, or a train run directory's
     checkpoints/last.pt; `~` is the home folder. Every command that reads a checkpoint
@@ -68,7 +90,7 @@ def checkpoint_of(given: str | Path, option: str | None = None, optional: bool =
     (so the user sees which setting to fix), and offering to drop an `optional` one."""
     path = Path(given).expanduser()
     if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
+        path = run_checkpoint(path)
     if path.is_file():
         return path
     if option:

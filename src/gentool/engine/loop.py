@@ -20,8 +20,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from gentool.data.batching import examples_in
-from gentool.engine.checkpoint import (capture_rng_state, checkpoint_of, load_checkpoint, load_into,
-                                       restore_rng_state, save_checkpoint)
+from gentool.engine.checkpoint import (capture_rng_state, checkpoint_of, load_checkpoint,
+                                       load_into, restore_rng_state, run_checkpoint,
+                                       save_checkpoint)
 from gentool.engine import distributed, metering
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
@@ -78,7 +79,8 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     """
     # Plain Python values: DictConfig attribute access costs microseconds, read every step.
     config = SimpleNamespace(**OmegaConf.to_container(trainer, resolve=True))
-    ckpt_dir = run_dir / "checkpoints"
+    last_pt = run_checkpoint(run_dir)
+    ckpt_dir = last_pt.parent
     method.to(device)
     optimizers = method.configure_optimizers(optimizer)
     ctx = StepContext(optimizers, autocast=autocast_for(str(config.precision), device),
@@ -86,7 +88,7 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
                       grad_clip=config.grad_clip)
     monitor = Monitor(config.monitor, config.monitor_mode, config.early_stopping,
                       data.validation is not None)
-    start = _resume(method, ctx, ckpt_dir, resume, run_config, rank, monitor)
+    start = _resume(method, ctx, last_pt, resume, run_config, rank, monitor)
     if monitor.active:   # the monitored key is known before training: one batch's evaluation
         first = data.test.batch_size
         monitor.check_reported(_evaluation(method, data, seed, examples=first,
@@ -99,7 +101,7 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
     writer = SummaryWriter(str(run_dir)) if rank.is_main else _NoWriter()
     visual = VisualLogger(writer, method, data, config.image_examples, config.scatter_examples,
                           seed)
-    checkpoint = _checkpointer(method, ctx, run_config, ckpt_dir, config.keep_checkpoints, rank,
+    checkpoint = _checkpointer(method, ctx, run_config, last_pt, config.keep_checkpoints, rank,
                                monitor)
     bar = tqdm(total=config.max_steps, initial=start,
                disable=not (config.progress_bar and rank.is_main), dynamic_ncols=True,
@@ -122,7 +124,7 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
             # -- log: every rank reads its window and stops on a non-finite metric
             if step % config.log_every == 0 or last:
                 metrics = method.summarize(window.flush())
-                _stop_if_diverged(first_non_finite(metrics), step, ckpt_dir, rank, device)
+                _stop_if_diverged(first_non_finite(metrics), step, last_pt, rank, device)
                 metrics["lr"] = lr_factor * _base_lr(optimizers)
                 for key, value in metrics.items():
                     writer.add_scalar(key if "/" in key else f"train/{key}", value, step)
@@ -151,7 +153,7 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
 
             # -- checkpoint: never of weights a non-finite step has touched
             if step % config.checkpoint_every == 0 or last or stopping or stopped_early:
-                _stop_if_diverged(window.first_non_finite(), step, ckpt_dir, rank, device)
+                _stop_if_diverged(window.first_non_finite(), step, last_pt, rank, device)
                 checkpoint(step, periodic=step % config.checkpoint_every == 0)
             if stopped_early:
                 break
@@ -161,7 +163,7 @@ def fit(method, data, trainer, run_dir: Path, device: torch.device, *, optimizer
                 bar.close()
                 writer.close()
                 # A rank stopped by another rank's signal reports SIGTERM.
-                raise RunStopped(stop.signal or STOP_SIGNALS[0], step, ckpt_dir / "last.pt", stop)
+                raise RunStopped(stop.signal or STOP_SIGNALS[0], step, last_pt, stop)
     bar.close()
     if not rank.is_main:
         return FitResult({}, step=step)
@@ -236,16 +238,15 @@ def _base_lr(optimizers) -> float:
     return first.param_groups[0].get("initial_lr", first.param_groups[0]["lr"])
 
 
-def _stop_if_diverged(bad: str | None, step: int, ckpt_dir: Path, rank: distributed.Rank,
+def _stop_if_diverged(bad: str | None, step: int, kept: Path, rank: distributed.Rank,
                       device: torch.device) -> None:
     """Raise TrainingDiverged on every process when one of them saw a non-finite value `bad`
-    ("loss=nan"), so none is left waiting in the next collective."""
+    ("loss=nan"), so none is left waiting in the next collective; `kept` is the run's last.pt."""
     diverged = bad is not None
     if rank.distributed:
         diverged = distributed.any_rank(diverged, device)
     if not diverged:
         return
-    kept = ckpt_dir / "last.pt"
     where = f"the last good checkpoint {kept} is kept" if kept.exists() else \
         "no checkpoint had been written yet"
     raise TrainingDiverged(f"Training diverged by step {step} ({bad or 'on another process'}); "
@@ -253,9 +254,10 @@ def _stop_if_diverged(bad: str | None, step: int, ckpt_dir: Path, rank: distribu
                            "or train again.")
 
 
-def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_config,
+def _resume(method, ctx: StepContext, own: Path, resume: str | None, run_config,
             rank: distributed.Rank, monitor: Monitor) -> int:
-    """Restore from the run's own last.pt (a requeued job) or from `resume=PATH`; returns step.
+    """Restore from `own`, the run's last.pt (a requeued job), or from `resume=PATH`; returns
+    the step.
 
     The monitor's record (best value, its step, evaluations since) comes back with the weights
     when the checkpoint monitored the same key the same way.
@@ -263,7 +265,6 @@ def _resume(method, ctx: StepContext, ckpt_dir: Path, resume: str | None, run_co
     Each process of a data-parallel run restores its own RNG streams when the checkpoint holds
     them for the same number of processes.
     """
-    own = ckpt_dir / "last.pt"
     if own.exists():
         path = own
     elif resume:
@@ -300,8 +301,10 @@ def _refuse_other_choices(state: dict[str, Any], cfg, path: Path) -> None:
                            "run in another directory).")
 
 
-def _checkpointer(method, ctx: StepContext, run_config, ckpt_dir: Path, keep: int,
+def _checkpointer(method, ctx: StepContext, run_config, last_pt: Path, keep: int,
                   rank: distributed.Rank, monitor: Monitor):
+    """The checkpoint writer: `last_pt` (the run's last.pt), best.pt and step_*.pt beside it."""
+    ckpt_dir = last_pt.parent
     config = OmegaConf.to_container(run_config, resolve=True)
 
     def write(step: int, periodic: bool, best: bool = False) -> None:
@@ -327,7 +330,7 @@ def _checkpointer(method, ctx: StepContext, run_config, ckpt_dir: Path, keep: in
         if best:
             save_checkpoint(ckpt_dir / "best.pt", payload)
             return
-        save_checkpoint(ckpt_dir / "last.pt", payload)
+        save_checkpoint(last_pt, payload)
         if periodic and keep > 0:
             save_checkpoint(ckpt_dir / f"step_{step}.pt", payload)
             for old in sorted(ckpt_dir.glob("step_*.pt"),

@@ -27,9 +27,6 @@ from gentool.errors import GentoolError
 
 log = logging.getLogger("gentool")
 
-# Where a run's own atomic writes happen (see engine/files.py): checkpoints and metrics.json.
-_WRITTEN_FOLDERS = (".", "checkpoints")
-
 
 class RunDirectory:
     """`path`, held by this process; `created_from` is the topmost folder this start created
@@ -87,7 +84,13 @@ class RunDirectory:
         self.started = True
         if self._lock is None:   # not the main process: it writes nothing here
             return
-        for folder in _WRITTEN_FOLDERS:
+        # Imported here: this module is imported by `gentool train --help` (hydra_run), which
+        # stays torch-free.
+        from gentool.engine.checkpoint import CHECKPOINTS_FOLDER
+
+        # Where a run's own atomic writes happen (see engine/files.py): metrics.json and the
+        # checkpoints.
+        for folder in (".", CHECKPOINTS_FOLDER):
             for tmp in remove_stale_temporaries(self.path / folder):
                 log.info("Removed %s, left by a run killed while writing it", tmp)
         for hook in self.on_start:

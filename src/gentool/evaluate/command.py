@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
+from gentool.engine.checkpoint import CHECKPOINTS_FOLDER
 from gentool.engine.files import atomic_write
 from gentool.engine.run_log import start_run_log
 from gentool.engine.run_metrics import write_metrics
@@ -57,7 +58,7 @@ def evaluate(ctx: EvalContext, names, model_name: str) -> list[Row]:
 def run_dir_of(checkpoint: Path) -> Path:
     """<run>/checkpoints/last.pt -> <run>; a checkpoint elsewhere -> its own folder."""
     folder = checkpoint.expanduser().resolve().parent
-    return folder.parent if folder.name == "checkpoints" else folder
+    return folder.parent if folder.name == CHECKPOINTS_FOLDER else folder
 
 
 def write_results(run_dir: Path, metrics: dict[str, float], figures: dict, step: int,
