@@ -195,3 +195,12 @@ def test_an_interpolation_given_on_the_command_line_is_resolved_as_saved(tmp_pat
     write_run(tmp_path / "b", ["model.hidden=4", "data_dir=/data"], {"test/loss": 3.0})
     assert report([str(tmp_path)]).splitlines()[2:] == [
         "| ${oc.env:HOME} (unresolved) | 8 | 1 | 1 |", "| /data | 4 | 1 | 3 |"]
+
+
+def test_a_key_a_run_does_not_have_is_apart_from_null(tmp_path):
+    # Without a saved config, the run that set nothing has no value for x: not the null set here.
+    for name, overrides, loss in (("a", ["+x=null"], 1.0), ("b", ["+x=1"], 2.0), ("c", [], 3.0)):
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+    assert report([str(tmp_path)]).splitlines()[2:] == [
+        "|  | 1 | 3 |", "| 1 | 1 | 2 |", "| null | 1 | 1 |"]
+

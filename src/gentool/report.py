@@ -34,6 +34,7 @@ SAVED_RESOLVERS = ("oc.select", "oc.decode", "oc.create", "oc.dict.keys", "oc.di
 # `${name:` of a resolver call inside an interpolation (`${a.b}` names a key, not a resolver).
 RESOLVER_CALL = re.compile(r"\$\{\s*([\w.]+)\s*:")
 UNRESOLVED = " (unresolved)"   # follows an interpolation whose value the run did not save
+# The value of a key a run's files do not hold: apart from every value, null included.
 _ABSENT = object()
 
 
@@ -57,9 +58,9 @@ class Run:
         """The label and the value of what the run used for an override key: the value given on
         its command line, else the default it ran with, read from its saved config
         (`.hydra/hydra.yaml` holds the config group choices, such as `model`, and
-        `.hydra/config.yaml` the values); "" when the run has neither. An interpolation is shown
-        as what it resolves to in the saved config, or marked unresolved where the run's value
-        was not saved (an environment variable, the time)."""
+        `.hydra/config.yaml` the values); "" (and the value _ABSENT) when the run has neither.
+        An interpolation is shown as what it resolves to in the saved config, or marked
+        unresolved where the run's value was not saved (an environment variable, the time)."""
         if key in self.overrides:
             text = self.overrides[key]
             if "${" in text:
@@ -71,7 +72,7 @@ class Run:
         config = self._config
         value = _select(config, key) if isinstance(config, dict) else None
         if value is None:
-            return "", None
+            return "", _ABSENT
         if _holds_interpolation(value):
             return self._resolved(key, _shown(value))
         return _shown(value), value
@@ -176,7 +177,9 @@ def _override_parser():
 
 def _comparable(value):
     """`value` as something to compare and hash: numbers by their value (1 and 1.0 alike,
-    true apart from 1), lists and mappings item by item."""
+    true apart from 1), lists and mappings item by item; _ABSENT apart from them all."""
+    if value is _ABSENT:
+        return ("absent",)
     if isinstance(value, bool) or value is None:
         return (type(value).__name__, value)
     if isinstance(value, (int, float)):
