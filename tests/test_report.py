@@ -204,3 +204,18 @@ def test_a_key_a_run_does_not_have_is_apart_from_null(tmp_path):
     assert report([str(tmp_path)]).splitlines()[2:] == [
         "|  | 1 | 3 |", "| 1 | 1 | 2 |", "| null | 1 | 1 |"]
 
+
+@pytest.mark.parametrize("overrides,saved,label", [
+    ([r"s=\${x}"], None, "${x}"),                                    # no saved config
+    ([r"s=\${x}"], "x: 1\ns: \\${x}\n", "${x}"),                     # as Hydra saves it
+    ([], "x: 1\ns: \\${x}\n", "${x}"),                               # the default
+    (["s=${y}"], "y: \\${oc.env:HOME}\ns: ${y}\n", "${oc.env:HOME}"),  # an escape it reaches
+])
+def test_an_escaped_interpolation_is_the_text_it_stands_for(tmp_path, overrides, saved, label):
+    write_run(tmp_path / "a", overrides, {"test/loss": 1.0})
+    if saved is not None:
+        write_saved_config(tmp_path / "a", {}, saved)
+    write_run(tmp_path / "b", ["s=text"], {"test/loss": 2.0})
+    assert report([str(tmp_path)]).splitlines()[2:] == [f"| {label} | 1 | 1 |",
+                                                        "| text | 1 | 2 |"]
+

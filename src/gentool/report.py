@@ -31,8 +31,12 @@ IGNORED_OVERRIDES = ("seed",)   # what varies within a row
 # keeps.
 SAVED_RESOLVERS = ("oc.select", "oc.decode", "oc.create", "oc.dict.keys", "oc.dict.values",
                    "sum")
+# An interpolation opens with `${` after an even number of backslashes, as OmegaConf reads a
+# string: `\${` is an escaped, literal `${`, and `\\${` a backslash before an interpolation.
+_OPENS = r"(?<!\\)(?:\\\\)*\$\{"
+INTERPOLATION = re.compile(_OPENS)
 # `${name:` of a resolver call inside an interpolation (`${a.b}` names a key, not a resolver).
-RESOLVER_CALL = re.compile(r"\$\{\s*([\w.]+)\s*:")
+RESOLVER_CALL = re.compile(_OPENS + r"\s*([\w.]+)\s*:")
 UNRESOLVED = " (unresolved)"   # follows an interpolation whose value the run did not save
 # The value of a key a run's files do not hold: apart from every value, null included.
 _ABSENT = object()
@@ -60,12 +64,13 @@ class Run:
         (`.hydra/hydra.yaml` holds the config group choices, such as `model`, and
         `.hydra/config.yaml` the values); "" (and the value _ABSENT) when the run has neither.
         An interpolation is shown as what it resolves to in the saved config, or marked
-        unresolved where the run's value was not saved (an environment variable, the time)."""
+        unresolved where the run's value was not saved (an environment variable, the time); an
+        escaped one (`\\${x}`) is the text `${x}`."""
         if key in self.overrides:
             text = self.overrides[key]
-            if "${" in text:
+            if _holds_interpolation(text):
                 return self._resolved(key, text)
-            return text, _override_value(text)
+            return _literal(text), _literal(_override_value(text))
         choices = self._choices
         if isinstance(choices, dict) and choices.get(key) is not None:
             return str(choices[key]), str(choices[key])
@@ -75,6 +80,7 @@ class Run:
             return "", _ABSENT
         if _holds_interpolation(value):
             return self._resolved(key, _shown(value))
+        value = _literal(value)
         return _shown(value), value
 
     def _resolved(self, key: str, given: str) -> tuple[str, object]:
@@ -90,7 +96,8 @@ class Run:
                 if OmegaConf.is_config(node) else node
         except Exception:   # it reaches a value the run did not save
             return unresolved
-        if value is _ABSENT or _holds_interpolation(value):
+        # A resolved value holds no interpolation: a `${` in it is text an escape gave.
+        if value is _ABSENT:
             return unresolved
         return _shown(value), value
 
@@ -135,14 +142,28 @@ def _select(config: dict, key: str):
     return node
 
 
-def _holds_interpolation(value) -> bool:
+def _strings(value):
+    """Every string of a config value (strings, lists, mappings)."""
     if isinstance(value, str):
-        return "${" in value
-    if isinstance(value, dict):
-        return any(_holds_interpolation(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_holds_interpolation(item) for item in value)
-    return False
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _holds_interpolation(value) -> bool:
+    return any(INTERPOLATION.search(text) for text in _strings(value))
+
+
+def _literal(value):
+    """A config value that holds no interpolation as OmegaConf reads it: an escaped `\\${` is
+    the text `${`."""
+    if not any("${" in text for text in _strings(value)):
+        return value
+    return OmegaConf.to_container(OmegaConf.create({"value": value}), resolve=True)["value"]
 
 
 def _unsaved_as_missing(node):
