@@ -219,3 +219,12 @@ def test_an_escaped_interpolation_is_the_text_it_stands_for(tmp_path, overrides,
     assert report([str(tmp_path)]).splitlines()[2:] == [f"| {label} | 1 | 1 |",
                                                         "| text | 1 | 2 |"]
 
+
+def test_values_that_print_alike_are_rows_apart(tmp_path):
+    # The override x=1 is a number, the saved default '1' a string: two values, both shown as 1.
+    for name, overrides, config, loss in (("a", ["x=1"], "x: 1\n", 1.0),
+                                          ("b", [], "x: '1'\n", 2.0)):
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+        write_saved_config(tmp_path / name, {}, config)
+    assert report([str(tmp_path)]).splitlines() == [
+        "| x | n | test/loss |", "|---|---|---|", "| 1 | 1 | 1 |", "| 1 | 1 | 2 |"]

@@ -315,8 +315,9 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def group_runs(runs: list[Run]) -> tuple[list[str], dict[tuple[str, ...], list[Run]]]:
-    """The override keys that tell rows apart, and the runs of each row (keyed by their values)."""
+def group_runs(runs: list[Run]) -> tuple[list[str], list[tuple[tuple[str, ...], list[Run]]]]:
+    """The override keys that tell rows apart, and the rows (each one's label and runs) in the
+    order of their labels."""
     keys = sorted({k for run in runs for k in run.overrides} - set(IGNORED_OVERRIDES))
     # A run that left a key at its default is labelled with the default it used, so `model=ae`
     # beside a run of the default model reads ae | vae, and model=vae beside it is one row.
@@ -324,15 +325,18 @@ def group_runs(runs: list[Run]) -> tuple[list[str], dict[tuple[str, ...], list[R
     varying = [k for k in keys if len({value[k] for value in values}) > 1]
     if not varying and len(runs) > 1 and not any(run.overrides for run in runs):
         varying = ["run"]   # runs without Hydra overrides: one row each, by folder
-    # Runs whose values are the same share a row, labelled as the first of them spells them.
-    labels: dict[tuple, tuple[str, ...]] = {}
-    groups: dict[tuple[str, ...], list[Run]] = {}
+    # Runs whose values are the same share a row, labelled as the first of them spells them;
+    # values that print alike (1 and '1') are rows of the same label.
+    groups: dict[tuple, list[Run]] = {}
     for run, value in zip(runs, values):
         same = tuple(run.path.name if k == "run" else value[k] for k in varying)
-        label = labels.setdefault(same, tuple(run.path.name if k == "run" else run.setting(k)
-                                              for k in varying))
-        groups.setdefault(label, []).append(run)
-    return varying, groups
+        groups.setdefault(same, []).append(run)
+    rows = [(_label(members[0], varying), members) for members in groups.values()]
+    return varying, sorted(rows, key=lambda row: row[0])
+
+
+def _label(run: Run, varying: list[str]) -> tuple[str, ...]:
+    return tuple(run.path.name if k == "run" else run.setting(k) for k in varying)
 
 
 def default_metrics(runs: list[Run]) -> list[str]:
@@ -389,10 +393,10 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
         hint = f"; did you mean {' and '.join(meant)}?" if meant else ""
         raise GentoolError(f"No run has the metric{'s' if len(unknown) > 1 else ''} "
                            f"{', '.join(unknown)}{hint} (the runs have {metric_keys(present)}).")
-    varying, groups = group_runs(runs)
+    varying, rows = group_runs(runs)
     head = [*varying, "n", *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, members in sorted(groups.items()):
+    for label, members in rows:
         cells = [*label, str(len(members)),
                  *(mean_std([run.metrics[m] for run in members
                              if run.metrics.get(m) is not None], len(members))
