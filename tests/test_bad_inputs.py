@@ -191,6 +191,15 @@ CASES = {
                                     ("dataset.foo is not an option of dataset=digits (its "
                                      "options: name, shape, num_classes, range, binarize, "
                                      "validation, source).",)),
+    "key of image pairs added to a data set": Case(
+        ("train", *NEW, "dataset=digits", "+dataset.input_channels=1"),
+        ("dataset.input_channels is not an option of dataset=digits (its options: name, shape, "
+         "num_classes, range, binarize, validation, source); dataset=derived_pairs and "
+         "dataset=paired_folder have dataset.input_channels.",)),
+    "key added to the pair of derived pairs": Case(
+        ("train", *NEW, "model=pix2pix", "dataset=derived_pairs", "+dataset.pair.foo=1"),
+        ("dataset.pair.foo is not an option of dataset/pair=edges (its options: name, "
+         "input_channels, transform).",)),
     "unknown top-level key added": Case(("train", *NEW, "+foo=1"),
                                         ("foo is not an option of gentool train (its options: "
                                          "model, dataset, loss, optimizer, trainer, seed,",)),

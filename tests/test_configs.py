@@ -303,6 +303,27 @@ def refusal(name: str, *overrides: str) -> str:
                                    "options: "),
     ("train", ["+dataset.vaules=counts"], "dataset.vaules is not an option of dataset=digits; did "
                                           "you mean dataset.values? (its options: "),
+    ("train", ["+dataset.input_channels=1"], "dataset.input_channels is not an option of "
+                                             "dataset=digits (its options: name, shape, "
+                                             "num_classes, range, binarize, validation, "
+                                             "source); dataset=derived_pairs and "
+                                             "dataset=paired_folder have "
+                                             "dataset.input_channels."),
+    ("train", ["++dataset.input_channels=1"], "dataset.input_channels is not an option of "
+                                              "dataset=digits (its options: "),
+    ("train", ["model=pix2pix", "dataset=paired_folder", "+dataset.pair.foo=1"],
+     "dataset.pair is not an option of dataset=paired_folder (its options: name, shape, "
+     "input_channels, num_classes, range, binarize, validation, source); "
+     "dataset=derived_pairs has dataset.pair."),
+    ("train", ["model=pix2pix", "dataset=derived_pairs", "+dataset.pair.foo=1"],
+     "dataset.pair.foo is not an option of dataset/pair=edges (its options: name, "
+     "input_channels, transform)."),
+    ("train", ["model=pix2pix", "dataset=derived_pairs", "+dataset.pair.input_chanels=1"],
+     "dataset.pair.input_chanels is not an option of dataset/pair=edges; did you mean "
+     "dataset.pair.input_channels? (its options: "),
+    ("train", ["model=pix2pix", "dataset=derived_pairs", "+dataset.source.values=real"],
+     "dataset.source.values is not an option of dataset@dataset.source=fashion_mnist (its "
+     "options: name, shape, num_classes, range, binarize, validation, source)."),
     ("train", ["hydra/launcher=slurmm"], "hydra/launcher=slurmm is not a choice of "
                                          "hydra/launcher; did you mean hydra/launcher=slurm? "),
     ("train", ["dataset/pair=edges"], "dataset/pair=edges picks from the config group "
@@ -356,15 +377,31 @@ def test_keys_of_a_data_set_are_those_gentool_reads(compose_train):
     """Every shipped data set holds only keys of config.DATASET_KEYS, so a key added below
     `dataset` outside them is refused (it would be ignored), and those they leave out can be
     added or set with ++."""
-    from gentool.config import DATASET_KEYS
+    from gentool.config import DATASET_KEYS, PAIR_KEYS
 
     for dataset in options("dataset"):
         assert set(compose_train(f"dataset={dataset}").dataset) <= set(DATASET_KEYS), dataset
+    for pair in options("dataset/pair"):
+        cfg = compose_train("dataset=derived_pairs", f"dataset/pair={pair}")
+        assert set(cfg.dataset.pair) <= set(PAIR_KEYS), pair
     assert checked("train", "+dataset.values=real").dataset["values"] == "real"
     assert checked("train", "++dataset.validation=5").dataset.validation == 5
     assert checked("train", "model=ae", "dataset=vectors", "dataset.shape=[3]",
                    "dataset.source.path=x", "+dataset.source.labels=y").dataset.source.labels \
         == "y"   # the loader's own options are checked against its signature when it is built
+
+
+def test_keys_of_image_pairs_are_set_where_the_pair_configs_hold_them():
+    """The keys of image pairs are read of the data sets that hold them (++ sets them there),
+    and below a derived pair the options of its transform and of its source's loader are
+    checked when they are built."""
+    pairs = ["model=pix2pix", "dataset=derived_pairs"]
+    assert checked("train", "model=pix2pix", "dataset=paired_folder",
+                   "++dataset.input_channels=1").dataset.input_channels == 1
+    assert checked("train", *pairs, "++dataset.input_channels=1").dataset.input_channels == 1
+    cfg = checked("train", *pairs, "+dataset.pair.transform.first_index=2",
+                  "+dataset.source.source.foo=1")
+    assert cfg.dataset.pair.transform.first_index == 2 and cfg.dataset.source.source.foo == 1
 
 
 def test_documented_overrides_still_compose():

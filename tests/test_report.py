@@ -153,3 +153,78 @@ def test_unknown_metric_and_corrupt_file_are_clear_errors(sweep):
     (sweep / "0" / "metrics.json").write_text("{")
     with pytest.raises(GentoolError, match="is not valid JSON"):
         report([str(sweep)])
+
+
+def test_spellings_of_one_value_are_one_row(tmp_path):
+    # Hydra reads 1e-3 and 0.001 as one value, and the default a run read from its saved config
+    # equals the same value given on the command line; the row keeps the first run's spelling.
+    runs = {"a": (["optimizer.lr=1e-3", "seed=0"], 1.0),
+            "b": (["optimizer.lr=0.001", "seed=1"], 3.0),
+            "c": ([], 5.0), "d": (["optimizer.lr=1e-2"], 10.0)}
+    for name, (overrides, loss) in runs.items():
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+        write_saved_config(tmp_path / name, {"optimizer": "adam"}, "optimizer:\n  lr: 0.001\n")
+    lines = report([str(tmp_path)]).splitlines()
+    assert lines[0] == "| optimizer.lr | n | test/loss |"
+    assert lines[2:] == ["| 1e-2 | 1 | 10 |", "| 1e-3 | 3 | 3 ± 2 |"]
+
+
+SAVED = ("model:\n  latent_dim: 8\n  hidden: ${model.latent_dim}\n"
+         "data_dir: ${oc.env:GENTOOL_DATA_DIR,data}\n")
+
+
+def test_interpolations_are_labelled_with_the_value_the_run_used(tmp_path, monkeypatch):
+    for name, overrides, loss in (("b", ["model.hidden=4", "data_dir=/data"], 2.0),
+                                  ("c", [], 3.0)):
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+        write_saved_config(tmp_path / name, {"model": "vae"}, SAVED)
+    # The run's environment was not saved, so the value today's environment gives is not shown.
+    monkeypatch.setenv("GENTOOL_DATA_DIR", "/somewhere/else")
+    lines = report([str(tmp_path)]).splitlines()
+    assert lines[0] == "| data_dir | model.hidden | n | test/loss |"
+    assert lines[2:] == ["| ${oc.env:GENTOOL_DATA_DIR,data} (unresolved) | 8 | 1 | 3 |",
+                         "| /data | 4 | 1 | 2 |"]
+
+
+def test_an_interpolation_given_on_the_command_line_is_resolved_as_saved(tmp_path):
+    # Hydra saves the override as typed and the config with the interpolation in place.
+    write_run(tmp_path / "a", ["model.hidden=${model.latent_dim}", "data_dir=${oc.env:HOME}"],
+              {"test/loss": 1.0})
+    write_saved_config(tmp_path / "a", {"model": "vae"},
+                       SAVED.replace("GENTOOL_DATA_DIR,data", "HOME"))
+    write_run(tmp_path / "b", ["model.hidden=4", "data_dir=/data"], {"test/loss": 3.0})
+    assert report([str(tmp_path)]).splitlines()[2:] == [
+        "| ${oc.env:HOME} (unresolved) | 8 | 1 | 1 |", "| /data | 4 | 1 | 3 |"]
+
+
+def test_a_key_a_run_does_not_have_is_apart_from_null(tmp_path):
+    # Without a saved config, the run that set nothing has no value for x: not the null set here.
+    for name, overrides, loss in (("a", ["+x=null"], 1.0), ("b", ["+x=1"], 2.0), ("c", [], 3.0)):
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+    assert report([str(tmp_path)]).splitlines()[2:] == [
+        "|  | 1 | 3 |", "| 1 | 1 | 2 |", "| null | 1 | 1 |"]
+
+
+@pytest.mark.parametrize("overrides,saved,label", [
+    ([r"s=\${x}"], None, "${x}"),                                    # no saved config
+    ([r"s=\${x}"], "x: 1\ns: \\${x}\n", "${x}"),                     # as Hydra saves it
+    ([], "x: 1\ns: \\${x}\n", "${x}"),                               # the default
+    (["s=${y}"], "y: \\${oc.env:HOME}\ns: ${y}\n", "${oc.env:HOME}"),  # an escape it reaches
+])
+def test_an_escaped_interpolation_is_the_text_it_stands_for(tmp_path, overrides, saved, label):
+    write_run(tmp_path / "a", overrides, {"test/loss": 1.0})
+    if saved is not None:
+        write_saved_config(tmp_path / "a", {}, saved)
+    write_run(tmp_path / "b", ["s=text"], {"test/loss": 2.0})
+    assert report([str(tmp_path)]).splitlines()[2:] == [f"| {label} | 1 | 1 |",
+                                                        "| text | 1 | 2 |"]
+
+
+def test_values_that_print_alike_are_rows_apart(tmp_path):
+    # The override x=1 is a number, the saved default '1' a string: two values, both shown as 1.
+    for name, overrides, config, loss in (("a", ["x=1"], "x: 1\n", 1.0),
+                                          ("b", [], "x: '1'\n", 2.0)):
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+        write_saved_config(tmp_path / name, {}, config)
+    assert report([str(tmp_path)]).splitlines() == [
+        "| x | n | test/loss |", "|---|---|---|", "| 1 | 1 | 1 |", "| 1 | 1 | 2 |"]

@@ -67,6 +67,15 @@ class UnsafeConfig(GentoolError):
 # that `source` names takes its own options, typed by its signature (gentool.options).
 DATASET_KEYS = ("name", "shape", "num_classes", "range", "binarize", "validation", "values",
                 "input_channels", "pair", "source")
+# The keys of DATASET_KEYS read of image pairs alone: model=pix2pix reads `input_channels`, and
+# gentool.data reads `pair` of a data set derived from another (whose `source` is that data
+# set's config). The shipped pair data sets (derived_pairs, paired_folder) hold the ones they
+# use, so either key added to a data set has no effect, or for `pair` breaks its loading.
+PAIR_DATASET_KEYS = ("input_channels", "pair")
+# The keys of a derived data set's `pair` node (configs/dataset/pair): gentool.data builds
+# `transform` (whose own options its signature types), and dataset.input_channels follows
+# `input_channels`.
+PAIR_KEYS = ("name", "input_channels", "transform")
 
 
 @dataclass

@@ -6,9 +6,10 @@ refused by the code it configures). gentool's config loader (gentool.hydra_guard
 composition error to `explain`, which names the override, what is wrong with it and the options
 at that place, with the closest match; and every composed config to `check_added_keys`, which
 refuses a key added with `+` where a command schema (gentool.config) fixes the options, or
-below `dataset` where gentool reads no such key (config.DATASET_KEYS). Keys added to the
-free-form model, loss and optimizer nodes and to a data set's `source` are options of the code
-they configure, checked when it is built (gentool.options).
+below `dataset` where gentool reads no such key for the chosen data set (config.DATASET_KEYS,
+PAIR_DATASET_KEYS, PAIR_KEYS). Keys added to the free-form model, loss and optimizer nodes, to
+the loader a data set's `source` names and to a pair's `transform` are options of the code they
+configure, checked when it is built (gentool.options).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, \
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from gentool.config import DATASET_KEYS
+from gentool.config import DATASET_KEYS, PAIR_DATASET_KEYS, PAIR_KEYS
 from gentool.options import _describe, _signature_of, closest, parameters_of, show
 
 # The command whose options are the model and its training; the others read them from a
@@ -135,14 +136,15 @@ def check_added_keys(cfg: DictConfig, command: str, overrides: list[str],
                      composer: Composer) -> Optional[str]:
     """One sentence for a key added with + or ++ where a command schema fixes the options
     (`+foo=1`, `+trainer.max_stpes=5`) or to a data set's config where gentool reads no such
-    key (`+dataset.foo=1`), which would be ignored; None if there is none."""
+    key for the chosen data set (`+dataset.foo=1`, `dataset=digits +dataset.input_channels=1`),
+    which would be ignored; None if there is none."""
     choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
     for override in _parsed(overrides):
         if not (override.is_add() or override.is_force_add()) or override.is_hydra_override() \
                 or override.package is not None or override.key_or_group in choices:
             continue   # a config group appended (+experiment=...) is no key
         outside = _outside_schema(cfg, override.key_or_group) or \
-            _unread_dataset_key(override.key_or_group)
+            _unread_dataset_key(cfg, override.key_or_group)
         if outside is None:
             continue
         context = _context(composer, overrides, override)
@@ -176,7 +178,7 @@ def _unknown_key(missing: str, override: Optional[Override], command: str,
     group = parent.replace(".", "/") if parent.startswith("hydra.") else parent
     choices = OmegaConf.select(context, "hydra.runtime.choices") if context is not None else None
     choice = choices.get(group) if choices and "/" not in parent else None
-    where = f"{group}={choice}" if choice else parent
+    where = f"{group}={choice}" if choice else _choice_placed_at(choices, parent) or parent
     parameters = parameters_of(node.get("_target_")) if isinstance(node, DictConfig) else None
     takes = parameters is not None and name in parameters and \
         parameters[name].default is not parameters[name].empty
@@ -192,6 +194,16 @@ def _unknown_key(missing: str, override: Optional[Override], command: str,
         if others:
             text += f"; {' and '.join(others)} {'has' if len(others) == 1 else 'have'} {missing}"
     return text + "."
+
+
+def _choice_placed_at(choices: Any, place: str) -> Optional[str]:
+    """`group=choice` for the config group whose choice sits at `place` below the top level
+    (dataset/pair at dataset.pair, dataset@dataset.source at dataset.source), else None."""
+    for group, choice in (choices or {}).items():
+        name, _, package = str(group).partition("@")
+        if choice is not None and (package or name.replace("/", ".")) == place:
+            return f"{group}={choice}"
+    return None
 
 
 def _unused_group(group: str, override: Optional[Override], command: str,
@@ -294,20 +306,42 @@ def _outside_schema(cfg: DictConfig, key: str) -> Optional[str]:
 
 def _known_keys(parent: str, parameters: Optional[dict]) -> list[str]:
     """What the code behind a node takes besides the keys the node holds: the parameters of its
-    `_target_`, or the keys gentool reads of a data set's config (which some configs leave
-    out)."""
+    `_target_`, or the keys gentool reads of a data set's config that some configs leave out
+    and any may add (those of image pairs are held by the pair configs themselves)."""
     if parameters is not None:
         return list(parameters)
-    return list(DATASET_KEYS) if parent == "dataset" else []
+    if parent == "dataset":
+        return [key for key in DATASET_KEYS if key not in PAIR_DATASET_KEYS]
+    return list(PAIR_KEYS) if parent == "dataset.pair" else []
 
 
-def _unread_dataset_key(key: str) -> Optional[str]:
-    """`dataset.<name>` for a key at or below it when a data set's config has no such key that
-    gentool reads (config.DATASET_KEYS), else None."""
+def _unread_dataset_key(cfg: DictConfig, key: str) -> Optional[str]:
+    """The first part of a key added at or below `dataset` that gentool does not read for the
+    chosen data set, else None. Adding a key of image pairs is never read (config.
+    PAIR_DATASET_KEYS); where the configs hold one, `++` on it is let through by the caller. A
+    derived data set (derived_pairs) reads, of the data set it derives from, only what its own
+    config refers to, so nothing added there is read but options of that data set's loader."""
     parts = key.split(".")
-    if len(parts) < 2 or parts[0] != "dataset" or parts[1] in DATASET_KEYS:
+    if len(parts) < 2 or parts[0] != "dataset":
         return None
-    return ".".join(parts[:2])
+    name = parts[1]
+    if name not in DATASET_KEYS:
+        return ".".join(parts[:2])
+    derived = _is_derived(OmegaConf.select(cfg, "dataset"))
+    if name == "input_channels" or (name == "pair" and (len(parts) == 2 or not derived)):
+        return ".".join(parts[:2])
+    if name == "pair" and parts[2] not in PAIR_KEYS:
+        return ".".join(parts[:3])
+    if name == "source" and derived and len(parts) > 2 and parts[2] != "source":
+        return ".".join(parts[:3])
+    return None   # a key a data set may add, or an option of a loader or of a pair's transform
+
+
+def _is_derived(dataset: Any) -> bool:
+    """Whether a data set's config derives its data from another data set's: its `source` is
+    that data set's config, not a loader with a `_target_` (gentool.data reads `pair` then)."""
+    source = dataset.get("source") if isinstance(dataset, DictConfig) else None
+    return isinstance(source, DictConfig) and "_target_" not in source
 
 
 def _holds(cfg: Optional[DictConfig], key: str) -> bool:

@@ -4,13 +4,16 @@ Runs are found under every PATH (a run directory, a folder of runs, a Hydra mult
 Each run's overrides come from its `.hydra/overrides.yaml`; runs that differ only in `seed` form
 one row, and the columns show mean ± std over them. The override keys that take more than one
 value across the runs label the rows, so a sweep `-m model=vae,ae seed=0,1,2` becomes a table
-with a `model` column and n = 3 in each row.
+with a `model` column and n = 3 in each row. Values are compared as Hydra reads them, so
+`optimizer.lr=1e-3` and `optimizer.lr=0.001` are one row.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +26,20 @@ from gentool.errors import GentoolError
 from gentool.options import closest
 
 IGNORED_OVERRIDES = ("seed",)   # what varies within a row
+# The resolvers whose value follows from the saved config alone. Any other (oc.env, gentool's
+# uid and started, hydra) gave a value of the run's environment or time, which no .hydra file
+# keeps.
+SAVED_RESOLVERS = ("oc.select", "oc.decode", "oc.create", "oc.dict.keys", "oc.dict.values",
+                   "sum")
+# An interpolation opens with `${` after an even number of backslashes, as OmegaConf reads a
+# string: `\${` is an escaped, literal `${`, and `\\${` a backslash before an interpolation.
+_OPENS = r"(?<!\\)(?:\\\\)*\$\{"
+INTERPOLATION = re.compile(_OPENS)
+# `${name:` of a resolver call inside an interpolation (`${a.b}` names a key, not a resolver).
+RESOLVER_CALL = re.compile(_OPENS + r"\s*([\w.]+)\s*:")
+UNRESOLVED = " (unresolved)"   # follows an interpolation whose value the run did not save
+# The value of a key a run's files do not hold: apart from every value, null included.
+_ABSENT = object()
 
 
 @dataclass
@@ -32,18 +49,68 @@ class Run:
     metrics: dict[str, float | None]     # None: not available (report.figures)
 
     def setting(self, key: str) -> str:
-        """What the run used for an override key: the value given on its command line, else
-        the default it ran with, read from its saved config (`.hydra/hydra.yaml` holds the
-        config group choices, such as `model`, and `.hydra/config.yaml` the values); "" when
-        the run has neither."""
+        """What the run used for an override key, as its label shows it (`value` gives it to
+        compare)."""
+        return self._setting(key)[0]
+
+    def value(self, key: str):
+        """What the run used for an override key, as a value that equals another run's where
+        Hydra reads the two as the same (1e-3 and 0.001)."""
+        return _comparable(self._setting(key)[1])
+
+    def _setting(self, key: str) -> tuple[str, object]:
+        """The label and the value of what the run used for an override key: the value given on
+        its command line, else the default it ran with, read from its saved config
+        (`.hydra/hydra.yaml` holds the config group choices, such as `model`, and
+        `.hydra/config.yaml` the values); "" (and the value _ABSENT) when the run has neither.
+        An interpolation is shown as what it resolves to in the saved config, or marked
+        unresolved where the run's value was not saved (an environment variable, the time); an
+        escaped one (`\\${x}`) is the text `${x}`."""
         if key in self.overrides:
-            return self.overrides[key]
+            text = self.overrides[key]
+            if _holds_interpolation(text):
+                return self._resolved(key, text)
+            return _literal(text), _literal(_override_value(text))
         choices = self._choices
         if isinstance(choices, dict) and choices.get(key) is not None:
-            return str(choices[key])
+            return str(choices[key]), str(choices[key])
         config = self._config
         value = _select(config, key) if isinstance(config, dict) else None
-        return "" if value is None else _shown(value)
+        if value is None:
+            return "", _ABSENT
+        if _holds_interpolation(value):
+            return self._resolved(key, _shown(value))
+        value = _literal(value)
+        return _shown(value), value
+
+    def _resolved(self, key: str, given: str) -> tuple[str, object]:
+        """The label and value of `key` resolved in the saved config, or `given` (its text)
+        marked unresolved."""
+        unresolved = (given + UNRESOLVED, given + UNRESOLVED)
+        saved = self._saved_config
+        try:
+            # _ABSENT: no such key, or a value the run did not save (`???`)
+            node = OmegaConf.select(saved, key, default=_ABSENT) if saved is not None \
+                else _ABSENT
+            value = OmegaConf.to_container(node, resolve=True, throw_on_missing=True) \
+                if OmegaConf.is_config(node) else node
+        except Exception:   # it reaches a value the run did not save
+            return unresolved
+        # A resolved value holds no interpolation: a `${` in it is text an escape gave.
+        if value is _ABSENT:
+            return unresolved
+        return _shown(value), value
+
+    @cached_property
+    def _saved_config(self):
+        """The saved config, every value that a resolver of the run's environment or time gave
+        left as `???`, so resolving through one fails instead of giving today's value."""
+        from gentool.config import setup
+
+        setup()   # the resolvers gentool's configs use (`sum` of derived_pairs)
+        config = self._config
+        return OmegaConf.create(_unsaved_as_missing(config)) if isinstance(config, dict) \
+            else None
 
     @cached_property
     def _choices(self):
@@ -73,6 +140,77 @@ def _select(config: dict, key: str):
             return None
         node = node[part]
     return node
+
+
+def _strings(value):
+    """Every string of a config value (strings, lists, mappings)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _holds_interpolation(value) -> bool:
+    return any(INTERPOLATION.search(text) for text in _strings(value))
+
+
+def _literal(value):
+    """A config value that holds no interpolation as OmegaConf reads it: an escaped `\\${` is
+    the text `${`."""
+    if not any("${" in text for text in _strings(value)):
+        return value
+    return OmegaConf.to_container(OmegaConf.create({"value": value}), resolve=True)["value"]
+
+
+def _unsaved_as_missing(node):
+    """`node` (plain containers) with every string that calls a resolver outside
+    SAVED_RESOLVERS replaced by `???`."""
+    if isinstance(node, dict):
+        return {key: _unsaved_as_missing(item) for key, item in node.items()}
+    if isinstance(node, list):
+        return [_unsaved_as_missing(item) for item in node]
+    if isinstance(node, str) and any(name not in SAVED_RESOLVERS
+                                     for name in RESOLVER_CALL.findall(node)):
+        return "???"
+    return node
+
+
+def _override_value(text: str):
+    """The value of an override as Hydra's grammar reads it (1e-3 -> 0.001, true, [1,2],
+    'quoted' -> quoted); the text itself where it does not parse as one value."""
+    try:
+        value = _override_parser().parse_override(f"key={text}").value()
+    except Exception:   # the grammar reads no single value from it
+        return text
+    return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else text
+
+
+@functools.cache
+def _override_parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def _comparable(value):
+    """`value` as something to compare and hash: numbers by their value (1 and 1.0 alike,
+    true apart from 1), lists and mappings item by item; _ABSENT apart from them all."""
+    if value is _ABSENT:
+        return ("absent",)
+    if isinstance(value, bool) or value is None:
+        return (type(value).__name__, value)
+    if isinstance(value, (int, float)):
+        return ("number", "nan" if value != value else value)
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_comparable(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((str(key), _comparable(item))
+                                     for key, item in value.items())))
+    return ("text", str(value))
 
 
 def _shown(value) -> str:
@@ -139,7 +277,11 @@ def load_overrides(file: Path) -> dict[str, str]:
                            "it to tabulate that run without its overrides.") from error
     if items is None:
         return {}
-    if not isinstance(items, ListConfig) or not all(isinstance(i, str) for i in items):
+    if isinstance(items, ListConfig):
+        # The items as written: a value may be an interpolation (${model.latent_dim}), which
+        # reading an item of the loaded list would resolve against the list itself.
+        items = OmegaConf.to_container(items)
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise GentoolError(f"{file} is not the list of key=value overrides Hydra writes; fix "
                            "it, or delete it to tabulate that run without its overrides.")
     overrides = {}
@@ -173,20 +315,28 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def group_runs(runs: list[Run]) -> tuple[list[str], dict[tuple[str, ...], list[Run]]]:
-    """The override keys that tell rows apart, and the runs of each row (keyed by their values)."""
+def group_runs(runs: list[Run]) -> tuple[list[str], list[tuple[tuple[str, ...], list[Run]]]]:
+    """The override keys that tell rows apart, and the rows (each one's label and runs) in the
+    order of their labels."""
     keys = sorted({k for run in runs for k in run.overrides} - set(IGNORED_OVERRIDES))
     # A run that left a key at its default is labelled with the default it used, so `model=ae`
     # beside a run of the default model reads ae | vae, and model=vae beside it is one row.
-    settings = [{k: run.setting(k) for k in keys} for run in runs]
-    varying = [k for k in keys if len({setting[k] for setting in settings}) > 1]
+    values = [{k: run.value(k) for k in keys} for run in runs]
+    varying = [k for k in keys if len({value[k] for value in values}) > 1]
     if not varying and len(runs) > 1 and not any(run.overrides for run in runs):
         varying = ["run"]   # runs without Hydra overrides: one row each, by folder
-    groups: dict[tuple[str, ...], list[Run]] = {}
-    for run, setting in zip(runs, settings):
-        label = tuple(run.path.name if k == "run" else setting[k] for k in varying)
-        groups.setdefault(label, []).append(run)
-    return varying, groups
+    # Runs whose values are the same share a row, labelled as the first of them spells them;
+    # values that print alike (1 and '1') are rows of the same label.
+    groups: dict[tuple, list[Run]] = {}
+    for run, value in zip(runs, values):
+        same = tuple(run.path.name if k == "run" else value[k] for k in varying)
+        groups.setdefault(same, []).append(run)
+    rows = [(_label(members[0], varying), members) for members in groups.values()]
+    return varying, sorted(rows, key=lambda row: row[0])
+
+
+def _label(run: Run, varying: list[str]) -> tuple[str, ...]:
+    return tuple(run.path.name if k == "run" else run.setting(k) for k in varying)
 
 
 def default_metrics(runs: list[Run]) -> list[str]:
@@ -243,10 +393,10 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
         hint = f"; did you mean {' and '.join(meant)}?" if meant else ""
         raise GentoolError(f"No run has the metric{'s' if len(unknown) > 1 else ''} "
                            f"{', '.join(unknown)}{hint} (the runs have {metric_keys(present)}).")
-    varying, groups = group_runs(runs)
+    varying, rows = group_runs(runs)
     head = [*varying, "n", *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, members in sorted(groups.items()):
+    for label, members in rows:
         cells = [*label, str(len(members)),
                  *(mean_std([run.metrics[m] for run in members
                              if run.metrics.get(m) is not None], len(members))
