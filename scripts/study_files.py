@@ -5,8 +5,10 @@ result was measured at, and the machine it was measured on."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
+import multiprocessing.resource_tracker
 import os
 import platform
 import signal
@@ -145,6 +147,9 @@ def train_cell(overrides: list[str], run_dir: str | Path) -> CellRun:
                    resumed_from, code, started, started_cpu)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 class _Stopped(Exception):
     """The first SIGTERM or SIGINT to the study's own process, raised where that process is."""
 
@@ -164,6 +169,37 @@ class _StopHandler:
             if self.raising:
                 raise _Stopped
 
+    def resume(self) -> None:
+        """Raise from here on, and now if a signal was noted while not raising."""
+        self.raising = True
+        if self.signum is not None:
+            raise _Stopped
+
+
+HAS_SIGMASK = hasattr(signal, "pthread_sigmask")   # POSIX; not Windows
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked():
+    """SIGTERM and SIGINT blocked in this thread while the pool starts, delivered when the block
+    ends. A process inherits its parent thread's signal mask through fork and exec, and a thread
+    its creator's, so the workers, the pool's threads and the workers those threads start to
+    replace the ones that finished a cell all start with both signals blocked, until
+    `_start_worker` unblocks them: a Ctrl-C that reaches a worker while Python starts up in it
+    (where SIGINT raises KeyboardInterrupt) is discarded rather than printed as a traceback, and
+    the pool's SIGTERM ends it once it can. Without pthread_sigmask nothing is blocked."""
+    if not HAS_SIGMASK:
+        yield
+        return
+    # The resource tracker, started on the pool's first lock if it is not running, unblocks
+    # these signals after starting: started first, it leaves the mask alone.
+    multiprocessing.resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
 
 def _start_worker(study: int) -> None:
     """A worker's start: a thread that sends the worker SIGTERM once if the study's process
@@ -175,6 +211,10 @@ def _start_worker(study: int) -> None:
     # that has not installed gentool's handlers yet ends on that SIGTERM rather than print a
     # KeyboardInterrupt traceback. gentool's training loop installs its own SIGINT handler.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Blocked since the worker started (`_stop_signals_blocked`): a SIGINT that arrived meanwhile
+    # was discarded by SIG_IGN above; a SIGTERM from the pool ends the worker here.
+    if HAS_SIGMASK:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def watch():
         while os.getppid() == study:
@@ -197,7 +237,8 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
     gentool's training loop writes `checkpoints/last.pt` after its current step and ends the run;
     once the workers have exited, one line on stderr says how many cells had not reported back,
     naming the first few (`name(job)`), and this process exits 128 + the signal. Further signals
-    to this process are ignored while it waits. A worker stops at once, keeping its previous
+    to this process are ignored while it waits. A signal while the pool starts its workers
+    stops the study the same way once they have started. A worker stops at once, keeping its previous
     checkpoint, on a signal of its own more than 1.5 s after its first (`SAME_REQUEST_S` in
     gentool.engine.stop): Ctrl-C again at a terminal, or `kill -- -<process group>`. A worker
     whose study process dies (`kill -9` of that process alone) checkpoints and stops by itself.
@@ -210,7 +251,7 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
     try:
         # Installed one at a time inside the try: a signal right after an install is caught
         # below, and the finally restores whatever was installed.
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             previous[sig] = signal.signal(sig, stop)
         # spawn: each worker imports torch afresh; one run per process keeps them independent.
         # The handler raises wherever this process is (waiting for a result or in `on_result`);
@@ -220,13 +261,23 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
         context = multiprocessing.get_context("spawn")
         # Read by each worker's torch when it is imported there: the workers share the cores.
         os.environ["OMP_NUM_THREADS"] = "1"
-        with context.Pool(workers, initializer=_start_worker, initargs=(os.getpid(),),
-                          maxtasksperchild=1) as pool:
+        # No raise while the pool starts: one between starting a worker and writing it what it
+        # starts from leaves that worker, outside the pool's list of workers to terminate, to
+        # print an EOFError. A signal meanwhile is noted, and raised in the `with` block.
+        stop.raising = False
+        with _stop_signals_blocked():
+            pool = context.Pool(workers, initializer=_start_worker, initargs=(os.getpid(),),
+                                maxtasksperchild=1)
+        with pool:
+            stop.resume()
             # A list: the pool's task thread reads it while this loop deletes from `unfinished`.
             for number, result in pool.imap_unordered(functools.partial(_numbered, run_cell),
                                                        list(unfinished.items())):
                 del unfinished[number]
                 on_result(result)
+            # The pool's terminate on leaving the block is not interrupted either: a signal now
+            # is noted and reported below.
+            stop.raising = False
     except _Stopped:
         pass
     finally:

@@ -6,6 +6,7 @@ one skipped: tests/test_study_cells.py."""
 
 import importlib
 import json
+import multiprocessing.util
 import os
 import signal
 import subprocess
@@ -181,7 +182,7 @@ time.sleep(60)
                               start_new_session=True)
     try:
         forked, own = map(int, parent.stdout.readline().split())
-        assert _catches_sigterm(forked) and not _is_training_worker(forked, parent.pid)
+        assert _catches(forked, signal.SIGTERM) and not _is_training_worker(forked, parent.pid)
         assert _is_training_worker(own, parent.pid)
     finally:
         _kill_group(parent)
@@ -203,6 +204,61 @@ def test_the_stop_line_counts_the_cells_not_reported_back(monkeypatch, capsys):
         "same command again runs those left unfinished, resuming those that had started from "
         "their checkpoints.\n")
     assert signal.getsignal(signal.SIGTERM) == handler    # restored
+
+
+@pytest.mark.parametrize("sig", [
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=needs_proc)])
+def test_a_stop_while_the_workers_start_is_clean(monkeypatch, capfd, sig):
+    # The signal reaches this process right after it starts the first worker, before it writes
+    # that worker what it starts from; a Ctrl-C (SIGINT) reaches that worker too, once Python's
+    # SIGINT handler is installed in it, while it waits to read.
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study_files = importlib.import_module("study_files")
+    spawn, workers = multiprocessing.util.spawnv_passfds, []
+
+    def spawn_then_signal(path, args, passfds):
+        pid = spawn(path, args, passfds)
+        if "--multiprocessing-fork" in args and not workers:   # a worker, not the tracker
+            workers.append(pid)
+            if sig == signal.SIGINT:
+                _wait_until(lambda: _catches(pid, signal.SIGINT))
+                os.kill(pid, signal.SIGINT)
+            os.kill(os.getpid(), sig)
+        return pid
+
+    monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", spawn_then_signal)
+    with pytest.raises(SystemExit) as exited:
+        study_files.run_cells(abs, [-1, -2], 2, name=lambda job: f"c{-job}", on_result=print)
+    # The pool waits for its workers; one left outside it is waited for here, for its output.
+    for pid in workers:
+        _reap(pid)
+    err = capfd.readouterr().err
+    assert exited.value.code == 128 + sig
+    assert "Traceback" not in err, err
+    assert err.endswith(f": stopped by {signal.Signals(sig).name} with 2 cells not reported back "
+                        "(c1, c2); running the same command again runs those left unfinished, "
+                        "resuming those that had started from their checkpoints.\n"), err
+
+
+def _wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _reap(pid: int, timeout: float = 60) -> None:
+    """Wait for child `pid` to exit unless it has been waited for; kill it after `timeout`."""
+    deadline = time.monotonic() + timeout
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail(f"worker {pid} did not exit")
+            time.sleep(0.05)
+    except ChildProcessError:
+        pass
 
 
 def _start_study(tmp_path):
@@ -242,7 +298,7 @@ def _is_training_worker(pid: int, study: int) -> bool:
     handlers: a command line of its own, read first, means the handlers read next are its
     program's."""
     command = _command_line(pid)
-    return command not in (None, b"", _command_line(study)) and _catches_sigterm(pid)
+    return command not in (None, b"", _command_line(study)) and _catches(pid, signal.SIGTERM)
 
 
 def _command_line(pid: int) -> bytes | None:
@@ -269,13 +325,13 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-def _catches_sigterm(pid: int) -> bool:
+def _catches(pid: int, sig: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
     caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
-    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+    return bool(int(caught, 16) >> (sig - 1) & 1)
 
 
 def _alive(pid: int, wait: float = 5.0) -> bool:
