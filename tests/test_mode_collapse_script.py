@@ -147,6 +147,32 @@ def test_sigterm_stops_the_worker_after_its_checkpoint_then_the_study(tmp_path):
 
 
 @needs_proc
+def test_sigterm_to_the_process_group_stops_every_worker_after_its_checkpoint(tmp_path):
+    # What scancel, systemd and other supervisors send: SIGTERM to every process of the group at
+    # once, the study and its workers. More workers than cells: the study stops the same
+    # whether or not each of its processes has a cell.
+    study, run, stderr = _start_study(tmp_path, seeds=2, workers=3)
+    try:
+        workers = _training_workers(study, stderr, 2)
+        os.killpg(study.pid, signal.SIGTERM)
+        assert study.wait(timeout=60) == 128 + signal.SIGTERM
+
+        text = stderr.read_text()
+        assert "Traceback" not in text
+        assert ("mode_collapse.py: stopped by SIGTERM with 2 cells not reported back "
+                "(ring/plain/seed0, ring/plain/seed1); running the same command again runs those "
+                "left unfinished, resuming those that had started from their checkpoints."
+                ) in text.splitlines()
+        for worker in workers:
+            assert not _alive(worker)
+        for seed_run in (run, run.with_name("seed1")):
+            assert load_checkpoint(seed_run / "checkpoints" / "last.pt")["step"] > 0
+        assert not any((tmp_path / "cells").rglob("*.json"))
+    finally:
+        _kill_group(study)
+
+
+@needs_proc
 def test_a_worker_whose_study_is_killed_checkpoints_and_stops_by_itself(tmp_path):
     study, run, stderr = _start_study(tmp_path)
     try:
@@ -229,7 +255,8 @@ def test_a_stop_while_the_workers_start_is_clean(monkeypatch, capfd, sig):
     monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", spawn_then_signal)
     with pytest.raises(SystemExit) as exited:
         study_files.run_cells(abs, [-1, -2], 2, name=lambda job: f"c{-job}", on_result=print)
-    # The pool waits for its workers; one left outside it is waited for here, for its output.
+    # run_cells waits for the processes it started; one it left running is waited for here,
+    # for its output.
     for pid in workers:
         _reap(pid)
     err = capfd.readouterr().err
@@ -261,13 +288,15 @@ def _reap(pid: int, timeout: float = 60) -> None:
         pass
 
 
-def _start_study(tmp_path):
-    """The study on one long cell, in a process group of its own (`_kill_group` ends whatever is
-    left of it); its stderr goes to a file, as a worker left running would keep a pipe open."""
+def _start_study(tmp_path, seeds: int = 1, workers: int = 1):
+    """The study on `seeds` long cells (seed 0's run directory is returned), in a process group
+    of its own (`_kill_group` ends whatever is left of it); its stderr goes to a file, as a
+    worker left running would keep a pipe open."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(SCRIPTS / "mode_collapse.py"), "--steps", "100000",
-               "--datasets", "ring", "--configs", "plain", "--seeds", "1", "--workers", "1",
+               "--datasets", "ring", "--configs", "plain", "--seeds", str(seeds),
+               "--workers", str(workers),
                "--cells", str(tmp_path / "cells"), "--runs", str(tmp_path / "runs"),
                "--out", str(tmp_path / "table.md")]
     stderr = tmp_path / "stderr.txt"
@@ -280,13 +309,17 @@ def _start_study(tmp_path):
 def _training_worker(study, stderr: Path, timeout: float = 120) -> int:
     """The study's worker once gentool's training loop has installed its SIGTERM handler (no
     other code of the worker catches SIGTERM; multiprocessing's resource tracker ignores it)."""
+    return _training_workers(study, stderr, 1, timeout)[0]
+
+
+def _training_workers(study, stderr: Path, count: int, timeout: float = 120) -> list[int]:
+    """`count` workers of the study, once each is a `_training_worker`."""
     deadline = time.monotonic() + timeout
     while True:
         assert study.poll() is None and time.monotonic() < deadline, stderr.read_text()
-        worker = next((pid for pid in _children(study.pid) if _is_training_worker(pid, study.pid)),
-                      None)
-        if worker is not None:
-            return worker
+        workers = [pid for pid in _children(study.pid) if _is_training_worker(pid, study.pid)]
+        if len(workers) >= count:
+            return workers
         time.sleep(0.1)
 
 
