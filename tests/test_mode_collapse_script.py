@@ -325,7 +325,7 @@ def _training_workers(study, stderr: Path, count: int, timeout: float = 120) -> 
 
 def _is_training_worker(pid: int, study: int) -> bool:
     """Whether child `pid` of `study` runs a program of its own that catches SIGTERM. A child
-    forked but not yet exec'd (the pool's worker or resource tracker being started) runs the
+    forked but not yet exec'd (a worker or the resource tracker being started) runs the
     study's program with the study's SIGTERM handler. Its command line is the study's until the
     exec, then empty until the exec sets the new one, which it does after resetting the
     handlers: a command line of its own, read first, means the handlers read next are its
