@@ -11,6 +11,7 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.resource_tracker
 import os
+import pickle
 import platform
 import signal
 import socket
@@ -215,8 +216,21 @@ def _cell_process(run_cell, job, study: int, results) -> None:
     try:
         outcome = ("result", run_cell(job))
     except Exception as error:   # sent to the study, which raises it: not printed here
-        outcome = ("error", error, traceback.format_exc())
-    results.send(outcome)
+        outcome = ("error", _rebuildable(error), traceback.format_exc())
+    try:
+        results.send(outcome)
+    except BrokenPipeError:      # the study has ended: no one is left to report to
+        pass
+
+
+def _rebuildable(error: Exception) -> Exception:
+    """`error`, or a RuntimeError naming it where the study could not unpickle it (an exception
+    class whose __init__ takes other arguments than its `args`)."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
 
 
 class _CellTraceback(Exception):
@@ -251,12 +265,13 @@ class _Cell:
         """What the process sent (`_cell_process`), or None if it ended without sending all of
         it; once `waitables` is ready. Then `close`."""
         outcome = None
-        if self.results.poll():
-            try:
+        try:
+            if self.results.poll():
                 outcome = self.results.recv()
-            except EOFError:
-                pass
-        self.close()
+        except (EOFError, OSError):   # the process ended mid-message, e.g. on a stop
+            pass
+        finally:
+            self.close()
         return outcome
 
     def close(self) -> None:

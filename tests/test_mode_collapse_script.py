@@ -181,6 +181,7 @@ def test_a_worker_whose_study_is_killed_checkpoints_and_stops_by_itself(tmp_path
         study.wait(timeout=30)
         assert not _alive(worker, wait=20), "the worker trains on as an orphan"
         assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] > 0
+        assert "Traceback" not in stderr.read_text()
     finally:
         _kill_group(study)
 
