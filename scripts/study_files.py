@@ -5,15 +5,21 @@ result was measured at, and the machine it was measured on."""
 
 from __future__ import annotations
 
-import functools
+import collections
+import contextlib
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.resource_tracker
 import os
+import pickle
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,94 +151,217 @@ def train_cell(overrides: list[str], run_dir: str | Path) -> CellRun:
                    resumed_from, code, started, started_cpu)
 
 
-class _Stopped(Exception):
-    """The first SIGTERM or SIGINT to the study's own process, raised where that process is."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HAS_SIGMASK = hasattr(signal, "pthread_sigmask")   # POSIX; not Windows
 
 
-class _StopHandler:
-    """The study's SIGTERM and SIGINT handler: notes the first signal and, while `raising`,
-    raises `_Stopped` wherever this process is; it ignores later ones, so no signal raises in
-    the lines that stop the pool, restore the handlers and report."""
+class _StopNoted:
+    """The study's SIGTERM and SIGINT handler while it runs cells: notes the first signal and
+    ignores later ones. It never raises, so no line of `run_cells` is interrupted halfway (a
+    process half started, a result half read); the loop acts on `signum` when it wakes, which
+    the wakeup socket of `run_cells` makes at once."""
 
     def __init__(self):
         self.signum: int | None = None
-        self.raising = True
 
     def __call__(self, signum, frame):
         if self.signum is None:
             self.signum = signum
-            if self.raising:
-                raise _Stopped
 
 
-def _start_worker(study: int) -> None:
-    """A worker's start: a thread that sends the worker SIGTERM once if the study's process
-    (`study`, its parent) dies, e.g. by `kill -9` of that process alone, so that its training
-    loop checkpoints and stops rather than train on as an orphan; getppid changes when the
-    worker is re-parented. (Linux's PR_SET_PDEATHSIG would fire when the pool's thread that
-    started the worker exits, which it does in `Pool.terminate`.)"""
-    # Ctrl-C at a terminal reaches the workers too, and the study's SIGTERM follows: a worker
-    # that has not installed gentool's handlers yet ends on that SIGTERM rather than print a
-    # KeyboardInterrupt traceback. gentool's training loop installs its own SIGINT handler.
+@contextlib.contextmanager
+def _stop_signals_blocked():
+    """SIGTERM and SIGINT blocked in this thread while it starts a cell's process, delivered
+    when the block ends. A process inherits its parent thread's signal mask through fork and
+    exec, so the cell's process starts with both blocked until `_cell_process` ignores SIGINT
+    and unblocks them: a Ctrl-C that reaches it while Python starts up in it (where SIGINT
+    raises KeyboardInterrupt) is discarded rather than printed as a traceback, and a SIGTERM
+    ends it once it can. Without pthread_sigmask nothing is blocked."""
+    if not HAS_SIGMASK:
+        yield
+        return
+    # The resource tracker, started by the first process start if it is not running, unblocks
+    # these signals after starting: started first, it leaves the mask alone.
+    multiprocessing.resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _watch_parent(study: int) -> None:
+    """Send this process SIGTERM once if the study's process (`study`, its parent) dies, e.g. by
+    `kill -9` of that process alone, so that its training loop checkpoints and stops rather than
+    train on as an orphan; getppid changes when the process is re-parented. A thread that polls
+    works on every POSIX system, unlike Linux's PR_SET_PDEATHSIG."""
+    while os.getppid() == study:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _cell_process(run_cell, job, study: int, results) -> None:
+    """A cell's process: run `run_cell(job)` and send the study, through `results`, ("result",
+    what it returned) or ("error", the exception it raised, its traceback as text)."""
+    # Ctrl-C at a terminal reaches this process too, and the study's SIGTERM follows: until
+    # gentool's training loop installs its own SIGINT handler, this process ends on that SIGTERM
+    # rather than print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Blocked since the process started (`_stop_signals_blocked`): a SIGINT that arrived
+    # meanwhile was discarded by SIG_IGN above; a SIGTERM ends the process here.
+    if HAS_SIGMASK:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    threading.Thread(target=_watch_parent, args=(study,), name="study-parent-watch",
+                     daemon=True).start()
+    try:
+        outcome = ("result", run_cell(job))
+    except Exception as error:   # sent to the study, which raises it: not printed here
+        outcome = ("error", _rebuildable(error), traceback.format_exc())
+    try:
+        results.send(outcome)
+    except BrokenPipeError:      # the study has ended: no one is left to report to
+        pass
 
-    def watch():
-        while os.getppid() == study:
-            time.sleep(1)
-        os.kill(os.getpid(), signal.SIGTERM)
 
-    threading.Thread(target=watch, name="study-parent-watch", daemon=True).start()
+def _rebuildable(error: Exception) -> Exception:
+    """`error`, or a RuntimeError naming it where the study could not unpickle it (an exception
+    class whose __init__ takes other arguments than its `args`)."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
 
 
-def _numbered(run_cell, numbered_job):
-    number, job = numbered_job
-    return number, run_cell(job)
+class _CellTraceback(Exception):
+    """The traceback of a cell's error in its own process, shown as the cause of that error
+    where the study raises it."""
+
+    def __str__(self):
+        return f'\n"""\n{self.args[0]}"""'
+
+
+class _Cell:
+    """A cell's process, started in `__init__`, and the pipe it sends its outcome through."""
+
+    def __init__(self, context, run_cell, number: int, job):
+        self.number, self.job = number, job
+        self.results, sender = context.Pipe(duplex=False)
+        self.process = context.Process(target=_cell_process,
+                                       args=(run_cell, job, os.getpid(), sender))
+        try:
+            with _stop_signals_blocked():
+                self.process.start()
+        finally:
+            # The process has its own copy: once it ends, the pipe reads as closed.
+            sender.close()
+
+    def waitables(self) -> tuple:
+        """What `multiprocessing.connection.wait` reports ready once the cell has sent its
+        outcome or its process has ended (a child of it may hold the pipe open)."""
+        return self.results, self.process.sentinel
+
+    def finish(self) -> tuple | None:
+        """What the process sent (`_cell_process`), or None if it ended without sending all of
+        it; once `waitables` is ready. Then `close`."""
+        outcome = None
+        try:
+            if self.results.poll():
+                outcome = self.results.recv()
+        except (EOFError, OSError):   # the process ended mid-message, e.g. on a stop
+            pass
+        finally:
+            self.close()
+        return outcome
+
+    def close(self) -> None:
+        """Wait for the process to end, note its `exitcode`, and release the pipe and the
+        process's resources."""
+        self.process.join()
+        self.exitcode = self.process.exitcode
+        self.results.close()
+        self.process.close()
 
 
 def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
     """Run `run_cell(job)` for every job, `workers` at a time, each in a fresh process of one
     thread (OMP_NUM_THREADS=1), and call `on_result(result)` in this process as each one finishes.
+    An error a cell raises is raised here, with its traceback in the cell's process as its cause,
+    once the other cells are stopped as below; so is a cell process that ends without a result.
 
-    SIGTERM or SIGINT to this process stops the study: every worker gets SIGTERM, on which
+    SIGTERM or SIGINT to this process stops the study: every cell process gets SIGTERM, on which
     gentool's training loop writes `checkpoints/last.pt` after its current step and ends the run;
-    once the workers have exited, one line on stderr says how many cells had not reported back,
-    naming the first few (`name(job)`), and this process exits 128 + the signal. Further signals
-    to this process are ignored while it waits. A worker stops at once, keeping its previous
-    checkpoint, on a signal of its own more than 1.5 s after its first (`SAME_REQUEST_S` in
-    gentool.engine.stop): Ctrl-C again at a terminal, or `kill -- -<process group>`. A worker
-    whose study process dies (`kill -9` of that process alone) checkpoints and stops by itself.
+    once they have exited, one line on stderr says how many cells had not reported back, naming
+    the first few (`name(job)`), and this process exits 128 + the signal. Further signals to this
+    process are ignored while it waits. The same holds for a signal to the whole process group
+    (Ctrl-C at a terminal, `kill -- -<process group>`, schedulers), which reaches the cell
+    processes too: a cell process stops at once, keeping its previous checkpoint, only on a
+    signal of its own more than 1.5 s after its first (`SAME_REQUEST_S` in gentool.engine.stop).
+    A cell process whose study process dies (`kill -9` of that process alone) checkpoints and
+    stops by itself.
 
-    The clean stop is POSIX only: on Windows `Pool.terminate` is TerminateProcess, which ends a
-    worker without its checkpoint.
+    The clean stop is POSIX only: on Windows `Process.terminate` is TerminateProcess, which ends
+    a process without its checkpoint.
     """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    # spawn: each cell's process imports torch afresh; one run per process keeps them
+    # independent. The cell processes stay in this process's group, so a kill of the group
+    # reaches them too. Each has a pipe of its own and nothing else is shared between processes:
+    # a signal that kills any of them at any moment leaves nothing (a lock, a queue) for this
+    # process to wait on.
+    context = multiprocessing.get_context("spawn")
+    # Read by each cell's torch when it is imported there: the cells share the cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
     unfinished = dict(enumerate(jobs))
-    stop, previous = _StopHandler(), {}
+    waiting = collections.deque(unfinished.items())
+    running: list[_Cell] = []
+    stop, previous = _StopNoted(), {}
+    # The handler only notes a signal; Python also writes a byte to this socket for it
+    # (set_wakeup_fd), which wakes the wait below.
+    wakeup, wakeup_sender = socket.socketpair()
+    wakeup.setblocking(False)
+    wakeup_sender.setblocking(False)
+    previous_wakeup = signal.set_wakeup_fd(wakeup_sender.fileno(), warn_on_full_buffer=False)
     try:
-        # Installed one at a time inside the try: a signal right after an install is caught
-        # below, and the finally restores whatever was installed.
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             previous[sig] = signal.signal(sig, stop)
-        # spawn: each worker imports torch afresh; one run per process keeps them independent.
-        # The handler raises wherever this process is (waiting for a result or in `on_result`);
-        # leaving the `with Pool` block then terminates the pool: SIGTERM to each worker, then a
-        # join of each, so this process exits after the workers' checkpoints are written. The
-        # workers stay in this process's group, so a kill of the group reaches them too.
-        context = multiprocessing.get_context("spawn")
-        # Read by each worker's torch when it is imported there: the workers share the cores.
-        os.environ["OMP_NUM_THREADS"] = "1"
-        with context.Pool(workers, initializer=_start_worker, initargs=(os.getpid(),),
-                          maxtasksperchild=1) as pool:
-            # A list: the pool's task thread reads it while this loop deletes from `unfinished`.
-            for number, result in pool.imap_unordered(functools.partial(_numbered, run_cell),
-                                                       list(unfinished.items())):
-                del unfinished[number]
-                on_result(result)
-    except _Stopped:
-        pass
+        while stop.signum is None and (waiting or running):
+            if waiting and len(running) < workers:
+                number, job = waiting.popleft()
+                running.append(_Cell(context, run_cell, number, job))
+                continue
+            ready = multiprocessing.connection.wait(
+                [wakeup, *(waitable for cell in running for waitable in cell.waitables())])
+            with contextlib.suppress(BlockingIOError):
+                wakeup.recv(4096)   # read, or the next wait would return at once
+            for cell in [cell for cell in running if set(cell.waitables()) & set(ready)]:
+                running.remove(cell)
+                outcome = cell.finish()
+                if stop.signum is not None:
+                    # No result is reported once a stop is noted (the stop line counts this cell
+                    # as not reported back), and a process that a signal to the whole group
+                    # ended without a result is part of the stop, not a failed cell.
+                    break
+                if outcome is None:
+                    raise RuntimeError(f"the process of cell {name(cell.job)} ended with exit "
+                                       f"status {cell.exitcode} without a result")
+                if outcome[0] == "error":
+                    raise outcome[1] from _CellTraceback(outcome[2])
+                del unfinished[cell.number]
+                on_result(outcome[1])
     finally:
-        stop.raising = False   # first: from here on a signal is only noted (and reported below)
+        # SIGTERM to every cell process left, then a wait for each: this process exits after
+        # their checkpoints are written. Signals meanwhile are only noted.
+        for cell in running:
+            cell.process.terminate()
+        for cell in running:
+            cell.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_wakeup)
+        wakeup.close()
+        wakeup_sender.close()
     if stop.signum is None:
         return
     # `unfinished` also holds cells whose results had arrived but were not read: those have

@@ -1,13 +1,16 @@
 """Shared fixtures: composing configs like the CLI does, tiny trainer settings, fixture data, the
 installed `gentool` command (tier 3): started fresh (`gentool`) or forked from a process that has
 imported its libraries (`forked`, `forked_gentool`); one cell of each study script
-(`study_cell`)."""
+(`study_cell`); a SIGTERM sent during a training step (`sigterm_during_step`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -102,6 +105,47 @@ def study_cell(request, tmp_path, monkeypatch):
     # Importable by name: the study's worker processes (spawned) import run_cell from it.
     monkeypatch.syspath_prepend(str(SCRIPTS))
     return STUDY_CELLS[request.param](tmp_path)
+
+
+@dataclass
+class SignalledSteps:
+    started: list[int] = field(default_factory=list)     # the steps the loop started
+    unhandled: list[int] = field(default_factory=list)   # SIGTERMs the loop did not note
+
+
+@pytest.fixture
+def sigterm_during_step(monkeypatch):
+    """`with sigterm_during_step(step) as steps:` gentool's training loop, in this process, sends
+    the process SIGTERM as it starts step `step` (where it sets the step's learning rates:
+    gentool.engine.loop.apply_schedule) and records the steps it starts in `steps.started`. The
+    block's own SIGTERM handler records in `steps.unhandled` any signal that reaches it, which the
+    loop's handler did not note; the previous handler and the loop are restored on leaving it. A
+    run that goes on for 50 steps after the signal fails rather than train on."""
+    from gentool.engine import loop
+
+    apply_schedule = loop.apply_schedule
+
+    @contextlib.contextmanager
+    def signalled(step: int):
+        steps = SignalledSteps()
+
+        def schedule_then_signal(optimizers, schedule, current, max_steps):
+            steps.started.append(current)
+            assert current < step + 50, "the run went on after the signal"
+            if current == step:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return apply_schedule(optimizers, schedule, current, max_steps)
+
+        monkeypatch.setattr(loop, "apply_schedule", schedule_then_signal)
+        previous = signal.signal(signal.SIGTERM,
+                                 lambda signum, frame: steps.unhandled.append(signum))
+        try:
+            yield steps
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            monkeypatch.setattr(loop, "apply_schedule", apply_schedule)
+
+    return signalled
 
 
 # -- tier 3: the installed command ---------------------------------------------------------------

@@ -1,17 +1,14 @@
 """Engine pieces: device choice, precision, metric windows, graceful stop on a signal."""
 
-import os
 import signal
 
 import pytest
 import torch
 
 from conftest import TINY
-from gentool.engine import loop
 from gentool.engine.checkpoint import load_checkpoint
 from gentool.engine.device import autocast_for, resolve_device
 from gentool.engine.metering import MetricWindow
-from gentool.engine.schedule import apply_schedule
 from gentool.engine.stop import RunStopped
 from gentool.errors import GentoolError
 from gentool.methods.vae import VAE
@@ -100,35 +97,23 @@ def test_metric_window_averages_each_metric_over_the_steps_that_reported_it():
 
 
 def test_sigterm_writes_a_checkpoint_and_the_same_command_resumes(compose_train, tmp_path,
-                                                                  monkeypatch):
+                                                                  sigterm_during_step):
     """A signal (SLURM preemption, Ctrl-C) ends the run after a checkpoint of the current step;
     running the same command in the same directory finishes it. Here the run signals itself
     during its fifth step; tests/test_run_directory.py signals the installed command from outside
     and checks its exit status and message."""
-    started = []
-
-    def schedule_then_signal(optimizers, schedule, step, max_steps):
-        started.append(step)
-        assert step < 50, "the run went on after the signal"
-        if step == 4:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return apply_schedule(optimizers, schedule, step, max_steps)
-
-    monkeypatch.setattr(loop, "apply_schedule", schedule_then_signal)
-    unhandled = []   # a signal that reaches this handler was not noted by the loop
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: unhandled.append(signum))
     args = [*TINY, "trainer.max_steps=100000", "trainer.checkpoint_every=100000",
             "trainer.eval_every=100000"]
-    try:
+    with sigterm_during_step(4) as steps:
         with pytest.raises(RunStopped) as stopped:
             run_train(compose_train(*args), tmp_path / "run")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert unhandled == [] and started == [0, 1, 2, 3, 4]   # the current step, then no other
-    assert stopped.value.exit_status == 128 + signal.SIGTERM
-    assert str(stopped.value).startswith("stopped at step 5 by SIGTERM")
-    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == 5
-    finish = [a if not a.startswith("trainer.max_steps") else "trainer.max_steps=8" for a in args]
-    run_train(compose_train(*finish), tmp_path / "run")   # no signal at step 4 of a resumed run
-    assert started == [0, 1, 2, 3, 4, 5, 6, 7]
+        assert steps.unhandled == []
+        assert steps.started == [0, 1, 2, 3, 4]   # the current step, then no other
+        assert stopped.value.exit_status == 128 + signal.SIGTERM
+        assert str(stopped.value).startswith("stopped at step 5 by SIGTERM")
+        assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == 5
+        finish = [a if not a.startswith("trainer.max_steps") else "trainer.max_steps=8"
+                  for a in args]
+        run_train(compose_train(*finish), tmp_path / "run")   # a resumed run has no step 4
+        assert steps.started == [0, 1, 2, 3, 4, 5, 6, 7]
     assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["step"] == 8

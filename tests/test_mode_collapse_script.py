@@ -6,6 +6,7 @@ one skipped: tests/test_study_cells.py."""
 
 import importlib
 import json
+import multiprocessing.util
 import os
 import signal
 import subprocess
@@ -146,6 +147,32 @@ def test_sigterm_stops_the_worker_after_its_checkpoint_then_the_study(tmp_path):
 
 
 @needs_proc
+def test_sigterm_to_the_process_group_stops_every_worker_after_its_checkpoint(tmp_path):
+    # What scancel, systemd and other supervisors send: SIGTERM to every process of the group at
+    # once, the study and its workers. More workers than cells: the study stops the same
+    # whether or not each of its processes has a cell.
+    study, run, stderr = _start_study(tmp_path, seeds=2, workers=3)
+    try:
+        workers = _training_workers(study, stderr, 2)
+        os.killpg(study.pid, signal.SIGTERM)
+        assert study.wait(timeout=60) == 128 + signal.SIGTERM
+
+        text = stderr.read_text()
+        assert "Traceback" not in text
+        assert ("mode_collapse.py: stopped by SIGTERM with 2 cells not reported back "
+                "(ring/plain/seed0, ring/plain/seed1); running the same command again runs those "
+                "left unfinished, resuming those that had started from their checkpoints."
+                ) in text.splitlines()
+        for worker in workers:
+            assert not _alive(worker)
+        for seed_run in (run, run.with_name("seed1")):
+            assert load_checkpoint(seed_run / "checkpoints" / "last.pt")["step"] > 0
+        assert not any((tmp_path / "cells").rglob("*.json"))
+    finally:
+        _kill_group(study)
+
+
+@needs_proc
 def test_a_worker_whose_study_is_killed_checkpoints_and_stops_by_itself(tmp_path):
     study, run, stderr = _start_study(tmp_path)
     try:
@@ -154,6 +181,7 @@ def test_a_worker_whose_study_is_killed_checkpoints_and_stops_by_itself(tmp_path
         study.wait(timeout=30)
         assert not _alive(worker, wait=20), "the worker trains on as an orphan"
         assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] > 0
+        assert "Traceback" not in stderr.read_text()
     finally:
         _kill_group(study)
 
@@ -181,7 +209,7 @@ time.sleep(60)
                               start_new_session=True)
     try:
         forked, own = map(int, parent.stdout.readline().split())
-        assert _catches_sigterm(forked) and not _is_training_worker(forked, parent.pid)
+        assert _catches(forked, signal.SIGTERM) and not _is_training_worker(forked, parent.pid)
         assert _is_training_worker(own, parent.pid)
     finally:
         _kill_group(parent)
@@ -205,13 +233,71 @@ def test_the_stop_line_counts_the_cells_not_reported_back(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) == handler    # restored
 
 
-def _start_study(tmp_path):
-    """The study on one long cell, in a process group of its own (`_kill_group` ends whatever is
-    left of it); its stderr goes to a file, as a worker left running would keep a pipe open."""
+@pytest.mark.parametrize("sig", [
+    signal.SIGTERM, pytest.param(signal.SIGINT, marks=needs_proc)])
+def test_a_stop_while_the_workers_start_is_clean(monkeypatch, capfd, sig):
+    # The signal reaches this process right after it starts the first worker, before it writes
+    # that worker what it starts from; a Ctrl-C (SIGINT) reaches that worker too, once Python's
+    # SIGINT handler is installed in it, while it waits to read.
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study_files = importlib.import_module("study_files")
+    spawn, workers = multiprocessing.util.spawnv_passfds, []
+
+    def spawn_then_signal(path, args, passfds):
+        pid = spawn(path, args, passfds)
+        if "--multiprocessing-fork" in args and not workers:   # a worker, not the tracker
+            workers.append(pid)
+            if sig == signal.SIGINT:
+                _wait_until(lambda: _catches(pid, signal.SIGINT))
+                os.kill(pid, signal.SIGINT)
+            os.kill(os.getpid(), sig)
+        return pid
+
+    monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", spawn_then_signal)
+    with pytest.raises(SystemExit) as exited:
+        study_files.run_cells(abs, [-1, -2], 2, name=lambda job: f"c{-job}", on_result=print)
+    # run_cells waits for the processes it started; one it left running is waited for here,
+    # for its output.
+    for pid in workers:
+        _reap(pid)
+    err = capfd.readouterr().err
+    assert exited.value.code == 128 + sig
+    assert "Traceback" not in err, err
+    assert err.endswith(f": stopped by {signal.Signals(sig).name} with 2 cells not reported back "
+                        "(c1, c2); running the same command again runs those left unfinished, "
+                        "resuming those that had started from their checkpoints.\n"), err
+
+
+def _wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _reap(pid: int, timeout: float = 60) -> None:
+    """Wait for child `pid` to exit unless it has been waited for; kill it after `timeout`."""
+    deadline = time.monotonic() + timeout
+    try:
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail(f"worker {pid} did not exit")
+            time.sleep(0.05)
+    except ChildProcessError:
+        pass
+
+
+def _start_study(tmp_path, seeds: int = 1, workers: int = 1):
+    """The study on `seeds` long cells (seed 0's run directory is returned), in a process group
+    of its own (`_kill_group` ends whatever is left of it); its stderr goes to a file, as a
+    worker left running would keep a pipe open."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(SCRIPTS / "mode_collapse.py"), "--steps", "100000",
-               "--datasets", "ring", "--configs", "plain", "--seeds", "1", "--workers", "1",
+               "--datasets", "ring", "--configs", "plain", "--seeds", str(seeds),
+               "--workers", str(workers),
                "--cells", str(tmp_path / "cells"), "--runs", str(tmp_path / "runs"),
                "--out", str(tmp_path / "table.md")]
     stderr = tmp_path / "stderr.txt"
@@ -224,25 +310,29 @@ def _start_study(tmp_path):
 def _training_worker(study, stderr: Path, timeout: float = 120) -> int:
     """The study's worker once gentool's training loop has installed its SIGTERM handler (no
     other code of the worker catches SIGTERM; multiprocessing's resource tracker ignores it)."""
+    return _training_workers(study, stderr, 1, timeout)[0]
+
+
+def _training_workers(study, stderr: Path, count: int, timeout: float = 120) -> list[int]:
+    """`count` workers of the study, once each is a `_training_worker`."""
     deadline = time.monotonic() + timeout
     while True:
         assert study.poll() is None and time.monotonic() < deadline, stderr.read_text()
-        worker = next((pid for pid in _children(study.pid) if _is_training_worker(pid, study.pid)),
-                      None)
-        if worker is not None:
-            return worker
+        workers = [pid for pid in _children(study.pid) if _is_training_worker(pid, study.pid)]
+        if len(workers) >= count:
+            return workers
         time.sleep(0.1)
 
 
 def _is_training_worker(pid: int, study: int) -> bool:
     """Whether child `pid` of `study` runs a program of its own that catches SIGTERM. A child
-    forked but not yet exec'd (the pool's worker or resource tracker being started) runs the
+    forked but not yet exec'd (a worker or the resource tracker being started) runs the
     study's program with the study's SIGTERM handler. Its command line is the study's until the
     exec, then empty until the exec sets the new one, which it does after resetting the
     handlers: a command line of its own, read first, means the handlers read next are its
     program's."""
     command = _command_line(pid)
-    return command not in (None, b"", _command_line(study)) and _catches_sigterm(pid)
+    return command not in (None, b"", _command_line(study)) and _catches(pid, signal.SIGTERM)
 
 
 def _command_line(pid: int) -> bytes | None:
@@ -269,13 +359,13 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-def _catches_sigterm(pid: int) -> bool:
+def _catches(pid: int, sig: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
     caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
-    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+    return bool(int(caught, 16) >> (sig - 1) & 1)
 
 
 def _alive(pid: int, wait: float = 5.0) -> bool:

@@ -4,38 +4,22 @@ next sitting resumes it from its checkpoint and writes the file, which the table
 a cell that has its file is not run again."""
 
 import json
-import os
-import signal
 
-import gentool.engine.loop as loop
 from gentool.engine.checkpoint import load_checkpoint
 
 
-def test_a_stopped_cell_is_resumed_by_the_next_sitting_then_skipped(study_cell, monkeypatch,
-                                                                    capsys):
+def test_a_stopped_cell_is_resumed_by_the_next_sitting_then_skipped(study_cell, capsys,
+                                                                    sigterm_during_step):
     # The first sitting, in this process: the run signals itself during its second step, so
     # gentool's loop checkpoints step 2 and stops (as a worker does on the study's SIGTERM).
-    apply_schedule = loop.apply_schedule
-
-    def schedule_then_signal(optimizers, schedule, step, max_steps):
-        if step == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return apply_schedule(optimizers, schedule, step, max_steps)
-
-    monkeypatch.setattr(loop, "apply_schedule", schedule_then_signal)
-    unhandled = []   # a signal that reaches this handler was not noted by the loop
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: unhandled.append(signum))
-    try:
+    with sigterm_during_step(1) as steps:
         stopped = study_cell.study.run_cell(study_cell.job)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     checkpoint = study_cell.run_dir / "checkpoints" / "last.pt"
-    assert unhandled == []
+    assert steps.unhandled == []
     assert stopped == {**study_cell.names,
                        "interrupted": f"stopped at step 2 by SIGTERM; checkpoint {checkpoint}"}
     assert load_checkpoint(checkpoint)["step"] == 2
     assert not study_cell.out.exists()
-    monkeypatch.setattr(loop, "apply_schedule", apply_schedule)
 
     # The next sitting, through the command line and its workers: the cell resumes at step 2.
     report = study_cell.report(study_cell.study.main(study_cell.argv))

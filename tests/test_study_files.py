@@ -1,5 +1,5 @@
 """study_files: the commit a study result names, marked when the code differs from it; the
-workers of one thread; train_cell, one cell's run and the facts its file records."""
+workers of one thread, a cell's error raised in the study; train_cell, one cell's run and the facts its file records."""
 
 import importlib
 import os
@@ -94,6 +94,37 @@ def test_cells_run_in_workers_of_one_thread(study_files, monkeypatch):
     seen = []
     study_files.run_cells(os.getenv, ["OMP_NUM_THREADS"], 1, name=str, on_result=seen.append)
     assert seen == ["1"]
+
+
+def test_an_error_of_a_cell_is_raised_in_the_study_with_its_traceback(study_files):
+    seen = []
+    with pytest.raises(ValueError, match="invalid literal") as raised:
+        study_files.run_cells(int, ["1", "x", "2"], 1, name=str, on_result=seen.append)
+    assert seen == [1]
+    assert "Traceback" in str(raised.value.__cause__)   # the one in the cell's process
+
+
+class _TwoPartError(Exception):
+    """An exception pickle cannot rebuild: its __init__ takes other arguments than its args."""
+
+    def __init__(self, part, whole):
+        super().__init__(f"{part} of {whole}")
+
+
+def _raise_two_part_error(part):
+    raise _TwoPartError(part, 2)
+
+
+def test_an_error_the_study_cannot_unpickle_is_raised_by_name_with_its_traceback(study_files):
+    with pytest.raises(RuntimeError, match="^_TwoPartError: 1 of 2$") as raised:
+        study_files.run_cells(_raise_two_part_error, [1], 1, name=str, on_result=print)
+    assert "_raise_two_part_error" in str(raised.value.__cause__)
+
+
+def test_a_cell_process_that_ends_without_a_result_is_an_error(study_files):
+    with pytest.raises(RuntimeError, match="^the process of cell 3 ended with exit status 3 "
+                                           "without a result$"):
+        study_files.run_cells(os._exit, [3], 1, name=str, on_result=print)
 
 
 # -- train_cell: one cell's run, on run_train stand-ins -------------------------------------------
