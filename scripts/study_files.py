@@ -1,7 +1,8 @@
 """What the study scripts share: running their cells in worker processes, stopped cleanly by
-SIGTERM or SIGINT; training one cell in such a worker; and what they write beside their figures:
-files replaced atomically, so an interrupted write leaves the previous version, the commit a
-result was measured at, and the machine it was measured on."""
+SIGTERM or SIGINT, as is the study before its cells start; training one cell in such a worker;
+and what they write beside their figures: files replaced atomically, so an interrupted write
+leaves the previous version, the commit a result was measured at, and the machine it was
+measured on."""
 
 from __future__ import annotations
 
@@ -169,6 +170,44 @@ class _StopNoted:
             self.signum = signum
 
 
+class _StopBeforeCells:
+    """The study's SIGTERM and SIGINT handler from `stop_cleanly_before_cells` until `run_cells`
+    installs its own: the first signal ends the study (SystemExit, 128 + the signal, as a stop
+    during `run_cells` does) after one line on stderr; later ones, while it unwinds, are
+    ignored. The line is written with os.write: print, in a handler, can interrupt a write to
+    sys.stderr in progress (the feature classifier logs there as it trains), which its buffer
+    refuses as a reentrant call."""
+
+    def __init__(self):
+        self.replaced: dict[int, Any] = {}   # signal -> the handler this one replaced
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame):
+        if self.signum is not None:
+            return
+        self.signum = signum
+        line = (f"{Path(sys.argv[0]).name}: stopped by {signal.Signals(signum).name} before "
+                "any cell started; no cell file or checkpoint was changed, and running the same "
+                "command again runs the cells left to run.\n")
+        os.write(sys.stderr.fileno(), line.encode())
+        raise SystemExit(128 + signum)
+
+
+_BEFORE_CELLS = _StopBeforeCells()
+
+
+def stop_cleanly_before_cells() -> None:
+    """From now until `run_cells` starts the cells, SIGTERM or SIGINT ends this process with one
+    line on stderr and exit status 128 + the signal, as a stop while the cells run does, rather
+    than with a KeyboardInterrupt traceback (SIGINT) or without a word (SIGTERM): a stop while a
+    study parses its arguments, lists its cells or trains the feature classifier they share.
+    Once `run_cells` returns or stops, the handlers this replaced are back. For a study
+    script's `__main__` block: a process that imports the script (the tests, the cells'
+    spawned processes) keeps its own handlers."""
+    for sig in STOP_SIGNALS:
+        _BEFORE_CELLS.replaced[sig] = signal.signal(sig, _BEFORE_CELLS)
+
+
 @contextlib.contextmanager
 def _stop_signals_blocked():
     """SIGTERM and SIGINT blocked in this thread while it starts a cell's process, delivered
@@ -325,7 +364,12 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
     previous_wakeup = signal.set_wakeup_fd(wakeup_sender.fileno(), warn_on_full_buffer=False)
     try:
         for sig in STOP_SIGNALS:
-            previous[sig] = signal.signal(sig, stop)
+            replaced = signal.signal(sig, stop)
+            # Once the cells have started, a stop is no longer one before them: what the
+            # handler of `stop_cleanly_before_cells` replaced is restored after this.
+            if replaced is _BEFORE_CELLS:
+                replaced = _BEFORE_CELLS.replaced.pop(sig)
+            previous[sig] = replaced
         while stop.signum is None and (waiting or running):
             if waiting and len(running) < workers:
                 number, job = waiting.popleft()

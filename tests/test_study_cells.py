@@ -1,11 +1,36 @@
 """What each study script does with a cell through scripts/study_files.py, once per script
 (the `study_cell` fixture): a run stopped by a signal writes no cell file and is reported; the
 next sitting resumes it from its checkpoint and writes the file, which the tables show as resumed;
-a cell that has its file is not run again."""
+a cell that has its file is not run again; a stop before the cells start ends the study with
+one line."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from gentool.engine.checkpoint import load_checkpoint
+from study_helpers import SCRIPTS
+
+# The study script named by argv[1], run as `python <script> <arguments>` would run it, with
+# study_files.run_cells replaced by a stand-in that says so on stdout and waits: the script
+# stays in what it does before its cells start, with the handlers it installed for that.
+WAIT_BEFORE_CELLS = """
+import runpy, sys, time
+import study_files
+
+def wait(*args, **kwargs):
+    print("cells next", flush=True)
+    time.sleep(60)
+
+study_files.run_cells = wait
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def test_a_stopped_cell_is_resumed_by_the_next_sitting_then_skipped(study_cell, capsys,
@@ -34,3 +59,32 @@ def test_a_stopped_cell_is_resumed_by_the_next_sitting_then_skipped(study_cell, 
     assert study_cell.report(study_cell.study.main(study_cell.argv)) == report
     assert "0 cells to run, 1 at a time" in capsys.readouterr().out
     assert study_cell.out.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_before_the_cells_start_ends_the_study_with_one_line(study_cell, sig):
+    script = Path(study_cell.study.__file__)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(SCRIPTS.parent / "src"), str(SCRIPTS)])}
+    study = subprocess.Popen([sys.executable, "-c", WAIT_BEFORE_CELLS, str(script),
+                              *study_cell.argv], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        for line in study.stdout:   # what the script prints first ("N cells to run")
+            if line == "cells next\n":
+                break
+        else:
+            pytest.fail("the script ended before its cells")
+        study.send_signal(sig)
+        _, err = study.communicate(timeout=60)
+    finally:
+        if study.poll() is None:
+            study.kill()
+            study.communicate()
+    assert study.returncode == 128 + sig, err
+    assert "Traceback" not in err, err
+    assert err.splitlines() == [
+        f"{script.name}: stopped by {signal.Signals(sig).name} before any cell started; no cell "
+        "file or checkpoint was changed, and running the same command again runs the cells left "
+        "to run."]
+    assert not study_cell.out.exists()

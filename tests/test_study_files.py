@@ -127,6 +127,22 @@ def test_a_cell_process_that_ends_without_a_result_is_an_error(study_files):
         study_files.run_cells(os._exit, [3], 1, name=str, on_result=print)
 
 
+def test_once_the_cells_have_run_a_stop_is_no_longer_one_before_them(study_files):
+    # In this process: the handlers the stop before the cells replaced are back after
+    # run_cells, so that a stop while the study writes its tables is not reported as one before
+    # any cell started.
+    original = {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS}
+    try:
+        study_files.stop_cleanly_before_cells()
+        for sig in study_files.STOP_SIGNALS:
+            assert signal.getsignal(sig) is study_files._BEFORE_CELLS
+        study_files.run_cells(abs, [-1], 1, name=str, on_result=print)
+        assert {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS} == original
+    finally:
+        for sig, handler in original.items():
+            signal.signal(sig, handler)
+
+
 # -- train_cell: one cell's run, on run_train stand-ins -------------------------------------------
 
 FACTS = ["cpu_seconds", "resumed_from_step", "torch_threads", "torch", "machine", "commit",
