@@ -54,8 +54,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_files import (run_cells, stop_cleanly_before_cells, train_cell, write_atomic,
-                         write_json)
+from study_files import (end_stop_before_cells, run_cells, stop_cleanly_before_cells, train_cell,
+                         write_atomic, write_json)
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "gan_study"
@@ -640,6 +640,7 @@ def main(argv=None) -> dict[str, str]:
                      f"{sorted(known)}")
     if not args.table_only:
         run_missing(args)
+    end_stop_before_cells()   # where no cell ran too: a stop from here is not one before them
     bodies = {}
     for claim in args.claims:
         bodies[claim] = study_report(args.cells, claim)

@@ -34,7 +34,8 @@ import statistics
 from pathlib import Path
 
 from markdown_section import markers, write_section
-from study_files import run_cells, stop_cleanly_before_cells, train_cell, write_json
+from study_files import (end_stop_before_cells, run_cells, stop_cleanly_before_cells, train_cell,
+                         write_json)
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
@@ -358,6 +359,7 @@ def main(argv=None) -> str:
     seeds = list(range(args.seeds))
     if not args.table_only:
         run_missing(args, budget, seeds)
+    end_stop_before_cells()   # where no cell ran too: a stop from here is not one before them
     body = study_report(args.cells, budget)
     write_report(args.out, body)
     print(body)

@@ -171,9 +171,9 @@ class _StopNoted:
 
 
 class _StopBeforeCells:
-    """The study's SIGTERM and SIGINT handler from `stop_cleanly_before_cells` until `run_cells`
-    installs its own: the first signal ends the study (SystemExit, 128 + the signal, as a stop
-    during `run_cells` does) after one line on stderr; later ones, while it unwinds, are
+    """The study's SIGTERM and SIGINT handler from `stop_cleanly_before_cells` until
+    `end_stop_before_cells`: the first signal ends the study (SystemExit, 128 + the signal, as a
+    stop during `run_cells` does) after one line on stderr; later ones, while it unwinds, are
     ignored. The line is written with os.write: print, in a handler, can interrupt a write to
     sys.stderr in progress (the feature classifier logs there as it trains), which its buffer
     refuses as a reentrant call."""
@@ -189,7 +189,10 @@ class _StopBeforeCells:
         line = (f"{Path(sys.argv[0]).name}: stopped by {signal.Signals(signum).name} before "
                 "any cell started; no cell file or checkpoint was changed, and running the same "
                 "command again runs the cells left to run.\n")
-        os.write(sys.stderr.fileno(), line.encode())
+        # File descriptor 2 rather than sys.stderr, which may be replaced or None; a stderr
+        # that is closed (a reader gone) loses the line but not the exit status.
+        with contextlib.suppress(OSError):
+            os.write(2, line.encode())
         raise SystemExit(128 + signum)
 
 
@@ -197,15 +200,29 @@ _BEFORE_CELLS = _StopBeforeCells()
 
 
 def stop_cleanly_before_cells() -> None:
-    """From now until `run_cells` starts the cells, SIGTERM or SIGINT ends this process with one
-    line on stderr and exit status 128 + the signal, as a stop while the cells run does, rather
-    than with a KeyboardInterrupt traceback (SIGINT) or without a word (SIGTERM): a stop while a
+    """From now until `end_stop_before_cells`, SIGTERM or SIGINT ends this process with one line
+    on stderr and exit status 128 + the signal, as a stop while the cells run does, rather than
+    with a KeyboardInterrupt traceback (SIGINT) or without a word (SIGTERM): a stop while a
     study parses its arguments, lists its cells or trains the feature classifier they share.
-    Once `run_cells` returns or stops, the handlers this replaced are back. For a study
-    script's `__main__` block: a process that imports the script (the tests, the cells'
-    spawned processes) keeps its own handlers."""
+    `run_cells` ends it as it starts the cells, and a study ends it where it would have run
+    them, so that a stop while it writes its tables is the same whether cells ran or not
+    (`--table-only`, no cell left to run). For a study script's `__main__` block: a process that
+    imports the script (the tests, the cells' spawned processes) keeps its own handlers. A
+    second call changes nothing."""
+    _BEFORE_CELLS.signum = None
     for sig in STOP_SIGNALS:
-        _BEFORE_CELLS.replaced[sig] = signal.signal(sig, _BEFORE_CELLS)
+        # Already installed, the handler would otherwise note itself as the one it replaced.
+        if signal.getsignal(sig) is not _BEFORE_CELLS:
+            _BEFORE_CELLS.replaced[sig] = signal.signal(sig, _BEFORE_CELLS)
+
+
+def end_stop_before_cells() -> None:
+    """The handlers `stop_cleanly_before_cells` replaced are back, where its own is still
+    installed; a signal it replaced since is left as it is. A second call changes nothing."""
+    for sig, handler in _BEFORE_CELLS.replaced.items():
+        if signal.getsignal(sig) is _BEFORE_CELLS:
+            signal.signal(sig, handler)
+    _BEFORE_CELLS.replaced.clear()
 
 
 @contextlib.contextmanager
@@ -363,13 +380,11 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
     wakeup_sender.setblocking(False)
     previous_wakeup = signal.set_wakeup_fd(wakeup_sender.fileno(), warn_on_full_buffer=False)
     try:
+        # From here a stop is no longer one before the cells: the handlers restored after the
+        # cells are those the study had before `stop_cleanly_before_cells`.
+        end_stop_before_cells()
         for sig in STOP_SIGNALS:
-            replaced = signal.signal(sig, stop)
-            # Once the cells have started, a stop is no longer one before them: what the
-            # handler of `stop_cleanly_before_cells` replaced is restored after this.
-            if replaced is _BEFORE_CELLS:
-                replaced = _BEFORE_CELLS.replaced.pop(sig)
-            previous[sig] = replaced
+            previous[sig] = signal.signal(sig, stop)
         while stop.signum is None and (waiting or running):
             if waiting and len(running) < workers:
                 number, job = waiting.popleft()

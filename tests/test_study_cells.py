@@ -4,6 +4,7 @@ next sitting resumes it from its checkpoint and writes the file, which the table
 a cell that has its file is not run again; a stop before the cells start ends the study with
 one line."""
 
+import importlib
 import json
 import os
 import signal
@@ -88,3 +89,18 @@ def test_a_stop_before_the_cells_start_ends_the_study_with_one_line(study_cell, 
         "file or checkpoint was changed, and running the same command again runs the cells left "
         "to run."]
     assert not study_cell.out.exists()
+
+
+def test_a_study_that_runs_no_cell_still_ends_its_stop_before_them(study_cell):
+    # --table-only: a stop while the tables are written is not one before the cells, whose line
+    # says the same command runs the cells left to run.
+    study_files = importlib.import_module("study_files")
+    original = {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS}
+    try:
+        study_files.stop_cleanly_before_cells()
+        study_cell.study.main([*study_cell.argv, "--table-only"])
+        assert {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS} == original
+    finally:
+        study_files.end_stop_before_cells()
+        for sig, handler in original.items():
+            signal.signal(sig, handler)

@@ -127,20 +127,51 @@ def test_a_cell_process_that_ends_without_a_result_is_an_error(study_files):
         study_files.run_cells(os._exit, [3], 1, name=str, on_result=print)
 
 
-def test_once_the_cells_have_run_a_stop_is_no_longer_one_before_them(study_files):
+@pytest.fixture
+def stop_handlers(study_files):
+    """The SIGTERM and SIGINT handlers this process had, put back after the test."""
+    original = {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS}
+    yield original
+    study_files.end_stop_before_cells()
+    for sig, handler in original.items():
+        signal.signal(sig, handler)
+
+
+def handlers(study_files) -> dict:
+    return {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS}
+
+
+def test_once_the_cells_have_run_a_stop_is_no_longer_one_before_them(study_files,
+                                                                      stop_handlers):
     # In this process: the handlers the stop before the cells replaced are back after
     # run_cells, so that a stop while the study writes its tables is not reported as one before
     # any cell started.
-    original = {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS}
-    try:
-        study_files.stop_cleanly_before_cells()
-        for sig in study_files.STOP_SIGNALS:
-            assert signal.getsignal(sig) is study_files._BEFORE_CELLS
-        study_files.run_cells(abs, [-1], 1, name=str, on_result=print)
-        assert {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS} == original
-    finally:
-        for sig, handler in original.items():
-            signal.signal(sig, handler)
+    study_files.stop_cleanly_before_cells()
+    assert handlers(study_files) == dict.fromkeys(study_files.STOP_SIGNALS,
+                                                  study_files._BEFORE_CELLS)
+    study_files.run_cells(abs, [-1], 1, name=str, on_result=print)
+    assert handlers(study_files) == stop_handlers
+
+
+def test_the_handlers_are_back_after_cells_that_raise(study_files, stop_handlers):
+    study_files.stop_cleanly_before_cells()
+    with pytest.raises(RuntimeError, match="without a result"):
+        study_files.run_cells(os._exit, [3], 1, name=str, on_result=print)
+    assert handlers(study_files) == stop_handlers
+
+
+def test_the_stop_before_the_cells_begins_and_ends_once_however_often_called(study_files,
+                                                                              stop_handlers):
+    study_files.stop_cleanly_before_cells()
+    study_files.stop_cleanly_before_cells()   # its handler is not noted as the one replaced
+    study_files.end_stop_before_cells()
+    assert handlers(study_files) == stop_handlers
+    # A handler installed since is left as it is.
+    study_files.stop_cleanly_before_cells()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    study_files.end_stop_before_cells()
+    study_files.end_stop_before_cells()
+    assert handlers(study_files) == {**stop_handlers, signal.SIGINT: signal.SIG_IGN}
 
 
 # -- train_cell: one cell's run, on run_train stand-ins -------------------------------------------
