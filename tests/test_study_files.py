@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -172,6 +173,26 @@ def test_the_stop_before_the_cells_begins_and_ends_once_however_often_called(stu
     study_files.end_stop_before_cells()
     study_files.end_stop_before_cells()
     assert handlers(study_files) == {**stop_handlers, signal.SIGINT: signal.SIG_IGN}
+
+
+def test_the_line_of_a_stop_before_the_cells_needs_no_sys_stderr(study_files, monkeypatch,
+                                                                  capfd):
+    monkeypatch.setattr(sys, "stderr", None)
+    with pytest.raises(SystemExit) as stopped:
+        study_files._StopBeforeCells()(signal.SIGTERM, None)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM before any cell started" in capfd.readouterr().err
+
+
+def test_a_closed_stderr_leaves_the_exit_status_of_a_stop_before_the_cells(study_files,
+                                                                           monkeypatch):
+    def closed(fd, data):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(study_files.os, "write", closed)
+    with pytest.raises(SystemExit) as stopped:
+        study_files._StopBeforeCells()(signal.SIGINT, None)
+    assert stopped.value.code == 128 + signal.SIGINT
 
 
 # -- train_cell: one cell's run, on run_train stand-ins -------------------------------------------
