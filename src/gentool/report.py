@@ -337,8 +337,7 @@ def group_runs(runs: list[Run]) -> tuple[list[str], list[tuple[tuple[str, ...], 
     for run, value in zip(runs, values):
         same = tuple(run.path.name if k == "run" else value[k] for k in varying)
         groups.setdefault(same, []).append(run)
-    rows = _labelled_apart(list(groups.values()), varying)
-    return varying, sorted(rows, key=lambda row: row[0])
+    return varying, _labelled_apart(list(groups.values()), varying)
 
 
 def _label(run: Run, varying: list[str]) -> tuple[str, ...]:
@@ -347,25 +346,27 @@ def _label(run: Run, varying: list[str]) -> tuple[str, ...]:
 
 def _labelled_apart(groups: list[list[Run]], varying: list[str]
                     ) -> list[tuple[tuple[str, ...], list[Run]]]:
-    """Each group of runs with its label. Groups whose labels print alike hold values that
-    differ only in type (the number 1 and the string '1', true and 'true', no value and ''):
-    in the columns where their values differ, their strings are shown quoted ("1"), which tells
-    them apart; every other label is left as it prints."""
+    """Each group of runs with its label, in the order of the labels. Groups whose labels print
+    alike hold values that differ only in type or quoting (the number 1 and the string '1', true
+    and 'true', no value and ''): in the columns where their values differ, their strings are
+    shown quoted ("1"), which tells them apart; every other label is left as it prints. The
+    order is that of the labels as they print unquoted, so such rows stay side by side."""
     alike: dict[tuple[str, ...], list[list[Run]]] = defaultdict(list)
     for members in groups:
         alike[_label(members[0], varying)].append(members)
-    rows = []
+    rows = []   # (label unquoted, label shown, runs)
     for label, same_label in alike.items():
         if len(same_label) == 1:
-            rows.append((label, same_label[0]))
+            rows.append((label, label, same_label[0]))
             continue
         differ = {k for k in varying
                   if len({members[0].value(k) for members in same_label}) > 1}
         for members in same_label:
             apart = tuple(members[0].quoted_setting(k) if k in differ else shown
                           for k, shown in zip(varying, label))
-            rows.append((apart, members))
-    return rows
+            rows.append((label, apart, members))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return [(shown, members) for _, shown, members in rows]
 
 
 def default_metrics(runs: list[Run]) -> list[str]:
@@ -426,7 +427,8 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
     head = [*varying, "n", *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, members in rows:
-        cells = [*label, str(len(members)),
+        # A value's `|` would end its cell: escaped, markdown shows it in the cell.
+        cells = [*(shown.replace("|", "\\|") for shown in label), str(len(members)),
                  *(mean_std([run.metrics[m] for run in members
                              if run.metrics.get(m) is not None], len(members))
                    for m in columns)]
