@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """`text` as the file at `path` (gentool.engine.files.atomic_write): a write interrupted at
+    any moment leaves the previous version and no temporary file."""
+    from gentool.engine.files import atomic_write
+
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_json(path: Path, record: Any, indent: int = 1) -> None:

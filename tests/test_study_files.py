@@ -195,6 +195,21 @@ def test_a_closed_stderr_leaves_the_exit_status_of_a_stop_before_the_cells(study
     assert stopped.value.code == 128 + signal.SIGINT
 
 
+def test_an_interrupted_write_leaves_the_previous_file_and_nothing_else(study_files, tmp_path,
+                                                                        monkeypatch):
+    path = tmp_path / "out" / "table.md"
+    study_files.write_atomic(path, "before ±\n")
+
+    def interrupted(tmp, path):   # Ctrl-C as the new version is about to replace the old
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        study_files.write_atomic(path, "after\n")
+    assert path.read_text(encoding="utf-8") == "before ±\n"
+    assert list(path.parent.iterdir()) == [path]
+
+
 # -- train_cell: one cell's run, on run_train stand-ins -------------------------------------------
 
 FACTS = ["cpu_seconds", "resumed_from_step", "torch_threads", "torch", "machine", "commit",
