@@ -27,7 +27,8 @@ file, `<cells>/<claim>/<configuration>/steps<N>/seed<k>.json`, once its run and 
 are finished; cells that have a file are skipped, so the same command continues where it
 stopped. An interrupted run resumes from its last checkpoint in
 `<runs>/<claim>/<configuration>/steps<N>/seed<k>`; SIGTERM or Ctrl-C stops the study after
-each running cell's checkpoint (exit 128 + the signal). A DCGAN cell measured in the features of an
+each running cell's checkpoint (exit 128 + the signal), or at once before the cells start
+(while the feature classifier trains, say). A DCGAN cell measured in the features of an
 older classifier (its recipe version, `gentool.metrics.classifier.VERSION`) counts as missing;
 re-running it re-evaluates the kept run, or retrains where the run is gone. Cells run side by
 side in `--workers` processes of one thread each. `--claims` chooses the claims to run and to
@@ -53,7 +54,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from study_files import run_cells, train_cell, write_atomic, write_json
+from study_files import (end_stop_before_cells, run_cells, stop_cleanly_before_cells, train_cell,
+                         write_atomic, write_json)
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "gan_study"
@@ -638,6 +640,7 @@ def main(argv=None) -> dict[str, str]:
                      f"{sorted(known)}")
     if not args.table_only:
         run_missing(args)
+    end_stop_before_cells()   # where no cell ran too: a stop from here is not one before them
     bodies = {}
     for claim in args.claims:
         bodies[claim] = study_report(args.cells, claim)
@@ -710,4 +713,5 @@ def ensure_classifier(job: Job) -> None:
 
 
 if __name__ == "__main__":
+    stop_cleanly_before_cells()
     main()

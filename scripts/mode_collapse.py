@@ -12,13 +12,13 @@ The study survives interruption. Each (configuration, data set, seed) cell write
 `<cells>/<dataset>/<configuration>/seed<k>.json`, once its run is finished; cells that have a file
 are skipped, so running the same command again continues where it stopped. A run that was
 interrupted resumes from its last checkpoint in `<runs>/<dataset>/<configuration>/seed<k>`;
-SIGTERM or Ctrl-C stops the study after each running cell's checkpoint (exit 128 + the signal).
-Cells run side by side in `--workers` processes of one thread each. `--configs`, `--datasets`
-and `--seeds` choose the cells to run; the markdown table in `--out` always covers the whole
-study (every configuration and data set on seeds 0-2, with any further seed a cell file exists
-for), rebuilt from the cell files after every run and at any time with --table-only; it marks
-the cells still missing. Failed runs are kept in the table: a run that diverged counts
-as 0 modes and 0% high quality, with its message in the per-cell table.
+SIGTERM or Ctrl-C stops the study after each running cell's checkpoint (exit 128 + the signal),
+or at once before the cells start. Cells run side by side in `--workers` processes of one
+thread each. `--configs`, `--datasets` and `--seeds` choose the cells to run; the markdown table
+in `--out` always covers the whole study (every configuration and data set on seeds 0-2, with
+any further seed a cell file exists for), rebuilt from the cell files after every run and at any
+time with --table-only; it marks the cells still missing. Failed runs are kept in the table: a
+run that diverged counts as 0 modes and 0% high quality, with its message in the per-cell table.
 
     .venv/bin/python scripts/mode_collapse.py --workers 1                # the whole study
     .venv/bin/python scripts/mode_collapse.py --table-only               # rebuild the table
@@ -34,7 +34,8 @@ import statistics
 from pathlib import Path
 
 from markdown_section import markers, write_section
-from study_files import run_cells, train_cell, write_json
+from study_files import (end_stop_before_cells, run_cells, stop_cleanly_before_cells, train_cell,
+                         write_json)
 
 REPO = Path(__file__).resolve().parents[1]
 CELLS = REPO / "docs" / "results" / "mode_collapse"
@@ -358,6 +359,7 @@ def main(argv=None) -> str:
     seeds = list(range(args.seeds))
     if not args.table_only:
         run_missing(args, budget, seeds)
+    end_stop_before_cells()   # where no cell ran too: a stop from here is not one before them
     body = study_report(args.cells, budget)
     write_report(args.out, body)
     print(body)
@@ -389,4 +391,5 @@ def run_missing(args, budget, seeds) -> None:
 
 
 if __name__ == "__main__":
+    stop_cleanly_before_cells()
     main()

@@ -1,7 +1,8 @@
 """What the study scripts share: running their cells in worker processes, stopped cleanly by
-SIGTERM or SIGINT; training one cell in such a worker; and what they write beside their figures:
-files replaced atomically, so an interrupted write leaves the previous version, the commit a
-result was measured at, and the machine it was measured on."""
+SIGTERM or SIGINT, as is the study before its cells start; training one cell in such a worker;
+and what they write beside their figures: files replaced atomically, so an interrupted write
+leaves the previous version, the commit a result was measured at, and the machine it was
+measured on."""
 
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """`text` as the file at `path` (gentool.engine.files.atomic_write): a write interrupted at
+    any moment leaves the previous version and no temporary file."""
+    from gentool.engine.files import atomic_write
+
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_json(path: Path, record: Any, indent: int = 1) -> None:
@@ -167,6 +168,61 @@ class _StopNoted:
     def __call__(self, signum, frame):
         if self.signum is None:
             self.signum = signum
+
+
+class _StopBeforeCells:
+    """The study's SIGTERM and SIGINT handler from `stop_cleanly_before_cells` until
+    `end_stop_before_cells`: the first signal ends the study (SystemExit, 128 + the signal, as a
+    stop during `run_cells` does) after one line on stderr; later ones, while it unwinds, are
+    ignored. The line is written with os.write: print, in a handler, can interrupt a write to
+    sys.stderr in progress (the feature classifier logs there as it trains), which its buffer
+    refuses as a reentrant call."""
+
+    def __init__(self):
+        self.replaced: dict[int, Any] = {}   # signal -> the handler this one replaced
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame):
+        if self.signum is not None:
+            return
+        self.signum = signum
+        line = (f"{Path(sys.argv[0]).name}: stopped by {signal.Signals(signum).name} before "
+                "any cell started; no cell file or checkpoint was changed, and running the same "
+                "command again runs the cells left to run.\n")
+        # File descriptor 2 rather than sys.stderr, which may be replaced or None; a stderr
+        # that is closed (a reader gone) loses the line but not the exit status.
+        with contextlib.suppress(OSError):
+            os.write(2, line.encode())
+        raise SystemExit(128 + signum)
+
+
+_BEFORE_CELLS = _StopBeforeCells()
+
+
+def stop_cleanly_before_cells() -> None:
+    """From now until `end_stop_before_cells`, SIGTERM or SIGINT ends this process with one line
+    on stderr and exit status 128 + the signal, as a stop while the cells run does, rather than
+    with a KeyboardInterrupt traceback (SIGINT) or without a word (SIGTERM): a stop while a
+    study parses its arguments, lists its cells or trains the feature classifier they share.
+    `run_cells` ends it as it starts the cells, and a study ends it where it would have run
+    them, so that a stop while it writes its tables is the same whether cells ran or not
+    (`--table-only`, no cell left to run). For a study script's `__main__` block: a process that
+    imports the script (the tests, the cells' spawned processes) keeps its own handlers. A
+    second call changes nothing."""
+    _BEFORE_CELLS.signum = None
+    for sig in STOP_SIGNALS:
+        # Already installed, the handler would otherwise note itself as the one it replaced.
+        if signal.getsignal(sig) is not _BEFORE_CELLS:
+            _BEFORE_CELLS.replaced[sig] = signal.signal(sig, _BEFORE_CELLS)
+
+
+def end_stop_before_cells() -> None:
+    """The handlers `stop_cleanly_before_cells` replaced are back, where its own is still
+    installed; a signal it replaced since is left as it is. A second call changes nothing."""
+    for sig, handler in _BEFORE_CELLS.replaced.items():
+        if signal.getsignal(sig) is _BEFORE_CELLS:
+            signal.signal(sig, handler)
+    _BEFORE_CELLS.replaced.clear()
 
 
 @contextlib.contextmanager
@@ -324,6 +380,9 @@ def run_cells(run_cell, jobs: list, workers: int, name, on_result) -> None:
     wakeup_sender.setblocking(False)
     previous_wakeup = signal.set_wakeup_fd(wakeup_sender.fileno(), warn_on_full_buffer=False)
     try:
+        # From here a stop is no longer one before the cells: the handlers restored after the
+        # cells are those the study had before `stop_cleanly_before_cells`.
+        end_stop_before_cells()
         for sig in STOP_SIGNALS:
             previous[sig] = signal.signal(sig, stop)
         while stop.signum is None and (waiting or running):

@@ -220,11 +220,39 @@ def test_an_escaped_interpolation_is_the_text_it_stands_for(tmp_path, overrides,
                                                         "| text | 1 | 2 |"]
 
 
-def test_values_that_print_alike_are_rows_apart(tmp_path):
-    # The override x=1 is a number, the saved default '1' a string: two values, both shown as 1.
+def test_values_that_print_alike_are_rows_apart_with_the_string_quoted(tmp_path):
+    # The override x=1 is a number, the saved default '1' a string: two values that would both
+    # show as 1. The two rows sit together, in the order of the values as they print.
     for name, overrides, config, loss in (("a", ["x=1"], "x: 1\n", 1.0),
-                                          ("b", [], "x: '1'\n", 2.0)):
+                                          ("b", [], "x: '1'\n", 2.0),
+                                          ("c", ["x=0.5"], "x: 0.5\n", 3.0),
+                                          ("d", ["x=2"], "x: 2\n", 4.0)):
         write_run(tmp_path / name, overrides, {"test/loss": loss})
         write_saved_config(tmp_path / name, {}, config)
     assert report([str(tmp_path)]).splitlines() == [
-        "| x | n | test/loss |", "|---|---|---|", "| 1 | 1 | 1 |", "| 1 | 1 | 2 |"]
+        "| x | n | test/loss |", "|---|---|---|", "| 0.5 | 1 | 3 |", '| "1" | 1 | 2 |',
+        "| 1 | 1 | 1 |", "| 2 | 1 | 4 |"]
+
+
+def test_only_labels_that_print_alike_quote_their_strings_where_they_differ(tmp_path):
+    # a and b differ only in the type of x (true, 'true'); c and d only in whether y is set
+    # (no value, a default ''); e prints apart from them all. The column the alike rows share
+    # (model) and every other row keep their labels.
+    for name, overrides, config, loss in (
+            ("a", ["model=vae", "x=true", "y=k"], "x: true\n", 1.0),
+            ("b", ["model=vae", "y=k"], "x: 'true'\n", 2.0),
+            ("c", ["model=ae", "x=s"], "y: ''\n", 3.0),
+            ("d", ["model=ae", "x=s"], "", 4.0),
+            ("e", ["model=ae", "x=t", "y=k"], "", 5.0)):
+        write_run(tmp_path / name, overrides, {"test/loss": loss})
+        write_saved_config(tmp_path / name, {}, config)
+    assert report([str(tmp_path)]).splitlines()[2:] == [
+        "| ae | s |  | 1 | 4 |", '| ae | s | "" | 1 | 3 |', "| ae | t | k | 1 | 5 |",
+        '| vae | "true" | k | 1 | 2 |', "| vae | true | k | 1 | 1 |"]
+
+
+def test_a_pipe_in_a_label_is_escaped_in_the_table(tmp_path):
+    write_run(tmp_path / "a", ["x='a|b'"], {"test/loss": 1.0})
+    write_run(tmp_path / "b", ["x=c"], {"test/loss": 2.0})
+    assert report([str(tmp_path)]).splitlines()[2:] == ["| 'a\\|b' | 1 | 1 |",
+                                                         "| c | 1 | 2 |"]

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -125,6 +126,88 @@ def test_a_cell_process_that_ends_without_a_result_is_an_error(study_files):
     with pytest.raises(RuntimeError, match="^the process of cell 3 ended with exit status 3 "
                                            "without a result$"):
         study_files.run_cells(os._exit, [3], 1, name=str, on_result=print)
+
+
+@pytest.fixture
+def stop_handlers(study_files):
+    """The SIGTERM and SIGINT handlers this process had, put back after the test."""
+    original = {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS}
+    yield original
+    study_files.end_stop_before_cells()
+    for sig, handler in original.items():
+        signal.signal(sig, handler)
+
+
+def handlers(study_files) -> dict:
+    return {sig: signal.getsignal(sig) for sig in study_files.STOP_SIGNALS}
+
+
+def test_once_the_cells_have_run_a_stop_is_no_longer_one_before_them(study_files,
+                                                                      stop_handlers):
+    # In this process: the handlers the stop before the cells replaced are back after
+    # run_cells, so that a stop while the study writes its tables is not reported as one before
+    # any cell started.
+    study_files.stop_cleanly_before_cells()
+    assert handlers(study_files) == dict.fromkeys(study_files.STOP_SIGNALS,
+                                                  study_files._BEFORE_CELLS)
+    study_files.run_cells(abs, [-1], 1, name=str, on_result=print)
+    assert handlers(study_files) == stop_handlers
+
+
+def test_the_handlers_are_back_after_cells_that_raise(study_files, stop_handlers):
+    study_files.stop_cleanly_before_cells()
+    with pytest.raises(RuntimeError, match="without a result"):
+        study_files.run_cells(os._exit, [3], 1, name=str, on_result=print)
+    assert handlers(study_files) == stop_handlers
+
+
+def test_the_stop_before_the_cells_begins_and_ends_once_however_often_called(study_files,
+                                                                              stop_handlers):
+    study_files.stop_cleanly_before_cells()
+    study_files.stop_cleanly_before_cells()   # its handler is not noted as the one replaced
+    study_files.end_stop_before_cells()
+    assert handlers(study_files) == stop_handlers
+    # A handler installed since is left as it is.
+    study_files.stop_cleanly_before_cells()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    study_files.end_stop_before_cells()
+    study_files.end_stop_before_cells()
+    assert handlers(study_files) == {**stop_handlers, signal.SIGINT: signal.SIG_IGN}
+
+
+def test_the_line_of_a_stop_before_the_cells_needs_no_sys_stderr(study_files, monkeypatch,
+                                                                  capfd):
+    monkeypatch.setattr(sys, "stderr", None)
+    with pytest.raises(SystemExit) as stopped:
+        study_files._StopBeforeCells()(signal.SIGTERM, None)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM before any cell started" in capfd.readouterr().err
+
+
+def test_a_closed_stderr_leaves_the_exit_status_of_a_stop_before_the_cells(study_files,
+                                                                           monkeypatch):
+    def closed(fd, data):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(study_files.os, "write", closed)
+    with pytest.raises(SystemExit) as stopped:
+        study_files._StopBeforeCells()(signal.SIGINT, None)
+    assert stopped.value.code == 128 + signal.SIGINT
+
+
+def test_an_interrupted_write_leaves_the_previous_file_and_nothing_else(study_files, tmp_path,
+                                                                        monkeypatch):
+    path = tmp_path / "out" / "table.md"
+    study_files.write_atomic(path, "before ±\n")
+
+    def interrupted(tmp, path):   # Ctrl-C as the new version is about to replace the old
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        study_files.write_atomic(path, "after\n")
+    assert path.read_text(encoding="utf-8") == "before ±\n"
+    assert list(path.parent.iterdir()) == [path]
 
 
 # -- train_cell: one cell's run, on run_train stand-ins -------------------------------------------

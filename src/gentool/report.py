@@ -5,7 +5,8 @@ Each run's overrides come from its `.hydra/overrides.yaml`; runs that differ onl
 one row, and the columns show mean ± std over them. The override keys that take more than one
 value across the runs label the rows, so a sweep `-m model=vae,ae seed=0,1,2` becomes a table
 with a `model` column and n = 3 in each row. Values are compared as Hydra reads them, so
-`optimizer.lr=1e-3` and `optimizer.lr=0.001` are one row.
+`optimizer.lr=1e-3` and `optimizer.lr=0.001` are one row; where two rows would print alike
+(the number 1 and the string '1'), the string is shown quoted.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class Run:
         """What the run used for an override key, as its label shows it (`value` gives it to
         compare)."""
         return self._setting(key)[0]
+
+    def quoted_setting(self, key: str) -> str:
+        """`setting`, with a string value quoted as JSON writes it (the string "1" beside the
+        number 1)."""
+        label, value = self._setting(key)
+        return json.dumps(value) if isinstance(value, str) else label
 
     def value(self, key: str):
         """What the run used for an override key, as a value that equals another run's where
@@ -325,18 +332,41 @@ def group_runs(runs: list[Run]) -> tuple[list[str], list[tuple[tuple[str, ...], 
     varying = [k for k in keys if len({value[k] for value in values}) > 1]
     if not varying and len(runs) > 1 and not any(run.overrides for run in runs):
         varying = ["run"]   # runs without Hydra overrides: one row each, by folder
-    # Runs whose values are the same share a row, labelled as the first of them spells them;
-    # values that print alike (1 and '1') are rows of the same label.
+    # Runs whose values are the same share a row, labelled as the first of them spells them.
     groups: dict[tuple, list[Run]] = {}
     for run, value in zip(runs, values):
         same = tuple(run.path.name if k == "run" else value[k] for k in varying)
         groups.setdefault(same, []).append(run)
-    rows = [(_label(members[0], varying), members) for members in groups.values()]
-    return varying, sorted(rows, key=lambda row: row[0])
+    return varying, _labelled_apart(list(groups.values()), varying)
 
 
 def _label(run: Run, varying: list[str]) -> tuple[str, ...]:
     return tuple(run.path.name if k == "run" else run.setting(k) for k in varying)
+
+
+def _labelled_apart(groups: list[list[Run]], varying: list[str]
+                    ) -> list[tuple[tuple[str, ...], list[Run]]]:
+    """Each group of runs with its label, in the order of the labels. Groups whose labels print
+    alike hold values that differ only in type or quoting (the number 1 and the string '1', true
+    and 'true', no value and ''): in the columns where their values differ, their strings are
+    shown quoted ("1"), which tells them apart; every other label is left as it prints. The
+    order is that of the labels as they print unquoted, so such rows stay side by side."""
+    alike: dict[tuple[str, ...], list[list[Run]]] = defaultdict(list)
+    for members in groups:
+        alike[_label(members[0], varying)].append(members)
+    rows = []   # (label unquoted, label shown, runs)
+    for label, same_label in alike.items():
+        if len(same_label) == 1:
+            rows.append((label, label, same_label[0]))
+            continue
+        differ = {k for k in varying
+                  if len({members[0].value(k) for members in same_label}) > 1}
+        for members in same_label:
+            apart = tuple(members[0].quoted_setting(k) if k in differ else shown
+                          for k, shown in zip(varying, label))
+            rows.append((label, apart, members))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return [(shown, members) for _, shown, members in rows]
 
 
 def default_metrics(runs: list[Run]) -> list[str]:
@@ -397,7 +427,8 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
     head = [*varying, "n", *columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, members in rows:
-        cells = [*label, str(len(members)),
+        # A value's `|` would end its cell: escaped, markdown shows it in the cell.
+        cells = [*(shown.replace("|", "\\|") for shown in label), str(len(members)),
                  *(mean_std([run.metrics[m] for run in members
                              if run.metrics.get(m) is not None], len(members))
                    for m in columns)]
