@@ -453,3 +453,64 @@ def test_the_models_and_losses_a_refusal_suggests_are_accepted(compose_train, mo
         assert suggestions, message
         for suggestion in suggestions:
             check_method(compose_train(*suggestion, f"dataset={dataset}"))
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_preset_passes_the_checks_a_run_starts_with(experiment):
+    cfg = checked("train", f"experiment={experiment}")
+    check_config(cfg)
+    check_method(cfg)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=gan_toy", "dataset=ring"], ["experiment=gan_toy_small", "dataset=ring"],
+    ["experiment=gan_ring", "dataset=grid"], ["experiment=gan_grid", "dataset=ring"],
+    ["experiment=gan_toy_small", "dataset=vectors", "dataset.shape=[2]",
+     "dataset.source.path=x.npy"],
+    ["experiment=dcgan_fashion_mnist", "dataset=mnist"],
+    ["experiment=vae_fashion_mnist", "dataset=mnist"],
+    ["experiment=iwae_mnist", "dataset=fashion_mnist"],
+    ["model=gan", "dataset=fashion_mnist"],   # the MLP GAN follows the data set's shape
+    ["model=gan", "dataset=ring"]])
+def test_networks_meet_the_data_they_are_built_for(overrides):
+    cfg = checked("train", *overrides)
+    check_config(cfg)
+    check_method(cfg)
+    assert list(cfg.model.data_shape) == list(cfg.dataset.shape)
+
+
+def test_networks_built_for_another_shape_are_refused_before_they_are_built(compose_train):
+    cfg = compose_train("model=gan", "dataset=fashion_mnist", "model.data_shape=[2]")
+    sentence = ("model.data_shape=[2] builds the networks for 2-D points but "
+                "dataset=fashion_mnist holds images (shape [1, 28, 28]); use dataset=grid or "
+                "dataset=ring, or leave model.data_shape out so that it follows dataset.shape.")
+    for check in (check_method, build_method):
+        with pytest.raises(GentoolError) as refused:
+            check(cfg)
+        assert str(refused.value) == sentence
+
+
+@pytest.mark.parametrize("experiment, dataset", [("gan_ring", "fashion_mnist"),
+                                                 ("gan_toy", "digits"),
+                                                 ("gan_grid", "newsgroups20")])
+def test_what_a_refused_toy_preset_suggests_is_accepted(monkeypatch, experiment, dataset):
+    """A toy-set preset on other data names the data sets its networks take and the models of
+    its method that take the data; each of them passes the same checks."""
+    import re
+
+    import gentool.methods
+
+    monkeypatch.setattr(gentool.methods, "chosen_experiment", lambda: experiment)
+    with pytest.raises(GentoolError) as refused:
+        check_method(checked("train", f"experiment={experiment}", f"dataset={dataset}"))
+    message = str(refused.value)
+    assert message.startswith(f"experiment={experiment} builds its networks for 2-D points "
+                              f"(model.data_shape=[2]) but dataset={dataset} holds ")
+    fix = message.split("; ", 1)[1]
+    points, models = fix.split(f", or drop experiment={experiment} and ")
+    assert re.findall(r"dataset=(\w+)", points) == ["grid", "ring"]
+    for name in ("grid", "ring"):
+        check_method(checked("train", f"experiment={experiment}", f"dataset={name}"))
+    assert re.findall(r"model=(\w+)", models)
+    for name in re.findall(r"model=(\w+)", models):
+        check_method(checked("train", f"model={name}", f"dataset={dataset}"))

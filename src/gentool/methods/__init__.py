@@ -25,6 +25,7 @@ def build_method(cfg):
     Model configs read the data shape and range from `${dataset.*}`, so a checkpoint's stored,
     resolved config rebuilds the same networks without loading any data.
     """
+    check_data_shape(cfg)
     check_data_kind(cfg)
     loss = instantiate(cfg.loss)
     check_loss_fits(cfg, loss)
@@ -34,13 +35,14 @@ def build_method(cfg):
 
 
 def check_method(cfg) -> None:
-    """Refuse what build_method would refuse from the config alone (option types, data kind),
-    building nothing: a run stops here before it loads its data."""
+    """Refuse what build_method would refuse from the config alone (option types, data shape
+    and kind), building nothing: a run stops here before it loads its data."""
     check_targets(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_targets(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_targets(OmegaConf.to_container(cfg.optimizer, resolve=True), "optimizer")
     check_options(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
+    check_data_shape(cfg)
     check_data_kind(cfg)
     check_loss_fits(cfg, resolve_target(cfg.loss._target_, "loss._target_"))
     model = OmegaConf.to_container(cfg.model, resolve=True)
@@ -144,6 +146,59 @@ def _shipped_losses() -> tuple[tuple[str, str], ...]:
                  for name in sorted(composer.group_options("loss")))
 
 
+def check_data_shape(cfg) -> None:
+    """Refuse a model whose networks are built for data of another shape than the data set's.
+
+    Networks are sized from `model.data_shape`. The shipped model configs set it to
+    `${dataset.shape}`, so they fit any data set of a kind their networks take (check_data_kind);
+    a preset tuned for one kind of data fixes it instead (the toy-set GANs of experiment/gan_toy*
+    take 2-D points: [2]), so that its networks meet no other data. The refusal names the shipped
+    data sets of the networks' shape and the shipped models of the same method that take the
+    data set's kind.
+    """
+    built_for = cfg.model.get("data_shape")
+    shape = list(cfg.dataset.shape)
+    if built_for is None or list(built_for) == shape:
+        return
+    built_for = list(built_for)
+    experiment = chosen_experiment()
+    if experiment is not None:
+        subject = (f"experiment={experiment} builds its networks for {_data_of(built_for)} "
+                   f"(model.data_shape={built_for})")
+    else:
+        subject = (f"model.data_shape={built_for} builds the networks for "
+                   f"{_data_of(built_for)}")
+    fits = shipped_datasets_of_shape(built_for)
+    fix = f"use {_either('dataset', fits)}" if fits else \
+        f"use a data set of shape {built_for}"
+    kind = KIND_OF_RANK.get(len(shape))
+    if experiment is None:
+        fix += ", or leave model.data_shape out so that it follows dataset.shape"
+    elif kind is not None:
+        method = resolve_target(cfg.model._target_, "model._target_")
+        models = _models_for(cfg.dataset, kind, method)
+        if models is not None:
+            fix += f", or drop experiment={experiment} and {models}"
+    raise GentoolError(f"{subject} but dataset={cfg.dataset.name} holds {_data_of(shape)} "
+                       f"(shape {shape}); {fix}.")
+
+
+def _data_of(shape: list[int]) -> str:
+    """"2-D points", "images": what data of a shape is."""
+    kind = KIND_OF_RANK.get(len(shape))
+    return {"points": f"{shape[0]}-D points", "images": "images"}.get(kind, "data")
+
+
+def chosen_experiment() -> str | None:
+    """The experiment preset the running Hydra job composed (experiment=gan_ring), if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get("experiment")
+    return choice if isinstance(choice, str) else None
+
+
 def check_data_kind(cfg) -> None:
     """Refuse a model whose networks do not take the data set's kind of data (a DCGAN on 2-D
     points), naming the shipped models that do, each with the losses it takes there."""
@@ -153,20 +208,24 @@ def check_data_kind(cfg) -> None:
     if kind is None or takes is None or kind in takes:
         return
     what = f"{shape[0]}-D points" if kind == "points" else "images"
+    models = _models_for(cfg.dataset, kind) or f"no shipped model takes {kind}"
     raise GentoolError(f"model={cfg.model.name} needs {' or '.join(sorted(takes))}, and "
                        f"dataset={cfg.dataset.name} holds {what} (shape {shape}); "
-                       f"{_models_for(cfg.dataset, kind)}, or pick an image data set.")
+                       f"{models}, or pick an image data set.")
 
 
-def _models_for(dataset, kind: str) -> str:
+def _models_for(dataset, kind: str, method: Any = None) -> str | None:
     """"use model=a or model=b for points (model=c with loss=x)": the shipped models whose
     networks take `kind` and whose method takes some shipped loss on `dataset`, as
     check_data_kind and check_loss_fits decide; those that need another loss than their own
-    default are named with the losses that fit."""
+    default are named with the losses that fit. With `method` (a class), only the models of that
+    method. None when no shipped model fits."""
     data = OmegaConf.to_container(dataset, resolve=True)
     as_is, with_loss = [], {}
     for name, (node, default_loss) in shipped_model_configs().items():
         if kind not in (kinds_taken(node) or (kind,)) or "_target_" not in node:
+            continue
+        if method is not None and resolve_target(node["_target_"]) is not method:
             continue
         probe = OmegaConf.create({"model": {"_target_": node["_target_"], "name": name},
                                   "dataset": data})
@@ -176,7 +235,7 @@ def _models_for(dataset, kind: str) -> str:
         elif losses:
             with_loss.setdefault(_either("loss", losses), []).append(name)
     if not as_is and not with_loss:
-        return f"no shipped model takes {kind}"
+        return None
     others = "; ".join(f"{_either('model', names)} with {losses}"
                        for losses, names in with_loss.items())
     if not as_is:
@@ -229,3 +288,20 @@ def _shipped_model_configs() -> dict[str, tuple[dict, str | None]]:
         found[name] = (OmegaConf.to_container(cfg.model, resolve=False),
                        cfg.hydra.runtime.choices.get("loss"))
     return found
+
+
+def shipped_datasets_of_shape(shape: list[int]) -> list[str]:
+    """The data set configs that ship with gentool (configs/dataset/*.yaml) holding data of
+    `shape`; those whose shape is left to the user (vectors) are not counted."""
+    return [name for name, held in _shipped_dataset_shapes() if list(held) == list(shape)]
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_dataset_shapes() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    composer = shipped_composer()
+    found = []
+    for name in sorted(composer.group_options("dataset")):
+        dataset = composer.compose([f"dataset={name}"]).dataset
+        if not OmegaConf.is_missing(dataset, "shape"):
+            found.append((name, tuple(dataset.shape)))
+    return tuple(found)
