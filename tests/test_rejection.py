@@ -73,6 +73,26 @@ def test_conditional_draws_keep_the_labels_asked_for_in_order():
     assert set(unlabelled[:, 0].long().tolist()) <= {0, 1, 2, 3}
 
 
+def test_the_burn_in_reports_its_progress_without_changing_the_draws():
+    calls = []
+    torch.manual_seed(0)
+    quiet = reject_lowest(KnownModel(), 3000, rate=0.25)
+    torch.manual_seed(0)
+    told = reject_lowest(KnownModel(), 3000, rate=0.25,
+                         progress=lambda scored, total: calls.append((scored, total)))
+    assert torch.equal(quiet, told)
+    assert calls == [(2500, 10000), (5000, 10000), (7500, 10000), (10000, 10000)]
+    # One burn-in per class asked for, counted together, in about ten calls.
+    calls.clear()
+    reject_lowest(LabelEcho(), 5, rate=0.6, labels=[3, 0, 3, 1, 2],
+                  progress=lambda scored, total: calls.append((scored, total)))
+    assert calls[-1] == (40000, 40000) and len(calls) == 10
+    assert [scored for scored, _ in calls] == sorted({scored for scored, _ in calls})
+    calls.clear()
+    reject_lowest(KnownModel(), 10, rate=0.0, progress=lambda *told: calls.append(told))
+    assert calls == []   # no burn-in without rejection
+
+
 def test_bad_rates_and_models_without_a_discriminator_are_refused():
     class NoCritic(torch.nn.Module):
         def sample(self, n, labels=None, temperature=1.0):
@@ -128,7 +148,9 @@ def test_sample_and_eval_reject_on_request(ring_gan, tmp_path, caplog):
         out = run_sample(compose_config("sample", [checkpoint, "device=cpu", "n=300",
                                                    "format=npy", f"out={tmp_path}/kept.npy"]))
     assert np.load(out).shape == (300, 2)
-    assert "Dropping the 20% of draws the discriminator scores lowest" in caplog.text
+    assert "Dropping the 20% of draws the discriminator scores lowest; a burn-in of 10000 " \
+        "draws sets the threshold first" in caplog.text
+    assert "Rejection burn-in: 10000/10000 draws scored" in caplog.text
     with pytest.raises(GentoolError, match="filters the draws of mode=sample"):
         run_sample(compose_config("sample", [checkpoint, "device=cpu", "rejection=0.5",
                                              "mode=interpolate", f"out={tmp_path}/x.png"]))
