@@ -92,7 +92,8 @@ def reject_lowest(method, n: int, rate: float, labels=None, temperature: float =
 
 class BurnInMeter:
     """Counts the burn-in draws scored, and tells `progress` each time the count passes another
-    tenth of `total` (about ten calls however many classes share the burn-in)."""
+    tenth of `total`: at most ten calls, fewer when a step passes more than one tenth (four for
+    one class, whose burn-in is scored in batches of a quarter of it)."""
 
     def __init__(self, total: int, progress: Progress | None):
         self.total, self.progress, self.scored = total, progress, 0
