@@ -335,6 +335,15 @@ CASES = {
         ("model.data_shape=[3] builds the networks for 3-D points but dataset=ring holds 2-D "
          "points (shape [2]); use a data set of shape [3], or leave model.data_shape out so "
          "that it follows dataset.shape.",)),
+    "conditional GAN on unlabelled images": Case(
+        ("train", *NEW, "model=cgan", "dataset=frey_faces"),
+        ("model=cgan is class-conditional but dataset=frey_faces has no labels "
+         "(dataset.num_classes is null); use a labelled data set, or model.conditional=false.",)),
+    "MLP GAN on image pairs": Case(
+        ("train", *NEW, "model=gan", "dataset=derived_pairs"),
+        ("model=gan needs images or points, and dataset=derived_pairs holds image pairs "
+         "(shape [2, 28, 28]); use model=pix2pix for image pairs, or pick a data set of images "
+         "or points.",)),
     "DCGAN preset on points": Case(
         ("train", *NEW, "experiment=dcgan_fashion_mnist", "dataset=ring"),
         ("model=dcgan needs images, and dataset=ring holds 2-D points",)),

@@ -15,8 +15,18 @@ from gentool.methods.base import PLAYERS, check_optimizer_options
 from gentool.options import check_options
 from gentool.overrides import shipped_composer
 
-# The kind of data a shape holds; networks declare the kinds they take in `DATA_KINDS`.
+# The kind of data a shape holds; networks declare the kinds they take in `DATA_KINDS`. A data
+# set of image pairs (pix2pix's) holds a third kind, "image pairs" (see data_kind).
 KIND_OF_RANK = {3: "images", 1: "points"}
+
+
+def data_kind(dataset) -> str | None:
+    """What a data set holds: "image pairs" when it declares `input_channels` (the channels of a
+    pair's input side; only the pair data sets have it), else the kind of its shape's rank
+    ("images", "points"; None for any other rank)."""
+    if dataset.get("input_channels") is not None:
+        return "image pairs"
+    return KIND_OF_RANK.get(len(dataset.shape))
 
 
 def build_method(cfg):
@@ -27,6 +37,7 @@ def build_method(cfg):
     """
     check_data_shape(cfg)
     check_data_kind(cfg)
+    check_labels(cfg)
     loss = instantiate(cfg.loss)
     check_loss_fits(cfg, loss)
     if hasattr(loss, "eight_bit_offset"):
@@ -44,6 +55,7 @@ def check_method(cfg) -> None:
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_data_shape(cfg)
     check_data_kind(cfg)
+    check_labels(cfg)
     check_loss_fits(cfg, resolve_target(cfg.loss._target_, "loss._target_"))
     model = OmegaConf.to_container(cfg.model, resolve=True)
     check_optimizer_options(OmegaConf.to_container(cfg.optimizer, resolve=True),
@@ -168,10 +180,11 @@ def check_data_shape(cfg) -> None:
     else:
         subject = (f"model.data_shape={built_for} builds the networks for "
                    f"{_data_of(built_for)}")
-    fits = shipped_datasets_of_shape(built_for)
+    fits = shipped_datasets_of_shape(
+        built_for, kinds_taken(OmegaConf.to_container(cfg.model, resolve=False)))
     fix = f"use {_either('dataset', fits)}" if fits else \
         f"use a data set of shape {built_for}"
-    kind = KIND_OF_RANK.get(len(shape))
+    kind = data_kind(cfg.dataset)
     if experiment is None:
         fix += ", or leave model.data_shape out so that it follows dataset.shape"
     elif kind is not None:
@@ -201,17 +214,36 @@ def chosen_experiment() -> str | None:
 
 def check_data_kind(cfg) -> None:
     """Refuse a model whose networks do not take the data set's kind of data (a DCGAN on 2-D
-    points), naming the shipped models that do, each with the losses it takes there."""
+    points, an MLP GAN on image pairs), naming the shipped models that do, each with the losses
+    it takes there."""
     shape = list(cfg.dataset.shape)
-    kind = KIND_OF_RANK.get(len(shape))
+    kind = data_kind(cfg.dataset)
     takes = kinds_taken(OmegaConf.to_container(cfg.model, resolve=False))
     if kind is None or takes is None or kind in takes:
         return
-    what = f"{shape[0]}-D points" if kind == "points" else "images"
+    what = f"{shape[0]}-D points" if kind == "points" else kind
+    needs = " or ".join(sorted(takes))
     models = _models_for(cfg.dataset, kind) or f"no shipped model takes {kind}"
-    raise GentoolError(f"model={cfg.model.name} needs {' or '.join(sorted(takes))}, and "
+    raise GentoolError(f"model={cfg.model.name} needs {needs}, and "
                        f"dataset={cfg.dataset.name} holds {what} (shape {shape}); "
-                       f"{models}, or pick an image data set.")
+                       f"{models}, or pick a data set of {needs}.")
+
+
+def check_labels(cfg) -> None:
+    """Refuse a class-conditional model on a data set without labels, from the config alone:
+    a run stops here before it loads its data."""
+    refusal = labels_refusal(cfg.model, cfg.dataset)
+    if refusal is not None:
+        raise GentoolError(f"{refusal}; use a labelled data set, or model.conditional=false.")
+
+
+def labels_refusal(model, dataset) -> str | None:
+    """Why the model (a config node or its dict) cannot be trained on the data set's labels, as the start of
+    a sentence, or None if it can: a class-conditional model needs dataset.num_classes."""
+    if model.get("conditional") is not True or dataset.get("num_classes"):
+        return None
+    return (f"model={model.get('name')} is class-conditional but dataset={dataset.get('name')} "
+            f"has no labels (dataset.num_classes is null)")
 
 
 def _models_for(dataset, kind: str, method: Any = None) -> str | None:
@@ -226,6 +258,8 @@ def _models_for(dataset, kind: str, method: Any = None) -> str | None:
         if kind not in (kinds_taken(node) or (kind,)) or "_target_" not in node:
             continue
         if method is not None and resolve_target(node["_target_"]) is not method:
+            continue
+        if labels_refusal(node, dataset) is not None:
             continue
         probe = OmegaConf.create({"model": {"_target_": node["_target_"], "name": name},
                                   "dataset": data})
@@ -290,18 +324,20 @@ def _shipped_model_configs() -> dict[str, tuple[dict, str | None]]:
     return found
 
 
-def shipped_datasets_of_shape(shape: list[int]) -> list[str]:
+def shipped_datasets_of_shape(shape: list[int], kinds: set[str] | None = None) -> list[str]:
     """The data set configs that ship with gentool (configs/dataset/*.yaml) holding data of
-    `shape`; those whose shape is left to the user (vectors) are not counted."""
-    return [name for name, held in _shipped_dataset_shapes() if list(held) == list(shape)]
+    `shape`, and of one of `kinds` (data_kind; None: any kind); those whose shape is left to the
+    user (vectors) are not counted."""
+    return [name for name, held, kind in _shipped_dataset_shapes()
+            if list(held) == list(shape) and (kinds is None or kind in kinds)]
 
 
 @functools.lru_cache(maxsize=None)
-def _shipped_dataset_shapes() -> tuple[tuple[str, tuple[int, ...]], ...]:
+def _shipped_dataset_shapes() -> tuple[tuple[str, tuple[int, ...], str | None], ...]:
     composer = shipped_composer()
     found = []
     for name in sorted(composer.group_options("dataset")):
         dataset = composer.compose([f"dataset={name}"]).dataset
         if not OmegaConf.is_missing(dataset, "shape"):
-            found.append((name, tuple(dataset.shape)))
+            found.append((name, tuple(dataset.shape), data_kind(dataset)))
     return tuple(found)
