@@ -344,6 +344,11 @@ CASES = {
         ("model=gan needs images or points, and dataset=derived_pairs holds image pairs "
          "(shape [2, 28, 28]); use model=pix2pix for image pairs, or pick a data set of images "
          "or points.",)),
+    "toy GAN preset with networks of another shape": Case(
+        ("train", *NEW, "experiment=gan_ring", "model.data_shape=[3]"),
+        ("model.data_shape=[3] builds the networks for 3-D points but dataset=ring holds 2-D "
+         "points (shape [2]); ", "or leave model.data_shape out so that it follows "
+         "dataset.shape.")),
     "DCGAN preset on points": Case(
         ("train", *NEW, "experiment=dcgan_fashion_mnist", "dataset=ring"),
         ("model=dcgan needs images, and dataset=ring holds 2-D points",)),

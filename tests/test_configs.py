@@ -501,14 +501,11 @@ DATASET_SETTINGS = {"text_folder": ["dataset.num_classes=3"]}
 
 @pytest.mark.parametrize("dataset", SHAPED_DATASETS)
 @pytest.mark.parametrize("experiment", TOY_EXPERIMENTS)
-def test_what_a_refused_toy_preset_suggests_is_accepted(monkeypatch, experiment, dataset):
+def test_what_a_refused_toy_preset_suggests_is_accepted(experiment, dataset):
     """A toy-set preset on other data names the data sets its networks take and the models of
     its method that take the data; each of them passes the checks a run starts with and builds."""
     import re
 
-    import gentool.methods
-
-    monkeypatch.setattr(gentool.methods, "chosen_experiment", lambda: experiment)
     data = [f"dataset={dataset}", *DATASET_SETTINGS.get(dataset, [])]
     cfg = checked("train", f"experiment={experiment}", *data)
     assert list(cfg.model.data_shape) == [2]
@@ -516,7 +513,7 @@ def test_what_a_refused_toy_preset_suggests_is_accepted(monkeypatch, experiment,
         check_method(cfg)
         return
     with pytest.raises(GentoolError) as refused:
-        check_method(cfg)
+        check_method(cfg, {"experiment": experiment}, data)
     message = str(refused.value)
     assert message.startswith(f"experiment={experiment} builds its networks for 2-D points "
                               f"(model.data_shape=[2]) but dataset={dataset} holds ")
@@ -532,3 +529,21 @@ def test_what_a_refused_toy_preset_suggests_is_accepted(monkeypatch, experiment,
         suggested = checked("train", f"model={name}", *data)
         check_method(suggested)
         build_method(suggested)
+
+
+def test_a_shape_refusal_blames_what_set_the_networks_shape():
+    """The user's own model.data_shape= is to be left out; else the experiment that set it is
+    named; a stored config (build_method) names model.data_shape itself."""
+    cfg = checked("train", "experiment=gan_ring", "model.data_shape=[3]")
+    own = ("model.data_shape=[3] builds the networks for 3-D points but dataset=ring holds 2-D "
+           "points (shape [2]); ")
+    with pytest.raises(GentoolError, match=r"^model\.data_shape=\[3\] builds") as refused:
+        check_method(cfg, {"experiment": "gan_ring"}, ["model.data_shape=[3]"])
+    assert str(refused.value).startswith(own)
+    assert str(refused.value).endswith(", or leave model.data_shape out so that it follows "
+                                       "dataset.shape.")
+    preset = checked("train", "experiment=gan_ring", "dataset=digits")
+    with pytest.raises(GentoolError, match=r"^experiment=gan_ring builds its networks"):
+        check_method(preset, {"experiment": "gan_ring"}, ["dataset=digits"])
+    with pytest.raises(GentoolError, match=r"^model\.data_shape=\[2\] builds the networks"):
+        build_method(preset)

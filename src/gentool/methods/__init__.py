@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -45,15 +46,18 @@ def build_method(cfg):
     return instantiate(cfg.model, loss=loss)
 
 
-def check_method(cfg) -> None:
+def check_method(cfg, choices: Mapping[str, str] | None = None,
+                 overrides: Sequence[str] = ()) -> None:
     """Refuse what build_method would refuse from the config alone (option types, data shape
-    and kind), building nothing: a run stops here before it loads its data."""
+    and kind), building nothing: a run stops here before it loads its data. `choices` (the
+    config groups chosen: {"experiment": "gan_ring"}) and `overrides` (the command line's
+    settings: ["model.data_shape=[3]"]) let a refusal name what the user typed."""
     check_targets(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_targets(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
     check_targets(OmegaConf.to_container(cfg.optimizer, resolve=True), "optimizer")
     check_options(OmegaConf.to_container(cfg.model, resolve=True), "model")
     check_options(OmegaConf.to_container(cfg.loss, resolve=True), "loss")
-    check_data_shape(cfg)
+    check_data_shape(cfg, choices, overrides)
     check_data_kind(cfg)
     check_labels(cfg)
     check_loss_fits(cfg, resolve_target(cfg.loss._target_, "loss._target_"))
@@ -158,7 +162,8 @@ def _shipped_losses() -> tuple[tuple[str, str], ...]:
                  for name in sorted(composer.group_options("loss")))
 
 
-def check_data_shape(cfg) -> None:
+def check_data_shape(cfg, choices: Mapping[str, str] | None = None,
+                     overrides: Sequence[str] = ()) -> None:
     """Refuse a model whose networks are built for data of another shape than the data set's.
 
     Networks are sized from `model.data_shape`. The shipped model configs set it to
@@ -166,14 +171,17 @@ def check_data_shape(cfg) -> None:
     a preset tuned for one kind of data fixes it instead (the toy-set GANs of experiment/gan_toy*
     take 2-D points: [2]), so that its networks meet no other data. The refusal names the shipped
     data sets of the networks' shape and the shipped models of the same method that take the
-    data set's kind.
+    data set's kind. The refusal blames what set the networks' shape: an override of
+    model.data_shape among `overrides`, else the experiment among `choices`, else (a stored
+    config) model.data_shape itself.
     """
     built_for = cfg.model.get("data_shape")
     shape = list(cfg.dataset.shape)
     if built_for is None or list(built_for) == shape:
         return
     built_for = list(built_for)
-    experiment = chosen_experiment()
+    experiment = None if _overridden(overrides, "model.data_shape") else \
+        (choices or {}).get("experiment")
     if experiment is not None:
         subject = (f"experiment={experiment} builds its networks for {_data_of(built_for)} "
                    f"(model.data_shape={built_for})")
@@ -202,14 +210,10 @@ def _data_of(shape: list[int]) -> str:
     return {"points": f"{shape[0]}-D points", "images": "images"}.get(kind, "data")
 
 
-def chosen_experiment() -> str | None:
-    """The experiment preset the running Hydra job composed (experiment=gan_ring), if any."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    choice = HydraConfig.get().runtime.choices.get("experiment")
-    return choice if isinstance(choice, str) else None
+def _overridden(overrides: Sequence[str], key: str) -> bool:
+    """Whether one of the command line's settings (`key=value`, `+key=value`, `~key`) sets
+    `key`."""
+    return any(override.split("=", 1)[0].lstrip("+~") == key for override in overrides)
 
 
 def check_data_kind(cfg) -> None:
