@@ -82,7 +82,7 @@ def test_the_burn_in_reports_its_progress_without_changing_the_draws():
                          progress=lambda scored, total: calls.append((scored, total)))
     assert torch.equal(quiet, told)
     assert calls == [(2500, 10000), (5000, 10000), (7500, 10000), (10000, 10000)]
-    # One burn-in per class asked for, counted together, in about ten calls.
+    # One burn-in per class asked for, counted together, in ten calls (one a tenth).
     calls.clear()
     reject_lowest(LabelEcho(), 5, rate=0.6, labels=[3, 0, 3, 1, 2],
                   progress=lambda scored, total: calls.append((scored, total)))
