@@ -482,7 +482,7 @@ def test_networks_meet_the_data_they_are_built_for(overrides):
 def test_networks_built_for_another_shape_are_refused_before_they_are_built(compose_train):
     cfg = compose_train("model=gan", "dataset=fashion_mnist", "model.data_shape=[2]")
     sentence = ("model.data_shape=[2] builds the networks for 2-D points but "
-                "dataset=fashion_mnist holds images (shape [1, 28, 28]); use dataset=grid or "
+                "dataset=fashion_mnist holds 1x28x28 images (shape [1, 28, 28]); use dataset=grid or "
                 "dataset=ring, or leave model.data_shape out so that it follows dataset.shape.")
     for check in (check_method, build_method):
         with pytest.raises(GentoolError) as refused:
@@ -547,3 +547,22 @@ def test_a_shape_refusal_blames_what_set_the_networks_shape():
         check_method(preset, {"experiment": "gan_ring"}, ["dataset=digits"])
     with pytest.raises(GentoolError, match=r"^model\.data_shape=\[2\] builds the networks"):
         build_method(preset)
+
+
+@pytest.mark.parametrize("shape, typed", [([3], "[3]"), ([1, 16, 16], "[1,16,16]")])
+def test_networks_of_a_shape_no_shipped_data_set_has_are_given_one_to_type(shape, typed):
+    """The refusal names the data set config that reads files of any shape of the networks'
+    kind, set to their shape; that data set passes the checks with those networks."""
+    import re
+
+    cfg = checked("train", "model=gan", "dataset=ring", f"model.data_shape={typed}")
+    with pytest.raises(GentoolError) as refused:
+        check_method(cfg, {}, [f"model.data_shape={typed}"])
+    suggested = re.search(r"; use (dataset=\w+ dataset\.source\.path=<[\w.]+> "
+                          r"dataset\.shape=\S+), or leave", str(refused.value))
+    assert suggested, refused.value
+    data = suggested.group(1).replace("<", "").replace(">", "").split()
+    assert data[-1] == f"dataset.shape={typed}"
+    fitting = checked("train", "model=gan", *data, f"model.data_shape={typed}")
+    assert list(fitting.dataset.shape) == shape
+    check_method(fitting)

@@ -19,6 +19,10 @@ from gentool.overrides import shipped_composer
 # The kind of data a shape holds; networks declare the kinds they take in `DATA_KINDS`. A data
 # set of image pairs (pix2pix's) holds a third kind, "image pairs" (see data_kind).
 KIND_OF_RANK = {3: "images", 1: "points"}
+# The shipped data set configs that read files holding data of any shape of a kind, given
+# dataset.shape and where the files are.
+ANY_SHAPE_DATASETS = {"points": "dataset=vectors dataset.source.path=<file.npy>",
+                      "images": "dataset=folder dataset.source.path=<folder>"}
 
 
 def data_kind(dataset) -> str | None:
@@ -190,8 +194,7 @@ def check_data_shape(cfg, choices: Mapping[str, str] | None = None,
                    f"{_data_of(built_for)}")
     fits = shipped_datasets_of_shape(
         built_for, kinds_taken(OmegaConf.to_container(cfg.model, resolve=False)))
-    fix = f"use {_either('dataset', fits)}" if fits else \
-        f"use a data set of shape {built_for}"
+    fix = f"use {_either('dataset', fits)}" if fits else f"use {_any_dataset_of(built_for)}"
     kind = data_kind(cfg.dataset)
     if experiment is None:
         fix += ", or leave model.data_shape out so that it follows dataset.shape"
@@ -200,14 +203,26 @@ def check_data_shape(cfg, choices: Mapping[str, str] | None = None,
         models = _models_for(cfg.dataset, kind, method)
         if models is not None:
             fix += f", or drop experiment={experiment} and {models}"
-    raise GentoolError(f"{subject} but dataset={cfg.dataset.name} holds {_data_of(shape)} "
-                       f"(shape {shape}); {fix}.")
+    raise GentoolError(f"{subject} but dataset={cfg.dataset.name} holds "
+                       f"{_data_of(shape, kind)} (shape {shape}); {fix}.")
 
 
-def _data_of(shape: list[int]) -> str:
-    """"2-D points", "images": what data of a shape is."""
-    kind = KIND_OF_RANK.get(len(shape))
-    return {"points": f"{shape[0]}-D points", "images": "images"}.get(kind, "data")
+def _data_of(shape: list[int], kind: str | None = None) -> str:
+    """"2-D points", "1x28x28 images", "2x28x28 image pairs": what data of a shape is, of
+    `kind` (data_kind) or else the kind of the shape's rank."""
+    kind = kind or KIND_OF_RANK.get(len(shape))
+    if kind == "points":
+        return f"{shape[0]}-D points"
+    size = "x".join(str(n) for n in shape)
+    return f"{size} {kind}" if kind else f"data of shape {shape}"
+
+
+def _any_dataset_of(shape: list[int]) -> str:
+    """"dataset=vectors dataset.source.path=<file.npy> dataset.shape=[3]": a shipped data set
+    config set to read data of `shape`, or "a data set of shape [..]" when none reads that kind."""
+    typed = f"[{','.join(str(n) for n in shape)}]"
+    reads = ANY_SHAPE_DATASETS.get(KIND_OF_RANK.get(len(shape)))
+    return f"{reads} dataset.shape={typed}" if reads else f"a data set of shape {typed}"
 
 
 def _overridden(overrides: Sequence[str], key: str) -> bool:
@@ -225,7 +240,7 @@ def check_data_kind(cfg) -> None:
     takes = kinds_taken(OmegaConf.to_container(cfg.model, resolve=False))
     if kind is None or takes is None or kind in takes:
         return
-    what = f"{shape[0]}-D points" if kind == "points" else kind
+    what = _data_of(shape, kind)
     needs = " or ".join(sorted(takes))
     models = _models_for(cfg.dataset, kind) or f"no shipped model takes {kind}"
     raise GentoolError(f"model={cfg.model.name} needs {needs}, and "
