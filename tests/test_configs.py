@@ -566,3 +566,12 @@ def test_networks_of_a_shape_no_shipped_data_set_has_are_given_one_to_type(shape
     fitting = checked("train", "model=gan", *data, f"model.data_shape={typed}")
     assert list(fitting.dataset.shape) == shape
     check_method(fitting)
+
+
+def test_a_toy_preset_follows_the_data_set_when_told_to():
+    """`model.data_shape='${dataset.shape}'` lets a toy-set preset resume a checkpoint trained
+    on other data (README): the networks follow the data set again and pass the checks."""
+    cfg = checked("train", "experiment=gan_toy", "dataset=digits",
+                  "model.data_shape=${dataset.shape}")
+    assert list(cfg.model.data_shape) == [1, 8, 8]
+    check_method(cfg, {"experiment": "gan_toy"}, ["model.data_shape=${dataset.shape}"])
