@@ -27,6 +27,7 @@ plain one (training's test/rejection/* beside test/*).
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import torch
@@ -36,6 +37,7 @@ from gentool.errors import GentoolError
 
 BURN_IN = 10_000   # draws whose logits set the threshold
 BATCH = 2_500      # draws scored at once
+QUIET_S = 1.0      # progress is told only once the burn-in has run this long (s): not for toys
 
 # progress(scored, total): burn-in draws scored so far, of all the burn-in draws of the call.
 Progress = Callable[[int, int], None]
@@ -94,15 +96,20 @@ def reject_lowest(method, n: int, rate: float, labels=None, temperature: float =
 class BurnInMeter:
     """Counts the burn-in draws scored, and tells `progress` each time the count passes another
     tenth of `total`: at most ten calls, fewer when a step passes more than one tenth (four for
-    one class, whose burn-in is scored in batches of a quarter of it)."""
+    one class, whose burn-in is scored in batches of a quarter of it), and none before the
+    burn-in has run QUIET_S seconds by `clock`."""
 
-    def __init__(self, total: int, progress: Progress | None):
+    def __init__(self, total: int, progress: Progress | None,
+                 clock: Callable[[], float] = time.monotonic):
         self.total, self.progress, self.scored = total, progress, 0
+        self.clock, self.started = clock, clock()
 
     def add(self, count: int) -> None:
         tenths = self.scored * 10 // self.total
         self.scored += count
-        if self.progress is not None and self.scored * 10 // self.total > tenths:
+        if self.progress is None or self.scored * 10 // self.total == tenths:
+            return
+        if self.clock() - self.started >= QUIET_S:
             self.progress(self.scored, self.total)
 
 
