@@ -482,8 +482,9 @@ def test_networks_meet_the_data_they_are_built_for(overrides):
 def test_networks_built_for_another_shape_are_refused_before_they_are_built(compose_train):
     cfg = compose_train("model=gan", "dataset=fashion_mnist", "model.data_shape=[2]")
     sentence = ("model.data_shape=[2] builds the networks for 2-D points but "
-                "dataset=fashion_mnist holds 1x28x28 images (shape [1, 28, 28]); use dataset=grid or "
-                "dataset=ring, or leave model.data_shape out so that it follows dataset.shape.")
+                "dataset=fashion_mnist holds 1x28x28 images (shape [1, 28, 28]); use "
+                "dataset=grid or dataset=ring, or leave model.data_shape out so that it follows "
+                "dataset.shape.")
     for check in (check_method, build_method):
         with pytest.raises(GentoolError) as refused:
             check(cfg)

@@ -257,8 +257,9 @@ def check_labels(cfg) -> None:
 
 
 def labels_refusal(model, dataset) -> str | None:
-    """Why the model (a config node or its dict) cannot be trained on the data set's labels, as the start of
-    a sentence, or None if it can: a class-conditional model needs dataset.num_classes."""
+    """Why the model (a config node or its dict) cannot be trained on the data set's labels, as
+    the start of a sentence, or None if it can: a class-conditional model needs
+    dataset.num_classes."""
     if model.get("conditional") is not True or dataset.get("num_classes"):
         return None
     return (f"model={model.get('name')} is class-conditional but dataset={dataset.get('name')} "
