@@ -317,6 +317,47 @@ CASES = {
                              "use model=ae, model=ae_linear or model=gan for points (model=doc_ae "
                              "with loss=gaussian or loss=mse; model=doc_vae or model=vae with "
                              "loss=gaussian)")),
+    "toy GAN preset on images": Case(
+        ("train", *NEW, "experiment=gan_ring", "dataset=fashion_mnist"),
+        ("experiment=gan_ring builds its networks for 2-D points (model.data_shape=[2]) but "
+         "dataset=fashion_mnist holds 1x28x28 images (shape [1, 28, 28]); use dataset=grid or "
+         "dataset=ring, or drop experiment=gan_ring and use model=cgan, model=dcgan or model=gan "
+         "for images.",), fresh=True),
+    "toy GAN preset on digits": Case(("train", *NEW, "experiment=gan_toy", "dataset=digits"),
+                                     ("experiment=gan_toy builds its networks for 2-D points",
+                                      "dataset=digits holds 1x8x8 images (shape [1, 8, 8])")),
+    "toy GAN preset on vectors": Case(
+        ("train", *NEW, "experiment=gan_grid", "dataset=newsgroups20"),
+        ("dataset=newsgroups20 holds 2000-D points (shape [2000]); use dataset=grid or "
+         "dataset=ring, or drop experiment=gan_grid and use model=gan for points.",)),
+    "networks of another shape": Case(
+        ("train", *NEW, "model=gan", "dataset=ring", "model.data_shape=[3]"),
+        ("model.data_shape=[3] builds the networks for 3-D points but dataset=ring holds 2-D "
+         "points (shape [2]); use dataset=vectors dataset.source.path=<file.npy> "
+         "dataset.shape=[3], or leave model.data_shape out so "
+         "that it follows dataset.shape.",)),
+    "conditional GAN on unlabelled images": Case(
+        ("train", *NEW, "model=cgan", "dataset=frey_faces"),
+        ("model=cgan is class-conditional but dataset=frey_faces has no labels "
+         "(dataset.num_classes is null); use a labelled data set, or model.conditional=false.",)),
+    "MLP GAN on image pairs": Case(
+        ("train", *NEW, "model=gan", "dataset=derived_pairs"),
+        ("model=gan needs images or points, and dataset=derived_pairs holds 2x28x28 image pairs "
+         "(shape [2, 28, 28]); use model=pix2pix for image pairs, or pick a data set of images "
+         "or points.",)),
+    "toy GAN preset with networks of another shape": Case(
+        ("train", *NEW, "experiment=gan_ring", "model.data_shape=[3]"),
+        ("model.data_shape=[3] builds the networks for 3-D points but dataset=ring holds 2-D "
+         "points (shape [2]); ", "or leave model.data_shape out so that it follows "
+         "dataset.shape.")),
+    "DCGAN preset on points": Case(
+        ("train", *NEW, "experiment=dcgan_fashion_mnist", "dataset=ring"),
+        ("model=dcgan needs images, and dataset=ring holds 2-D points",)),
+    "conv VAE on points": Case(("train", *NEW, "model=conv_vae", "dataset=grid"),
+                               ("model=conv_vae needs images, and dataset=grid holds 2-D points",)),
+    "image VAE preset on points": Case(
+        ("train", *NEW, "experiment=vae_fashion_mnist", "dataset=ring"),
+        ("loss=bernoulli models unit or binary values but dataset=ring holds real values",)),
     "doc_ae on points": Case(("train", *NEW, "model=doc_ae", "dataset=ring"),
                              ("loss=multinomial models counts values but dataset=ring holds "
                               "real values (dataset.values=real); use loss=gaussian or loss=mse, "

@@ -453,3 +453,126 @@ def test_the_models_and_losses_a_refusal_suggests_are_accepted(compose_train, mo
         assert suggestions, message
         for suggestion in suggestions:
             check_method(compose_train(*suggestion, f"dataset={dataset}"))
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_preset_passes_the_checks_a_run_starts_with(experiment):
+    cfg = checked("train", f"experiment={experiment}")
+    check_config(cfg)
+    check_method(cfg)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["experiment=gan_toy", "dataset=ring"], ["experiment=gan_toy_small", "dataset=ring"],
+    ["experiment=gan_ring", "dataset=grid"], ["experiment=gan_grid", "dataset=ring"],
+    ["experiment=gan_toy_small", "dataset=vectors", "dataset.shape=[2]",
+     "dataset.source.path=x.npy"],
+    ["experiment=dcgan_fashion_mnist", "dataset=mnist"],
+    ["experiment=vae_fashion_mnist", "dataset=mnist"],
+    ["experiment=iwae_mnist", "dataset=fashion_mnist"],
+    ["model=gan", "dataset=fashion_mnist"],   # the MLP GAN follows the data set's shape
+    ["model=gan", "dataset=ring"]])
+def test_networks_meet_the_data_they_are_built_for(overrides):
+    cfg = checked("train", *overrides)
+    check_config(cfg)
+    check_method(cfg)
+    assert list(cfg.model.data_shape) == list(cfg.dataset.shape)
+
+
+def test_networks_built_for_another_shape_are_refused_before_they_are_built(compose_train):
+    cfg = compose_train("model=gan", "dataset=fashion_mnist", "model.data_shape=[2]")
+    sentence = ("model.data_shape=[2] builds the networks for 2-D points but "
+                "dataset=fashion_mnist holds 1x28x28 images (shape [1, 28, 28]); use "
+                "dataset=grid or dataset=ring, or leave model.data_shape out so that it follows "
+                "dataset.shape.")
+    for check in (check_method, build_method):
+        with pytest.raises(GentoolError) as refused:
+            check(cfg)
+        assert str(refused.value) == sentence
+
+
+# The presets whose networks are built for 2-D points (model.data_shape: [2]).
+TOY_EXPERIMENTS = ["gan_grid", "gan_ring", "gan_toy", "gan_toy_small", "gan_toy_stabilised"]
+# The shipped data sets whose shape the config states (vectors leaves it to the user).
+SHAPED_DATASETS = [name for name in options("dataset") if not OmegaConf.is_missing(
+    OmegaConf.load(CONFIGS / "dataset" / f"{name}.yaml"), "shape")]
+# What a user sets of those data sets besides the path to their files.
+DATASET_SETTINGS = {"text_folder": ["dataset.num_classes=3"]}
+
+
+@pytest.mark.parametrize("dataset", SHAPED_DATASETS)
+@pytest.mark.parametrize("experiment", TOY_EXPERIMENTS)
+def test_what_a_refused_toy_preset_suggests_is_accepted(experiment, dataset):
+    """A toy-set preset on other data names the data sets its networks take and the models of
+    its method that take the data; each of them passes the checks a run starts with and builds."""
+    import re
+
+    data = [f"dataset={dataset}", *DATASET_SETTINGS.get(dataset, [])]
+    cfg = checked("train", f"experiment={experiment}", *data)
+    assert list(cfg.model.data_shape) == [2]
+    if list(cfg.dataset.shape) == [2]:
+        check_method(cfg)
+        return
+    with pytest.raises(GentoolError) as refused:
+        check_method(cfg, {"experiment": experiment}, data)
+    message = str(refused.value)
+    assert message.startswith(f"experiment={experiment} builds its networks for 2-D points "
+                              f"(model.data_shape=[2]) but dataset={dataset} holds ")
+    fix = message.split("; ", 1)[1]
+    points, _, models = fix.partition(f", or drop experiment={experiment} and ")
+    assert re.findall(r"dataset=(\w+)", points) == ["grid", "ring"]
+    for name in ("grid", "ring"):
+        check_method(checked("train", f"experiment={experiment}", f"dataset={name}"))
+    assert "loss=" not in models, message   # every GAN model takes the preset's loss
+    if cfg.dataset.get("input_channels") is not None:   # image pairs: no GAN of one image
+        assert not models, message
+    for name in re.findall(r"model=(\w+)", models):
+        suggested = checked("train", f"model={name}", *data)
+        check_method(suggested)
+        build_method(suggested)
+
+
+def test_a_shape_refusal_blames_what_set_the_networks_shape():
+    """The user's own model.data_shape= is to be left out; else the experiment that set it is
+    named; a stored config (build_method) names model.data_shape itself."""
+    cfg = checked("train", "experiment=gan_ring", "model.data_shape=[3]")
+    own = ("model.data_shape=[3] builds the networks for 3-D points but dataset=ring holds 2-D "
+           "points (shape [2]); ")
+    with pytest.raises(GentoolError, match=r"^model\.data_shape=\[3\] builds") as refused:
+        check_method(cfg, {"experiment": "gan_ring"}, ["model.data_shape=[3]"])
+    assert str(refused.value).startswith(own)
+    assert str(refused.value).endswith(", or leave model.data_shape out so that it follows "
+                                       "dataset.shape.")
+    preset = checked("train", "experiment=gan_ring", "dataset=digits")
+    with pytest.raises(GentoolError, match=r"^experiment=gan_ring builds its networks"):
+        check_method(preset, {"experiment": "gan_ring"}, ["dataset=digits"])
+    with pytest.raises(GentoolError, match=r"^model\.data_shape=\[2\] builds the networks"):
+        build_method(preset)
+
+
+@pytest.mark.parametrize("shape, typed", [([3], "[3]"), ([1, 16, 16], "[1,16,16]")])
+def test_networks_of_a_shape_no_shipped_data_set_has_are_given_one_to_type(shape, typed):
+    """The refusal names the data set config that reads files of any shape of the networks'
+    kind, set to their shape; that data set passes the checks with those networks."""
+    import re
+
+    cfg = checked("train", "model=gan", "dataset=ring", f"model.data_shape={typed}")
+    with pytest.raises(GentoolError) as refused:
+        check_method(cfg, {}, [f"model.data_shape={typed}"])
+    suggested = re.search(r"; use (dataset=\w+ dataset\.source\.path=<[\w.]+> "
+                          r"dataset\.shape=\S+), or leave", str(refused.value))
+    assert suggested, refused.value
+    data = suggested.group(1).replace("<", "").replace(">", "").split()
+    assert data[-1] == f"dataset.shape={typed}"
+    fitting = checked("train", "model=gan", *data, f"model.data_shape={typed}")
+    assert list(fitting.dataset.shape) == shape
+    check_method(fitting)
+
+
+def test_a_toy_preset_follows_the_data_set_when_told_to():
+    """`model.data_shape='${dataset.shape}'` lets a toy-set preset resume a checkpoint trained
+    on other data (README): the networks follow the data set again and pass the checks."""
+    cfg = checked("train", "experiment=gan_toy", "dataset=digits",
+                  "model.data_shape=${dataset.shape}")
+    assert list(cfg.model.data_shape) == [1, 8, 8]
+    check_method(cfg, {"experiment": "gan_toy"}, ["model.data_shape=${dataset.shape}"])

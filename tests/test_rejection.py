@@ -73,6 +73,42 @@ def test_conditional_draws_keep_the_labels_asked_for_in_order():
     assert set(unlabelled[:, 0].long().tolist()) <= {0, 1, 2, 3}
 
 
+def test_the_burn_in_reports_its_progress_without_changing_the_draws(monkeypatch):
+    monkeypatch.setattr("gentool.rejection.QUIET_S", 0.0)
+    calls = []
+    torch.manual_seed(0)
+    quiet = reject_lowest(KnownModel(), 3000, rate=0.25)
+    torch.manual_seed(0)
+    told = reject_lowest(KnownModel(), 3000, rate=0.25,
+                         progress=lambda scored, total: calls.append((scored, total)))
+    assert torch.equal(quiet, told)
+    assert calls == [(2500, 10000), (5000, 10000), (7500, 10000), (10000, 10000)]
+    # One burn-in per class asked for, counted together, in ten calls (one a tenth).
+    calls.clear()
+    reject_lowest(LabelEcho(), 5, rate=0.6, labels=[3, 0, 3, 1, 2],
+                  progress=lambda scored, total: calls.append((scored, total)))
+    assert calls[-1] == (40000, 40000) and len(calls) == 10
+    assert [scored for scored, _ in calls] == sorted({scored for scored, _ in calls})
+    calls.clear()
+    reject_lowest(KnownModel(), 10, rate=0.0, progress=lambda *told: calls.append(told))
+    assert calls == []   # no burn-in without rejection
+
+
+def test_a_burn_in_shorter_than_a_second_reports_nothing():
+    from gentool.rejection import BurnInMeter
+
+    now = [0.0]
+    calls = []
+    meter = BurnInMeter(10_000, lambda scored, total: calls.append(scored), clock=lambda: now[0])
+    for seconds in (0.3, 0.6, 0.9, 1.2):
+        now[0] = seconds
+        meter.add(2_500)
+    assert calls == [10_000]   # only the tenth passed after the first second
+    quick = []
+    reject_lowest(KnownModel(), 10, rate=0.25, progress=lambda *told: quick.append(told))
+    assert quick == []   # this model's burn-in takes well under a second
+
+
 def test_bad_rates_and_models_without_a_discriminator_are_refused():
     class NoCritic(torch.nn.Module):
         def sample(self, n, labels=None, temperature=1.0):
@@ -116,7 +152,7 @@ def test_training_reports_the_rejected_draws_beside_the_plain_ones(ring_gan):
         assert f"test/{key}" in metrics and f"test/rejection/{key}" in metrics
 
 
-def test_sample_and_eval_reject_on_request(ring_gan, tmp_path, caplog):
+def test_sample_and_eval_reject_on_request(ring_gan, tmp_path, caplog, monkeypatch):
     import logging
 
     from gentool.evaluate.command import run_eval
@@ -124,11 +160,14 @@ def test_sample_and_eval_reject_on_request(ring_gan, tmp_path, caplog):
 
     run, _ = ring_gan
     checkpoint = f"checkpoint={run}/checkpoints/last.pt"
+    monkeypatch.setattr("gentool.rejection.QUIET_S", 0.0)   # log even this short burn-in
     with caplog.at_level(logging.INFO, logger="gentool"):
         out = run_sample(compose_config("sample", [checkpoint, "device=cpu", "n=300",
                                                    "format=npy", f"out={tmp_path}/kept.npy"]))
     assert np.load(out).shape == (300, 2)
-    assert "Dropping the 20% of draws the discriminator scores lowest" in caplog.text
+    assert "Dropping the 20% of draws the discriminator scores lowest; a burn-in of 10000 " \
+        "draws sets the threshold first" in caplog.text
+    assert "Rejection burn-in: 10000/10000 draws scored" in caplog.text
     with pytest.raises(GentoolError, match="filters the draws of mode=sample"):
         run_sample(compose_config("sample", [checkpoint, "device=cpu", "rejection=0.5",
                                              "mode=interpolate", f"out={tmp_path}/x.png"]))

@@ -28,7 +28,7 @@ from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
 from gentool.options import check_schema, show
-from gentool.rejection import check_rate, reject_lowest, rejection_rate
+from gentool.rejection import BURN_IN, check_rate, reject_lowest, rejection_rate
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
@@ -234,11 +234,18 @@ def mode_sample(method, train_cfg, cfg, device):
     count = len(labels) if labels is not None else cfg.n
     rate = rejection_rate(method, cfg.rejection)
     if rate > 0:
-        log.info("Dropping the %.0f%% of draws the discriminator scores lowest", 100 * rate)
-        images = reject_lowest(method, count, rate, labels, cfg.temperature)
+        per_class = " per class" if conditional_classes(method) is not None else ""
+        log.info("Dropping the %.0f%% of draws the discriminator scores lowest; a burn-in of "
+                 "%d draws%s sets the threshold first", 100 * rate, BURN_IN, per_class)
+        images = reject_lowest(method, count, rate, labels, cfg.temperature,
+                               progress=_log_burn_in)
     else:
         images = method.sample(count, labels=labels, temperature=cfg.temperature)
     return images, _picture(images, train_cfg, cfg, device)
+
+
+def _log_burn_in(scored: int, total: int) -> None:
+    log.info("Rejection burn-in: %d/%d draws scored", scored, total)
 
 
 def mode_classes(method, train_cfg, cfg, device):

@@ -50,7 +50,7 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
     run_dir = run.path
     # Settings that cannot work are refused before any data is loaded or anything is written.
     check_config(cfg)
-    check_method(cfg)
+    check_method(cfg, config_choices(), task_overrides())
     check_schedule(cfg.trainer.schedule)
     if not rank.is_main:   # only rank 0 logs, writes and prints
         log.setLevel(logging.WARNING)
@@ -138,6 +138,14 @@ def config_choices() -> dict[str, str]:
         return {}
     return {group: choice for group, choice in HydraConfig.get().runtime.choices.items()
             if isinstance(choice, str)}
+
+
+def task_overrides() -> list[str]:
+    """The settings of the command line (model.data_shape=[3]), as Hydra received them; empty
+    when the config was composed outside a Hydra app."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
 
 
 def hparams_of(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict[str, Any]:

@@ -30,8 +30,8 @@ class UNetGenerator(nn.Module):
     source; it stays on at test time (see `translate` in methods/pix2pix.py).
     """
 
-    # The data this network takes (checked where methods are built): [C, H, W] images only.
-    DATA_KINDS = ("images",)
+    # The data this network takes (checked where methods are built): pairs of [C, H, W] images.
+    DATA_KINDS = ("image pairs",)
 
     def __init__(self, in_channels: int, data_shape, channels: PositiveInt = 64,
                  max_channels: PositiveInt = 512, dropout: UnitFloat = 0.5,
@@ -81,8 +81,8 @@ class PatchDiscriminator(nn.Module):
     channels -> stride-2 4x4 convolutions (up to 3, while the map stays >= 8 pixels), a stride-1 4x4 convolution, then 1 logit per patch:
     [B, 1, h', w'] - pix2pix's 70x70 PatchGAN at 256x256, scaled down for small images."""
 
-    # The data this network takes (checked where methods are built): [C, H, W] images only.
-    DATA_KINDS = ("images",)
+    # The data this network takes (checked where methods are built): pairs of [C, H, W] images.
+    DATA_KINDS = ("image pairs",)
 
     def __init__(self, in_channels: int, data_shape, channels: PositiveInt = 64,
                  max_channels: PositiveInt = 512):
