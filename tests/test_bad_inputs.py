@@ -420,6 +420,10 @@ CASES = {
     "interpolate steps=0": Case(("sample", f"checkpoint={CHECKPOINT}", "mode=interpolate",
                                  "steps=0", "out=lerp.png"),
                                 ("steps is 0 but must be an integer >= 1",)),
+    "interpolate n over half the test split": Case(
+        ("sample", f"checkpoint={CHECKPOINT}", "mode=interpolate", "n=500", "out=lerp.png"),
+        ("mode=interpolate n=500 needs 1000 test examples (two per row), and dataset=digits "
+         "has 359 in its test split; use n=179 or fewer.",)),
     "labels not integers": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[1.5,2]"),
                                 ("labels=[1.5,2] must be a non-empty list of class numbers",)),
     "labels words": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[three]"),

@@ -125,6 +125,19 @@ def test_interpolation_rows_start_and_end_at_the_test_images(checkpoints, tmp_pa
     assert np.load(out).shape == (2 * 5, 1, 8, 8)  # 2 rows of start, 3 points, end
 
 
+def test_interpolation_takes_at_most_half_the_test_split(checkpoints, tmp_path):
+    # digits has 359 test images: 179 rows of two each, and not one row more.
+    out = sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=179", "steps=1",
+                 "format=npy", f"out={tmp_path}/half.npy")
+    assert np.load(out).shape == (179 * 3, 1, 8, 8)
+    with pytest.raises(GentoolError, match=r"^mode=interpolate n=180 needs 360 test examples "
+                                           r"\(two per row\), and dataset=digits has 359 in its "
+                                           r"test split; use n=179 or fewer\.$"):
+        sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=180",
+               f"out={tmp_path}/more.png")
+    assert not (tmp_path / "more.png").exists()
+
+
 def test_an_autoencoder_cannot_sample_and_says_what_it_can_do(checkpoints, tmp_path):
     with pytest.raises(GentoolError, match="mode=sample needs a model that can sample.*"
                                            "model=ae cannot; use mode=interpolate or "

@@ -272,12 +272,28 @@ def mode_reconstruct(method, train_cfg, cfg, device):
 
 
 def mode_interpolate(method, train_cfg, cfg, device):
-    """`n` rows, each from one test image to the next through the latent space."""
+    """`n` rows, each from one test image to the next through the latent space: test images 2i
+    and 2i + 1 for row i, so n is at most half the test split."""
     _require(method, "interpolate", train_cfg.model.name)
     images = _test_images(train_cfg, cfg, device, 2 * cfg.n)
+    _check_pairs(len(images), cfg.n, train_cfg.dataset.name)
     rows = visuals.interpolate(method, images[0::2], images[1::2], cfg.steps)
     return rows.flatten(0, 1), visuals.grid(rows.flatten(0, 1), train_cfg.dataset.range,
                                             cfg.steps + 2)
+
+
+def _check_pairs(available: int, n: int, dataset: str) -> None:
+    """Each row of mode=interpolate joins two test examples of its own, so n rows need 2n of
+    them; fewer would leave a row without its end (or, drawn silently, fewer rows than asked)."""
+    if available >= 2 * n:
+        return
+    if available < 2:
+        raise GentoolError(f"mode=interpolate joins two test examples per row, and "
+                           f"dataset={dataset} has {available} in its test split; use "
+                           "mode=reconstruct or mode=sample.")
+    raise GentoolError(f"mode=interpolate n={n} needs {2 * n} test examples (two per row), and "
+                       f"dataset={dataset} has {available} in its test split; use "
+                       f"n={available // 2} or fewer.")
 
 
 def mode_traverse(method, train_cfg, cfg, device):
