@@ -283,6 +283,10 @@ CASES = {
     "eval metrics a word": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=likelihood"),
                                 ("metrics is 'likelihood' but must be null or a list; e.g. "
                                  "metrics=[likelihood].",)),
+    "eval metrics=[]": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=[]"),
+                            ("metrics=[] chooses no suite; leave metrics= out for every one that "
+                             "applies, or name some (model=vae on dataset=digits supports "
+                             "metrics=['likelihood', 'naive_mc', 'reconstruction', 'samples', ",)),
     # model options: the annotations of the constructors
     "latent_dim=0": Case(("train", *NEW, "model.latent_dim=0"),
                          ("model.latent_dim is 0 but must be an integer >= 1",), fresh=True),

@@ -310,6 +310,10 @@ def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
                 if suite.default and suite.missing(ctx) is None]
     names = list(names)
     able = [n for n, suite in SUITES.items() if suite.missing(ctx) is None]
+    if not names:   # an empty list would print an empty table and report success
+        raise GentoolError(f"metrics=[] chooses no suite; leave metrics= out for every one that "
+                           f"applies, or name some (model={model_name} on dataset="
+                           f"{ctx.data.name} supports metrics={able}).")
     unknown = [name for name in names if name not in SUITES]
     if unknown:
         raise GentoolError(f"metrics={names} names unknown suites {unknown}; model={model_name} "
