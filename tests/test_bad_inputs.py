@@ -287,6 +287,11 @@ CASES = {
                             ("metrics=[] chooses no suite; leave metrics= out for every one that "
                              "applies, or name some (model=vae on dataset=digits supports "
                              "metrics=['likelihood', 'naive_mc', 'reconstruction', 'samples', ",)),
+    "eval rejection= without a discriminator": Case(
+        ("eval", f"checkpoint={CHECKPOINT}", "rejection=0.2", "metrics=[likelihood]",
+         "iwae_k=2"),
+        ("rejection=0.2 drops draws by a discriminator's score, and this model has none; drop "
+         "rejection= for it.",)),
     # model options: the annotations of the constructors
     "latent_dim=0": Case(("train", *NEW, "model.latent_dim=0"),
                          ("model.latent_dim is 0 but must be an integer >= 1",), fresh=True),

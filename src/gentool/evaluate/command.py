@@ -24,6 +24,7 @@ from gentool.evaluate.context import EvalContext
 from gentool.evaluate.suites import SUITES, Row, chosen_suites
 from gentool.evaluate.table import format_table
 from gentool.options import check_schema
+from gentool.rejection import rejection_rate
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
@@ -32,6 +33,9 @@ log = logging.getLogger("gentool")
 def run_eval(cfg: DictConfig) -> dict[str, float]:
     trained = start_from_checkpoint(cfg, "eval", check=lambda checkpoint: _check_sizes(cfg))
     train_cfg, step = trained.train_cfg, trained.step
+    # The check `gentool sample` makes: rejection= on a model without a discriminator is refused
+    # before anything runs, whichever suites are chosen (only `samples` would read it).
+    rejection_rate(trained.method, cfg.rejection)
     ctx = EvalContext(trained.method, train_cfg.dataset, cfg, trained.device)
     suites = chosen_suites(ctx, cfg.metrics, train_cfg.model.name)
     run_dir = run_dir_of(trained.checkpoint)
