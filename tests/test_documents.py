@@ -4,6 +4,7 @@ evaluated and compared on fixture files."""
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -104,6 +105,19 @@ def test_vector_models_train_and_evaluate_with_retrieval(runs, name):
             assert 0 <= results[f"eval/retrieval_p{k}{suffix}"] <= 1
     assert ("eval/nelbo" in results) == name.endswith("vae")
     assert not any(key.startswith(("eval/fd", "eval/mse")) for key in results)
+
+
+def test_retrieval_rows_say_when_k_is_capped_by_the_test_split(runs, capsys):
+    run_eval(compose_config("eval", [
+        "device=cpu", f"checkpoint={runs / 'doc_ae'}/checkpoints/last.pt", f"data_dir={runs}",
+        "metrics=[representation]", "probe_examples=200"]))
+    table = capsys.readouterr().out
+    n = int(re.search(r"retrieval precision@1 \(cosine, (\d+) test examples\)", table)[1])
+    assert n < 100   # the 36 documents' test split
+    # precision@100 among n test codes is measured at the n - 1 others, and its label says so;
+    # its key stays eval/retrieval_p100.
+    assert f"retrieval precision@100 (cosine, {n} test examples, so k capped at {n - 1})" in table
+    assert f"retrieval precision@100 (cosine, {n} test examples)" not in table
 
 
 def test_samples_of_vectors_are_refused_in_one_sentence(runs):

@@ -13,6 +13,11 @@ import torch
 DEFAULT_KS = (1, 10, 100)
 
 
+def used_k(k: int, n: int) -> int:
+    """The k that precision@k among n codes measures: at most the n - 1 other codes."""
+    return min(k, n - 1)
+
+
 @torch.no_grad()
 def retrieval_precision(codes: torch.Tensor, labels: torch.Tensor, ks=DEFAULT_KS,
                         chunk: int = 1024) -> dict[int, float]:
@@ -27,7 +32,7 @@ def retrieval_precision(codes: torch.Tensor, labels: torch.Tensor, ks=DEFAULT_KS
     if n < 2:
         raise ValueError(f"retrieval needs at least 2 codes, got {n}")
     unit = codes / codes.norm(dim=1, keepdim=True).clamp(min=1e-12)
-    k_max = min(max(ks), n - 1)
+    k_max = used_k(max(ks), n)
     hits = torch.zeros(k_max, dtype=torch.float64, device=codes.device)
     for start in range(0, n, chunk):
         similarity = unit[start:start + chunk] @ unit.T
@@ -37,4 +42,4 @@ def retrieval_precision(codes: torch.Tensor, labels: torch.Tensor, ks=DEFAULT_KS
         same = labels[nearest] == labels[start:start + chunk, None]
         hits += same.double().sum(dim=0)                  # hits at rank r, over the queries
     cumulative = hits.cumsum(0) / n                       # mean hits among the first r + 1
-    return {k: float(cumulative[min(k, k_max) - 1] / min(k, k_max)) for k in ks}
+    return {k: float(cumulative[used_k(k, n) - 1] / used_k(k, n)) for k in ks}
