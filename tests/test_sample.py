@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import TINY, compose_config
 from gentool.errors import GentoolError
-from gentool.sample import log_path, run_sample
+from gentool.sample import counted, log_path, run_sample
 from gentool.train import run_train
 
 
@@ -117,6 +118,18 @@ def test_same_seed_same_samples(checkpoints, tmp_path):
     c = np.load(sample(f"checkpoint={checkpoints['vae']}", "format=npy", "seed=1",
                        f"out={tmp_path}/c.npy"))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_the_log_counts_what_was_written_in_its_own_words(checkpoints, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        sample(f"checkpoint={checkpoints['vae']}", "mode=traverse", "steps=1", "dims=[0,1]",
+               f"out={tmp_path}/one.png")
+    assert "Wrote 1 image (grid, mode=traverse)" in caplog.text
+    assert counted(torch.zeros(64, 1, 8, 8)) == "64 images"
+    assert counted(torch.zeros(1, 2)) == "1 point" and counted(torch.zeros(64, 2)) == "64 points"
+    assert counted(torch.zeros(5, 6)) == "5 rows"   # vectors of 6 values
 
 
 def test_interpolation_rows_start_and_end_at_the_test_images(checkpoints, tmp_path):

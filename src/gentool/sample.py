@@ -59,8 +59,19 @@ def run_sample(cfg: DictConfig) -> Path:
     # Vectors have no picture (only format=npy); images get theirs enlarged by `scale`.
     picture = None if picture is None else visuals.upscale(picture, cfg.scale)
     out = write(images, picture, train_cfg.dataset.range, fmt, out)
-    log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], fmt, cfg.mode, out)
+    log.info("Wrote %s (%s, mode=%s) to %s", counted(images), fmt, cfg.mode, out)
     return out
+
+
+def counted(images: torch.Tensor) -> str:
+    """How many of what were drawn: "1 image", "64 images"; 2-D points and vector rows (the
+    [N, D] arrays of toy and vector data sets) by their own name."""
+    count = images.shape[0]
+    if images.dim() == 2:
+        what = "point" if images.shape[1] == 2 else "row"
+    else:
+        what = "image"
+    return f"{count} {what}" if count == 1 else f"{count} {what}s"
 
 
 def output_format(fmt: str | None, out: str) -> str:
