@@ -127,6 +127,26 @@ def test_samples_of_vectors_are_refused_in_one_sentence(runs):
                                          "metrics=[samples]"]))
 
 
+def test_eval_with_no_suite_that_applies_says_what_each_needs(runs, tmp_path):
+    # An autoencoder on unlabelled vectors: no likelihood, no images, no labels.
+    run_train(compose_config("train", [
+        *TINY, "trainer.batch_size=8", "model=ae", "loss=mse", "dataset=vectors",
+        f"dataset.source.path={runs / 'vectors' / 'x.npy'}", "dataset.shape=[6]",
+        f"data_dir={runs}"]), tmp_path / "ae")
+    eval_of = ["device=cpu", f"data_dir={runs}", f"checkpoint={tmp_path / 'ae'}"]
+    with pytest.raises(GentoolError) as refused:
+        run_eval(compose_config("eval", eval_of))
+    message = str(refused.value)
+    assert message.startswith("No suite applies to model=ae on dataset=vectors, so there is "
+                              "nothing to measure: likelihood needs ")
+    assert "reconstruction needs image data" in message
+    assert "representation needs a labelled data set" in message
+    with pytest.raises(GentoolError, match=r"metrics=\[\] chooses no suite") as refused:
+        run_eval(compose_config("eval", [*eval_of, "metrics=[]"]))
+    assert "supports no suite" in str(refused.value)
+    assert "metrics=[]" not in str(refused.value).split("chooses no suite")[1]
+
+
 def test_compare_draws_codes_beside_pca(runs, tmp_path):
     out = compare([str(runs / "doc_ae"), str(runs / "doc_vae")], str(tmp_path / "c.png"),
                   examples=9, data_dir=str(runs))

@@ -40,7 +40,7 @@ def run_eval(cfg: DictConfig) -> dict[str, float]:
     suites = chosen_suites(ctx, cfg.metrics, train_cfg.model.name)
     run_dir = run_dir_of(trained.checkpoint)
     start_run_log(run_dir / "eval" / "eval.log")   # the log joins the results, in the run
-    rows = evaluate(ctx, suites, train_cfg.model.name)
+    rows = evaluate(ctx, suites)
     title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} " \
         f"({trained.checkpoint})"
     print(format_table(rows, title, ctx.sampler_note))
@@ -49,10 +49,10 @@ def run_eval(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def evaluate(ctx: EvalContext, names, model_name: str) -> list[Row]:
-    """Run the chosen suites on ctx's method; the rows of all of them, in suite order."""
+def evaluate(ctx: EvalContext, names) -> list[Row]:
+    """Run the suites `names` (chosen_suites' list) on ctx's method; their rows, in that order."""
     rows: list[Row] = []
-    for name in chosen_suites(ctx, names, model_name):
+    for name in names:
         started = time.perf_counter()
         rows += SUITES[name].run(ctx)
         log.info("%s: %.1f s", name, time.perf_counter() - started)

@@ -313,27 +313,42 @@ SUITES = {
 
 def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
     """The suites to run: those named (each must apply), or every default one that applies."""
-    if names is None:
-        return [name for name, suite in SUITES.items()
-                if suite.default and suite.missing(ctx) is None]
-    names = list(names)
     able = [n for n, suite in SUITES.items() if suite.missing(ctx) is None]
+    if names is None:
+        chosen = [name for name in able if SUITES[name].default]
+        if not chosen:   # an empty table would report success having measured nothing
+            raise GentoolError(f"No suite applies to model={model_name} on dataset="
+                               f"{ctx.data.name}, so there is nothing to measure: "
+                               f"{_needs_of_defaults(ctx)}.")
+        return chosen
+    names = list(names)
+    supported = _supported(able)
     if not names:   # an empty list would print an empty table and report success
         raise GentoolError(f"metrics=[] chooses no suite; leave metrics= out for every one that "
                            f"applies, or name some (model={model_name} on dataset="
-                           f"{ctx.data.name} supports metrics={able}).")
+                           f"{ctx.data.name} {supported}).")
     unknown = [name for name in names if name not in SUITES]
     if unknown:
         raise GentoolError(f"metrics={names} names unknown suites {unknown}; model={model_name} "
-                           f"on dataset={ctx.data.name} supports metrics={able}, so "
+                           f"on dataset={ctx.data.name} {supported}, so "
                            f"{_spelling_fix(names, able)}")
     for name in names:
         needs = SUITES[name].missing(ctx)
         if needs is not None:
             raise GentoolError(f"metrics={name} needs {needs}, and model={model_name} on "
-                               f"dataset={ctx.data.name} is not that; this model supports "
-                               f"metrics={able}.")
+                               f"dataset={ctx.data.name} is not that; this model {supported}.")
     return names
+
+
+def _supported(able: list[str]) -> str:
+    """"supports metrics=[...]", or that it supports none (metrics=[] would read as advice)."""
+    return f"supports metrics={able}" if able else "supports no suite"
+
+
+def _needs_of_defaults(ctx: EvalContext) -> str:
+    """What each default suite needs that ctx lacks: "likelihood needs ..., samples needs ..."."""
+    return ", ".join(f"{name} needs {suite.missing(ctx)}" for name, suite in SUITES.items()
+                     if suite.default)
 
 
 def _spelling_fix(names: list[str], able: list[str]) -> str:
