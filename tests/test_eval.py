@@ -94,6 +94,7 @@ def test_autoencoder_is_sampled_from_a_gaussian_over_its_codes_and_has_no_likeli
         runs, tmp_path, capsys):
     metrics = evaluate(runs / "ae", tmp_path)
     assert "eval/fd" in metrics and "eval/mse" in metrics and "eval/linear_probe" in metrics
+    assert "eval/retrieval_p100" in metrics   # digits' 359 test examples measure k = 100
     assert not any("iwae" in key or "naive_mc" in key for key in metrics)
     assert "Gaussian fitted to its train codes" in capsys.readouterr().out
 

@@ -7,6 +7,7 @@ applies runs, except `inception`, which needs an optional extra and downloaded w
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +27,10 @@ from gentool.metrics.frechet import frechet_distance_of
 from gentool.metrics.image_quality import psnr, ssim
 from gentool.metrics.precision_recall import precision_recall
 from gentool.metrics.representation import representation_metrics
-from gentool.metrics.retrieval import DEFAULT_KS, retrieval_precision, used_k
+from gentool.metrics.retrieval import DEFAULT_KS, measurable, retrieval_precision
 from gentool.options import closest
+
+log = logging.getLogger("gentool")
 
 
 @dataclass
@@ -238,20 +241,22 @@ def representation(ctx: EvalContext) -> list[Row]:
         raw = "inputs log(1+count)"
     labels = {"linear_probe": "linear-probe accuracy (logistic regression)",
               "knn": "5-NN accuracy", "kmeans_nmi": f"k-means NMI (k={classes})",
-              **{f"retrieval_p{k}": _retrieval_label(k, len(test_x)) for k in DEFAULT_KS}}
+              **{f"retrieval_p{k}": f"retrieval precision@{k} (cosine, {len(test_x)} test "
+                                    "examples)" for k in _measurable_ks(len(test_x))}}
     return [Row(labels[key], key, scores["model"][key],
                 [(raw, f"{key}_pixels", scores["raw"][key]),
                  (ctx.pca_label(f"PCA {ctx.pca.latent_dim}"), f"{key}_pca", scores["pca"][key])])
             for key in labels]
 
 
-def _retrieval_label(k: int, n: int) -> str:
-    """The row's label keeps the k of its key (retrieval_p100) and says when a test split of n
-    examples holds fewer than k others, so the precision was measured at k = n - 1."""
-    used = used_k(k, n)
-    if used < k:
-        return f"retrieval precision@{k} (cosine, {n} test examples, so k capped at {used})"
-    return f"retrieval precision@{k} (cosine, {n} test examples)"
+def _measurable_ks(n: int) -> list[int]:
+    """The DEFAULT_KS that n test examples measure; the others are logged as left out."""
+    left_out = [k for k in DEFAULT_KS if not measurable(k, n)]
+    if left_out:
+        log.info("Retrieval precision@%s left out: the test split has %d examples, so at k >= "
+                 "%d every other example is a neighbour and the precision does not depend on "
+                 "the codes.", "/".join(map(str, left_out)), n, n - 1)
+    return [k for k in DEFAULT_KS if measurable(k, n)]
 
 
 # -- which suites apply -------------------------------------------------------------------------
