@@ -225,5 +225,9 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(gentool, tmp
 
 
 def test_parameter_counts_read_in_a_unit_that_fits():
-    assert [parameter_count(n) for n in (0, 999, 2128, 76_104, 1_120_000, 25_000_000)] == \
-        ["0", "999", "2.1k", "76.1k", "1.12M", "25.00M"]
+    counts = {0: "0", 512: "512", 999: "999", 1_000: "1.00k", 2_100: "2.10k", 9_994: "9.99k",
+              9_996: "10.0k", 76_104: "76.1k", 99_949: "99.9k", 99_951: "100k",
+              999_499: "999k", 999_501: "1.00M", 999_999: "1.00M", 1_120_000: "1.12M",
+              25_000_000: "25.0M", 999_499_999: "999M", 999_999_999: "1.00G",
+              1_000_000_000: "1.00G", 3_456_789_012: "3.46G", 1_234_000_000_000: "1230G"}
+    assert {n: parameter_count(n) for n in counts} == counts

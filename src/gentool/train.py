@@ -94,13 +94,18 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
 
 
 def parameter_count(count: int) -> str:
-    """A parameter count in a unit that shows it: 512, 2.1k, 1.12M (a small model in millions
-    reads as 0.00M, as if empty)."""
+    """A parameter count to 3 significant figures in a unit that shows it: 512, 2.10k, 76.1k,
+    1.12M, 25.0M, 3.00G (a small model in millions reads as 0.00M, as if empty). The unit is
+    chosen after rounding, so 999,999 reads 1.00M rather than 1000k."""
     if count < 1_000:
         return str(count)
-    if count < 1_000_000:
-        return f"{count / 1e3:.1f}k"
-    return f"{count / 1e6:.2f}M"
+    rounded = float(f"{count:.3g}")
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        value = rounded / scale
+        if value < 1_000:
+            break
+    decimals = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{decimals}f}{unit}"
 
 
 def evaluation_kept(run_dir: Path, step: int) -> dict[str, Any]:
