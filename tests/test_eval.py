@@ -210,3 +210,11 @@ def test_inception_without_the_extra_is_a_clear_error(runs, tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(GentoolError, match="needs a checkpoint"):
         run_eval(compose_config("eval", ["device=cpu"]))
+
+
+def test_a_rejection_rate_out_of_range_is_refused_before_the_model_is_loaded(tmp_path):
+    # The file is no checkpoint at all: refusing the rate first shows that nothing was loaded.
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(GentoolError, match=r"^rejection=1.5 must be a share of draws in \[0, 1\)"):
+        run_eval(compose_config("eval", [f"checkpoint={tmp_path / 'last.pt'}", "device=cpu",
+                                         "rejection=1.5"]))

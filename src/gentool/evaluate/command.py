@@ -24,7 +24,7 @@ from gentool.evaluate.context import EvalContext
 from gentool.evaluate.suites import SUITES, Row, chosen_suites
 from gentool.evaluate.table import format_table
 from gentool.options import check_schema
-from gentool.rejection import rejection_rate
+from gentool.rejection import check_rate, rejection_rate
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
@@ -90,4 +90,6 @@ def _check_sizes(cfg: DictConfig) -> None:
             raise GentoolError(f"{key}={cfg[key]} must be at least 1.")
     if int(cfg.naive_mc.k_max) < 1 or int(cfg.naive_mc.examples) < 1:
         raise GentoolError("naive_mc.k_max and naive_mc.examples must be at least 1.")
+    if cfg.rejection is not None:   # the range `gentool sample` checks, before any loading
+        check_rate(cfg.rejection, "rejection")
     check_schema(cfg)   # the ranges EvalConfig declares (likelihood_examples >= 1 or null)
