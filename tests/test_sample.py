@@ -151,6 +151,35 @@ def test_interpolation_takes_at_most_half_the_test_split(checkpoints, tmp_path):
     assert not (tmp_path / "more.png").exists()
 
 
+def test_reconstruction_takes_at_most_the_test_split(checkpoints, tmp_path):
+    out = sample(f"checkpoint={checkpoints['ae']}", "mode=reconstruct", "n=359", "format=npy",
+                 f"out={tmp_path}/all.npy")
+    assert np.load(out).shape == (359, 1, 8, 8)
+    with pytest.raises(GentoolError, match=r"^mode=reconstruct n=360 needs 360 test examples "
+                                           r"\(one per image\), and dataset=digits has 359 in "
+                                           r"its test split; use n=359 or fewer\.$"):
+        sample(f"checkpoint={checkpoints['ae']}", "mode=reconstruct", "n=360",
+               f"out={tmp_path}/more.png")
+    assert not (tmp_path / "more.png").exists()
+
+
+def test_a_test_split_too_small_for_one_row_suggests_the_modes_the_model_can_do():
+    from gentool.methods import build_method
+    from gentool.sample import _check_rows
+
+    ae, vae = (build_method(compose_config("train", [f"model={m}"])) for m in ("ae", "vae"))
+    # An autoencoder cannot sample: of its modes, reconstruct needs one test example.
+    with pytest.raises(GentoolError, match=r"^mode=interpolate draws on test examples \(two per "
+                                           r"row\), and dataset=d has 1 in its test split; use "
+                                           r"mode=reconstruct\.$"):
+        _check_rows(ae, "interpolate", 1, 1, "d")
+    with pytest.raises(GentoolError, match=r"has 0 in its test split; use mode=sample or "
+                                           r"mode=traverse\.$"):
+        _check_rows(vae, "reconstruct", 1, 0, "d")
+    with pytest.raises(GentoolError, match=r"has 0 in its test split; train on one with more\.$"):
+        _check_rows(ae, "reconstruct", 1, 0, "d")
+
+
 def test_an_autoencoder_cannot_sample_and_says_what_it_can_do(checkpoints, tmp_path):
     with pytest.raises(GentoolError, match="mode=sample needs a model that can sample.*"
                                            "model=ae cannot; use mode=interpolate or "

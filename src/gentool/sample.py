@@ -224,11 +224,43 @@ def _require(method, mode: str, model: str) -> None:
                            f"model={model} cannot; use mode={' or mode='.join(able)}.")
 
 
-def _test_examples(train_cfg, cfg, device, n: int):
-    """The first n test examples: a Batch, or a PairBatch for a translation data set."""
+def _test_split(train_cfg, cfg, device):
     data = build_data(train_cfg.dataset, cfg.data_dir, device, batch_size=256, seed=cfg.seed,
                       drop_last=False)   # only the test split is read: any train size loads
-    return take(data.test, n)
+    return data.test
+
+
+def _test_examples(train_cfg, cfg, device, n: int):
+    """The first n test examples: a Batch, or a PairBatch for a translation data set."""
+    return take(_test_split(train_cfg, cfg, device), n)
+
+
+# The modes drawn from test examples: how many each row (or image) of `n` takes, in words.
+TEST_EXAMPLES = {"reconstruct": (1, "one per image"), "interpolate": (2, "two per row"),
+                 "translate": (1, "one per pair")}
+
+
+def _test_rows(method, train_cfg, cfg, device):
+    """The test examples that `n` rows of cfg.mode take, refused before any is drawn when the
+    test split holds fewer: a smaller picture than asked for would be written silently."""
+    split = _test_split(train_cfg, cfg, device)
+    _check_rows(method, cfg.mode, cfg.n, split.num_examples, train_cfg.dataset.name)
+    return take(split, TEST_EXAMPLES[cfg.mode][0] * cfg.n)
+
+
+def _check_rows(method, mode: str, n: int, available: int, dataset: str) -> None:
+    per_row, words = TEST_EXAMPLES[mode]
+    if available >= per_row * n:
+        return
+    if available < per_row:   # not one row: another mode the model can do, if any
+        able = sorted(m for m in NEEDS if m != mode and _can(method, m)
+                      and TEST_EXAMPLES.get(m, (0,))[0] <= available)
+        fix = f"use mode={' or mode='.join(able)}" if able else "train on one with more"
+        raise GentoolError(f"mode={mode} draws on test examples ({words}), and dataset={dataset} "
+                           f"has {available} in its test split; {fix}.")
+    raise GentoolError(f"mode={mode} n={n} needs {per_row * n} test examples ({words}), and "
+                       f"dataset={dataset} has {available} in its test split; use "
+                       f"n={available // per_row} or fewer.")
 
 
 def _test_images(train_cfg, cfg, device, n: int) -> torch.Tensor:
@@ -275,7 +307,7 @@ def _picture(images, train_cfg, cfg, device):
 
 def mode_reconstruct(method, train_cfg, cfg, device):
     _require(method, "reconstruct", train_cfg.model.name)
-    inputs = _test_images(train_cfg, cfg, device, cfg.n)
+    inputs = _test_rows(method, train_cfg, cfg, device)[0]
     outputs = method.reconstruct(inputs)
     if inputs.dim() == 2:   # vectors: written as arrays only
         return outputs, None
@@ -286,25 +318,10 @@ def mode_interpolate(method, train_cfg, cfg, device):
     """`n` rows, each from one test image to the next through the latent space: test images 2i
     and 2i + 1 for row i, so n is at most half the test split."""
     _require(method, "interpolate", train_cfg.model.name)
-    images = _test_images(train_cfg, cfg, device, 2 * cfg.n)
-    _check_pairs(len(images), cfg.n, train_cfg.dataset.name)
+    images = _test_rows(method, train_cfg, cfg, device)[0]
     rows = visuals.interpolate(method, images[0::2], images[1::2], cfg.steps)
     return rows.flatten(0, 1), visuals.grid(rows.flatten(0, 1), train_cfg.dataset.range,
                                             cfg.steps + 2)
-
-
-def _check_pairs(available: int, n: int, dataset: str) -> None:
-    """Each row of mode=interpolate joins two test examples of its own, so n rows need 2n of
-    them; fewer would leave a row without its end (or, drawn silently, fewer rows than asked)."""
-    if available >= 2 * n:
-        return
-    if available < 2:
-        raise GentoolError(f"mode=interpolate joins two test examples per row, and "
-                           f"dataset={dataset} has {available} in its test split; use "
-                           "mode=reconstruct or mode=sample.")
-    raise GentoolError(f"mode=interpolate n={n} needs {2 * n} test examples (two per row), and "
-                       f"dataset={dataset} has {available} in its test split; use "
-                       f"n={available // 2} or fewer.")
 
 
 def mode_traverse(method, train_cfg, cfg, device):
@@ -334,7 +351,7 @@ def mode_translate(method, train_cfg, cfg, device):
     _require(method, "translate", train_cfg.model.name)
     value_range = train_cfg.dataset.range
     if cfg.input is None:
-        pairs = _test_examples(train_cfg, cfg, device, cfg.n)
+        pairs = _test_rows(method, train_cfg, cfg, device)
         return method.translate(pairs.inputs), visuals.translation_rows(method, pairs,
                                                                          value_range)
     inputs = read_inputs(cfg.input, method.input_channels, train_cfg.dataset.shape[1:],
