@@ -435,6 +435,10 @@ CASES = {
          "has 359 in its test split; use n=179 or fewer.",)),
     "labels not integers": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[1.5,2]"),
                                 ("labels=[1.5,2] must be a non-empty list of class numbers",)),
+    "labels outside mode=sample": Case(
+        ("sample", f"checkpoint={CHECKPOINT}", "mode=reconstruct", "labels=[3]", "out=r.png"),
+        ("labels=[3] picks the classes of mode=sample, not mode=reconstruct; use mode=sample or "
+         "drop labels=.",)),
     "labels words": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[three]"),
                          ("labels=['three'] must be a non-empty list of class numbers",)),
     "format out= contradicts": Case(("sample", f"checkpoint={CHECKPOINT}", "format=npy",

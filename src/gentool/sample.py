@@ -123,6 +123,9 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
+    if labels is not None and cfg.mode != "sample":
+        raise GentoolError(f"labels={show(labels)} picks the classes of mode=sample, not "
+                           f"mode={cfg.mode}; use mode=sample or drop labels=.")
     # before the format, which a .pt file has none of
     _refuse_checkpoint_as_out(out, cfg, checkpoint)
     fmt = output_format(cfg.format, str(cfg.out))
