@@ -243,7 +243,7 @@ def measure_pca(args) -> dict:
     fitted = time.perf_counter()
     with torch.no_grad():
         rows, trained = training_classifier(args.data_dir, lambda: evaluate(
-            ctx, ["reconstruction", "samples", "representation"], "pca"))
+            ctx, ["reconstruction", "samples", "representation"]))
     return {"metrics": {k: v for row in rows for k, v in row.metrics().items()},
             "train_seconds": round(fitted - started, 1),
             "eval_seconds": round(time.perf_counter() - fitted, 1), "resumed_from_step": 0,

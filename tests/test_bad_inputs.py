@@ -283,6 +283,15 @@ CASES = {
     "eval metrics a word": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=likelihood"),
                                 ("metrics is 'likelihood' but must be null or a list; e.g. "
                                  "metrics=[likelihood].",)),
+    "eval metrics=[]": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=[]"),
+                            ("metrics=[] chooses no suite; leave metrics= out for every one that "
+                             "applies, or name some (model=vae on dataset=digits supports "
+                             "metrics=['likelihood', 'naive_mc', 'reconstruction', 'samples', ",)),
+    "eval rejection= without a discriminator": Case(
+        ("eval", f"checkpoint={CHECKPOINT}", "rejection=0.2", "metrics=[likelihood]",
+         "iwae_k=2"),
+        ("rejection=0.2 drops draws by a discriminator's score, and this model has none; drop "
+         "rejection= for it.",)),
     # model options: the annotations of the constructors
     "latent_dim=0": Case(("train", *NEW, "model.latent_dim=0"),
                          ("model.latent_dim is 0 but must be an integer >= 1",), fresh=True),
@@ -461,8 +470,16 @@ CASES = {
     "interpolate steps=0": Case(("sample", f"checkpoint={CHECKPOINT}", "mode=interpolate",
                                  "steps=0", "out=lerp.png"),
                                 ("steps is 0 but must be an integer >= 1",)),
+    "interpolate n over half the test split": Case(
+        ("sample", f"checkpoint={CHECKPOINT}", "mode=interpolate", "n=500", "out=lerp.png"),
+        ("mode=interpolate n=500 needs 1000 test examples (two per row), and dataset=digits "
+         "has 359 in its test split; use n=179 or fewer.",)),
     "labels not integers": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[1.5,2]"),
                                 ("labels=[1.5,2] must be a non-empty list of class numbers",)),
+    "labels outside mode=sample": Case(
+        ("sample", f"checkpoint={CHECKPOINT}", "mode=reconstruct", "labels=[3]", "out=r.png"),
+        ("labels=[3] picks the classes of mode=sample, not mode=reconstruct; use mode=sample or "
+         "drop labels=.",)),
     "labels words": Case(("sample", f"checkpoint={CHECKPOINT}", "labels=[three]"),
                          ("labels=['three'] must be a non-empty list of class numbers",)),
     "format out= contradicts": Case(("sample", f"checkpoint={CHECKPOINT}", "format=npy",

@@ -14,6 +14,7 @@ import sys
 import torch
 
 from conftest import CLI_TINY, assert_user_error
+from gentool.train import parameter_count
 
 
 def test_the_wheel_carries_the_config_tree_and_is_what_runs(installed, tmp_path):
@@ -67,6 +68,8 @@ def test_train_then_sample_from_any_directory(gentool, tmp_path):
     run = runs[0]
     assert str(run.resolve()) in result.stderr + result.stdout  # "Run directory: ..." is logged
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "train.log").is_file()
+    # The tiny VAE's 76,104 parameters, in a unit that shows them (not 0.08M).
+    assert "Model vae: 76.1k parameters;" in (run / "train.log").read_text()
     assert json.loads((run / "metrics.json").read_text())["step"] == 4
     # A run directory stands for its checkpoints/last.pt.
     sampled = gentool("sample", f"checkpoint={run}", "n=16", "out=s.png", "device=cpu")
@@ -219,3 +222,12 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(gentool, tmp
     assert_user_error(result, "gentool: error: Training diverged", "is kept")
     kept = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
     assert 1 <= kept["step"] < 50
+
+
+def test_parameter_counts_read_in_a_unit_that_fits():
+    counts = {0: "0", 512: "512", 999: "999", 1_000: "1.00k", 2_100: "2.10k", 9_994: "9.99k",
+              9_996: "10.0k", 76_104: "76.1k", 99_949: "99.9k", 99_951: "100k",
+              999_499: "999k", 999_501: "1.00M", 999_999: "1.00M", 1_120_000: "1.12M",
+              25_000_000: "25.0M", 999_499_999: "999M", 999_999_999: "1.00G",
+              1_000_000_000: "1.00G", 3_456_789_012: "3.46G", 1_234_000_000_000: "1230G"}
+    assert {n: parameter_count(n) for n in counts} == counts

@@ -4,6 +4,7 @@ evaluated and compared on fixture files."""
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -63,13 +64,20 @@ def test_retrieval_precision_by_hand():
     # Nearest by cosine, the query left out: 0->1 (same), 1->0 (same), 2->3 (same), 3->2 (same).
     # Second nearest: 0->3 (other), 1->3 (other), 2->0 or 1... (other), 3->1 (other).
     result = retrieval_precision(codes, labels, ks=(1, 2, 3, 100))
-    assert result[1] == 1.0
-    assert result[2] == pytest.approx(0.5)
-    assert result[3] == pytest.approx(1 / 3)
-    assert result[100] == pytest.approx(1 / 3)   # k capped at the 3 other codes
+    # At k >= 3 every other code is a neighbour, whatever the codes: those ks are left out.
+    assert result == {1: 1.0, 2: pytest.approx(0.5)}
     # Cosine ignores length: scaling a code changes nothing.
     assert retrieval_precision(codes * torch.tensor([[5.0], [1.0], [3.0], [0.5]]), labels,
                                ks=(1, 2)) == {1: 1.0, 2: 0.5}
+
+
+def test_compare_leaves_out_precision_the_codes_cannot_change():
+    from gentool.compare import _precision_at
+
+    codes = torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [1.0, 1.2]])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert _precision_at(codes, labels, 2) == pytest.approx(0.5)
+    assert _precision_at(codes, labels, 3) is None   # all 3 other codes, whatever the codes
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +101,37 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["doc_ae", "doc_vae", "vae", "ae_linear"])
-def test_vector_models_train_and_evaluate_with_retrieval(runs, name):
+def test_vector_models_train_and_evaluate_with_retrieval(runs, name, capsys):
     metrics = json.loads((runs / name / "metrics.json").read_text())
     assert metrics["step"] == 6 and math.isfinite(metrics["test/loss"])
     results = run_eval(compose_config("eval", [
         "device=cpu", f"checkpoint={runs / name}/checkpoints/last.pt", f"data_dir={runs}",
         "iwae_k=5", "naive_mc.k_max=10", "naive_mc.examples=4", "probe_examples=200"]))
-    for k in (1, 10, 100):
-        for suffix in ("", "_pixels", "_pca"):
-            assert 0 <= results[f"eval/retrieval_p{k}{suffix}"] <= 1
+    n = int(re.search(r"retrieval precision@1 \(cosine, (\d+) test examples\)",
+                      capsys.readouterr().out)[1])
+    # Precision at k is kept only where the n test examples measure it (k < n - 1).
+    for suffix in ("", "_pixels", "_pca"):
+        for k in (1, 10, 100):
+            key = f"eval/retrieval_p{k}{suffix}"
+            assert (key in results) == (k < n - 1)
+            assert key not in results or 0 <= results[key] <= 1
     assert ("eval/nelbo" in results) == name.endswith("vae")
     assert not any(key.startswith(("eval/fd", "eval/mse")) for key in results)
+
+
+def test_retrieval_at_k_the_test_split_cannot_measure_is_left_out(runs, capsys, caplog):
+    caplog.set_level("INFO", logger="gentool")
+    results = run_eval(compose_config("eval", [
+        "device=cpu", f"checkpoint={runs / 'doc_ae'}/checkpoints/last.pt", f"data_dir={runs}",
+        "metrics=[representation]", "probe_examples=200"]))
+    table = capsys.readouterr().out
+    n = int(re.search(r"retrieval precision@1 \(cosine, (\d+) test examples\)", table)[1])
+    assert n == 7   # the 36 documents' test split: @1 is measured, @10 and @100 are not
+    assert "eval/retrieval_p1" in results
+    assert "retrieval precision@10" not in table
+    assert not any(key.startswith("eval/retrieval_p10") for key in results)
+    assert ("Retrieval precision@10/100 left out: the test split has 7 examples, so at k >= 6 "
+            "every other example is a neighbour") in caplog.text
 
 
 def test_samples_of_vectors_are_refused_in_one_sentence(runs):
@@ -111,6 +139,26 @@ def test_samples_of_vectors_are_refused_in_one_sentence(runs):
         run_eval(compose_config("eval", ["device=cpu", f"data_dir={runs}",
                                          f"checkpoint={runs / 'vae'}/checkpoints/last.pt",
                                          "metrics=[samples]"]))
+
+
+def test_eval_with_no_suite_that_applies_says_what_each_needs(runs, tmp_path):
+    # An autoencoder on unlabelled vectors: no likelihood, no images, no labels.
+    run_train(compose_config("train", [
+        *TINY, "trainer.batch_size=8", "model=ae", "loss=mse", "dataset=vectors",
+        f"dataset.source.path={runs / 'vectors' / 'x.npy'}", "dataset.shape=[6]",
+        f"data_dir={runs}"]), tmp_path / "ae")
+    eval_of = ["device=cpu", f"data_dir={runs}", f"checkpoint={tmp_path / 'ae'}"]
+    with pytest.raises(GentoolError) as refused:
+        run_eval(compose_config("eval", eval_of))
+    message = str(refused.value)
+    assert message.startswith("No suite applies to model=ae on dataset=vectors, so there is "
+                              "nothing to measure: likelihood needs ")
+    assert "reconstruction needs image data" in message
+    assert "representation needs a labelled data set" in message
+    with pytest.raises(GentoolError, match=r"metrics=\[\] chooses no suite") as refused:
+        run_eval(compose_config("eval", [*eval_of, "metrics=[]"]))
+    assert "supports no suite" in str(refused.value)
+    assert "metrics=[]" not in str(refused.value).split("chooses no suite")[1]
 
 
 def test_compare_draws_codes_beside_pca(runs, tmp_path):

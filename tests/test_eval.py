@@ -94,6 +94,7 @@ def test_autoencoder_is_sampled_from_a_gaussian_over_its_codes_and_has_no_likeli
         runs, tmp_path, capsys):
     metrics = evaluate(runs / "ae", tmp_path)
     assert "eval/fd" in metrics and "eval/mse" in metrics and "eval/linear_probe" in metrics
+    assert "eval/retrieval_p100" in metrics   # digits' 359 test examples measure k = 100
     assert not any("iwae" in key or "naive_mc" in key for key in metrics)
     assert "Gaussian fitted to its train codes" in capsys.readouterr().out
 
@@ -209,3 +210,11 @@ def test_inception_without_the_extra_is_a_clear_error(runs, tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(GentoolError, match="needs a checkpoint"):
         run_eval(compose_config("eval", ["device=cpu"]))
+
+
+def test_a_rejection_rate_out_of_range_is_refused_before_the_model_is_loaded(tmp_path):
+    # The file is no checkpoint at all: refusing the rate first shows that nothing was loaded.
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(GentoolError, match=r"^rejection=1.5 must be a share of draws in \[0, 1\)"):
+        run_eval(compose_config("eval", [f"checkpoint={tmp_path / 'last.pt'}", "device=cpu",
+                                         "rejection=1.5"]))

@@ -166,6 +166,15 @@ def test_translate_mode_draws_input_output_target_rows(trained, tmp_path):
     assert Image.open(out).size == (3 * 10 + 2, 4 * 10 + 2)      # 3 columns of 8x8, 4 rows
 
 
+def test_translate_mode_takes_at_most_the_test_pairs(trained, tmp_path):
+    with pytest.raises(GentoolError, match=r"^mode=translate n=4 needs 4 test examples \(one per "
+                                           r"pair\), and dataset=paired_folder has 3 in its test "
+                                           r"split; use n=3 or fewer\.$"):
+        run_sample(compose_config("sample", [
+            "device=cpu", f"checkpoint={trained}/folder/checkpoints/last.pt", "mode=translate",
+            "n=4", f"out={tmp_path}/rows.png"]))
+
+
 def test_translate_mode_translates_the_users_images(trained, tmp_path):
     for i in range(2):
         Image.fromarray(np.full((30, 30), 60 * i, np.uint8)).save(tmp_path / f"sketch{i}.png")

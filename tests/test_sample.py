@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import TINY, compose_config
 from gentool.errors import GentoolError
-from gentool.sample import log_path, run_sample
+from gentool.sample import counted, log_path, run_sample
 from gentool.train import run_train
 
 
@@ -119,10 +120,64 @@ def test_same_seed_same_samples(checkpoints, tmp_path):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_the_log_counts_what_was_written_in_its_own_words(checkpoints, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        sample(f"checkpoint={checkpoints['vae']}", "mode=traverse", "steps=1", "dims=[0,1]",
+               f"out={tmp_path}/one.png")
+    assert "Wrote 1 image (grid, mode=traverse)" in caplog.text
+    assert counted(torch.zeros(64, 1, 8, 8)) == "64 images"
+    assert counted(torch.zeros(1, 2)) == "1 point" and counted(torch.zeros(64, 2)) == "64 points"
+    assert counted(torch.zeros(5, 6)) == "5 rows"   # vectors of 6 values
+
+
 def test_interpolation_rows_start_and_end_at_the_test_images(checkpoints, tmp_path):
     out = sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=2", "steps=3",
                  "format=npy", f"out={tmp_path}/i.npy")
     assert np.load(out).shape == (2 * 5, 1, 8, 8)  # 2 rows of start, 3 points, end
+
+
+def test_interpolation_takes_at_most_half_the_test_split(checkpoints, tmp_path):
+    # digits has 359 test images: 179 rows of two each, and not one row more.
+    out = sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=179", "steps=1",
+                 "format=npy", f"out={tmp_path}/half.npy")
+    assert np.load(out).shape == (179 * 3, 1, 8, 8)
+    with pytest.raises(GentoolError, match=r"^mode=interpolate n=180 needs 360 test examples "
+                                           r"\(two per row\), and dataset=digits has 359 in its "
+                                           r"test split; use n=179 or fewer\.$"):
+        sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=180",
+               f"out={tmp_path}/more.png")
+    assert not (tmp_path / "more.png").exists()
+
+
+def test_reconstruction_takes_at_most_the_test_split(checkpoints, tmp_path):
+    out = sample(f"checkpoint={checkpoints['ae']}", "mode=reconstruct", "n=359", "format=npy",
+                 f"out={tmp_path}/all.npy")
+    assert np.load(out).shape == (359, 1, 8, 8)
+    with pytest.raises(GentoolError, match=r"^mode=reconstruct n=360 needs 360 test examples "
+                                           r"\(one per image\), and dataset=digits has 359 in "
+                                           r"its test split; use n=359 or fewer\.$"):
+        sample(f"checkpoint={checkpoints['ae']}", "mode=reconstruct", "n=360",
+               f"out={tmp_path}/more.png")
+    assert not (tmp_path / "more.png").exists()
+
+
+def test_a_test_split_too_small_for_one_row_suggests_the_modes_the_model_can_do():
+    from gentool.methods import build_method
+    from gentool.sample import _check_rows
+
+    ae, vae = (build_method(compose_config("train", [f"model={m}"])) for m in ("ae", "vae"))
+    # An autoencoder cannot sample: of its modes, reconstruct needs one test example.
+    with pytest.raises(GentoolError, match=r"^mode=interpolate draws on test examples \(two per "
+                                           r"row\), and dataset=d has 1 in its test split; use "
+                                           r"mode=reconstruct\.$"):
+        _check_rows(ae, "interpolate", 1, 1, "d")
+    with pytest.raises(GentoolError, match=r"has 0 in its test split; use mode=sample or "
+                                           r"mode=traverse\.$"):
+        _check_rows(vae, "reconstruct", 1, 0, "d")
+    with pytest.raises(GentoolError, match=r"has 0 in its test split; train on one with more\.$"):
+        _check_rows(ae, "reconstruct", 1, 0, "d")
 
 
 def test_an_autoencoder_cannot_sample_and_says_what_it_can_do(checkpoints, tmp_path):

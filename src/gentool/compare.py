@@ -28,7 +28,7 @@ from gentool.engine.checkpoint import checkpoint_of
 from gentool.engine.visuals import to_unit
 from gentool.errors import GentoolError
 from gentool.metrics.pca import PCA, baseline_components, fewer_components_note
-from gentool.metrics.retrieval import retrieval_precision
+from gentool.metrics.retrieval import measurable, retrieval_precision
 from gentool.trained import load_trained_method
 
 # 20 distinguishable colours (Tableau 20, dark shades first), for up to 20 classes.
@@ -146,7 +146,7 @@ def _precision(codes: torch.Tensor, labels, k: int, of: str) -> str:
 
 
 def _precision_at(codes: torch.Tensor, labels, k: int) -> float | None:
-    if labels is None or len(codes) <= k:
+    if labels is None or not measurable(k, len(codes)):
         return None
     return retrieval_precision(codes, labels, (k,))[k]
 

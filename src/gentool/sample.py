@@ -59,8 +59,19 @@ def run_sample(cfg: DictConfig) -> Path:
     # Vectors have no picture (only format=npy); images get theirs enlarged by `scale`.
     picture = None if picture is None else visuals.upscale(picture, cfg.scale)
     out = write(images, picture, train_cfg.dataset.range, fmt, out)
-    log.info("Wrote %d images (%s, mode=%s) to %s", images.shape[0], fmt, cfg.mode, out)
+    log.info("Wrote %s (%s, mode=%s) to %s", counted(images), fmt, cfg.mode, out)
     return out
+
+
+def counted(images: torch.Tensor) -> str:
+    """How many of what were drawn: "1 image", "64 images"; 2-D points and vector rows (the
+    [N, D] arrays of toy and vector data sets) by their own name."""
+    count = images.shape[0]
+    if images.dim() == 2:
+        what = "point" if images.shape[1] == 2 else "row"
+    else:
+        what = "image"
+    return f"{count} {what}" if count == 1 else f"{count} {what}s"
 
 
 def output_format(fmt: str | None, out: str) -> str:
@@ -112,6 +123,9 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
             isinstance(v, int) and not isinstance(v, bool) for v in labels)):
         raise GentoolError(f"labels={show(labels)} must be a non-empty list of class numbers "
                            "(integers); e.g. labels=[3,3,7].")
+    if labels is not None and cfg.mode != "sample":
+        raise GentoolError(f"labels={show(labels)} picks the classes of mode=sample, not "
+                           f"mode={cfg.mode}; use mode=sample or drop labels=.")
     # before the format, which a .pt file has none of
     _refuse_checkpoint_as_out(out, cfg, checkpoint)
     fmt = output_format(cfg.format, str(cfg.out))
@@ -213,11 +227,43 @@ def _require(method, mode: str, model: str) -> None:
                            f"model={model} cannot; use mode={' or mode='.join(able)}.")
 
 
-def _test_examples(train_cfg, cfg, device, n: int):
-    """The first n test examples: a Batch, or a PairBatch for a translation data set."""
+def _test_split(train_cfg, cfg, device):
     data = build_data(train_cfg.dataset, cfg.data_dir, device, batch_size=256, seed=cfg.seed,
                       drop_last=False)   # only the test split is read: any train size loads
-    return take(data.test, n)
+    return data.test
+
+
+def _test_examples(train_cfg, cfg, device, n: int):
+    """The first n test examples: a Batch, or a PairBatch for a translation data set."""
+    return take(_test_split(train_cfg, cfg, device), n)
+
+
+# The modes drawn from test examples: how many each row (or image) of `n` takes, in words.
+TEST_EXAMPLES = {"reconstruct": (1, "one per image"), "interpolate": (2, "two per row"),
+                 "translate": (1, "one per pair")}
+
+
+def _test_rows(method, train_cfg, cfg, device):
+    """The test examples that `n` rows of cfg.mode take, refused before any is drawn when the
+    test split holds fewer: a smaller picture than asked for would be written silently."""
+    split = _test_split(train_cfg, cfg, device)
+    _check_rows(method, cfg.mode, cfg.n, split.num_examples, train_cfg.dataset.name)
+    return take(split, TEST_EXAMPLES[cfg.mode][0] * cfg.n)
+
+
+def _check_rows(method, mode: str, n: int, available: int, dataset: str) -> None:
+    per_row, words = TEST_EXAMPLES[mode]
+    if available >= per_row * n:
+        return
+    if available < per_row:   # not one row: another mode the model can do, if any
+        able = sorted(m for m in NEEDS if m != mode and _can(method, m)
+                      and TEST_EXAMPLES.get(m, (0,))[0] <= available)
+        fix = f"use mode={' or mode='.join(able)}" if able else "train on one with more"
+        raise GentoolError(f"mode={mode} draws on test examples ({words}), and dataset={dataset} "
+                           f"has {available} in its test split; {fix}.")
+    raise GentoolError(f"mode={mode} n={n} needs {per_row * n} test examples ({words}), and "
+                       f"dataset={dataset} has {available} in its test split; use "
+                       f"n={available // per_row} or fewer.")
 
 
 def _test_images(train_cfg, cfg, device, n: int) -> torch.Tensor:
@@ -271,7 +317,7 @@ def _picture(images, train_cfg, cfg, device):
 
 def mode_reconstruct(method, train_cfg, cfg, device):
     _require(method, "reconstruct", train_cfg.model.name)
-    inputs = _test_images(train_cfg, cfg, device, cfg.n)
+    inputs = _test_rows(method, train_cfg, cfg, device)[0]
     outputs = method.reconstruct(inputs)
     if inputs.dim() == 2:   # vectors: written as arrays only
         return outputs, None
@@ -279,9 +325,10 @@ def mode_reconstruct(method, train_cfg, cfg, device):
 
 
 def mode_interpolate(method, train_cfg, cfg, device):
-    """`n` rows, each from one test image to the next through the latent space."""
+    """`n` rows, each from one test image to the next through the latent space: test images 2i
+    and 2i + 1 for row i, so n is at most half the test split."""
     _require(method, "interpolate", train_cfg.model.name)
-    images = _test_images(train_cfg, cfg, device, 2 * cfg.n)
+    images = _test_rows(method, train_cfg, cfg, device)[0]
     rows = visuals.interpolate(method, images[0::2], images[1::2], cfg.steps)
     return rows.flatten(0, 1), visuals.grid(rows.flatten(0, 1), train_cfg.dataset.range,
                                             cfg.steps + 2)
@@ -314,7 +361,7 @@ def mode_translate(method, train_cfg, cfg, device):
     _require(method, "translate", train_cfg.model.name)
     value_range = train_cfg.dataset.range
     if cfg.input is None:
-        pairs = _test_examples(train_cfg, cfg, device, cfg.n)
+        pairs = _test_rows(method, train_cfg, cfg, device)
         return method.translate(pairs.inputs), visuals.translation_rows(method, pairs,
                                                                          value_range)
     inputs = read_inputs(cfg.input, method.input_channels, train_cfg.dataset.shape[1:],

@@ -68,9 +68,9 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
     if rank.distributed:
         # Same initial weights (rank 0's are broadcast); a stream of noise of its own per rank.
         torch.manual_seed(cfg.seed + 1_000_003 * rank.rank)
-    log.info("Model %s: %.2fM parameters; data %s %s, %d train / %d test examples",
-             cfg.model.name, sum(p.numel() for p in method.parameters()) / 1e6, data.name,
-             list(data.shape), data.train.num_examples, data.test.num_examples)
+    log.info("Model %s: %s parameters; data %s %s, %d train / %d test examples",
+             cfg.model.name, parameter_count(sum(p.numel() for p in method.parameters())),
+             data.name, list(data.shape), data.train.num_examples, data.test.num_examples)
     quiet_refused_writes_in_threads()
     try:
         final = fit(method, data, cfg.trainer, run_dir, device, optimizer=cfg.optimizer,
@@ -91,6 +91,21 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
              ", ".join(f"{k}={v:.4g}" for k, v in final.test.items()))
     log.info("Run directory: %s", run_dir.resolve())
     return final.test.get(OBJECTIVE)
+
+
+def parameter_count(count: int) -> str:
+    """A parameter count to 3 significant figures in a unit that shows it: 512, 2.10k, 76.1k,
+    1.12M, 25.0M, 3.00G (a small model in millions reads as 0.00M, as if empty). The unit is
+    chosen after rounding, so 999,999 reads 1.00M rather than 1000k."""
+    if count < 1_000:
+        return str(count)
+    rounded = float(f"{count:.3g}")
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        value = rounded / scale
+        if value < 1_000:
+            break
+    decimals = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{decimals}f}{unit}"
 
 
 def evaluation_kept(run_dir: Path, step: int) -> dict[str, Any]:

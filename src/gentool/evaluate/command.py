@@ -24,6 +24,7 @@ from gentool.evaluate.context import EvalContext
 from gentool.evaluate.suites import SUITES, Row, chosen_suites
 from gentool.evaluate.table import format_table
 from gentool.options import check_schema
+from gentool.rejection import check_rate, rejection_rate
 from gentool.trained import start_from_checkpoint
 
 log = logging.getLogger("gentool")
@@ -32,11 +33,14 @@ log = logging.getLogger("gentool")
 def run_eval(cfg: DictConfig) -> dict[str, float]:
     trained = start_from_checkpoint(cfg, "eval", check=lambda checkpoint: _check_sizes(cfg))
     train_cfg, step = trained.train_cfg, trained.step
+    # The check `gentool sample` makes: rejection= on a model without a discriminator is refused
+    # before anything runs, whichever suites are chosen (only `samples` would read it).
+    rejection_rate(trained.method, cfg.rejection)
     ctx = EvalContext(trained.method, train_cfg.dataset, cfg, trained.device)
     suites = chosen_suites(ctx, cfg.metrics, train_cfg.model.name)
     run_dir = run_dir_of(trained.checkpoint)
     start_run_log(run_dir / "eval" / "eval.log")   # the log joins the results, in the run
-    rows = evaluate(ctx, suites, train_cfg.model.name)
+    rows = evaluate(ctx, suites)
     title = f"{train_cfg.model.name} on {train_cfg.dataset.name}, step {step} " \
         f"({trained.checkpoint})"
     print(format_table(rows, title, ctx.sampler_note))
@@ -45,10 +49,10 @@ def run_eval(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def evaluate(ctx: EvalContext, names, model_name: str) -> list[Row]:
-    """Run the chosen suites on ctx's method; the rows of all of them, in suite order."""
+def evaluate(ctx: EvalContext, names) -> list[Row]:
+    """Run the suites `names` (chosen_suites' list) on ctx's method; their rows, in that order."""
     rows: list[Row] = []
-    for name in chosen_suites(ctx, names, model_name):
+    for name in names:
         started = time.perf_counter()
         rows += SUITES[name].run(ctx)
         log.info("%s: %.1f s", name, time.perf_counter() - started)
@@ -86,4 +90,6 @@ def _check_sizes(cfg: DictConfig) -> None:
             raise GentoolError(f"{key}={cfg[key]} must be at least 1.")
     if int(cfg.naive_mc.k_max) < 1 or int(cfg.naive_mc.examples) < 1:
         raise GentoolError("naive_mc.k_max and naive_mc.examples must be at least 1.")
+    if cfg.rejection is not None:   # the range `gentool sample` checks, before any loading
+        check_rate(cfg.rejection, "rejection")
     check_schema(cfg)   # the ranges EvalConfig declares (likelihood_examples >= 1 or null)

@@ -7,6 +7,7 @@ applies runs, except `inception`, which needs an optional extra and downloaded w
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +27,10 @@ from gentool.metrics.frechet import frechet_distance_of
 from gentool.metrics.image_quality import psnr, ssim
 from gentool.metrics.precision_recall import precision_recall
 from gentool.metrics.representation import representation_metrics
-from gentool.metrics.retrieval import DEFAULT_KS, retrieval_precision
+from gentool.metrics.retrieval import DEFAULT_KS, measurable, retrieval_precision
 from gentool.options import closest
+
+log = logging.getLogger("gentool")
 
 
 @dataclass
@@ -239,11 +242,21 @@ def representation(ctx: EvalContext) -> list[Row]:
     labels = {"linear_probe": "linear-probe accuracy (logistic regression)",
               "knn": "5-NN accuracy", "kmeans_nmi": f"k-means NMI (k={classes})",
               **{f"retrieval_p{k}": f"retrieval precision@{k} (cosine, {len(test_x)} test "
-                                    "examples)" for k in DEFAULT_KS}}
+                                    "examples)" for k in _measurable_ks(len(test_x))}}
     return [Row(labels[key], key, scores["model"][key],
                 [(raw, f"{key}_pixels", scores["raw"][key]),
                  (ctx.pca_label(f"PCA {ctx.pca.latent_dim}"), f"{key}_pca", scores["pca"][key])])
             for key in labels]
+
+
+def _measurable_ks(n: int) -> list[int]:
+    """The DEFAULT_KS that n test examples measure; the others are logged as left out."""
+    left_out = [k for k in DEFAULT_KS if not measurable(k, n)]
+    if left_out:
+        log.info("Retrieval precision@%s left out: the test split has %d examples, so at k >= "
+                 "%d every other example is a neighbour and the precision does not depend on "
+                 "the codes.", "/".join(map(str, left_out)), n, n - 1)
+    return [k for k in DEFAULT_KS if measurable(k, n)]
 
 
 # -- which suites apply -------------------------------------------------------------------------
@@ -305,23 +318,42 @@ SUITES = {
 
 def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
     """The suites to run: those named (each must apply), or every default one that applies."""
-    if names is None:
-        return [name for name, suite in SUITES.items()
-                if suite.default and suite.missing(ctx) is None]
-    names = list(names)
     able = [n for n, suite in SUITES.items() if suite.missing(ctx) is None]
+    if names is None:
+        chosen = [name for name in able if SUITES[name].default]
+        if not chosen:   # an empty table would report success having measured nothing
+            raise GentoolError(f"No suite applies to model={model_name} on dataset="
+                               f"{ctx.data.name}, so there is nothing to measure: "
+                               f"{_needs_of_defaults(ctx)}.")
+        return chosen
+    names = list(names)
+    supported = _supported(able)
+    if not names:   # an empty list would print an empty table and report success
+        raise GentoolError(f"metrics=[] chooses no suite; leave metrics= out for every one that "
+                           f"applies, or name some (model={model_name} on dataset="
+                           f"{ctx.data.name} {supported}).")
     unknown = [name for name in names if name not in SUITES]
     if unknown:
         raise GentoolError(f"metrics={names} names unknown suites {unknown}; model={model_name} "
-                           f"on dataset={ctx.data.name} supports metrics={able}, so "
+                           f"on dataset={ctx.data.name} {supported}, so "
                            f"{_spelling_fix(names, able)}")
     for name in names:
         needs = SUITES[name].missing(ctx)
         if needs is not None:
             raise GentoolError(f"metrics={name} needs {needs}, and model={model_name} on "
-                               f"dataset={ctx.data.name} is not that; this model supports "
-                               f"metrics={able}.")
+                               f"dataset={ctx.data.name} is not that; this model {supported}.")
     return names
+
+
+def _supported(able: list[str]) -> str:
+    """"supports metrics=[...]", or that it supports none (metrics=[] would read as advice)."""
+    return f"supports metrics={able}" if able else "supports no suite"
+
+
+def _needs_of_defaults(ctx: EvalContext) -> str:
+    """What each default suite needs that ctx lacks: "likelihood needs ..., samples needs ..."."""
+    return ", ".join(f"{name} needs {suite.missing(ctx)}" for name, suite in SUITES.items()
+                     if suite.default)
 
 
 def _spelling_fix(names: list[str], able: list[str]) -> str:
