@@ -74,7 +74,9 @@ def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) ->
     message = [line for line in result.stderr.splitlines()
                if line.strip() and not LOG_LINE.match(line)]
     assert len(message) == 1, result.stderr
-    assert message[0].startswith("gentool: error: ") and message[0].endswith("."), result.stderr
+    # A sentence that ends in its fix: a full stop, or the question of a did-you-mean.
+    assert message[0].startswith("gentool: error: ") and message[0].endswith((".", "?")), \
+        result.stderr
 
 
 # -- what cases prepare ----------------------------------------------------------------------------
@@ -280,6 +282,24 @@ CASES = {
     "sample +num=5": Case(("sample", f"checkpoint={CHECKPOINT}", "+num=5"),
                           ("num is not an option of gentool sample (its options: checkpoint, "
                            "n, out,",)),
+    # a value that must be one of a few words: the words, and the closest of them
+    "sample mode=sampel": Case(("sample", f"checkpoint={CHECKPOINT}", "mode=sampel"),
+                               ("mode is 'sampel' but must be one of classes, interpolate, "
+                                "reconstruct, sample, translate, traverse; did you mean "
+                                "mode=sample?",)),
+    "sample format=gird": Case(("sample", f"checkpoint={CHECKPOINT}", "format=gird"),
+                               ("format is 'gird' but must be one of grid, npy, folder; did you "
+                                "mean format=grid?",)),
+    "precision=64": Case(("train", *NEW, "trainer.precision=64"),
+                         ("trainer.precision is '64' but must be one of 32, bf16, 16; e.g. "
+                          "trainer.precision=32.",)),
+    "loss.variance=fixd": Case(("train", *NEW, "loss=gaussian", "loss.variance=fixd"),
+                               ("loss.variance is 'fixd' but must be one of fixed, shared, "
+                                "per_pixel; did you mean loss.variance=fixed?",)),
+    "finetune.head=mpl": Case(("finetune", f"checkpoint={CHECKPOINT}", "hydra.run.dir=ft",
+                               "finetune.head=mpl"),
+                              ("finetune.head is 'mpl' but must be one of label_spreading, "
+                               "linear, mlp; did you mean finetune.head=mlp?",)),
     "eval metrics a word": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=likelihood"),
                                 ("metrics is 'likelihood' but must be null or a list; e.g. "
                                  "metrics=[likelihood].",)),
@@ -485,6 +505,12 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
     assert_unchanged(before, folder)
     if not case.started:
         assert_nothing_new(listed, folder)
+
+
+def test_precision_is_refused_before_the_data_is_loaded(forked, folder):
+    result = run_gentool(forked, folder, "train", *NEW, "trainer.precision=bf61")
+    assert_one_sentence(result, "did you mean trainer.precision=bf16?")
+    assert "Device:" not in result.stderr + result.stdout
 
 
 def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):

@@ -113,6 +113,14 @@ def choice_fix(key: str, value: Any, options: Any, usual: str) -> str:
     return f"did you mean {key}={match}?" if match else usual
 
 
+def not_one_of(key: str, value: Any, options: Any, usual: str) -> GentoolError:
+    """The one sentence for `key=value` when the value must be one of a few words: the options,
+    and the closest of them (else `usual`, a fix that always works, such as the default)."""
+    return GentoolError(f"{key} is {show(value)} but must be one of "
+                        f"{', '.join(str(o) for o in options)}; "
+                        f"{choice_fix(key, value, options, usual)}")
+
+
 def check_known(node: dict, path: str) -> None:
     """Refuse a key that the node's target does not take: the constructor would fail with a
     TypeError from inside Hydra, and a key added by mistake (`+loss.variance=fixed` on a

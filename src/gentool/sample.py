@@ -27,7 +27,7 @@ from gentool.engine.files import atomic_write, unwritable_folder
 from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
-from gentool.options import check_schema, show
+from gentool.options import check_schema, not_one_of, show
 from gentool.rejection import check_rate, reject_lowest, rejection_rate
 from gentool.trained import start_from_checkpoint
 
@@ -80,7 +80,8 @@ def output_format(fmt: str | None, out: str) -> str:
                                "in / (format=folder).")
         return named
     if fmt not in FORMATS:
-        raise GentoolError(f"format={fmt} is not one of {list(FORMATS)}; pick one of those.")
+        raise not_one_of("format", fmt, FORMATS,
+                         "or leave format= out to write what out= names.")
     # A file of another kind: its suffix says so (a folder's name may hold any other dot).
     clash = named not in (None, fmt) or (fmt != "folder" and suffix and named is None)
     if clash:
@@ -98,7 +99,7 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
         cfg.out = DEFAULT_OUT.get(cfg.format, DEFAULT_OUT["grid"])
     out = Path(cfg.out).expanduser()
     if cfg.mode not in MODES:
-        raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
+        raise not_one_of("mode", cfg.mode, sorted(MODES), "e.g. mode=sample.")
     check_schema(cfg)   # the ranges SampleConfig declares (n >= 1, steps >= 1, ...)
     if cfg.rejection is not None:
         check_rate(cfg.rejection, "rejection")
