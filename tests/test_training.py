@@ -1,6 +1,7 @@
 """Tier 2: tiny CPU runs through `run_train`, exact resume, divergence handling."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -89,6 +90,26 @@ def test_a_run_directory_with_last_pt_resumes_by_itself(compose_train, tmp_path)
     run_train(compose_train(*constant), tmp_path / "reference")
     _assert_same_weights(_weights(tmp_path / "reference/checkpoints/last.pt"),
                          _weights(tmp_path / "again/checkpoints/last.pt"))
+
+
+def test_a_run_directory_with_last_pt_wins_over_resume_and_says_so(compose_train, tmp_path,
+                                                                   caplog):
+    run_train(compose_train(*RESUME), tmp_path / "other")
+    run_train(compose_train(*RESUME, "trainer.max_steps=4"), tmp_path / "own")
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*RESUME, f"resume={tmp_path / 'other'}",
+                                "trainer.max_steps=5"), tmp_path / "own")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"resume={tmp_path / 'other'} is not used: {tmp_path / 'own'} already holds "
+                      "its own checkpoints/last.pt (step 4), which this run continues; to start "
+                      f"from {tmp_path / 'other'}, choose a new hydra.run.dir="]
+    assert f"Resumed from {tmp_path / 'own/checkpoints/last.pt'} at step 4" in caplog.text
+    # resume= naming the run's own checkpoint is no conflict.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*RESUME, f"resume={tmp_path / 'own'}", "trainer.max_steps=6"),
+                  tmp_path / "own")
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(compose_train, tmp_path):
