@@ -279,6 +279,19 @@ def test_paths_take_the_home_folder(installed, forked, tmp_path):
     assert not (tmp_path / "~").exists()
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_readme_says_which_tildes_bash_expands_itself():
+    """Bash expands `~` after the `=` of a plain-named key, not after a dotted key or a +; the
+    README's paragraph on `~` says so."""
+    typed = 'printf "%s\\n" checkpoint=~/x hydra.run.dir=~/x +data_dir=~/x'
+    shown = subprocess.run(["bash", "-c", typed], env={"HOME": "/home/me", "PATH": os.environ["PATH"]},
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert shown == ["checkpoint=/home/me/x", "hydra.run.dir=~/x", "+data_dir=~/x"]
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "expands `~` after the `=` of a word whose key is a plain name" in readme
+    assert "only at the start of a word" not in readme
+
+
 def test_home_expansion_of_the_command_line(monkeypatch):
     monkeypatch.setenv("HOME", "/home/me")
     assert expand_home("checkpoint=~/runs/last.pt") == "checkpoint=/home/me/runs/last.pt"
