@@ -77,6 +77,10 @@ def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) ->
     # A sentence that ends in its fix: a full stop, or the question of a did-you-mean.
     assert message[0].startswith("gentool: error: ") and message[0].endswith((".", "?")), \
         result.stderr
+    # It goes on in lower case, as a sentence does after "gentool: error:" (a name such as
+    # CIFAR-10 keeps its capitals).
+    assert not re.match(r"[A-Z][a-z]*[ ,;:]", message[0][len("gentool: error: "):]), \
+        result.stderr
 
 
 # -- what cases prepare ----------------------------------------------------------------------------
@@ -184,11 +188,12 @@ CASES = {
                               ("model.latent_dimm is not an option of model=vae; did you mean "
                                "model.latent_dim? (its options: name, data_shape,",)),
     "key of another loss": Case(("train", *NEW, "loss.variance=foo"),
-                                ("loss.variance is not an option of loss=bernoulli (its options: "
-                                 "none); loss=gaussian has loss.variance.",)),
+                                ("loss.variance is not an option of loss=bernoulli, which takes "
+                                 "none; loss=gaussian has loss.variance.",)),
     "key added to a loss that has none": Case(
         ("train", *NEW, "+loss.variance=fixed"),
-        ("loss.variance is not an option of loss=bernoulli (its options: none).",)),
+        ("loss.variance is not an option of loss=bernoulli, which takes none; loss=gaussian has "
+         "loss.variance.",)),
     "key added to a data set": Case(("train", *NEW, "+dataset.foo=1"),
                                     ("dataset.foo is not an option of dataset=digits (its "
                                      "options: name, shape, num_classes, range, binarize, "
@@ -218,7 +223,7 @@ CASES = {
                                      "each set by its own key; e.g. trainer.schedule.name=")),
     "launcher option without the launcher": Case(
         ("train", *NEW, "hydra.launcher.n_jobs=2"),
-        ("hydra.launcher.n_jobs is not an option of hydra/launcher=basic (its options: none); ",
+        ("hydra.launcher.n_jobs is not an option of hydra/launcher=basic, which takes none; ",
          "hydra/launcher=parallel", "have hydra.launcher.n_jobs.")),
     "sbatch option misspelt": Case(
         ("train", "-m", "hydra/launcher=slurm", *NEW,
@@ -345,7 +350,7 @@ CASES = {
                                   ("loss=multinomial models counts values but dataset=digits "
                                    "holds unit values",)),
     "compare without a run": Case(("compare", "no_such_run", "--out", "c.png"),
-                                  ("No checkpoint at no_such_run",)),
+                                  ("no checkpoint at no_such_run",)),
     "compare of a run": Case(("compare", "run", "--examples", "1"),
                              ("--examples is 1 but must be at least 2",)),
     "vectors without a file": Case(("train", *NEW, "model=ae", "dataset=vectors",
@@ -383,13 +388,13 @@ CASES = {
     "offline data set": Case(("train", *NEW, "dataset=mnist", "dataset.source.download=false",
                               "data_dir=nothing"), ("MNIST is not in", "MNIST/raw")),
     "no readable image": Case(("train", *NEW, *FOLDER),
-                              ("None of the 3 image files under", "can be read"),
+                              ("none of the 3 image files under", "can be read"),
                               prepare=image_folder(garbage=3)),
     "error in a DataLoader worker": Case(("train", *NEW, *FOLDER),
                                          ("images of this split can be decoded",),
                                          prepare=image_folder(truncated=6), started=True),
     "diverged": Case(("train", *NEW, "optimizer.lr=1e30", "trainer.log_every=1",
-                      "trainer.checkpoint_every=1"), ("Training diverged", "is kept"),
+                      "trainer.checkpoint_every=1"), ("training diverged", "is kept"),
                      started=True),
     # checkpoints
     "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"),
@@ -467,7 +472,8 @@ CASES = {
                                   prepare=report_run('{"test/loss": 1.0}', "- a=1\n - : [\n")),
     "report of a metric no run has": Case(
         ("report", "run", "--metrics", "test/los"),
-        ("No run has the metric test/los; did you mean test/loss? (the runs have test/ ",)),
+        ("no run has the metric test/los; did you mean test/loss? (the runs have ",
+         "test/loss, ")),
     "report --out in a missing folder": Case(
         ("report", "run", "--out", "tables/loss.md"),
         ("--out tables/loss.md: the folder tables does not exist",)),
@@ -505,6 +511,18 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
     assert_unchanged(before, folder)
     if not case.started:
         assert_nothing_new(listed, folder)
+
+
+def test_every_message_of_gentool_errors_goes_on_in_lower_case():
+    """Each sentence gentool raises for a user's mistake follows "gentool: error: ", so it does
+    not start with a capital (a name such as CIFAR-10 keeps its capitals)."""
+    source = Path(__file__).parents[1] / "src" / "gentool"
+    raised = re.compile(r"(?:GentoolError|TrainingDiverged|WriteFailed|__init__)\(\s*f?[\"']"
+                        r"([A-Z][a-z]*[ ,;:])")
+    problem = re.compile(r"problem = f?[\"']([A-Z][a-z]*[ ,;:])")
+    found = [f"{path.name}: {match.group(1)}" for path in sorted(source.rglob("*.py"))
+             for pattern in (raised, problem) for match in pattern.finditer(path.read_text())]
+    assert not found
 
 
 def test_precision_is_refused_before_the_data_is_loaded(forked, folder):
@@ -570,7 +588,7 @@ def test_disk_full_keeps_the_previous_checkpoint_and_says_so(forked, tmpfs, tmp_
     before = hashes(run)
     fill(point, leave_bytes=512 * 1024)
     resumed = run_gentool(forked, tmp_path, "train", *CLI_TINY, *BIG, f"hydra.run.dir={run}")
-    assert_one_sentence(resumed, f"No space left on the device holding {last}",
+    assert_one_sentence(resumed, f"no space left on the device holding {last}",
                         "the previous checkpoint there is intact", "free some space",
                         f"resume by running the same command with hydra.run.dir={run.resolve()}")
     assert hashes(run)["checkpoints/last.pt"] == before["checkpoints/last.pt"]
@@ -587,7 +605,7 @@ def test_read_only_folders_are_one_sentence(forked, tiny_run, tmpfs, tmp_path):
     before = hashes(point)
     cases = [
         (("train", *CLI_TINY, "trainer.max_steps=6", f"hydra.run.dir={point}/run"),
-         ("Cannot write the run folder", f"{point}/run is on a read-only file system")),
+         ("cannot write the run folder", f"{point}/run is on a read-only file system")),
         (("sample", f"checkpoint={point}/run/checkpoints/last.pt", f"out={point}/s.png",
           "device=cpu"), (f"{point} is on a read-only file system", "write elsewhere")),
         (("report", str(point / "sweep"), "--out", str(point / "table.md")),

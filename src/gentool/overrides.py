@@ -185,14 +185,24 @@ def _unknown_key(missing: str, override: Optional[Override], command: str,
     if takes and override is not None and not (override.is_add() or override.is_force_add()):
         return (f"{missing} is not set in the config of {where}, but the code it configures "
                 f"takes it; add it with +{_line(override)}.")
-    text = f"{missing} is not an option of {where}"
     match = closest(name, options + _known_keys(parent, parameters))
-    text += f"; did you mean {parent}.{match}?" if match else ""
-    text += f" (its options: {', '.join(options) or 'none'})"
-    if choice:
-        others = _choices_with(group, parent, name, choice, composer)
-        if others:
-            text += f"; {' and '.join(others)} {'has' if len(others) == 1 else 'have'} {missing}"
+    others = choices_with(group, parent, name, choice, composer) if choice else []
+    return unknown_option(missing, where, options, f"{parent}.{match}" if match else None,
+                          others)
+
+
+def unknown_option(key: str, where: str, options: list[str], meant: Optional[str],
+                   others: list[str]) -> str:
+    """The sentence for `key`, which is not an option of `where` (model=vae, loss=bernoulli):
+    the key it was likely meant to be, the options there are, and the other choices of the
+    group that have the key (others), or else, where there are no options, to leave it out."""
+    text = f"{key} is not an option of {where}"
+    text += f"; did you mean {meant}?" if meant else ""
+    text += f" (its options: {', '.join(options)})" if options else ", which takes none"
+    if others:
+        text += f"; {' and '.join(others)} {'has' if len(others) == 1 else 'have'} {key}"
+    elif not options:
+        text += "; leave it out"
     return text + "."
 
 
@@ -269,7 +279,7 @@ def _missing_choice(error: MissingConfigException, parsed: list[Override]) -> Op
             f"{', '.join(error.options)}).")
 
 
-def _choices_with(group: str, place: str, name: str, current: str,
+def choices_with(group: str, place: str, name: str, current: str,
                   composer: Composer) -> list[str]:
     """The other choices of a config group (placed at `place`) whose config has the key `name`."""
     found = []

@@ -120,7 +120,7 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
     # folder that cannot be written is one sentence, not a warning and then an error.
     problem = unwritable_folder(out if fmt == "folder" else out.parent)
     if problem is not None:
-        raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
+        raise GentoolError(f"cannot write out={cfg.out}: {problem}; write elsewhere with "
                            "out=<path>.")
     _refuse_checkpoints_folder(out if fmt == "folder" else out.parent, cfg)
     if fmt == "folder":

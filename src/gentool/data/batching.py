@@ -73,11 +73,11 @@ def check_binarize(binarize: str) -> None:
 
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
     if batch_size < 1:
-        raise GentoolError(f"The batch size is {batch_size} but must be at least 1; set "
+        raise GentoolError(f"the batch size is {batch_size} but must be at least 1; set "
                            "trainer.batch_size=128 or similar.")
     count = n // batch_size if drop_last else -(-n // batch_size)
     if count == 0:
-        raise GentoolError(f"The batch size {batch_size} is larger than the {n} examples of the "
+        raise GentoolError(f"the batch size {batch_size} is larger than the {n} examples of the "
                            "split, so an epoch has no full batch; lower trainer.batch_size.")
     return count
 

@@ -63,7 +63,7 @@ def load_vectors(data_dir: str, path: str, labels: str | None = None,
             else None   # the same array name inside the test .npz
         x_test, y_test = read_labelled(test_path, test_labels or inside, label_column, key)
         if (y is None) != (y_test is None):
-            raise GentoolError("Labels were given for only one of the train and test files; "
+            raise GentoolError("labels were given for only one of the train and test files; "
                                "give dataset.source.labels and dataset.source.test_labels "
                                "(or a label_column in both .csv files), or neither.")
         if x_test.shape[1] != x.shape[1]:
@@ -115,7 +115,7 @@ def read_labelled(path: str, labels: str | None, label_column: str | int | None,
                            "of those formats.")
     if labels is not None:
         if y is not None:
-            raise GentoolError("Both dataset.source.labels and dataset.source.label_column are "
+            raise GentoolError("both dataset.source.labels and dataset.source.label_column are "
                                "set; give the labels one way.")
         y = read_label_file(file, labels)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -176,7 +176,7 @@ def read_csv(file: Path, label_column: str | int | None) -> tuple[np.ndarray, np
     values, labels = [], []
     for number, row in enumerate(body, start=2 if header else 1):
         if len(row) != width:
-            raise GentoolError(f"Row {number} of {file} has {len(row)} fields but the first has "
+            raise GentoolError(f"row {number} of {file} has {len(row)} fields but the first has "
                                f"{width}; give every row the same columns.")
         if column is not None:
             labels.append(_number_or_word(row[column].strip()))
@@ -185,7 +185,7 @@ def read_csv(file: Path, label_column: str | int | None) -> tuple[np.ndarray, np
             values.append([float(cell) for cell in row])
         except ValueError:
             bad = next(cell for cell in row if not _is_number(cell))
-            raise GentoolError(f"Row {number} of {file} holds '{bad}', which is not a number; "
+            raise GentoolError(f"row {number} of {file} holds '{bad}', which is not a number; "
                                "give numbers only (labels via dataset.source.label_column)."
                                ) from None
     return np.asarray(values, dtype=np.float64).reshape(len(body), -1), \

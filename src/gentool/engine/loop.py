@@ -249,7 +249,7 @@ def _stop_if_diverged(bad: str | None, step: int, kept: Path, rank: distributed.
         return
     where = f"the last good checkpoint {kept} is kept" if kept.exists() else \
         "no checkpoint had been written yet"
-    raise TrainingDiverged(f"Training diverged by step {step} ({bad or 'on another process'}); "
+    raise TrainingDiverged(f"training diverged by step {step} ({bad or 'on another process'}); "
                            f"{where}; lower optimizer.lr or set trainer.grad_clip, then resume "
                            "or train again.")
 
