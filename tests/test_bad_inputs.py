@@ -474,6 +474,12 @@ CASES = {
         ("report", "run", "--metrics", "test/los"),
         ("no run has the metric test/los; did you mean test/loss? (the runs have ",
          "test/loss, ")),
+    "report --metrics before a missing folder": Case(
+        ("report", "--metrics", "test/loss", "nowhere"),
+        ("no run folder given (--metrics took test/loss, nowhere as metric keys); put the run "
+         "folders before --metrics, or name folders that exist.",)),
+    "report of no folder": Case(("report",), ("no run folder given; name run directories or "
+                                              "folders of runs",), fresh=True),
     "report --out in a missing folder": Case(
         ("report", "run", "--out", "tables/loss.md"),
         ("--out tables/loss.md: the folder tables does not exist",)),
@@ -523,6 +529,14 @@ def test_every_message_of_gentool_errors_goes_on_in_lower_case():
     found = [f"{path.name}: {match.group(1)}" for path in sorted(source.rglob("*.py"))
              for pattern in (raised, problem) for match in pattern.finditer(path.read_text())]
     assert not found
+
+
+def test_report_takes_the_paths_after_metrics_too(forked, folder):
+    before = run_gentool(forked, folder, "report", "--metrics", "test/loss", "test/kl", "run")
+    after = run_gentool(forked, folder, "report", "run", "--metrics", "test/loss", "test/kl")
+    assert before.returncode == 0, before.stderr
+    assert before.stdout == after.stdout
+    assert "| test/loss | test/kl |" in before.stdout
 
 
 def test_precision_is_refused_before_the_data_is_loaded(forked, folder):

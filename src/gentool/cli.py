@@ -120,6 +120,27 @@ def finetune_main(cfg: DictConfig):
         lambda: run_finetune(cfg, _run_directory(cfg)), "finetune"))
 
 
+def report_paths(paths: list[str], metrics: list[str] | None) -> tuple[list[str], list[str] | None]:
+    """The paths and metric keys of `gentool report`. Written `--metrics KEY... PATH...`, the
+    paths are the words at the end of --metrics that exist on disk (a metric key names no file).
+    """
+    if paths:
+        return paths, metrics
+    keys = list(metrics or [])
+    taken: list[str] = []
+    while len(keys) > 1 and Path(keys[-1]).exists():
+        taken.insert(0, keys.pop())
+    if taken:
+        return taken, keys
+    if metrics:
+        raise GentoolError(f"no run folder given (--metrics took {', '.join(metrics)} as metric "
+                           "keys); put the run folders before --metrics, or name folders that "
+                           "exist.")
+    raise GentoolError("no run folder given; name run directories or folders of runs, e.g. "
+                       "gentool report multirun/train.")
+    return taken, keys
+
+
 def report_main() -> None:
     """Not a Hydra app: it takes paths, not a config."""
     import argparse
@@ -130,14 +151,19 @@ def report_main() -> None:
         prog="gentool report",
         description="A markdown table of many runs' metrics.json: runs that differ only in "
                     "seed form one row (mean ± std), labelled by the overrides that differ.")
-    parser.add_argument("paths", nargs="+", help="run directories or folders of runs "
+    # Empty here so that `--metrics KEY... PATH...`, where --metrics takes every word after it,
+    # reaches report_paths, which takes the paths back.
+    parser.add_argument("paths", nargs="*", help="run directories or folders of runs "
                                                  "(a multirun sweep folder, runs/train, ...)")
     parser.add_argument("--metrics", nargs="+", help="metric keys to show (default: every "
-                                                     "eval/* key, else every test/* key)")
+                                                     "eval/* key, else every test/* key); "
+                                                     "given before the paths, the existing "
+                                                     "paths at its end are taken as the paths")
     parser.add_argument("--out", help="also write the table to this markdown file")
     args = parser.parse_args(sys.argv[1:])
 
     def run():
+        args.paths, args.metrics = report_paths(args.paths, args.metrics)
         out = table_path(args.out) if args.out else None
         text = report(args.paths, args.metrics)
         print(text)
