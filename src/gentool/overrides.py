@@ -3,6 +3,7 @@
 Hydra's own message for a mistaken override spans several lines, may end with its config search
 path, and for an unknown key suggests adding it with `+`, after which the key is ignored (or
 refused by the code it configures). gentool's config loader (gentool.hydra_guard) hands every
+command line to `repeated_key`, which refuses a key given twice (Hydra takes the last), every
 composition error to `explain`, which names the override, what is wrong with it and the options
 at that place, with the closest match; and every composed config to `check_added_keys`, which
 refuses a key added with `+` where a command schema (gentool.config) fixes the options, or
@@ -129,6 +130,22 @@ def explain(error: Exception, command: str, overrides: list[str],
         added = next((o.key_or_group for o in parsed if o.key_or_group in groups), None)
         return _checkpoint_sentence(f"{added or found.group(1).split('/')[0]}=", command,
                                     composer)
+    return None
+
+
+def repeated_key(overrides: list[str]) -> Optional[str]:
+    """One sentence for a key given twice on the command line (model=vae ... model=ae), of
+    which Hydra would silently take the last; None if every key is given once. With + or ~ it
+    is the same key; a sweep's values are one override (model=vae,ae)."""
+    first: dict[str, Override] = {}
+    for override in _parsed(overrides):
+        key = override.key_or_group
+        if override.package is not None:
+            key += f"@{override.package}"
+        if key in first:
+            return (f"{key}= is given twice ({_line(first[key])}, then {_line(override)}); "
+                    "keep one.")
+        first[key] = override
     return None
 
 
