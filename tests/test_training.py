@@ -112,6 +112,29 @@ def test_a_run_directory_with_last_pt_wins_over_resume_and_says_so(compose_train
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
+def test_a_run_started_from_resume_continues_with_the_same_command_without_a_warning(
+        compose_train, tmp_path, caplog):
+    run_train(compose_train(*RESUME), tmp_path / "other")
+    # A requeued job repeats the command that started the run, resume= included.
+    start = [*RESUME, f"resume={tmp_path / 'other'}"]
+    run_train(compose_train(*start, "trainer.max_steps=9"), tmp_path / "own")
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*start, "trainer.max_steps=10"), tmp_path / "own")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (f"continuing {tmp_path / 'own'} at step 9; resume={tmp_path / 'other'} started this "
+            "run and is not read again") in caplog.text
+    # Another resume= than the one the run started with is passed over with a warning.
+    caplog.clear()
+    run_train(compose_train(*RESUME, "trainer.max_steps=2"), tmp_path / "third")
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*RESUME, f"resume={tmp_path / 'third'}", "trainer.max_steps=11"),
+                  tmp_path / "own")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"resume={tmp_path / 'third'} is not used: {tmp_path / 'own'} already holds its own "
+        "checkpoints/last.pt (step 10), which this run continues; to start from "
+        f"{tmp_path / 'third'}, choose a new hydra.run.dir="]
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(compose_train, tmp_path):
     run_train(compose_train(*TINY, "model=ae"), tmp_path / "ae")
     with pytest.raises(GentoolError, match="does not fit this model"):
