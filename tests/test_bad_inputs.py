@@ -647,3 +647,19 @@ def test_read_only_folders_are_one_sentence(forked, tiny_run, tmpfs, tmp_path):
     for args, fragments in cases:
         assert_one_sentence(run_gentool(forked, tmp_path, *args), *fragments)
     assert_unchanged(before, point)
+
+
+def test_a_key_given_twice_is_refused_only_when_its_values_differ():
+    from gentool.overrides import repeated_key
+
+    assert repeated_key(["seed=1", "model=vae", "seed=1"]) is None
+    assert repeated_key(["hydra.run.dir=a", "hydra.run.dir=a"]) is None
+    assert repeated_key(["seed=1", "seed=2"]) == \
+        "seed= is given twice (seed=1, then seed=2); keep one."
+
+
+def test_hydra_mode_is_not_taken_for_a_key_given_twice():
+    from gentool.overrides import repeated_key
+
+    # With -m Hydra appends hydra.mode=MULTIRUN to the user's own overrides.
+    assert repeated_key(["hydra.mode=RUN", "model=vae", "hydra.mode=MULTIRUN"]) is None

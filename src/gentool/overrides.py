@@ -136,13 +136,17 @@ def explain(error: Exception, command: str, overrides: list[str],
 def repeated_key(overrides: list[str]) -> Optional[str]:
     """One sentence for a key given twice on the command line (model=vae ... model=ae), of
     which Hydra would silently take the last; None if every key is given once. With + or ~ it
-    is the same key; a sweep's values are one override (model=vae,ae)."""
+    is the same key; a sweep's values are one override (model=vae,ae). The same override given
+    twice (seed=1 seed=1) is no doubt about the value, and hydra.mode is left out: Hydra appends
+    hydra.mode=MULTIRUN itself for -m."""
     first: dict[str, Override] = {}
     for override in _parsed(overrides):
         key = override.key_or_group
+        if key == "hydra.mode":
+            continue
         if override.package is not None:
             key += f"@{override.package}"
-        if key in first:
+        if key in first and _line(first[key]) != _line(override):
             return (f"{key}= is given twice ({_line(first[key])}, then {_line(override)}); "
                     "keep one.")
         first[key] = override
