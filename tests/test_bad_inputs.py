@@ -27,7 +27,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CLI_TINY, assert_user_error, merged
+from conftest import CLI_TINY, assert_user_error
+from gentool.overrides import merged_overrides
 
 # Refused trainings start their own run directory, so the finished run stays a bystander.
 NEW = [*CLI_TINY, "hydra.run.dir=new_run"]
@@ -158,25 +159,26 @@ class Case:
 
 CASES = {
     # trainer options: ranges of the schema
-    "checkpoint_every=0": Case(("train", *merged(*NEW, "trainer.checkpoint_every=0")),
+    "checkpoint_every=0": Case(("train", *merged_overrides(*NEW, "trainer.checkpoint_every=0")),
                                ("trainer.checkpoint_every is 0 but must be an integer >= 1",)),
-    "log_every=0": Case(("train", *merged(*NEW, "trainer.log_every=0")),
+    "log_every=0": Case(("train", *merged_overrides(*NEW, "trainer.log_every=0")),
                         ("trainer.log_every is 0 but must be an integer >= 1",)),
-    "eval_every=0": Case(("train", *merged(*NEW, "trainer.eval_every=0")),
+    "eval_every=0": Case(("train", *merged_overrides(*NEW, "trainer.eval_every=0")),
                          ("trainer.eval_every is 0 but must be an integer >= 1",)),
-    "max_steps=0": Case(("train", *merged(*NEW, "trainer.max_steps=0")),
+    "max_steps=0": Case(("train", *merged_overrides(*NEW, "trainer.max_steps=0")),
                         ("trainer.max_steps is 0 but must be an integer >= 1",)),
     # checked before the run starts, though the loop reads it only at its first step
     "schedule name": Case(("train", *NEW, "trainer.schedule.name=exp"),
                           ("trainer.schedule.name is 'exp' but must be one of constant, cosine, "
                            "linear, step; e.g. trainer.schedule.name=cosine",)),
     "schedule name, unfinished run": Case(
-        ("train", *merged(*CLI_TINY, "trainer.max_steps=12", "hydra.run.dir=run",
-                          "trainer.schedule.name=exp")), ("trainer.schedule.name is 'exp'",)),
+        ("train", *merged_overrides(*CLI_TINY, "trainer.max_steps=12", "hydra.run.dir=run",
+                                    "trainer.schedule.name=exp")),
+        ("trainer.schedule.name is 'exp'",)),
     "schedule name, finished run": Case(
         ("train", *CLI_TINY, "hydra.run.dir=run", "trainer.schedule.name=exp"),
         ("trainer.schedule.name is 'exp'",)),
-    "max_steps=many": Case(("train", *merged(*NEW, "trainer.max_steps=many")),
+    "max_steps=many": Case(("train", *merged_overrides(*NEW, "trainer.max_steps=many")),
                            ("trainer.max_steps is 'many' but must be an integer >= 1; e.g. "
                             "trainer.max_steps=10000.",)),   # the config's value
     # keys and types of the command line, as Hydra composes it (gentool.overrides)
@@ -246,7 +248,7 @@ CASES = {
     "list values without brackets": Case(("train", *NEW, "model.encoder.hidden=3,4"),
                                          ("add -m to run one job per value, or write "
                                           "model.encoder.hidden=[3,4] for a list.",)),
-    "string values without quotes": Case(("train", *merged(*NEW, "device=a,b")),
+    "string values without quotes": Case(("train", *merged_overrides(*NEW, "device=a,b")),
                                          ("add -m to run one job per value, or quote it for one "
                                           "string: device='a,b'.",)),
     "unknown dataset": Case(("train", *NEW, "dataset=fashionmnist"),
@@ -267,7 +269,7 @@ CASES = {
                                    ("model=[vae,ae] chooses several configs of model, but a run "
                                     "takes one; choose one (model=vae), or add -m and write "
                                     "model=vae,ae to run one job per choice.",)),
-    "~ on a trainer option": Case(("train", *merged(*NEW, "~trainer.max_steps")),
+    "~ on a trainer option": Case(("train", *merged_overrides(*NEW, "~trainer.max_steps")),
                                   ("trainer.max_steps cannot be removed, as gentool train reads "
                                    "it; give it a value instead, e.g. trainer.max_steps=10000.",)),
     "~ on a null trainer option": Case(("train", *NEW, "~trainer.grad_clip"),
@@ -405,14 +407,15 @@ CASES = {
     # data
     "offline data set": Case(("train", *NEW, "dataset=mnist", "dataset.source.download=false",
                               "data_dir=nothing"), ("MNIST is not in", "MNIST/raw")),
-    "no readable image": Case(("train", *merged(*NEW, *FOLDER)),
+    "no readable image": Case(("train", *merged_overrides(*NEW, *FOLDER)),
                               ("none of the 3 image files under", "can be read"),
                               prepare=image_folder(garbage=3)),
-    "error in a DataLoader worker": Case(("train", *merged(*NEW, *FOLDER)),
+    "error in a DataLoader worker": Case(("train", *merged_overrides(*NEW, *FOLDER)),
                                          ("images of this split can be decoded",),
                                          prepare=image_folder(truncated=6), started=True),
-    "diverged": Case(("train", *merged(*NEW, "optimizer.lr=1e30", "trainer.log_every=1",
-                                       "trainer.checkpoint_every=1")),
+    "diverged": Case(("train", *merged_overrides(*NEW, "optimizer.lr=1e30",
+                                                 "trainer.log_every=1",
+                                                 "trainer.checkpoint_every=1")),
                      ("training diverged", "is kept"),
                      started=True),
     # checkpoints
@@ -566,7 +569,7 @@ def test_precision_is_refused_before_the_data_is_loaded(forked, folder):
 
 def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):
     image_folder(good=12, garbage=2, truncated=1)(folder)
-    result = run_gentool(forked, folder, "train", *merged(*NEW, *FOLDER))
+    result = run_gentool(forked, folder, "train", *merged_overrides(*NEW, *FOLDER))
     assert result.returncode == 0, result.stderr
     log = result.stderr + result.stdout
     for i in (0, 1):
@@ -615,7 +618,8 @@ def test_disk_full_keeps_the_previous_checkpoint_and_says_so(forked, tmpfs, tmp_
     point, _ = tmpfs
     run = point / "run"
     first = run_gentool(forked, tmp_path, "train",
-                        *merged(*CLI_TINY, *BIG, "trainer.max_steps=2", f"hydra.run.dir={run}"))
+                        *merged_overrides(*CLI_TINY, *BIG, "trainer.max_steps=2",
+                                          f"hydra.run.dir={run}"))
     assert first.returncode == 0, first.stderr
     last = run / "checkpoints" / "last.pt"
     before = hashes(run)
@@ -637,7 +641,8 @@ def test_read_only_folders_are_one_sentence(forked, tiny_run, tmpfs, tmp_path):
     read_only()
     before = hashes(point)
     cases = [
-        (("train", *merged(*CLI_TINY, "trainer.max_steps=6", f"hydra.run.dir={point}/run")),
+        (("train", *merged_overrides(*CLI_TINY, "trainer.max_steps=6",
+                                     f"hydra.run.dir={point}/run")),
          ("cannot write the run folder", f"{point}/run is on a read-only file system")),
         (("sample", f"checkpoint={point}/run/checkpoints/last.pt", f"out={point}/s.png",
           "device=cpu"), (f"{point} is on a read-only file system", "write elsewhere")),
@@ -663,3 +668,8 @@ def test_hydra_mode_is_not_taken_for_a_key_given_twice():
 
     # With -m Hydra appends hydra.mode=MULTIRUN to the user's own overrides.
     assert repeated_key(["hydra.mode=RUN", "model=vae", "hydra.mode=MULTIRUN"]) is None
+
+
+def test_merged_overrides_keeps_each_key_once_with_its_last_value_at_its_first_place():
+    assert merged_overrides("loss=minimax", "seed=0", "+loss=nonsaturating", "~seed", "x=1") == \
+        ["+loss=nonsaturating", "~seed", "x=1"]

@@ -26,9 +26,10 @@ from gentool.engine.run_lock import LOCK_FILE, RunLock
 from gentool.engine.stop import SAME_REQUEST_S, StopRequested
 from gentool.errors import GentoolError
 from gentool.hydra_run import expand_home
+from gentool.overrides import merged_overrides
 from gentool.sample import run_sample
 from gentool.train import run_train
-from conftest import CLI_TINY as TINY, assert_user_error, merged
+from conftest import CLI_TINY as TINY, assert_user_error
 
 # Long enough to be caught running; the tests stop or pause it, so its length costs nothing.
 LONG = ["device=cpu", "trainer.batch_size=8", "trainer.log_every=100", "trainer.eval_every=100000",
@@ -180,7 +181,7 @@ def test_resume_takes_a_checkpoint_or_a_run_directory(trained, tmp_path):
 
 def test_sigterm_prints_the_command_that_resumes_and_that_command_finishes(installed, forked,
                                                                           tmp_path):
-    run = start(installed, tmp_path, "train", *merged(*LONG, "trainer.max_steps=600",
+    run = start(installed, tmp_path, "train", *merged_overrides(*LONG, "trainer.max_steps=600",
                                                       "trainer.checkpoint_every=50",
                                                       "hydra.run.dir=run"))
     # The loop (and its stop handler) is running once it has written its first checkpoint.
@@ -273,7 +274,7 @@ def test_paths_take_the_home_folder(installed, forked, tmp_path):
     assert f"path: {home}/images" in shown.stdout
     # Quoted for Hydra, `~` reaches the code, which expands it.
     small = ["dataset=folder", "dataset.shape=[1,8,8]", "dataset.source.test_fraction=0.25",
-             *merged(*TINY, "trainer.batch_size=8")]
+             *merged_overrides(*TINY, "trainer.batch_size=8")]
     trained = run("train", *small, "dataset.source.path='~/images'", "hydra.run.dir=~/run")
     assert trained.returncode == 0, trained.stderr
     assert (home / "run" / "checkpoints" / "last.pt").is_file()

@@ -153,6 +153,16 @@ def repeated_key(overrides: list[str]) -> Optional[str]:
     return None
 
 
+def merged_overrides(*overrides: str) -> list[str]:
+    """The overrides with each key once, as Hydra would apply them: a later override of a key
+    (with or without + or ~) takes the place of the earlier one, so that a base command and the
+    overrides that change it form a command line that `repeated_key` accepts."""
+    kept: dict[str, str] = {}
+    for override in overrides:
+        kept[override.split("=", 1)[0].lstrip("+~")] = override
+    return list(kept.values())
+
+
 def check_added_keys(cfg: DictConfig, command: str, overrides: list[str],
                      composer: Composer) -> Optional[str]:
     """One sentence for a key added with + or ++ where a command schema fixes the options
