@@ -259,3 +259,38 @@ def test_a_pipe_in_a_label_is_escaped_in_the_table(tmp_path):
     write_run(tmp_path / "b", ["x=c"], {"test/loss": 2.0})
     assert report([str(tmp_path)]).splitlines()[2:] == ["| 'a\\|b' | 1 | 1 |",
                                                          "| c | 1 | 2 |"]
+
+
+@pytest.fixture
+def two_runs(tmp_path, monkeypatch):
+    """Run folders r_a and r_b and an existing folder that holds no run, in the working folder."""
+    for name in ("r_a", "r_b"):
+        write_run(tmp_path / name, ["seed=0"], {"test/loss": 1.0})
+    (tmp_path / "plots").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+
+def test_the_run_folders_at_the_end_of_metrics_are_the_paths(two_runs):
+    from gentool.cli import report_paths
+
+    assert report_paths([], ["test/loss", "r_a", "r_b"]) == (["r_a", "r_b"], ["test/loss"])
+    # after paths given before --metrics too
+    assert report_paths(["r_a"], ["test/loss", "r_b"]) == (["r_a", "r_b"], ["test/loss"])
+    assert report_paths(["r_a"], ["test/loss"]) == (["r_a"], ["test/loss"])
+
+
+def test_an_existing_folder_that_holds_no_run_stays_a_metric_word(two_runs):
+    from gentool.cli import report_paths
+
+    with pytest.raises(GentoolError, match=r"^no run folder given \(--metrics took test/loss, "
+                                           r"plots as metric keys\)"):
+        report_paths([], ["test/loss", "plots"])
+
+
+def test_a_mistyped_folder_after_a_run_folder_is_named(two_runs):
+    from gentool.cli import report_paths
+
+    with pytest.raises(GentoolError, match="^r_dd does not exist; give run directories"):
+        report_paths([], ["test/loss", "r_a", "r_dd"])
+    with pytest.raises(GentoolError, match="^no metrics.json under plots;"):
+        report_paths([], ["test/loss", "r_a", "plots", "r_b"])

@@ -122,23 +122,28 @@ def finetune_main(cfg: DictConfig):
 
 def report_paths(paths: list[str], metrics: list[str] | None) -> tuple[list[str], list[str] | None]:
     """The paths and metric keys of `gentool report`. Written `--metrics KEY... PATH...`, the
-    paths are the words at the end of --metrics that exist on disk (a metric key names no file).
-    """
-    if paths:
-        return paths, metrics
+    paths are the words at the end of --metrics that are run folders (find_runs reads runs
+    from them; a metric key names none), after any paths given before --metrics. A word after
+    such a folder that is none (a mistyped folder) is refused as find_runs refuses it."""
+    from gentool.report import find_runs, holds_runs
+
     keys = list(metrics or [])
     taken: list[str] = []
-    while len(keys) > 1 and Path(keys[-1]).exists():
+    while len(keys) > 1 and holds_runs(keys[-1]):
         taken.insert(0, keys.pop())
+    folders = [i for i, word in enumerate(keys) if holds_runs(word)]
+    if folders and folders[-1] + 1 < len(keys):
+        find_runs([keys[folders[-1] + 1]])   # raises: the word names no run folder
     if taken:
-        return taken, keys
+        return [*paths, *taken], keys
+    if paths:
+        return paths, metrics
     if metrics:
         raise GentoolError(f"no run folder given (--metrics took {', '.join(metrics)} as metric "
                            "keys); put the run folders before --metrics, or name folders that "
                            "exist.")
     raise GentoolError("no run folder given; name run directories or folders of runs, e.g. "
                        "gentool report multirun/train.")
-    return taken, keys
 
 
 def report_main() -> None:
@@ -157,8 +162,8 @@ def report_main() -> None:
                                                  "(a multirun sweep folder, runs/train, ...)")
     parser.add_argument("--metrics", nargs="+", help="metric keys to show (default: every "
                                                      "eval/* key, else every test/* key); "
-                                                     "given before the paths, the existing "
-                                                     "paths at its end are taken as the paths")
+                                                     "given before the paths, the run "
+                                                     "folders at its end are taken as paths")
     parser.add_argument("--out", help="also write the table to this markdown file")
     args = parser.parse_args(sys.argv[1:])
 

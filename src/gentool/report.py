@@ -234,13 +234,23 @@ def find_runs(paths: list[str]) -> list[Run]:
         if not root.exists():
             raise GentoolError(f"{given} does not exist; give run directories or folders that "
                                "hold them.")
-        files = [root / "metrics.json"] if (root / "metrics.json").is_file() else \
-            sorted(root.rglob("metrics.json"))
-        runs += [load_run(file.parent) for file in files]
+        runs += [load_run(file.parent) for file in metrics_files(root)]
     if not runs:
         raise GentoolError(f"no metrics.json under {', '.join(paths)}; give the folders of "
                            "finished runs (gentool train writes metrics.json at the end).")
     return runs
+
+
+def metrics_files(root: Path) -> list[Path]:
+    """The metrics.json of the run at `root`, or of every run below it."""
+    if (root / "metrics.json").is_file():
+        return [root / "metrics.json"]
+    return sorted(root.rglob("metrics.json")) if root.is_dir() else []
+
+
+def holds_runs(given: str) -> bool:
+    """Whether `given` is a folder that find_runs reads runs from."""
+    return bool(metrics_files(Path(given)))
 
 
 def load_run(folder: Path) -> Run:
