@@ -81,7 +81,7 @@ def output_format(fmt: str | None, out: str) -> str:
         return named
     if fmt not in FORMATS:
         raise not_one_of("format", fmt, FORMATS,
-                         "or leave format= out to write what out= names.")
+                         "pick one, or leave format= out to write what out= names.")
     # A file of another kind: its suffix says so (a folder's name may hold any other dot).
     clash = named not in (None, fmt) or (fmt != "folder" and suffix and named is None)
     if clash:

@@ -13,7 +13,7 @@ import torch
 
 from gentool.data.splits import PairSplit, Split
 from gentool.errors import GentoolError
-from gentool.options import choice_fix
+from gentool.options import not_one_of
 
 BINARIZE_MODES = ("none", "dynamic", "static")
 # Static binarisation draws from its own generator with this seed: the binarised data set is a
@@ -65,10 +65,8 @@ def concatenated(batches: Sequence[AnyBatch]) -> AnyBatch:
 
 def check_binarize(binarize: str) -> None:
     if binarize not in BINARIZE_MODES:
-        fix = choice_fix("dataset.binarize", binarize, BINARIZE_MODES,
+        raise not_one_of("dataset.binarize", binarize, BINARIZE_MODES,
                          "set dataset.binarize=none.")
-        raise GentoolError(f"dataset.binarize is '{binarize}' but must be one of "
-                           f"{', '.join(BINARIZE_MODES)}; {fix}")
 
 
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:

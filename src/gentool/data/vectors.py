@@ -19,7 +19,7 @@ import torch
 
 from gentool.data.splits import Split, split_indices, take
 from gentool.errors import GentoolError
-from gentool.options import choice_fix
+from gentool.options import not_one_of
 
 SCALES = ("none", "standardise", "minmax")
 # What a data set's values are (dataset.values); losses declare which they model.
@@ -54,9 +54,7 @@ def load_vectors(data_dir: str, path: str, labels: str | None = None,
     `data_dir` is unused (the path is given); build_data passes it to every source.
     """
     if scale not in SCALES:
-        fix = choice_fix("dataset.source.scale", scale, SCALES, "set dataset.source.scale=none.")
-        raise GentoolError(f"dataset.source.scale is '{scale}' but must be one of "
-                           f"{', '.join(SCALES)}; {fix}")
+        raise not_one_of("dataset.source.scale", scale, SCALES, "set dataset.source.scale=none.")
     x, y = read_labelled(path, labels, label_column, key)
     if test_path:
         inside = labels if labels is not None and Path(test_path).suffix.lower() == ".npz" \
@@ -207,9 +205,7 @@ def scaled(x: np.ndarray, x_test: np.ndarray, scale: str) -> tuple[np.ndarray, n
 def check_values(x: torch.Tensor, values: str, name: str) -> None:
     """Refuse a split whose numbers are not what dataset.values says they are."""
     if values not in VALUES:
-        fix = choice_fix("dataset.values", values, VALUES, "set dataset.values=real.")
-        raise GentoolError(f"dataset.values is '{values}' but must be one of "
-                           f"{', '.join(VALUES)}; {fix}")
+        raise not_one_of("dataset.values", values, VALUES, "set dataset.values=real.")
     bad = None
     if values == "counts" and ((x < 0).any() or (x != x.round()).any()):
         bad = "non-negative whole numbers (counts)"
