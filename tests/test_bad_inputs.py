@@ -11,6 +11,7 @@ full, read-only folders) run on a small tmpfs, where the platform lets the tests
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -541,15 +542,68 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
         assert_nothing_new(listed, folder)
 
 
+# Words a message may start with in capitals: names and acronyms.
+PROPER_NOUNS = {"CIFAR-10", "MNIST", "PCA", "CUDA", "CPU", "GPU", "Hydra", "SLURM", "JSON"}
+
+
+def _opening(text: object) -> str | None:
+    """The literal start of a message: a str constant, or an f-string's leading text."""
+    if isinstance(text, ast.Constant) and isinstance(text.value, str):
+        return text.value
+    if isinstance(text, ast.JoinedStr) and text.values and isinstance(text.values[0], ast.Constant):
+        return text.values[0].value
+    return None
+
+
+def capitalised_messages(source: str, returned: bool = False) -> list[str]:
+    """The messages in `source` that start with a capital letter: the first argument of every
+    `raise X(...)` and `super().__init__(...)`, every `problem = ...` (engine.files) and, with
+    `returned`, every string a function returns (overrides.py's sentences). A first word in
+    PROPER_NOUNS, or a path or placeholder (holding / . = { or <), may keep its capitals."""
+    openings = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+            openings.append(_opening(node.exc.args[0]))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr == "__init__" and node.args:
+            openings.append(_opening(node.args[0]))
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "problem"
+                                                  for t in node.targets):
+            openings.append(_opening(node.value))
+        elif returned and isinstance(node, ast.Return) and node.value is not None:
+            openings.append(_opening(node.value))
+    found = []
+    for text in openings:
+        words = (text or "").split()
+        first = words[0].rstrip(",;:") if words else ""
+        if not first[:1].isupper() or first in PROPER_NOUNS or any(c in first for c in "/.={<"):
+            continue
+        found.append(text)
+    return found
+
+
+def test_the_capital_letter_check_finds_a_new_message():
+    source = ('def f(x):\n'
+              '    if x:\n'
+              '        raise SomeNewError("The value is wrong; fix it.")\n'
+              '    raise OtherError(f"Bad {x}")\n'
+              'def g():\n'
+              '    return f"Nothing to do for {1}."\n')
+    assert sorted(capitalised_messages(source)) == ["Bad ", "The value is wrong; fix it."]
+    assert "Nothing to do for " in capitalised_messages(source, returned=True)
+    # names, paths and placeholders keep their capitals
+    fine = ('raise E("CIFAR-10 is not there.")\nraise E(f"{x} is wrong")\n'
+            'raise E("C:/data is wrong")\n')
+    assert capitalised_messages(fine) == []
+
+
 def test_every_message_of_gentool_errors_goes_on_in_lower_case():
     """Each sentence gentool raises for a user's mistake follows "gentool: error: ", so it does
     not start with a capital (a name such as CIFAR-10 keeps its capitals)."""
     source = Path(__file__).parents[1] / "src" / "gentool"
-    raised = re.compile(r"(?:GentoolError|TrainingDiverged|WriteFailed|__init__)\(\s*f?[\"']"
-                        r"([A-Z][a-z]*[ ,;:])")
-    problem = re.compile(r"problem = f?[\"']([A-Z][a-z]*[ ,;:])")
-    found = [f"{path.name}: {match.group(1)}" for path in sorted(source.rglob("*.py"))
-             for pattern in (raised, problem) for match in pattern.finditer(path.read_text())]
+    found = [f"{path.name}: {text}" for path in sorted(source.rglob("*.py"))
+             for text in capitalised_messages(path.read_text(),
+                                              returned=path.name == "overrides.py")]
     assert not found
 
 
