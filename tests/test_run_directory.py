@@ -292,12 +292,16 @@ def test_the_readme_says_which_tildes_bash_expands_itself():
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
     assert "expands `~` after the `=` of a word whose key is a plain name" in readme
     assert "only at the start of a word" not in readme
+    # and so does the command line's own account of why it expands `~`
+    assert "only at the start of a word" not in expand_home.__doc__
+    assert "dotted key" in expand_home.__doc__
 
 
 def test_home_expansion_of_the_command_line(monkeypatch):
     monkeypatch.setenv("HOME", "/home/me")
     assert expand_home("checkpoint=~/runs/last.pt") == "checkpoint=/home/me/runs/last.pt"
     assert expand_home("hydra.run.dir=~") == "hydra.run.dir=/home/me"
+    assert expand_home("+dataset.source.path=~/x") == "+dataset.source.path=/home/me/x"
     monkeypatch.setenv("HOME", "/home/m e")
     assert expand_home("out=~/s.png") == "out='/home/m e/s.png'"
     for untouched in ("~model", "model=vae", "data_dir='~/x'", "paths=[~/a,~/b]", "x=a~b"):
