@@ -100,7 +100,7 @@ def test_kill_9_at_any_moment_then_the_same_command_finishes_with_the_same_weigh
     one are forked (conftest.forked), all with the installed command and one thread."""
     env = environment(installed["env"])
     run = merged_overrides(*RUN, "trainer.max_steps=60", "trainer.checkpoint_every=7",
-                 "trainer.eval_every=60", "trainer.log_every=60")
+                           "trainer.eval_every=60", "trainer.log_every=60")
     reference = forked.run([*run, "hydra.run.dir=reference"], tmp_path, env=env)
     assert reference.returncode == 0, reference.stderr[-3000:]
     last = tmp_path / "killed" / "checkpoints" / "last.pt"

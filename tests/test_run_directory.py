@@ -181,9 +181,9 @@ def test_resume_takes_a_checkpoint_or_a_run_directory(trained, tmp_path):
 
 def test_sigterm_prints_the_command_that_resumes_and_that_command_finishes(installed, forked,
                                                                           tmp_path):
-    run = start(installed, tmp_path, "train", *merged_overrides(*LONG, "trainer.max_steps=600",
-                                                      "trainer.checkpoint_every=50",
-                                                      "hydra.run.dir=run"))
+    run = start(installed, tmp_path, "train",
+                *merged_overrides(*LONG, "trainer.max_steps=600", "trainer.checkpoint_every=50",
+                                  "hydra.run.dir=run"))
     # The loop (and its stop handler) is running once it has written its first checkpoint.
     wait_for(tmp_path / "run" / "checkpoints" / "last.pt", run)
     run.send_signal(signal.SIGTERM)
