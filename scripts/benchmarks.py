@@ -76,12 +76,16 @@ FLOOR = [("real vs real", {"fd": "fd_real", "precision": "precision_real",
 # -- what each model trains and is evaluated with ---------------------------------------------
 
 def train_overrides(name: str, args) -> list[str]:
+    from gentool.overrides import merged_overrides
+
     overrides = [f"dataset={args.dataset}", f"seed={args.seed}", f"device={args.device}",
                  f"data_dir={args.data_dir}", "trainer.progress_bar=false", *MODELS[name][1]]
     if args.steps_scale != 1.0:
         scaled = max(2, int(max_steps(overrides) * args.steps_scale))
-        overrides += [f"trainer.max_steps={scaled}", f"trainer.eval_every={scaled}",
-                      f"trainer.checkpoint_every={scaled}", f"trainer.log_every={scaled}"]
+        # the scaled budget takes the place of the model's own trainer.max_steps= and the like
+        overrides = merged_overrides(
+            *overrides, f"trainer.max_steps={scaled}", f"trainer.eval_every={scaled}",
+            f"trainer.checkpoint_every={scaled}", f"trainer.log_every={scaled}")
     return overrides
 
 

@@ -153,18 +153,23 @@ def cell_path(cells: Path, claim: str, config: str, steps: int, seed: int) -> Pa
 
 
 def job_overrides(claim: str, config: str, seed: int, steps: int) -> list[str]:
+    """The claim's base, the configuration's own overrides and the cell's, each key once: a
+    configuration's own value (loss=nonsaturating) takes the place of the base's (loss=minimax)."""
+    from gentool.overrides import merged_overrides
+
     spec = CLAIMS[claim]
     tenth = max(1, steps // 10)
     own = [o.replace("{steps}", str(steps)) for o in spec.configs[config][1]]
-    return [*spec.base, *own, f"seed={seed}", "device=cpu",
-            f"trainer.max_steps={steps}", f"trainer.log_every={min(spec.log_every, steps)}",
-            # images: the final evaluation only (the study evaluates checkpoints itself);
-            # points: the mode metrics at every tenth, as training logs them
-            f"trainer.eval_every={steps if spec.images else tenth}",
-            # the checkpoints of every tenth are kept where the claim evaluates them all
-            f"trainer.checkpoint_every={tenth}",
-            f"trainer.keep_checkpoints={10 if spec.curve else 0}",
-            "trainer.progress_bar=false"]
+    return merged_overrides(
+        *spec.base, *own, f"seed={seed}", "device=cpu",
+        f"trainer.max_steps={steps}", f"trainer.log_every={min(spec.log_every, steps)}",
+        # images: the final evaluation only (the study evaluates checkpoints itself);
+        # points: the mode metrics at every tenth, as training logs them
+        f"trainer.eval_every={steps if spec.images else tenth}",
+        # the checkpoints of every tenth are kept where the claim evaluates them all
+        f"trainer.checkpoint_every={tenth}",
+        f"trainer.keep_checkpoints={10 if spec.curve else 0}",
+        "trainer.progress_bar=false")
 
 
 def classifier_version() -> int:
@@ -195,7 +200,10 @@ class Job:
     classifier_steps: int | None = None   # None: the eval config's
 
     def train_overrides(self) -> list[str]:
-        return [*job_overrides(self.claim, self.config, self.seed, self.steps), *self.extra]
+        from gentool.overrides import merged_overrides
+
+        return merged_overrides(*job_overrides(self.claim, self.config, self.seed, self.steps),
+                                *self.extra)
 
     def eval_overrides(self) -> list[str]:
         steps = [] if self.classifier_steps is None else \

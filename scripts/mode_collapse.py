@@ -122,12 +122,15 @@ def cell_path(cells: Path, dataset: str, config: str, seed: int) -> Path:
 
 def job_overrides(config: str, dataset: str, seed: int, steps: int) -> list[str]:
     extra = [o.format(half=steps // 2, dataset=dataset) for o in CONFIGS[config][1]]
+    from gentool.overrides import merged_overrides
+
     base = [] if any(o.startswith("experiment=") for o in extra) else [BASE]
-    return [*base, *extra, f"dataset={dataset}", f"seed={seed}", "device=cpu",
-            f"trainer.max_steps={steps}", f"trainer.log_every={max(1, steps // 20)}",
-            f"trainer.eval_every={max(1, steps // 5)}",
-            f"trainer.checkpoint_every={max(1, steps // 10)}", "trainer.keep_checkpoints=0",
-            "trainer.progress_bar=false"]
+    return merged_overrides(
+        *base, *extra, f"dataset={dataset}", f"seed={seed}", "device=cpu",
+        f"trainer.max_steps={steps}", f"trainer.log_every={max(1, steps // 20)}",
+        f"trainer.eval_every={max(1, steps // 5)}",
+        f"trainer.checkpoint_every={max(1, steps // 10)}", "trainer.keep_checkpoints=0",
+        "trainer.progress_bar=false")
 
 
 def run_cell(job: tuple[str, str, int, int, str, str]) -> dict:

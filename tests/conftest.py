@@ -18,6 +18,7 @@ import torch
 from hydra import compose, initialize_config_module
 
 from gentool.config import setup
+from gentool.overrides import merged_overrides
 from data_fixtures import write_cifar10, write_frey_mat, write_image_folder, write_mnist_idx
 from forked_gentool import ForkedGentool
 from study_helpers import SCRIPTS, STUDY_CELLS
@@ -26,8 +27,11 @@ from study_helpers import SCRIPTS, STUDY_CELLS
 TINY = ["device=cpu", "trainer.max_steps=6", "trainer.batch_size=16", "trainer.log_every=2",
         "trainer.eval_every=3", "trainer.checkpoint_every=3", "trainer.eval_examples=64",
         "trainer.image_examples=8", "trainer.scatter_examples=32", "trainer.progress_bar=false"]
+
+
 # The command-line tests start a process per run: TINY with fewer steps.
-CLI_TINY = [*TINY, "trainer.max_steps=4", "trainer.eval_every=2", "trainer.checkpoint_every=2"]
+CLI_TINY = merged_overrides(*TINY, "trainer.max_steps=4", "trainer.eval_every=2",
+                            "trainer.checkpoint_every=2")
 
 
 @pytest.fixture(scope="session", autouse=True)

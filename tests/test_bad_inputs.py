@@ -11,6 +11,7 @@ full, read-only folders) run on a small tmpfs, where the platform lets the tests
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
@@ -28,6 +29,7 @@ import torch
 from PIL import Image
 
 from conftest import CLI_TINY, assert_user_error
+from gentool.overrides import merged_overrides
 
 # Refused trainings start their own run directory, so the finished run stays a bystander.
 NEW = [*CLI_TINY, "hydra.run.dir=new_run"]
@@ -74,7 +76,13 @@ def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) ->
     message = [line for line in result.stderr.splitlines()
                if line.strip() and not LOG_LINE.match(line)]
     assert len(message) == 1, result.stderr
-    assert message[0].startswith("gentool: error: ") and message[0].endswith("."), result.stderr
+    # A sentence that ends in its fix: a full stop, or the question of a did-you-mean.
+    assert message[0].startswith("gentool: error: ") and message[0].endswith((".", "?")), \
+        result.stderr
+    # It goes on in lower case, as a sentence does after "gentool: error:" (a name such as
+    # CIFAR-10 keeps its capitals).
+    assert not re.match(r"[A-Z][a-z]*[ ,;:]", message[0][len("gentool: error: "):]), \
+        result.stderr
 
 
 # -- what cases prepare ----------------------------------------------------------------------------
@@ -152,27 +160,28 @@ class Case:
 
 CASES = {
     # trainer options: ranges of the schema
-    "checkpoint_every=0": Case(("train", *NEW, "trainer.checkpoint_every=0"),
+    "checkpoint_every=0": Case(("train", *merged_overrides(*NEW, "trainer.checkpoint_every=0")),
                                ("trainer.checkpoint_every is 0 but must be an integer >= 1",)),
-    "log_every=0": Case(("train", *NEW, "trainer.log_every=0"),
+    "log_every=0": Case(("train", *merged_overrides(*NEW, "trainer.log_every=0")),
                         ("trainer.log_every is 0 but must be an integer >= 1",)),
-    "eval_every=0": Case(("train", *NEW, "trainer.eval_every=0"),
+    "eval_every=0": Case(("train", *merged_overrides(*NEW, "trainer.eval_every=0")),
                          ("trainer.eval_every is 0 but must be an integer >= 1",)),
-    "max_steps=0": Case(("train", *NEW, "trainer.max_steps=0"),
+    "max_steps=0": Case(("train", *merged_overrides(*NEW, "trainer.max_steps=0")),
                         ("trainer.max_steps is 0 but must be an integer >= 1",)),
     # checked before the run starts, though the loop reads it only at its first step
     "schedule name": Case(("train", *NEW, "trainer.schedule.name=exp"),
                           ("trainer.schedule.name is 'exp' but must be one of constant, cosine, "
                            "linear, step; e.g. trainer.schedule.name=cosine",)),
     "schedule name, unfinished run": Case(
-        ("train", *CLI_TINY, "trainer.max_steps=12", "hydra.run.dir=run",
-         "trainer.schedule.name=exp"), ("trainer.schedule.name is 'exp'",)),
+        ("train", *merged_overrides(*CLI_TINY, "trainer.max_steps=12", "hydra.run.dir=run",
+                                    "trainer.schedule.name=exp")),
+        ("trainer.schedule.name is 'exp'",)),
     "schedule name, finished run": Case(
         ("train", *CLI_TINY, "hydra.run.dir=run", "trainer.schedule.name=exp"),
         ("trainer.schedule.name is 'exp'",)),
-    "max_steps=many": Case(("train", *NEW, "trainer.max_steps=many"),
+    "max_steps=many": Case(("train", *merged_overrides(*NEW, "trainer.max_steps=many")),
                            ("trainer.max_steps is 'many' but must be an integer >= 1; e.g. "
-                            "trainer.max_steps=4.",)),   # the value it had, from NEW
+                            "trainer.max_steps=10000.",)),   # the config's value
     # keys and types of the command line, as Hydra composes it (gentool.overrides)
     "unknown trainer key": Case(("train", *NEW, "trainer.max_stpes=20"),
                                 ("trainer.max_stpes is not an option of trainer=default; did you "
@@ -182,11 +191,12 @@ CASES = {
                               ("model.latent_dimm is not an option of model=vae; did you mean "
                                "model.latent_dim? (its options: name, data_shape,",)),
     "key of another loss": Case(("train", *NEW, "loss.variance=foo"),
-                                ("loss.variance is not an option of loss=bernoulli (its options: "
-                                 "none); loss=gaussian has loss.variance.",)),
+                                ("loss.variance is not an option of loss=bernoulli, which takes "
+                                 "none; loss=gaussian has loss.variance.",)),
     "key added to a loss that has none": Case(
         ("train", *NEW, "+loss.variance=fixed"),
-        ("loss.variance is not an option of loss=bernoulli (its options: none).",)),
+        ("loss.variance is not an option of loss=bernoulli, which takes none; loss=gaussian has "
+         "loss.variance.",)),
     "key added to a data set": Case(("train", *NEW, "+dataset.foo=1"),
                                     ("dataset.foo is not an option of dataset=digits (its "
                                      "options: name, shape, num_classes, range, binarize, "
@@ -216,7 +226,7 @@ CASES = {
                                      "each set by its own key; e.g. trainer.schedule.name=")),
     "launcher option without the launcher": Case(
         ("train", *NEW, "hydra.launcher.n_jobs=2"),
-        ("hydra.launcher.n_jobs is not an option of hydra/launcher=basic (its options: none); ",
+        ("hydra.launcher.n_jobs is not an option of hydra/launcher=basic, which takes none; ",
          "hydra/launcher=parallel", "have hydra.launcher.n_jobs.")),
     "sbatch option misspelt": Case(
         ("train", "-m", "hydra/launcher=slurm", *NEW,
@@ -239,7 +249,7 @@ CASES = {
     "list values without brackets": Case(("train", *NEW, "model.encoder.hidden=3,4"),
                                          ("add -m to run one job per value, or write "
                                           "model.encoder.hidden=[3,4] for a list.",)),
-    "string values without quotes": Case(("train", *NEW, "device=a,b"),
+    "string values without quotes": Case(("train", *merged_overrides(*NEW, "device=a,b")),
                                          ("add -m to run one job per value, or quote it for one "
                                           "string: device='a,b'.",)),
     "unknown dataset": Case(("train", *NEW, "dataset=fashionmnist"),
@@ -260,13 +270,31 @@ CASES = {
                                    ("model=[vae,ae] chooses several configs of model, but a run "
                                     "takes one; choose one (model=vae), or add -m and write "
                                     "model=vae,ae to run one job per choice.",)),
-    "~ on a trainer option": Case(("train", *NEW, "~trainer.max_steps"),
+    "~ on a trainer option": Case(("train", *merged_overrides(*NEW, "~trainer.max_steps")),
                                   ("trainer.max_steps cannot be removed, as gentool train reads "
-                                   "it; give it a value instead, e.g. trainer.max_steps=4.",)),
+                                   "it; give it a value instead, e.g. trainer.max_steps=10000.",)),
     "~ on a null trainer option": Case(("train", *NEW, "~trainer.grad_clip"),
                                        ("trainer.grad_clip cannot be removed, as gentool train "
                                         "reads it; give it a value instead, e.g. "
                                         "trainer.grad_clip=null.",)),
+    # a key given twice, of which Hydra would take the last without a word
+    "model given twice": Case(("train", *NEW, "model=vae", "model=ae"),
+                              ("model= is given twice (model=vae, then model=ae); keep one.",)),
+    "trainer key given twice": Case(("train", *NEW, "trainer.max_steps=5"),
+                                    ("trainer.max_steps= is given twice (trainer.max_steps=4, "
+                                     "then trainer.max_steps=5); keep one.",), fresh=True),
+    "added key given twice": Case(("train", *NEW, "+optimizer.eps=1e-6", "++optimizer.eps=1e-7"),
+                                  ("optimizer.eps= is given twice (+optimizer.eps=1e-6, then "
+                                   "++optimizer.eps=1e-7); keep one.",)),
+    "removed and set": Case(("train", *NEW, "~trainer.grad_clip", "trainer.grad_clip=1"),
+                            ("trainer.grad_clip= is given twice (~trainer.grad_clip, then "
+                             "trainer.grad_clip=1); keep one.",)),
+    "run directory given twice": Case(("train", *NEW, "hydra.run.dir=other"),
+                                      ("hydra.run.dir= is given twice (hydra.run.dir=new_run, "
+                                       "then hydra.run.dir=other); keep one.",)),
+    "sweep with a key given twice": Case(("train", "-m", *NEW, "model=vae,ae", "model=conv_vae"),
+                                         ("model= is given twice (model=vae,ae, then "
+                                          "model=conv_vae); keep one.",)),
     "unknown experiment": Case(("train", *NEW, "experiment=gan_rings"),
                                ("did you mean experiment=gan_ring?",)),
     "model= for sample": Case(("sample", f"checkpoint={CHECKPOINT}", "model=vae"),
@@ -280,6 +308,24 @@ CASES = {
     "sample +num=5": Case(("sample", f"checkpoint={CHECKPOINT}", "+num=5"),
                           ("num is not an option of gentool sample (its options: checkpoint, "
                            "n, out,",)),
+    # a value that must be one of a few words: the words, and the closest of them
+    "sample mode=sampel": Case(("sample", f"checkpoint={CHECKPOINT}", "mode=sampel"),
+                               ("mode is 'sampel' but must be one of classes, interpolate, "
+                                "reconstruct, sample, translate, traverse; did you mean "
+                                "mode=sample?",)),
+    "sample format=gird": Case(("sample", f"checkpoint={CHECKPOINT}", "format=gird"),
+                               ("format is 'gird' but must be one of grid, npy, folder; did you "
+                                "mean format=grid?",)),
+    "precision=64": Case(("train", *NEW, "trainer.precision=64"),
+                         ("trainer.precision is '64' but must be one of 32, bf16, 16; e.g. "
+                          "trainer.precision=32.",)),
+    "loss.variance=fixd": Case(("train", *NEW, "loss=gaussian", "loss.variance=fixd"),
+                               ("loss.variance is 'fixd' but must be one of fixed, shared, "
+                                "per_pixel; did you mean loss.variance=fixed?",)),
+    "finetune.head=mpl": Case(("finetune", f"checkpoint={CHECKPOINT}", "hydra.run.dir=ft",
+                               "finetune.head=mpl"),
+                              ("finetune.head is 'mpl' but must be one of label_spreading, "
+                               "linear, mlp; did you mean finetune.head=mlp?",)),
     "eval metrics a word": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=likelihood"),
                                 ("metrics is 'likelihood' but must be null or a list; e.g. "
                                  "metrics=[likelihood].",)),
@@ -375,7 +421,7 @@ CASES = {
                                   ("loss=multinomial models counts values but dataset=digits "
                                    "holds unit values",)),
     "compare without a run": Case(("compare", "no_such_run", "--out", "c.png"),
-                                  ("No checkpoint at no_such_run",)),
+                                  ("no checkpoint at no_such_run",)),
     "compare of a run": Case(("compare", "run", "--examples", "1"),
                              ("--examples is 1 but must be at least 2",)),
     "vectors without a file": Case(("train", *NEW, "model=ae", "dataset=vectors",
@@ -412,14 +458,16 @@ CASES = {
     # data
     "offline data set": Case(("train", *NEW, "dataset=mnist", "dataset.source.download=false",
                               "data_dir=nothing"), ("MNIST is not in", "MNIST/raw")),
-    "no readable image": Case(("train", *NEW, *FOLDER),
-                              ("None of the 3 image files under", "can be read"),
+    "no readable image": Case(("train", *merged_overrides(*NEW, *FOLDER)),
+                              ("none of the 3 image files under", "can be read"),
                               prepare=image_folder(garbage=3)),
-    "error in a DataLoader worker": Case(("train", *NEW, *FOLDER),
+    "error in a DataLoader worker": Case(("train", *merged_overrides(*NEW, *FOLDER)),
                                          ("images of this split can be decoded",),
                                          prepare=image_folder(truncated=6), started=True),
-    "diverged": Case(("train", *NEW, "optimizer.lr=1e30", "trainer.log_every=1",
-                      "trainer.checkpoint_every=1"), ("Training diverged", "is kept"),
+    "diverged": Case(("train", *merged_overrides(*NEW, "optimizer.lr=1e30",
+                                                 "trainer.log_every=1",
+                                                 "trainer.checkpoint_every=1")),
+                     ("training diverged", "is kept"),
                      started=True),
     # checkpoints
     "no checkpoint": Case(("sample", "checkpoint=runs/none/last.pt"),
@@ -505,7 +553,14 @@ CASES = {
                                   prepare=report_run('{"test/loss": 1.0}', "- a=1\n - : [\n")),
     "report of a metric no run has": Case(
         ("report", "run", "--metrics", "test/los"),
-        ("No run has the metric test/los; did you mean test/loss? (the runs have test/ ",)),
+        ("no run has the metric test/los; did you mean test/loss? (the runs have ",
+         "test/loss, ")),
+    "report --metrics before a missing folder": Case(
+        ("report", "--metrics", "test/loss", "nowhere"),
+        ("no run folder given (--metrics took test/loss, nowhere as metric keys); put the run "
+         "folders before --metrics, or name folders that exist.",)),
+    "report of no folder": Case(("report",), ("no run folder given; name run directories or "
+                                              "folders of runs",), fresh=True),
     "report --out in a missing folder": Case(
         ("report", "run", "--out", "tables/loss.md"),
         ("--out tables/loss.md: the folder tables does not exist",)),
@@ -545,9 +600,88 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
         assert_nothing_new(listed, folder)
 
 
+# Words a message may start with in capitals: names and acronyms.
+PROPER_NOUNS = {"CIFAR-10", "MNIST", "PCA", "CUDA", "CPU", "GPU", "Hydra", "SLURM", "JSON"}
+
+
+def _opening(text: object) -> str | None:
+    """The literal start of a message: a str constant, or an f-string's leading text."""
+    if isinstance(text, ast.Constant) and isinstance(text.value, str):
+        return text.value
+    if isinstance(text, ast.JoinedStr) and text.values and isinstance(text.values[0], ast.Constant):
+        return text.values[0].value
+    return None
+
+
+def capitalised_messages(source: str, returned: bool = False) -> list[str]:
+    """The messages in `source` that start with a capital letter: the first argument of every
+    `raise X(...)` and `super().__init__(...)`, every `problem = ...` (engine.files) and, with
+    `returned`, every string a function returns (overrides.py's sentences). A first word in
+    PROPER_NOUNS, or a path or placeholder (holding / . = { or <), may keep its capitals."""
+    openings = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+            openings.append(_opening(node.exc.args[0]))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr == "__init__" and node.args:
+            openings.append(_opening(node.args[0]))
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "problem"
+                                                  for t in node.targets):
+            openings.append(_opening(node.value))
+        elif returned and isinstance(node, ast.Return) and node.value is not None:
+            openings.append(_opening(node.value))
+    found = []
+    for text in openings:
+        words = (text or "").split()
+        first = words[0].rstrip(",;:") if words else ""
+        if not first[:1].isupper() or first in PROPER_NOUNS or any(c in first for c in "/.={<"):
+            continue
+        found.append(text)
+    return found
+
+
+def test_the_capital_letter_check_finds_a_new_message():
+    source = ('def f(x):\n'
+              '    if x:\n'
+              '        raise SomeNewError("The value is wrong; fix it.")\n'
+              '    raise OtherError(f"Bad {x}")\n'
+              'def g():\n'
+              '    return f"Nothing to do for {1}."\n')
+    assert sorted(capitalised_messages(source)) == ["Bad ", "The value is wrong; fix it."]
+    assert "Nothing to do for " in capitalised_messages(source, returned=True)
+    # names, paths and placeholders keep their capitals
+    fine = ('raise E("CIFAR-10 is not there.")\nraise E(f"{x} is wrong")\n'
+            'raise E("C:/data is wrong")\n')
+    assert capitalised_messages(fine) == []
+
+
+def test_every_message_of_gentool_errors_goes_on_in_lower_case():
+    """Each sentence gentool raises for a user's mistake follows "gentool: error: ", so it does
+    not start with a capital (a name such as CIFAR-10 keeps its capitals)."""
+    source = Path(__file__).parents[1] / "src" / "gentool"
+    found = [f"{path.name}: {text}" for path in sorted(source.rglob("*.py"))
+             for text in capitalised_messages(path.read_text(),
+                                              returned=path.name == "overrides.py")]
+    assert not found
+
+
+def test_report_takes_the_paths_after_metrics_too(forked, folder):
+    before = run_gentool(forked, folder, "report", "--metrics", "test/loss", "test/kl", "run")
+    after = run_gentool(forked, folder, "report", "run", "--metrics", "test/loss", "test/kl")
+    assert before.returncode == 0, before.stderr
+    assert before.stdout == after.stdout
+    assert "| test/loss | test/kl |" in before.stdout
+
+
+def test_precision_is_refused_before_the_data_is_loaded(forked, folder):
+    result = run_gentool(forked, folder, "train", *NEW, "trainer.precision=bf61")
+    assert_one_sentence(result, "did you mean trainer.precision=bf16?")
+    assert "Device:" not in result.stderr + result.stdout
+
+
 def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):
     image_folder(good=12, garbage=2, truncated=1)(folder)
-    result = run_gentool(forked, folder, "train", *NEW, *FOLDER)
+    result = run_gentool(forked, folder, "train", *merged_overrides(*NEW, *FOLDER))
     assert result.returncode == 0, result.stderr
     log = result.stderr + result.stdout
     for i in (0, 1):
@@ -595,14 +729,15 @@ BIG = ["model.encoder.hidden=[1024]", "model.decoder.hidden=[1024]", "trainer.ke
 def test_disk_full_keeps_the_previous_checkpoint_and_says_so(forked, tmpfs, tmp_path):
     point, _ = tmpfs
     run = point / "run"
-    first = run_gentool(forked, tmp_path, "train", *CLI_TINY, *BIG, "trainer.max_steps=2",
-                        f"hydra.run.dir={run}")
+    first = run_gentool(forked, tmp_path, "train",
+                        *merged_overrides(*CLI_TINY, *BIG, "trainer.max_steps=2",
+                                          f"hydra.run.dir={run}"))
     assert first.returncode == 0, first.stderr
     last = run / "checkpoints" / "last.pt"
     before = hashes(run)
     fill(point, leave_bytes=512 * 1024)
     resumed = run_gentool(forked, tmp_path, "train", *CLI_TINY, *BIG, f"hydra.run.dir={run}")
-    assert_one_sentence(resumed, f"No space left on the device holding {last}",
+    assert_one_sentence(resumed, f"no space left on the device holding {last}",
                         "the previous checkpoint there is intact", "free some space",
                         f"resume by running the same command with hydra.run.dir={run.resolve()}")
     assert hashes(run)["checkpoints/last.pt"] == before["checkpoints/last.pt"]
@@ -618,8 +753,9 @@ def test_read_only_folders_are_one_sentence(forked, tiny_run, tmpfs, tmp_path):
     read_only()
     before = hashes(point)
     cases = [
-        (("train", *CLI_TINY, "trainer.max_steps=6", f"hydra.run.dir={point}/run"),
-         ("Cannot write the run folder", f"{point}/run is on a read-only file system")),
+        (("train", *merged_overrides(*CLI_TINY, "trainer.max_steps=6",
+                                     f"hydra.run.dir={point}/run")),
+         ("cannot write the run folder", f"{point}/run is on a read-only file system")),
         (("sample", f"checkpoint={point}/run/checkpoints/last.pt", f"out={point}/s.png",
           "device=cpu"), (f"{point} is on a read-only file system", "write elsewhere")),
         (("report", str(point / "sweep"), "--out", str(point / "table.md")),
@@ -628,3 +764,24 @@ def test_read_only_folders_are_one_sentence(forked, tiny_run, tmpfs, tmp_path):
     for args, fragments in cases:
         assert_one_sentence(run_gentool(forked, tmp_path, *args), *fragments)
     assert_unchanged(before, point)
+
+
+def test_a_key_given_twice_is_refused_only_when_its_values_differ():
+    from gentool.overrides import repeated_key
+
+    assert repeated_key(["seed=1", "model=vae", "seed=1"]) is None
+    assert repeated_key(["hydra.run.dir=a", "hydra.run.dir=a"]) is None
+    assert repeated_key(["seed=1", "seed=2"]) == \
+        "seed= is given twice (seed=1, then seed=2); keep one."
+
+
+def test_hydra_mode_is_not_taken_for_a_key_given_twice():
+    from gentool.overrides import repeated_key
+
+    # With -m Hydra appends hydra.mode=MULTIRUN to the user's own overrides.
+    assert repeated_key(["hydra.mode=RUN", "model=vae", "hydra.mode=MULTIRUN"]) is None
+
+
+def test_merged_overrides_keeps_each_key_once_with_its_last_value_at_its_first_place():
+    assert merged_overrides("loss=minimax", "seed=0", "+loss=nonsaturating", "~seed", "x=1") == \
+        ["+loss=nonsaturating", "~seed", "x=1"]

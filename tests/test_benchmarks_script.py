@@ -198,3 +198,13 @@ def test_durations_read_in_minutes_and_seconds(script):
     assert script.duration(441.2) == "7 min 21 s"
     assert script.duration(59.6) == "1 min 0 s" and script.duration(44.4) == "44 s"
     assert script.duration(None) == "—"
+
+
+def test_a_scaled_budget_takes_the_place_of_a_model_s_own(script):
+    from gentool.overrides import repeated_key
+
+    args = script.parse_args(["--steps-scale", "0.01", "--device", "cpu"])
+    overrides = script.train_overrides("vae", args)
+    assert repeated_key(overrides) is None, overrides
+    assert overrides[-4:-1] == ["trainer.max_steps=100", "trainer.eval_every=100",
+                                "trainer.checkpoint_every=100"]

@@ -65,7 +65,7 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path,
             raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")
 
     monkeypatch.setattr(checkpoint.torch, "save", torch_save_on_a_full_disk)
-    with pytest.raises(WriteFailed, match=f"^No space left on the device holding {path}; the "
+    with pytest.raises(WriteFailed, match=f"^no space left on the device holding {path}; the "
                                           "previous checkpoint there is intact; free some space, "
                                           "then resume by running the same command with "
                                           f"hydra.run.dir={tmp_path.parent.resolve()}.$"):
@@ -74,8 +74,8 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path,
 
 
 @pytest.mark.parametrize("code,problem", [(errno.EROFS, "is on a read-only file system"),
-                                          (errno.EACCES, "No permission to write"),
-                                          (errno.EIO, "Could not write")])
+                                          (errno.EACCES, "no permission to write"),
+                                          (errno.EIO, "could not write")])
 def test_other_refused_writes_are_one_sentence(tmp_path, code, problem):
     def refused(f):
         raise OSError(code, os.strerror(code))
@@ -91,7 +91,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(GentoolError, match="No checkpoint at .*nope.pt"):
+    with pytest.raises(GentoolError, match="no checkpoint at .*nope.pt"):
         load_checkpoint(tmp_path / "nope.pt")
 
 
@@ -105,7 +105,7 @@ def test_checkpoint_of_a_file_or_a_run_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert checkpoint_of("~/run") == last and checkpoint_of("~/run/checkpoints/step_3.pt") == step
     # A folder without checkpoints/last.pt, and a missing file: refused, naming the option.
-    with pytest.raises(GentoolError, match=f"^No checkpoint at {tmp_path}/checkpoints/last.pt; "):
+    with pytest.raises(GentoolError, match=f"^no checkpoint at {tmp_path}/checkpoints/last.pt; "):
         checkpoint_of(tmp_path)
     with pytest.raises(GentoolError, match=f"^resume=nowhere.pt: there is no checkpoint at "
                                            f"nowhere.pt; .* or drop resume=.$"):

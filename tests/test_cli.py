@@ -14,6 +14,7 @@ import sys
 import torch
 
 from conftest import CLI_TINY, assert_user_error
+from gentool.overrides import merged_overrides
 from gentool.train import parameter_count
 
 
@@ -216,10 +217,11 @@ def test_user_config_folder_on_the_search_path(forked_gentool, tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(gentool, tmp_path):
-    result = gentool("train", "optimizer.lr=1e30", *CLI_TINY, "trainer.max_steps=50",
-                     "trainer.log_every=1", "trainer.checkpoint_every=1", "trainer.eval_every=50",
-                     "hydra.run.dir=run")
-    assert_user_error(result, "gentool: error: Training diverged", "is kept")
+    result = gentool("train", "optimizer.lr=1e30",
+                     *merged_overrides(*CLI_TINY, "trainer.max_steps=50", "trainer.log_every=1",
+                                       "trainer.checkpoint_every=1", "trainer.eval_every=50",
+                                       "hydra.run.dir=run"))
+    assert_user_error(result, "gentool: error: training diverged", "is kept")
     kept = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)
     assert 1 <= kept["step"] < 50
 

@@ -277,7 +277,7 @@ def test_folder_skips_unreadable_files_with_one_warning_each(tmp_path, caplog):
 
 def test_folder_with_no_readable_image_is_one_sentence(tmp_path):
     write_unreadable(tmp_path / "pics", good=0, garbage=3, truncated=0)
-    with pytest.raises(GentoolError, match="None of the 3 image files under .* can be read"):
+    with pytest.raises(GentoolError, match="none of the 3 image files under .* can be read"):
         load_folder("unused", str(tmp_path / "pics"))
 
 
@@ -287,7 +287,7 @@ def test_a_worker_error_reaches_the_user_as_its_own_message(tmp_path):
     batches = StreamingBatches(data.train, batch_size=2, device="cpu", seed=0, num_workers=1)
     with pytest.raises(GentoolError) as error:
         next(batches.iter_batches())
-    assert str(error.value).startswith("None of the 3 images of this split can be decoded")
+    assert str(error.value).startswith("none of the 3 images of this split can be decoded")
     assert "Traceback" not in str(error.value) and "\n" not in str(error.value)
     assert worker_message(GentoolError("already plain")) == "already plain"
 

@@ -14,6 +14,7 @@ from gentool.data.batching import shard_of
 from gentool.engine import distributed
 from gentool.engine.loop import StopRequested
 from gentool.errors import GentoolError
+from gentool.overrides import merged_overrides
 
 # An autoencoder: no sampling noise, so one process and two must agree to float precision.
 RUN = ["train", "model=ae", "dataset=digits", "trainer.max_steps=20", "trainer.batch_size=32",
@@ -98,9 +99,8 @@ def test_kill_9_at_any_moment_then_the_same_command_finishes_with_the_same_weigh
     """The run that is killed is started as a user starts it; the reference run and the resumed
     one are forked (conftest.forked), all with the installed command and one thread."""
     env = environment(installed["env"])
-    run = [*RUN[:-5], "trainer.max_steps=60", "trainer.checkpoint_every=7",
-           "trainer.eval_every=60", "trainer.log_every=60", "trainer.progress_bar=false",
-           "device=cpu"]
+    run = merged_overrides(*RUN, "trainer.max_steps=60", "trainer.checkpoint_every=7",
+                           "trainer.eval_every=60", "trainer.log_every=60")
     reference = forked.run([*run, "hydra.run.dir=reference"], tmp_path, env=env)
     assert reference.returncode == 0, reference.stderr[-3000:]
     last = tmp_path / "killed" / "checkpoints" / "last.pt"

@@ -169,7 +169,7 @@ def test_compare_draws_codes_beside_pca(runs, tmp_path):
     with pytest.raises(GentoolError, match="compare runs of one data set"):
         compare([str(runs / "doc_ae"), str(runs / "vae")], str(tmp_path / "d.png"),
                 data_dir=str(runs))
-    with pytest.raises(GentoolError, match="No checkpoint at"):
+    with pytest.raises(GentoolError, match="no checkpoint at"):
         compare([str(tmp_path)], str(tmp_path / "e.png"), data_dir=str(runs))
 
 

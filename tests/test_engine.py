@@ -43,7 +43,8 @@ def test_precision_choices():
     assert autocast_for("32", torch.device("cpu"))().__class__.__name__ == "nullcontext"
     with pytest.raises(GentoolError, match="precision=16 needs a CUDA device"):
         autocast_for("16", torch.device("cpu"))
-    with pytest.raises(GentoolError, match="precision=64 is not one of"):
+    with pytest.raises(GentoolError, match="precision is '64' but must be one of 32, bf16, 16; "
+                                           "e.g. trainer.precision=32."):
         autocast_for("64", torch.device("cpu"))
 
 

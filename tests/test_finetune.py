@@ -196,9 +196,11 @@ def test_scratch_network_is_linear_beside_label_spreading_and_the_same_head_othe
     ("gan", [], "has no encoder to fine-tune"),
     ("ae", ["labels_per_class=0"], "must be at least 1"),
     ("ae", ["finetune.head=svm"],
-     "finetune.head=svm is not one of label_spreading, linear, mlp; pick one"),
+     "finetune.head is 'svm' but must be one of label_spreading, linear, mlp; e.g. "
+     "finetune.head=label_spreading."),
     ("ae", ["finetune.scratch_head=label_spreading"],
-     "finetune.scratch_head=label_spreading is not one of linear, mlp; pick one"),
+     "finetune.scratch_head is 'label_spreading' but must be one of linear, mlp; e.g. "
+     "finetune.scratch_head=linear."),
     ("ae", ["finetune.freeze_encoder=false"],
      "finetune.head=label_spreading trains no weights, so it needs finetune.freeze_encoder=true"),
     ("ae", ["finetune.encoder_lr_scale=0"], "finetune.encoder_lr_scale"),

@@ -281,3 +281,27 @@ def test_a_non_finite_sample_metric_is_null_in_the_cell_file(monkeypatch, tmp_pa
     expected = {"step": 4, "class_names": ["zero", "one"], "fd": 1.23457, "precision": None,
                 "recall": None}
     assert cell == {"final": expected, "curve": [expected]}
+
+
+def test_every_cell_s_overrides_give_each_key_once(monkeypatch):
+    from gentool.overrides import repeated_key
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    study = importlib.import_module("gan_study")
+    for claim, spec in study.CLAIMS.items():
+        for config in spec.configs:
+            overrides = study.job_overrides(claim, config, seed=0, steps=spec.budget)
+            assert repeated_key(overrides) is None, (claim, config, overrides)
+    # a configuration's own loss= takes the place of the base's, where the base has it
+    ns = study.job_overrides("supports", "ns", seed=0, steps=2000)
+    assert [o for o in ns if o.startswith("loss=")] == ["loss=nonsaturating"]
+
+
+def test_the_recorded_cells_overrides_replay_on_the_command_line():
+    from gentool.overrides import repeated_key
+
+    cells = Path(__file__).resolve().parents[1] / "docs" / "results"
+    for path in cells.rglob("*.json"):
+        record = json.loads(path.read_text())
+        if isinstance(record, dict) and isinstance(record.get("overrides"), list):
+            assert repeated_key(record["overrides"]) is None, path

@@ -75,3 +75,12 @@ def test_a_misspelled_choice_gets_the_closest_option_else_the_usual_fix():
         check_schedule({"name": "cosin"})
     with pytest.raises(GentoolError, match=r"did you mean dataset.values=counts\?$"):
         check_values(torch.zeros(2, 2), "count", "train")
+
+
+def test_every_must_be_one_of_sentence_is_written_by_not_one_of():
+    from pathlib import Path
+
+    source = Path(__file__).parents[1] / "src" / "gentool"
+    writers = [path.name for path in sorted(source.rglob("*.py"))
+               if "must be one of" in path.read_text() and path.name != "options.py"]
+    assert not writers

@@ -42,12 +42,12 @@ def test_chosen_metrics_and_eval_keys_first(sweep, tmp_path):
     assert "eval/fd" in report([str(sweep)]).splitlines()[0]
 
 
-def test_every_metric_key_is_listed_by_prefix():
+def test_every_metric_key_is_listed_as_typed():
     from gentool.report import metric_keys
 
     keys = [f"eval/m{i:02d}" for i in range(12)] + ["step_time", "test/loss"]
-    assert metric_keys(keys) == ("eval/ 12 keys: " + ", ".join(f"m{i:02d}" for i in range(12)) +
-                                 "; other 1 key: step_time; test/ 1 key: loss")
+    assert metric_keys(keys) == (", ".join(f"eval/m{i:02d}" for i in range(12)) +
+                                 ", step_time, test/loss")
 
 
 def test_every_unknown_metric_gets_its_closest_key(sweep):
@@ -55,7 +55,7 @@ def test_every_unknown_metric_gets_its_closest_key(sweep):
     with pytest.raises(GentoolError) as refusal:
         report([str(sweep)], ["test/los", "eval/fdd", "test/loss"])
     assert str(refusal.value).startswith(
-        "No run has the metrics test/los, eval/fdd; did you mean test/loss (for test/los) and "
+        "no run has the metrics test/los, eval/fdd; did you mean test/loss (for test/los) and "
         "eval/fd (for eval/fdd)? (the runs have ")
 
 
@@ -129,7 +129,7 @@ def test_the_metrics_file_is_standard_json_with_null_for_undefined_metrics(tmp_p
 
 @pytest.mark.parametrize("setup,message", [
     (lambda p: None, "does not exist"),
-    (lambda p: p.mkdir(), "No metrics.json under"),
+    (lambda p: p.mkdir(), "no metrics.json under"),
 ])
 def test_bad_paths_are_clear_errors(tmp_path, setup, message):
     target = tmp_path / "runs"
@@ -139,17 +139,20 @@ def test_bad_paths_are_clear_errors(tmp_path, setup, message):
 
 
 def test_unknown_metric_and_corrupt_file_are_clear_errors(sweep):
-    with pytest.raises(GentoolError, match="No run has the metric"):
+    with pytest.raises(GentoolError, match="no run has the metric"):
         report([str(sweep)], ["eval/nope"])
     (sweep / "0" / "metrics.json").write_text(json.dumps({"eval/fd": 4.0, "test/loss": 1.0}))
     # Every key the runs have is listed, by prefix, with the closest match to the one asked for
     # (not just the eval/* keys a default table would show).
     with pytest.raises(GentoolError) as refusal:
         report([str(sweep)], ["test/los"])
-    assert str(refusal.value) == ("No run has the metric test/los; did you mean test/loss? (the "
-                                  "runs have eval/ 1 key: fd; test/ 2 keys: kl, loss).")
-    with pytest.raises(GentoolError, match=r"No run has the metric test/nope \(the runs have "):
+    assert str(refusal.value) == ("no run has the metric test/los; did you mean test/loss? (the "
+                                  "runs have eval/fd, test/kl, test/loss).")
+    with pytest.raises(GentoolError, match=r"no run has the metric test/nope \(the runs have "):
         report([str(sweep)], ["test/nope"])
+    # A key typed with more after a known one is offered that key.
+    with pytest.raises(GentoolError, match=r"test/loss_typo; did you mean test/loss\? "):
+        report([str(sweep)], ["test/loss_typo"])
     (sweep / "0" / "metrics.json").write_text("{")
     with pytest.raises(GentoolError, match="is not valid JSON"):
         report([str(sweep)])
@@ -256,3 +259,38 @@ def test_a_pipe_in_a_label_is_escaped_in_the_table(tmp_path):
     write_run(tmp_path / "b", ["x=c"], {"test/loss": 2.0})
     assert report([str(tmp_path)]).splitlines()[2:] == ["| 'a\\|b' | 1 | 1 |",
                                                          "| c | 1 | 2 |"]
+
+
+@pytest.fixture
+def two_runs(tmp_path, monkeypatch):
+    """Run folders r_a and r_b and an existing folder that holds no run, in the working folder."""
+    for name in ("r_a", "r_b"):
+        write_run(tmp_path / name, ["seed=0"], {"test/loss": 1.0})
+    (tmp_path / "plots").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+
+def test_the_run_folders_at_the_end_of_metrics_are_the_paths(two_runs):
+    from gentool.cli import report_paths
+
+    assert report_paths([], ["test/loss", "r_a", "r_b"]) == (["r_a", "r_b"], ["test/loss"])
+    # after paths given before --metrics too
+    assert report_paths(["r_a"], ["test/loss", "r_b"]) == (["r_a", "r_b"], ["test/loss"])
+    assert report_paths(["r_a"], ["test/loss"]) == (["r_a"], ["test/loss"])
+
+
+def test_an_existing_folder_that_holds_no_run_stays_a_metric_word(two_runs):
+    from gentool.cli import report_paths
+
+    with pytest.raises(GentoolError, match=r"^no run folder given \(--metrics took test/loss, "
+                                           r"plots as metric keys\)"):
+        report_paths([], ["test/loss", "plots"])
+
+
+def test_a_mistyped_folder_after_a_run_folder_is_named(two_runs):
+    from gentool.cli import report_paths
+
+    with pytest.raises(GentoolError, match="^r_dd does not exist; give run directories"):
+        report_paths([], ["test/loss", "r_a", "r_dd"])
+    with pytest.raises(GentoolError, match="^no metrics.json under plots;"):
+        report_paths([], ["test/loss", "r_a", "plots", "r_b"])

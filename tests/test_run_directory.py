@@ -26,6 +26,7 @@ from gentool.engine.run_lock import LOCK_FILE, RunLock
 from gentool.engine.stop import SAME_REQUEST_S, StopRequested
 from gentool.errors import GentoolError
 from gentool.hydra_run import expand_home
+from gentool.overrides import merged_overrides
 from gentool.sample import run_sample
 from gentool.train import run_train
 from conftest import CLI_TINY as TINY, assert_user_error
@@ -180,8 +181,9 @@ def test_resume_takes_a_checkpoint_or_a_run_directory(trained, tmp_path):
 
 def test_sigterm_prints_the_command_that_resumes_and_that_command_finishes(installed, forked,
                                                                           tmp_path):
-    run = start(installed, tmp_path, "train", *LONG, "trainer.max_steps=600",
-                "trainer.checkpoint_every=50", "hydra.run.dir=run")
+    run = start(installed, tmp_path, "train",
+                *merged_overrides(*LONG, "trainer.max_steps=600", "trainer.checkpoint_every=50",
+                                  "hydra.run.dir=run"))
     # The loop (and its stop handler) is running once it has written its first checkpoint.
     wait_for(tmp_path / "run" / "checkpoints" / "last.pt", run)
     run.send_signal(signal.SIGTERM)
@@ -272,17 +274,34 @@ def test_paths_take_the_home_folder(installed, forked, tmp_path):
     assert f"path: {home}/images" in shown.stdout
     # Quoted for Hydra, `~` reaches the code, which expands it.
     small = ["dataset=folder", "dataset.shape=[1,8,8]", "dataset.source.test_fraction=0.25",
-             *TINY, "trainer.batch_size=8"]
+             *merged_overrides(*TINY, "trainer.batch_size=8")]
     trained = run("train", *small, "dataset.source.path='~/images'", "hydra.run.dir=~/run")
     assert trained.returncode == 0, trained.stderr
     assert (home / "run" / "checkpoints" / "last.pt").is_file()
     assert not (tmp_path / "~").exists()
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_readme_says_which_tildes_bash_expands_itself():
+    """Bash expands `~` after the `=` of a plain-named key, not after a dotted key or a +; the
+    README's paragraph on `~` says so."""
+    typed = 'printf "%s\\n" checkpoint=~/x hydra.run.dir=~/x +data_dir=~/x'
+    shown = subprocess.run(["bash", "-c", typed], env={"HOME": "/home/me", "PATH": os.environ["PATH"]},
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert shown == ["checkpoint=/home/me/x", "hydra.run.dir=~/x", "+data_dir=~/x"]
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "expands `~` after the `=` of a word whose key is a plain name" in readme
+    assert "only at the start of a word" not in readme
+    # and so does the command line's own account of why it expands `~`
+    assert "only at the start of a word" not in expand_home.__doc__
+    assert "dotted key" in expand_home.__doc__
+
+
 def test_home_expansion_of_the_command_line(monkeypatch):
     monkeypatch.setenv("HOME", "/home/me")
     assert expand_home("checkpoint=~/runs/last.pt") == "checkpoint=/home/me/runs/last.pt"
     assert expand_home("hydra.run.dir=~") == "hydra.run.dir=/home/me"
+    assert expand_home("+dataset.source.path=~/x") == "+dataset.source.path=/home/me/x"
     monkeypatch.setenv("HOME", "/home/m e")
     assert expand_home("out=~/s.png") == "out='/home/m e/s.png'"
     for untouched in ("~model", "model=vae", "data_dir='~/x'", "paths=[~/a,~/b]", "x=a~b"):

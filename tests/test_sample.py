@@ -189,8 +189,9 @@ def test_an_autoencoder_cannot_sample_and_says_what_it_can_do(checkpoints, tmp_p
 
 
 @pytest.mark.parametrize("override,message", [
-    ("format=gif", "format=gif is not one of"),
-    ("mode=dream", "mode=dream is not one of"),
+    ("format=gif", "format is 'gif' but must be one of grid, npy, folder; pick one, or leave "
+                   "format= out"),
+    ("mode=dream", "mode is 'dream' but must be one of classes, .*; e.g. mode=sample."),
     ("n=0", "n is 0 but must be an integer >= 1"),
     ("dims=[0,0]", "must name two different latent dimensions"),
     ("dims=[0]", r"dims=\[0\] must be auto .* or two latent dimensions"),

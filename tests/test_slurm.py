@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from gentool.overrides import merged_overrides
+
 
 # Slow: starting the cluster and its jobs takes minutes. The default run covers the pieces: the
 # SLURM launcher's options composing and checked (test_target_safety.py) and reaching the job
@@ -98,9 +100,10 @@ def test_a_2x2_sweep_runs_as_four_slurm_jobs_and_tabulates(cluster, tmp_path):
 def test_a_preempted_job_is_requeued_and_resumes_to_the_end(cluster, tmp_path):
     steps = 1500
     launcher = subprocess.Popen(
-        [*GENTOOL, "train", "-m", *SLURM, "hydra.launcher.name=preempt_me", "model=ae",
-         f"trainer.max_steps={steps}", *TINY, "trainer.checkpoint_every=100",
-         f"trainer.eval_every={steps}", "trainer.log_every=100"],
+        [*GENTOOL, "train", "-m",
+         *merged_overrides(*SLURM, "hydra.launcher.name=preempt_me", "model=ae",
+                           f"trainer.max_steps={steps}", *TINY, "trainer.checkpoint_every=100",
+                           f"trainer.eval_every={steps}", "trainer.log_every=100")],
         cwd=tmp_path, env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300

@@ -146,7 +146,7 @@ def test_torch_optimizer_classes_are_allowed(name):
     ("", "not a dotted Python name"),
 ])
 def test_targets_are_refused_on_what_they_resolve_to(target, reason):
-    with pytest.raises(UnsafeConfig, match="Refusing to build") as refused:
+    with pytest.raises(UnsafeConfig, match="refusing to build") as refused:
         resolve_target(target)
     assert reason in str(refused.value) and repr(target) in str(refused.value)
 
@@ -154,7 +154,7 @@ def test_targets_are_refused_on_what_they_resolve_to(target, reason):
 @pytest.mark.parametrize("target", [42, None, ["os", "system"], {"a": 1}, print, os.system,
                                     io.BytesIO, torch.load])
 def test_non_string_targets_are_refused(target):
-    with pytest.raises(UnsafeConfig, match="Refusing to build"):
+    with pytest.raises(UnsafeConfig, match="refusing to build"):
         resolve_target(target)
 
 
@@ -174,7 +174,7 @@ def refused_without_hydra(monkeypatch, node, key: str, **kwargs) -> str:
     with pytest.raises(UnsafeConfig) as refused:
         instantiate(node, **kwargs)
     assert refused.value.key == key, str(refused.value)
-    assert f"Refusing to build {key}:" in str(refused.value)
+    assert f"refusing to build {key}:" in str(refused.value)
     return str(refused.value)
 
 
@@ -434,7 +434,7 @@ def test_train_refuses_a_searchpath_config_with_a_payload(forked, tmp_path):
                     "f": {"_target_": "gentool.data.download.io.BytesIO", "_args_": ["x"]}}}))
     result = run(forked, tmp_path, "train", f"hydra.searchpath=[file://{tmp_path}/mine]",
                  "model=evil", *TINY)
-    assert_user_error(result, "Refusing to build model.decoder._target_: "
+    assert_user_error(result, "refusing to build model.decoder._target_: "
                               "'gentool.engine.checkpoint.torch.load' walks through the module "
                               "torch")
     assert not marker.exists()
@@ -452,7 +452,7 @@ def test_train_refuses_a_payload_given_on_the_command_line(overrides, key, forke
     marker = tmp_path / "MARKER"
     given = [override.format(marker=marker) for override in overrides]
     result = run(forked, tmp_path, "train", *given, *TINY)
-    assert_user_error(result, f"Refusing to build {key}: 'gentool.engine.files.os.system'")
+    assert_user_error(result, f"refusing to build {key}: 'gentool.engine.files.os.system'")
     assert not marker.exists()
 
 
@@ -558,7 +558,7 @@ def test_hydra_setups_gentool_documents_pass(setup):
 ])
 def test_hydra_node_settings_that_run_code_are_refused(overrides, key, reason):
     message = refused(*overrides)
-    assert message.startswith(f"Refusing to use {key}: ") and reason in message, message
+    assert message.startswith(f"refusing to use {key}: ") and reason in message, message
     assert message.count(";") == 1 and message.endswith("."), message
 
 
@@ -584,14 +584,14 @@ def test_the_checking_loader_travels_to_launcher_workers():
     each job's config again there: the loader arrives as itself, and so does a refusal."""
     loader = CheckedConfigLoader(create_config_search_path("pkg://gentool.configs"))
     assert type(pickle.loads(pickle.dumps(loader))) is CheckedConfigLoader
-    refusal = pickle.loads(pickle.dumps(HydraConfigRefused("Refusing to use x: y.")))
-    assert isinstance(refusal, HydraConfigRefused) and str(refusal) == "Refusing to use x: y."
+    refusal = pickle.loads(pickle.dumps(HydraConfigRefused("refusing to use x: y.")))
+    assert isinstance(refusal, HydraConfigRefused) and str(refusal) == "refusing to use x: y."
     assert not isinstance(refusal, Exception)   # no `except Exception` in Hydra swallows it
 
 
 def test_config_path_must_be_a_folder_or_gentools_configs():
     for config_path in ("pkg://json", "structured://json"):
-        with pytest.raises(HydraConfigRefused, match="Refusing to use --config-path: "):
+        with pytest.raises(HydraConfigRefused, match="refusing to use --config-path: "):
             CheckedConfigLoader(create_config_search_path(config_path))
     for config_path in ("file:///tmp", "/tmp", "pkg://gentool.configs", "pkg://gentool/configs"):
         CheckedConfigLoader(create_config_search_path(config_path))
@@ -710,7 +710,7 @@ def test_train_refuses_a_searchpath_file_that_sets_the_hydra_node(hydra, key, fo
     hydra = yaml.safe_load(yaml.safe_dump(hydra).replace("{marker}", str(marker)))
     searchpath = evil_experiment(tmp_path / "mine", hydra)
     result = run(forked, tmp_path, "train", "-m", searchpath, "experiment=evil", *TINY)
-    assert_user_error(result, f"gentool: error: Refusing to use {key}")
+    assert_user_error(result, f"gentool: error: refusing to use {key}")
     assert not marker.exists()
 
 
@@ -731,7 +731,7 @@ def test_train_refuses_a_searchpath_file_that_sets_the_hydra_node(hydra, key, fo
 def test_train_refuses_hydra_node_payloads_on_the_command_line(args, key, forked, tmp_path):
     marker = tmp_path / "MARKER"
     result = run(forked, tmp_path, "train", *[a.format(marker=marker) for a in args], *TINY)
-    assert_user_error(result, f"gentool: error: Refusing to use {key}")
+    assert_user_error(result, f"gentool: error: refusing to use {key}")
     assert not marker.exists()
 
 
@@ -745,7 +745,7 @@ def test_train_refuses_a_searchpath_launcher_with_a_payload(forked, tmp_path):
             "n_jobs": 1, "backend": {"_target_": "io.open", "_args_": [str(marker), "w"]}}))
     result = run(forked, tmp_path, "train", "-m", f"hydra.searchpath=[file://{tmp_path}/mine]",
                  "hydra/launcher=evil", *TINY)
-    assert_user_error(result, "gentool: error: Refusing to use hydra.launcher.backend._target_: "
+    assert_user_error(result, "gentool: error: refusing to use hydra.launcher.backend._target_: "
                               "'io.open' is a _target_ Hydra would build along with "
                               "hydra.launcher; remove hydra.launcher.backend.")
     assert not marker.exists()
@@ -758,7 +758,7 @@ def test_a_sweep_refuses_the_job_whose_config_sets_the_hydra_node(forked, tmp_pa
         "root": {"handlers": ["evil"]}}})
     (tmp_path / "mine" / "experiment" / "fine.yaml").write_text("# @package _global_\nseed: 1\n")
     result = run(forked, tmp_path, "train", "-m", searchpath, "experiment=fine,evil", *TINY)
-    assert_user_error(result, "Refusing to use hydra.job_logging.handlers.evil.()")
+    assert_user_error(result, "refusing to use hydra.job_logging.handlers.evil.()")
     assert not marker.exists() and not list(tmp_path.glob("multirun/*/*/*/*/checkpoints"))
 
 

@@ -1,6 +1,7 @@
 """Tier 2: tiny CPU runs through `run_train`, exact resume, divergence handling."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -89,6 +90,49 @@ def test_a_run_directory_with_last_pt_resumes_by_itself(compose_train, tmp_path)
     run_train(compose_train(*constant), tmp_path / "reference")
     _assert_same_weights(_weights(tmp_path / "reference/checkpoints/last.pt"),
                          _weights(tmp_path / "again/checkpoints/last.pt"))
+
+
+def test_a_run_directory_with_last_pt_wins_over_resume_and_says_so(compose_train, tmp_path,
+                                                                   caplog):
+    run_train(compose_train(*RESUME), tmp_path / "other")
+    run_train(compose_train(*RESUME, "trainer.max_steps=4"), tmp_path / "own")
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*RESUME, f"resume={tmp_path / 'other'}",
+                                "trainer.max_steps=5"), tmp_path / "own")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"resume={tmp_path / 'other'} is not used: {tmp_path / 'own'} already holds "
+                      "its own checkpoints/last.pt (step 4), which this run continues; to start "
+                      f"from {tmp_path / 'other'}, choose a new hydra.run.dir="]
+    assert f"Resumed from {tmp_path / 'own/checkpoints/last.pt'} at step 4" in caplog.text
+    # resume= naming the run's own checkpoint is no conflict.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*RESUME, f"resume={tmp_path / 'own'}", "trainer.max_steps=6"),
+                  tmp_path / "own")
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_run_started_from_resume_continues_with_the_same_command_without_a_warning(
+        compose_train, tmp_path, caplog):
+    run_train(compose_train(*RESUME), tmp_path / "other")
+    # A requeued job repeats the command that started the run, resume= included.
+    start = [*RESUME, f"resume={tmp_path / 'other'}"]
+    run_train(compose_train(*start, "trainer.max_steps=9"), tmp_path / "own")
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*start, "trainer.max_steps=10"), tmp_path / "own")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (f"continuing {tmp_path / 'own'} at step 9; resume={tmp_path / 'other'} started this "
+            "run and is not read again") in caplog.text
+    # Another resume= than the one the run started with is passed over with a warning.
+    caplog.clear()
+    run_train(compose_train(*RESUME, "trainer.max_steps=2"), tmp_path / "third")
+    with caplog.at_level(logging.INFO, logger="gentool"):
+        run_train(compose_train(*RESUME, f"resume={tmp_path / 'third'}", "trainer.max_steps=11"),
+                  tmp_path / "own")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"resume={tmp_path / 'third'} is not used: {tmp_path / 'own'} already holds its own "
+        "checkpoints/last.pt (step 10), which this run continues; to start from "
+        f"{tmp_path / 'third'}, choose a new hydra.run.dir="]
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(compose_train, tmp_path):

@@ -77,8 +77,8 @@ def write(path, text):
 @pytest.mark.parametrize("make,options,message", [
     (lambda d: str(d / "none.npy"), {}, "is not a file"),
     (lambda d: write(d / "x.txt", "1 2"), {}, "not a .npy, .npz or .csv"),
-    (lambda d: write(d / "bad.csv", "1,2\n3,x\n"), {}, "Row 2 of .* holds 'x'"),
-    (lambda d: write(d / "ragged.csv", "1,2\n3\n"), {}, "Row 2 .* has 1 fields"),
+    (lambda d: write(d / "bad.csv", "1,2\n3,x\n"), {}, "row 2 of .* holds 'x'"),
+    (lambda d: write(d / "ragged.csv", "1,2\n3\n"), {}, "row 2 .* has 1 fields"),
     (lambda d: write(d / "broken.npy", "not numpy"), {}, "cannot be read as .npy"),
     (lambda d: np.save(d / "cube.npy", np.zeros((2, 3, 4))) or str(d / "cube.npy"), {},
      r"shape \[2, 3, 4\] .* 2-D matrix"),

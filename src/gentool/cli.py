@@ -120,6 +120,32 @@ def finetune_main(cfg: DictConfig):
         lambda: run_finetune(cfg, _run_directory(cfg)), "finetune"))
 
 
+def report_paths(paths: list[str], metrics: list[str] | None) -> tuple[list[str], list[str] | None]:
+    """The paths and metric keys of `gentool report`. Written `--metrics KEY... PATH...`, the
+    paths are the words at the end of --metrics that are run folders (find_runs reads runs
+    from them; a metric key names none), after any paths given before --metrics. A word after
+    such a folder that is none (a mistyped folder) is refused as find_runs refuses it."""
+    from gentool.report import find_runs, holds_runs
+
+    keys = list(metrics or [])
+    taken: list[str] = []
+    while len(keys) > 1 and holds_runs(keys[-1]):
+        taken.insert(0, keys.pop())
+    folders = [i for i, word in enumerate(keys) if holds_runs(word)]
+    if folders and folders[-1] + 1 < len(keys):
+        find_runs([keys[folders[-1] + 1]])   # raises: the word names no run folder
+    if taken:
+        return [*paths, *taken], keys
+    if paths:
+        return paths, metrics
+    if metrics:
+        raise GentoolError(f"no run folder given (--metrics took {', '.join(metrics)} as metric "
+                           "keys); put the run folders before --metrics, or name folders that "
+                           "exist.")
+    raise GentoolError("no run folder given; name run directories or folders of runs, e.g. "
+                       "gentool report multirun/train.")
+
+
 def report_main() -> None:
     """Not a Hydra app: it takes paths, not a config."""
     import argparse
@@ -130,14 +156,19 @@ def report_main() -> None:
         prog="gentool report",
         description="A markdown table of many runs' metrics.json: runs that differ only in "
                     "seed form one row (mean ± std), labelled by the overrides that differ.")
-    parser.add_argument("paths", nargs="+", help="run directories or folders of runs "
+    # Empty here so that `--metrics KEY... PATH...`, where --metrics takes every word after it,
+    # reaches report_paths, which takes the paths back.
+    parser.add_argument("paths", nargs="*", help="run directories or folders of runs "
                                                  "(a multirun sweep folder, runs/train, ...)")
     parser.add_argument("--metrics", nargs="+", help="metric keys to show (default: every "
-                                                     "eval/* key, else every test/* key)")
+                                                     "eval/* key, else every test/* key); "
+                                                     "given before the paths, the run "
+                                                     "folders at its end are taken as paths")
     parser.add_argument("--out", help="also write the table to this markdown file")
     args = parser.parse_args(sys.argv[1:])
 
     def run():
+        args.paths, args.metrics = report_paths(args.paths, args.metrics)
         out = table_path(args.out) if args.out else None
         text = report(args.paths, args.metrics)
         print(text)

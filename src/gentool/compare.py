@@ -58,7 +58,7 @@ def compare(runs: list[str], out: str, examples: int = 2000, data_dir: str = "da
         path.parent.mkdir(parents=True, exist_ok=True)
         image.save(path, format="png")
     except OSError as error:
-        raise GentoolError(f"Cannot write {path} ({error.strerror}); give --out a writable "
+        raise GentoolError(f"cannot write {path} ({error.strerror}); give --out a writable "
                            "path.") from None
     return path
 

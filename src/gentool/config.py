@@ -54,11 +54,11 @@ class UnsafeConfig(GentoolError):
     while it is built. `key` is the dotted path of the node, `reason` a clause that follows its
     value ("walks through the module os, ..."), `fix` what to do instead."""
 
-    action = "build"   # what is refused: "Refusing to <action> <key>: ..."
+    action = "build"   # what is refused: "refusing to <action> <key>: ..."
 
     def __init__(self, key: str, value: Any, reason: str, fix: str):
         self.key, self.value, self.reason, self.fix = key, value, reason, fix
-        super().__init__(f"Refusing to {self.action} {key}: {_shown(value)} {reason}; {fix}.")
+        super().__init__(f"refusing to {self.action} {key}: {_shown(value)} {reason}; {fix}.")
 
 
 # The keys of a data set's config (the `dataset` node) that gentool reads: gentool.data loads
@@ -377,7 +377,7 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if cause is not None:
             raise cause from None
-        raise GentoolError(f"Could not build {_target_of(container)}: {_first_line(error)}; "
+        raise GentoolError(f"could not build {_target_of(container)}: {_first_line(error)}; "
                            "check the options given for it.") from error
 
 

@@ -35,7 +35,7 @@ from gentool.errors import GentoolError
 from gentool.methods import build_method
 from gentool.metrics.classifier import accuracy
 from gentool.nets.mlp import mlp
-from gentool.options import check_schema
+from gentool.options import check_schema, not_one_of
 from gentool.spreading_classifier import Pixels, SpreadingClassifier
 from gentool.trained import start_from_checkpoint
 
@@ -48,7 +48,7 @@ HEADS = ("label_spreading", *NETWORK_HEADS)
 
 def _check_head(head: str, key: str = "finetune.head", heads=NETWORK_HEADS) -> None:
     if head not in heads:
-        raise GentoolError(f"{key}={head} is not one of {', '.join(heads)}; pick one.")
+        raise not_one_of(key, head, heads, f"e.g. {key}={heads[0]}.")
 
 
 def check_options(options) -> None:

@@ -167,6 +167,9 @@ class CheckedConfigLoader(ConfigLoaderImpl):
             group_options=lambda group: self.get_group_options(
                 group, config_name=config_name,
                 overrides=[o for o in overrides if o.startswith("hydra.searchpath=")]))
+        repeated = mistakes.repeated_key(list(overrides)) if self.explain_mistakes else None
+        if repeated is not None:
+            raise HydraConfigRefused(repeated)
         try:
             cfg = super().load_configuration(config_name, overrides, run_mode, from_shell,
                                              validate_sweep_overrides)

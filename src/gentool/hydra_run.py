@@ -97,8 +97,10 @@ def hydra_value(text: str) -> str:
 
 def expand_home(arg: str) -> str:
     """`key=~/path` -> `key=/home/me/path`. Hydra's override grammar has no unquoted `~`, and the
-    shell expands `~` only at the start of a word (or of a variable assignment), so the command
-    line does it, as the shell would."""
+    shell leaves `~` after `=` in many words: bash expands it after the `=` of a plain-named key
+    (`checkpoint=~/x`) but not of a dotted key (`hydra.run.dir=~/x`) or one after `+`, and sh
+    and bash's POSIX mode not at all. So the command line expands it for every key, giving
+    the same home folder whichever shell did or did not."""
     match = _HOME_VALUE.fullmatch(arg)
     if not match:
         return arg

@@ -113,6 +113,14 @@ def choice_fix(key: str, value: Any, options: Any, usual: str) -> str:
     return f"did you mean {key}={match}?" if match else usual
 
 
+def not_one_of(key: str, value: Any, options: Any, usual: str) -> GentoolError:
+    """The one sentence for `key=value` when the value must be one of a few words: the options,
+    and the closest of them (else `usual`, a fix that always works, such as the default)."""
+    return GentoolError(f"{key} is {show(value)} but must be one of "
+                        f"{', '.join(str(o) for o in options)}; "
+                        f"{choice_fix(key, value, options, usual)}")
+
+
 def check_known(node: dict, path: str) -> None:
     """Refuse a key that the node's target does not take: the constructor would fail with a
     TypeError from inside Hydra, and a key added by mistake (`+loss.variance=fixed` on a
@@ -130,9 +138,26 @@ def check_known(node: dict, path: str) -> None:
         options = [name for name, p in parameters.items()
                    if name in node or p.default is not inspect.Parameter.empty]
         match = closest(key, options)
-        hint = f"; did you mean {path + '.' if path else ''}{match}?" if match else ""
-        raise GentoolError(f"{where} is not an option of {_chosen(path) or target}{hint} (its "
-                           f"options: {', '.join(options) or 'none'}).")
+        from gentool.overrides import unknown_option   # overrides.py imports this module
+
+        raise GentoolError(unknown_option(
+            where, _chosen(path) or str(target), options,
+            f"{path + '.' if path else ''}{match}" if match else None,
+            _choices_having(path, str(key))))
+
+
+def _choices_having(group: str, key: str) -> list[str]:
+    """The other shipped choices of a config group (loss=gaussian) whose config has `key`, for
+    a key added with + to the running command's choice ([] outside a Hydra run, or for a node
+    that is no config group)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from gentool.overrides import choices_with, shipped_composer   # it imports this module
+
+    if not group or "." in group or not HydraConfig.initialized():
+        return []
+    choice = HydraConfig.get().runtime.choices.get(group)
+    return choices_with(group, group, key, choice, shipped_composer()) if choice else []
 
 
 def _chosen(group: str) -> str | None:

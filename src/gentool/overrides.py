@@ -3,6 +3,7 @@
 Hydra's own message for a mistaken override spans several lines, may end with its config search
 path, and for an unknown key suggests adding it with `+`, after which the key is ignored (or
 refused by the code it configures). gentool's config loader (gentool.hydra_guard) hands every
+command line to `repeated_key`, which refuses a key given twice (Hydra takes the last), every
 composition error to `explain`, which names the override, what is wrong with it and the options
 at that place, with the closest match; and every composed config to `check_added_keys`, which
 refuses a key added with `+` where a command schema (gentool.config) fixes the options, or
@@ -132,6 +133,36 @@ def explain(error: Exception, command: str, overrides: list[str],
     return None
 
 
+def repeated_key(overrides: list[str]) -> Optional[str]:
+    """One sentence for a key given twice on the command line (model=vae ... model=ae), of
+    which Hydra would silently take the last; None if every key is given once. With + or ~ it
+    is the same key; a sweep's values are one override (model=vae,ae). The same override given
+    twice (seed=1 seed=1) is no doubt about the value, and hydra.mode is left out: Hydra appends
+    hydra.mode=MULTIRUN itself for -m."""
+    first: dict[str, Override] = {}
+    for override in _parsed(overrides):
+        key = override.key_or_group
+        if key == "hydra.mode":
+            continue
+        if override.package is not None:
+            key += f"@{override.package}"
+        if key in first and _line(first[key]) != _line(override):
+            return (f"{key}= is given twice ({_line(first[key])}, then {_line(override)}); "
+                    "keep one.")
+        first[key] = override
+    return None
+
+
+def merged_overrides(*overrides: str) -> list[str]:
+    """The overrides with each key once, as Hydra would apply them: a later override of a key
+    (with or without + or ~) takes the place of the earlier one, so that a base command and the
+    overrides that change it form a command line that `repeated_key` accepts."""
+    kept: dict[str, str] = {}
+    for override in overrides:
+        kept[override.split("=", 1)[0].lstrip("+~")] = override
+    return list(kept.values())
+
+
 def check_added_keys(cfg: DictConfig, command: str, overrides: list[str],
                      composer: Composer) -> Optional[str]:
     """One sentence for a key added with + or ++ where a command schema fixes the options
@@ -185,14 +216,24 @@ def _unknown_key(missing: str, override: Optional[Override], command: str,
     if takes and override is not None and not (override.is_add() or override.is_force_add()):
         return (f"{missing} is not set in the config of {where}, but the code it configures "
                 f"takes it; add it with +{_line(override)}.")
-    text = f"{missing} is not an option of {where}"
     match = closest(name, options + _known_keys(parent, parameters))
-    text += f"; did you mean {parent}.{match}?" if match else ""
-    text += f" (its options: {', '.join(options) or 'none'})"
-    if choice:
-        others = _choices_with(group, parent, name, choice, composer)
-        if others:
-            text += f"; {' and '.join(others)} {'has' if len(others) == 1 else 'have'} {missing}"
+    others = choices_with(group, parent, name, choice, composer) if choice else []
+    return unknown_option(missing, where, options, f"{parent}.{match}" if match else None,
+                          others)
+
+
+def unknown_option(key: str, where: str, options: list[str], meant: Optional[str],
+                   others: list[str]) -> str:
+    """The sentence for `key`, which is not an option of `where` (model=vae, loss=bernoulli):
+    the key it was likely meant to be, the options there are, and the other choices of the
+    group that have the key (others), or else, where there are no options, to leave it out."""
+    text = f"{key} is not an option of {where}"
+    text += f"; did you mean {meant}?" if meant else ""
+    text += f" (its options: {', '.join(options)})" if options else ", which takes none"
+    if others:
+        text += f"; {' and '.join(others)} {'has' if len(others) == 1 else 'have'} {key}"
+    elif not options:
+        text += "; leave it out"
     return text + "."
 
 
@@ -269,7 +310,7 @@ def _missing_choice(error: MissingConfigException, parsed: list[Override]) -> Op
             f"{', '.join(error.options)}).")
 
 
-def _choices_with(group: str, place: str, name: str, current: str,
+def choices_with(group: str, place: str, name: str, current: str,
                   composer: Composer) -> list[str]:
     """The other choices of a config group (placed at `place`) whose config has the key `name`."""
     found = []

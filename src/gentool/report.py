@@ -234,13 +234,23 @@ def find_runs(paths: list[str]) -> list[Run]:
         if not root.exists():
             raise GentoolError(f"{given} does not exist; give run directories or folders that "
                                "hold them.")
-        files = [root / "metrics.json"] if (root / "metrics.json").is_file() else \
-            sorted(root.rglob("metrics.json"))
-        runs += [load_run(file.parent) for file in files]
+        runs += [load_run(file.parent) for file in metrics_files(root)]
     if not runs:
-        raise GentoolError(f"No metrics.json under {', '.join(paths)}; give the folders of "
+        raise GentoolError(f"no metrics.json under {', '.join(paths)}; give the folders of "
                            "finished runs (gentool train writes metrics.json at the end).")
     return runs
+
+
+def metrics_files(root: Path) -> list[Path]:
+    """The metrics.json of the run at `root`, or of every run below it."""
+    if (root / "metrics.json").is_file():
+        return [root / "metrics.json"]
+    return sorted(root.rglob("metrics.json")) if root.is_dir() else []
+
+
+def holds_runs(given: str) -> bool:
+    """Whether `given` is a folder that find_runs reads runs from."""
+    return bool(metrics_files(Path(given)))
 
 
 def load_run(folder: Path) -> Run:
@@ -383,19 +393,20 @@ def _closest_key(key: str, keys: list[str]) -> str | None:
     same = [k.partition("/")[2] for k in keys if slash and k.startswith(prefix + "/")]
     if not same:
         return closest(key, keys)
-    match = closest(name, same)
+    match = closest(name, same) or _longest_start(name, same)
     return f"{prefix}/{match}" if match else None
 
 
+def _longest_start(name: str, names: list[str]) -> str | None:
+    """The longest of `names` that `name` starts with (mse_typo -> mse), which difflib's ratio
+    misses when the rest is longer than the name itself."""
+    starts = [n for n in names if name.startswith(n)]
+    return max(starts, key=len) if starts else None
+
+
 def metric_keys(keys: list[str]) -> str:
-    """Every metric key, grouped by its prefix (eval/, test/, val/, ...):
-    "eval/ 2 keys: fd, is; test/ 1 key: loss" """
-    groups: dict[str, list[str]] = defaultdict(list)
-    for key in keys:
-        prefix, slash, rest = key.partition("/")
-        groups[prefix + slash if slash else ""].append(rest if slash else key)
-    return "; ".join(f"{prefix or 'other'} {len(names)} key{'s' if len(names) > 1 else ''}: "
-                     f"{', '.join(names)}" for prefix, names in groups.items())
+    """Every metric key as it is given to --metrics: "eval/fd, step_time, test/loss"."""
+    return ", ".join(sorted(keys))
 
 
 def mean_std(values: list[float], runs: int | None = None) -> str:
@@ -421,7 +432,7 @@ def report(paths: list[str], metrics: list[str] | None = None) -> str:
         meant = [f"{match} (for {key})" if len(unknown) > 1 else match
                  for key, match in matches.items() if match]
         hint = f"; did you mean {' and '.join(meant)}?" if meant else ""
-        raise GentoolError(f"No run has the metric{'s' if len(unknown) > 1 else ''} "
+        raise GentoolError(f"no run has the metric{'s' if len(unknown) > 1 else ''} "
                            f"{', '.join(unknown)}{hint} (the runs have {metric_keys(present)}).")
     varying, rows = group_runs(runs)
     head = [*varying, "n", *columns]

@@ -27,7 +27,7 @@ from gentool.engine.files import atomic_write, unwritable_folder
 from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
 from gentool.errors import GentoolError
-from gentool.options import check_schema, show
+from gentool.options import check_schema, not_one_of, show
 from gentool.rejection import BURN_IN, check_rate, reject_lowest, rejection_rate
 from gentool.trained import start_from_checkpoint
 
@@ -91,7 +91,8 @@ def output_format(fmt: str | None, out: str) -> str:
                                "in / (format=folder).")
         return named
     if fmt not in FORMATS:
-        raise GentoolError(f"format={fmt} is not one of {list(FORMATS)}; pick one of those.")
+        raise not_one_of("format", fmt, FORMATS,
+                         "pick one, or leave format= out to write what out= names.")
     # A file of another kind: its suffix says so (a folder's name may hold any other dot).
     clash = named not in (None, fmt) or (fmt != "folder" and suffix and named is None)
     if clash:
@@ -109,7 +110,7 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
         cfg.out = DEFAULT_OUT.get(cfg.format, DEFAULT_OUT["grid"])
     out = Path(cfg.out).expanduser()
     if cfg.mode not in MODES:
-        raise GentoolError(f"mode={cfg.mode} is not one of {sorted(MODES)}; pick one of those.")
+        raise not_one_of("mode", cfg.mode, sorted(MODES), "e.g. mode=sample.")
     check_schema(cfg)   # the ranges SampleConfig declares (n >= 1, steps >= 1, ...)
     if cfg.rejection is not None:
         check_rate(cfg.rejection, "rejection")
@@ -133,7 +134,7 @@ def _check_options(cfg: DictConfig, checkpoint: Path) -> dict:
     # folder that cannot be written is one sentence, not a warning and then an error.
     problem = unwritable_folder(out if fmt == "folder" else out.parent)
     if problem is not None:
-        raise GentoolError(f"Cannot write out={cfg.out}: {problem}; write elsewhere with "
+        raise GentoolError(f"cannot write out={cfg.out}: {problem}; write elsewhere with "
                            "out=<path>.")
     _refuse_checkpoints_folder(out if fmt == "folder" else out.parent, cfg)
     if fmt == "folder":

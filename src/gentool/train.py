@@ -15,7 +15,8 @@ import torch
 from gentool.config import check_config
 from gentool.data import build_data
 from gentool.engine import distributed
-from gentool.engine.device import describe_device, resolve_device, seed_everything, set_determinism
+from gentool.engine.device import (check_precision, describe_device, resolve_device,
+                                   seed_everything, set_determinism)
 from gentool.engine.checkpoint import resume_advice, run_checkpoint
 from gentool.engine.files import (NO_SPACE, NOT_WRITABLE, os_error_in,
                                   quiet_refused_writes_in_threads, write_failed)
@@ -52,6 +53,7 @@ def _train(cfg: DictConfig, run: RunDirectory, rank: distributed.Rank) -> float 
     check_config(cfg)
     check_method(cfg, config_choices(), task_overrides())
     check_schedule(cfg.trainer.schedule)
+    check_precision(str(cfg.trainer.precision))
     if not rank.is_main:   # only rank 0 logs, writes and prints
         log.setLevel(logging.WARNING)
     device = distributed.device_for(rank, resolve_device(cfg.device))

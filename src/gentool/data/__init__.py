@@ -76,7 +76,7 @@ def build_data(dataset_cfg, data_dir: str, device, batch_size: int, seed: int,
     name = str(dataset_cfg.name)
     missing = sorted(OmegaConf.missing_keys(dataset_cfg))
     if missing:
-        raise GentoolError(f"The dataset '{name}' needs {', '.join(missing)}; give it on the "
+        raise GentoolError(f"the dataset '{name}' needs {', '.join(missing)}; give it on the "
                            f"command line, e.g. {missing[0]}=...")
     value_range = _check_range(dataset_cfg.range)
     binarize = str(dataset_cfg.binarize)

@@ -13,7 +13,7 @@ import torch
 
 from gentool.data.splits import PairSplit, Split
 from gentool.errors import GentoolError
-from gentool.options import choice_fix
+from gentool.options import not_one_of
 
 BINARIZE_MODES = ("none", "dynamic", "static")
 # Static binarisation draws from its own generator with this seed: the binarised data set is a
@@ -65,19 +65,17 @@ def concatenated(batches: Sequence[AnyBatch]) -> AnyBatch:
 
 def check_binarize(binarize: str) -> None:
     if binarize not in BINARIZE_MODES:
-        fix = choice_fix("dataset.binarize", binarize, BINARIZE_MODES,
+        raise not_one_of("dataset.binarize", binarize, BINARIZE_MODES,
                          "set dataset.binarize=none.")
-        raise GentoolError(f"dataset.binarize is '{binarize}' but must be one of "
-                           f"{', '.join(BINARIZE_MODES)}; {fix}")
 
 
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
     if batch_size < 1:
-        raise GentoolError(f"The batch size is {batch_size} but must be at least 1; set "
+        raise GentoolError(f"the batch size is {batch_size} but must be at least 1; set "
                            "trainer.batch_size=128 or similar.")
     count = n // batch_size if drop_last else -(-n // batch_size)
     if count == 0:
-        raise GentoolError(f"The batch size {batch_size} is larger than the {n} examples of the "
+        raise GentoolError(f"the batch size {batch_size} is larger than the {n} examples of the "
                            "split, so an epoch has no full batch; lower trainer.batch_size.")
     return count
 

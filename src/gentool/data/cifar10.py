@@ -70,7 +70,7 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as file:
             return _BatchUnpickler(file, encoding="bytes").load()
     except (OSError, EOFError, pickle.UnpicklingError) as error:
-        raise GentoolError(f"Could not read {path} ({error}); replace it with the file from "
+        raise GentoolError(f"could not read {path} ({error}); replace it with the file from "
                            "cifar-10-python.tar.gz.") from error
 
 

@@ -53,7 +53,7 @@ class ImageFiles(torch.utils.data.Dataset):
                 if path not in self._warned:
                     self._warned.add(path)
                     log.warning("Skipping %s: %s", path, error.__cause__)
-        raise GentoolError(f"None of the {len(self.files)} images of this split can be decoded "
+        raise GentoolError(f"none of the {len(self.files)} images of this split can be decoded "
                            f"(e.g. {self.files[index]}); replace them with readable .png/.jpg "
                            "files.")
 
@@ -62,7 +62,7 @@ class ImageFiles(torch.utils.data.Dataset):
             with Image.open(path) as image:
                 image = image.convert("L" if self.channels == 1 else "RGB")
         except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise GentoolError(f"Could not read the image {path} ({error}); remove or replace "
+            raise GentoolError(f"could not read the image {path} ({error}); remove or replace "
                                "it.") from error
         pixels = np.asarray(_crop_resize(image, *self.size))
         tensor = torch.from_numpy(pixels.copy())
@@ -139,14 +139,14 @@ def load_folder(data_dir: str, path: str, size=(64, 64), channels: int = 3,
                            "dataset.source.path= to a folder that has some.")
     height, width = (size, size) if isinstance(size, int) else tuple(size)
     if min(height, width) < 1:
-        raise GentoolError(f"The image size {[height, width]} must be positive; set "
+        raise GentoolError(f"the image size {[height, width]} must be positive; set "
                            "dataset.shape=[3,64,64] or similar.")
     if channels not in (1, 3):
-        raise GentoolError(f"An image folder can be read with 1 (grayscale) or 3 (RGB) channels, "
+        raise GentoolError(f"an image folder can be read with 1 (grayscale) or 3 (RGB) channels, "
                            f"not {channels}; set dataset.shape=[3,{height},{width}].")
     readable = readable_images(files)
     if not readable:
-        raise GentoolError(f"None of the {len(files)} image files under {root.absolute()} can be "
+        raise GentoolError(f"none of the {len(files)} image files under {root.absolute()} can be "
                            f"read (e.g. {files[0]}); replace them with readable .png/.jpg files "
                            "or set dataset.source.path= to another folder.")
     train, test = split_indices(len(readable), test_fraction, split_seed)

@@ -26,7 +26,7 @@ def load_frey_faces(data_dir: str, test_fraction: float = 0.1, split_seed: int =
     try:
         faces = np.asarray(loadmat(str(path))["ff"])
     except (OSError, ValueError, KeyError) as error:
-        raise GentoolError(f"Could not read the 'ff' matrix from {path} ({error}); replace it with "
+        raise GentoolError(f"could not read the 'ff' matrix from {path} ({error}); replace it with "
                            f"the original {FILE}.") from error
     if faces.dtype != np.uint8 or faces.ndim != 2 or faces.shape[0] != HEIGHT * WIDTH:
         raise GentoolError(f"{path} holds 'ff' of {faces.dtype} {list(faces.shape)}, not uint8 "

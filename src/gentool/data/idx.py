@@ -28,7 +28,7 @@ def read_idx(path: Path) -> np.ndarray:
         with (gzip.open if gzipped else open)(path, "rb") as file:
             raw = file.read()
     except (OSError, EOFError) as error:
-        raise GentoolError(f"Could not read {path} ({error}); replace it with a fresh copy of "
+        raise GentoolError(f"could not read {path} ({error}); replace it with a fresh copy of "
                            "the original file.") from error
     if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _DTYPES:
         raise GentoolError(f"{path} is not an IDX file (magic number {raw[:4].hex() or 'empty'});"

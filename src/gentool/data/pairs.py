@@ -108,7 +108,7 @@ def load_paired_folder(data_dir: str, path: str, size, channels: int = 3,
         raise refusal
     files = image_files(root)
     if not files:
-        raise GentoolError(f"No images under {root}; paired_folder reads .png/.jpg files that "
+        raise GentoolError(f"no images under {root}; paired_folder reads .png/.jpg files that "
                            "hold input and target side by side.")
     held_out = [p for p in files if {"test", "val"} & set(p.relative_to(root).parts[:-1])]
     height, width = int(size[0]), int(size[1])

@@ -48,7 +48,7 @@ def split_indices(n: int, test_fraction: float, seed: int) -> tuple[torch.Tensor
         raise GentoolError(f"test_fraction is {test_fraction} but must lie strictly between 0 "
                            "and 1; set dataset.source.test_fraction=0.1 or similar.")
     if n < 2:
-        raise GentoolError(f"Only {n} example(s) found, too few for a train and a test split; "
+        raise GentoolError(f"only {n} example(s) found, too few for a train and a test split; "
                            "add more data.")
     # At least one example on each side, so tiny data sets still split.
     n_test = min(n - 1, max(1, round(n * test_fraction)))

@@ -121,7 +121,7 @@ def read_classes(root: Path) -> list[tuple[str, str, bytes]]:
             if file.is_file() and not file.name.startswith("."):
                 docs.append((folder.name, str(file.relative_to(folder)), file.read_bytes()))
     if not docs:
-        raise GentoolError(f"The class folders under {root} hold no files; put plain-text "
+        raise GentoolError(f"the class folders under {root} hold no files; put plain-text "
                            "documents in them.")
     return docs
 
@@ -136,7 +136,7 @@ def vectorised(train_texts: list[str], train_labels: list, test_texts: list[str]
     try:
         train = vectorizer.fit_transform(train_texts)
     except ValueError:   # scikit-learn: "empty vocabulary"
-        raise GentoolError(f"The training documents of {source} contain no words; give "
+        raise GentoolError(f"the training documents of {source} contain no words; give "
                            "plain-text files.") from None
     test = vectorizer.transform(test_texts)
     kept_train, kept_test = _non_empty(train), _non_empty(test)
@@ -145,7 +145,7 @@ def vectorised(train_texts: list[str], train_labels: list, test_texts: list[str]
         log.info("%s: %d documents without any of the %d vocabulary words are left out",
                  source, dropped, len(vectorizer.vocabulary_))
     if len(kept_test) == 0:
-        raise GentoolError(f"No test document of {source} contains a vocabulary word; add "
+        raise GentoolError(f"no test document of {source} contains a vocabulary word; add "
                            "documents to the test split.")
     return vector_data(train[kept_train].toarray(), np.asarray(train_labels, dtype=object)[kept_train],
                        test[kept_test].toarray(), np.asarray(test_labels, dtype=object)[kept_test])

@@ -19,7 +19,7 @@ import torch
 
 from gentool.data.splits import Split, split_indices, take
 from gentool.errors import GentoolError
-from gentool.options import choice_fix
+from gentool.options import not_one_of
 
 SCALES = ("none", "standardise", "minmax")
 # What a data set's values are (dataset.values); losses declare which they model.
@@ -54,16 +54,14 @@ def load_vectors(data_dir: str, path: str, labels: str | None = None,
     `data_dir` is unused (the path is given); build_data passes it to every source.
     """
     if scale not in SCALES:
-        fix = choice_fix("dataset.source.scale", scale, SCALES, "set dataset.source.scale=none.")
-        raise GentoolError(f"dataset.source.scale is '{scale}' but must be one of "
-                           f"{', '.join(SCALES)}; {fix}")
+        raise not_one_of("dataset.source.scale", scale, SCALES, "set dataset.source.scale=none.")
     x, y = read_labelled(path, labels, label_column, key)
     if test_path:
         inside = labels if labels is not None and Path(test_path).suffix.lower() == ".npz" \
             else None   # the same array name inside the test .npz
         x_test, y_test = read_labelled(test_path, test_labels or inside, label_column, key)
         if (y is None) != (y_test is None):
-            raise GentoolError("Labels were given for only one of the train and test files; "
+            raise GentoolError("labels were given for only one of the train and test files; "
                                "give dataset.source.labels and dataset.source.test_labels "
                                "(or a label_column in both .csv files), or neither.")
         if x_test.shape[1] != x.shape[1]:
@@ -115,7 +113,7 @@ def read_labelled(path: str, labels: str | None, label_column: str | int | None,
                            "of those formats.")
     if labels is not None:
         if y is not None:
-            raise GentoolError("Both dataset.source.labels and dataset.source.label_column are "
+            raise GentoolError("both dataset.source.labels and dataset.source.label_column are "
                                "set; give the labels one way.")
         y = read_label_file(file, labels)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -176,7 +174,7 @@ def read_csv(file: Path, label_column: str | int | None) -> tuple[np.ndarray, np
     values, labels = [], []
     for number, row in enumerate(body, start=2 if header else 1):
         if len(row) != width:
-            raise GentoolError(f"Row {number} of {file} has {len(row)} fields but the first has "
+            raise GentoolError(f"row {number} of {file} has {len(row)} fields but the first has "
                                f"{width}; give every row the same columns.")
         if column is not None:
             labels.append(_number_or_word(row[column].strip()))
@@ -185,7 +183,7 @@ def read_csv(file: Path, label_column: str | int | None) -> tuple[np.ndarray, np
             values.append([float(cell) for cell in row])
         except ValueError:
             bad = next(cell for cell in row if not _is_number(cell))
-            raise GentoolError(f"Row {number} of {file} holds '{bad}', which is not a number; "
+            raise GentoolError(f"row {number} of {file} holds '{bad}', which is not a number; "
                                "give numbers only (labels via dataset.source.label_column)."
                                ) from None
     return np.asarray(values, dtype=np.float64).reshape(len(body), -1), \
@@ -207,9 +205,7 @@ def scaled(x: np.ndarray, x_test: np.ndarray, scale: str) -> tuple[np.ndarray, n
 def check_values(x: torch.Tensor, values: str, name: str) -> None:
     """Refuse a split whose numbers are not what dataset.values says they are."""
     if values not in VALUES:
-        fix = choice_fix("dataset.values", values, VALUES, "set dataset.values=real.")
-        raise GentoolError(f"dataset.values is '{values}' but must be one of "
-                           f"{', '.join(VALUES)}; {fix}")
+        raise not_one_of("dataset.values", values, VALUES, "set dataset.values=real.")
     bad = None
     if values == "counts" and ((x < 0).any() or (x != x.round()).any()):
         bad = "non-negative whole numbers (counts)"

@@ -97,7 +97,7 @@ def checkpoint_of(given: str | Path, option: str | None = None, optional: bool =
         drop = f", or drop {option}=" if optional else ""
         raise GentoolError(f"{option}={given}: there is no checkpoint at {path}; pass a "
                            f"checkpoint file or the directory of a train run{drop}.")
-    raise GentoolError(f"No checkpoint at {path}; pass a checkpoint file or the directory of a "
+    raise GentoolError(f"no checkpoint at {path}; pass a checkpoint file or the directory of a "
                        "train run.")
 
 
@@ -139,7 +139,7 @@ def _check_torch_file(path: Path) -> bytes:
         with open(path, "rb") as file:
             head = file.read(_SNIFFED_BYTES)
     except OSError as error:
-        raise GentoolError(f"Cannot read {path} ({error.strerror}); check that it is readable "
+        raise GentoolError(f"cannot read {path} ({error.strerror}); check that it is readable "
                            "or pass another checkpoint.") from error
     if not head:
         raise GentoolError(f"{path} is empty (0 bytes), not a checkpoint; use another checkpoint "
@@ -218,7 +218,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     """Read a gentool checkpoint, refusing anything that needs pickle or is not ours."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise GentoolError(f"No checkpoint at {path}; pass checkpoint=<run dir>/checkpoints/last.pt "
+        raise GentoolError(f"no checkpoint at {path}; pass checkpoint=<run dir>/checkpoints/last.pt "
                            "of a train run.")
     head = _check_torch_file(path)
     try:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from gentool.errors import GentoolError
+from gentool.options import not_one_of
 
 log = logging.getLogger("gentool")
 
@@ -63,11 +64,17 @@ def set_determinism(deterministic: bool) -> None:
     torch.backends.cudnn.deterministic = deterministic
 
 
+def check_precision(precision: str) -> None:
+    """Refuse a trainer.precision that is none of PRECISIONS (train checks it before any data is
+    loaded or the model is built)."""
+    if precision not in PRECISIONS:
+        raise not_one_of("trainer.precision", precision, PRECISIONS,
+                         "e.g. trainer.precision=32.")
+
+
 def autocast_for(precision: str, device: torch.device):
     """A zero-argument factory of the autocast context for forward passes."""
-    if precision not in PRECISIONS:
-        raise GentoolError(f"trainer.precision={precision} is not one of {list(PRECISIONS)}; "
-                           "pick one of those.")
+    check_precision(precision)
     if precision == "32":
         return contextlib.nullcontext
     if precision == "16" and device.type != "cuda":

@@ -32,7 +32,7 @@ def init_distributed() -> Rank:
         try:
             from submitit.helpers import TorchDistributedEnvironment
         except ImportError as error:
-            raise GentoolError("A multi-task SLURM job needs MASTER_ADDR/MASTER_PORT or the "
+            raise GentoolError("a multi-task SLURM job needs MASTER_ADDR/MASTER_PORT or the "
                                "submitit package; launch it with hydra/launcher=slurm.") from error
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     backend = "nccl" if torch.cuda.is_available() else "gloo"

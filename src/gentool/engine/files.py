@@ -77,16 +77,16 @@ def write_failed(path: Path, error: OSError, kept: str | None = None,
     where = path if path.is_dir() else next(
         (p for p in (path.parent, *path.parent.parents) if p.exists()), path.parent)
     if error.errno in NO_SPACE:
-        problem = f"No space left on the device holding {path}"
+        problem = f"no space left on the device holding {path}"
         fix = "free some space"
     elif error.errno == errno.EROFS:
         problem = f"{where} is on a read-only file system"
         fix = "make it writable or write elsewhere"
     elif error.errno in NOT_WRITABLE:
-        problem = f"No permission to write {where}"
+        problem = f"no permission to write {where}"
         fix = "make it writable or write elsewhere"
     else:
-        problem = f"Could not write {path} ({error.strerror or error})"
+        problem = f"could not write {path} ({error.strerror or error})"
         fix = "fix that"
     return WriteFailed(f"{problem}; {kept + '; ' if kept else ''}{fix}, then {then}.")
 
@@ -135,7 +135,7 @@ class RefuseUnwritableRunDir(Callback):
         problem = unwritable_folder(folder)
         if problem is None:
             return
-        error = GentoolError(f"Cannot write the run folder {folder}: {problem}; run from a "
+        error = GentoolError(f"cannot write the run folder {folder}: {problem}; run from a "
                              f"writable folder or set {key}= to one.")
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise error

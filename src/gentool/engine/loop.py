@@ -249,7 +249,7 @@ def _stop_if_diverged(bad: str | None, step: int, kept: Path, rank: distributed.
         return
     where = f"the last good checkpoint {kept} is kept" if kept.exists() else \
         "no checkpoint had been written yet"
-    raise TrainingDiverged(f"Training diverged by step {step} ({bad or 'on another process'}); "
+    raise TrainingDiverged(f"training diverged by step {step} ({bad or 'on another process'}); "
                            f"{where}; lower optimizer.lr or set trainer.grad_clip, then resume "
                            "or train again.")
 
@@ -257,7 +257,9 @@ def _stop_if_diverged(bad: str | None, step: int, kept: Path, rank: distributed.
 def _resume(method, ctx: StepContext, own: Path, resume: str | None, run_config,
             rank: distributed.Rank, monitor: Monitor) -> int:
     """Restore from `own`, the run's last.pt (a requeued job), or from `resume=PATH`; returns
-    the step.
+    the step. The run's own last.pt wins over `resume=`, so that a requeued job, which keeps
+    its resume=, continues its own run. A resume= so passed over is named in a warning, unless it
+    is the resume= this run started with (its checkpoint's config says), which is an INFO line.
 
     The monitor's record (best value, its step, evaluations since) comes back with the weights
     when the checkpoint monitored the same key the same way.
@@ -272,6 +274,17 @@ def _resume(method, ctx: StepContext, own: Path, resume: str | None, run_config,
     else:
         return 0
     state = load_checkpoint(path)
+    if path == own and resume and not _names_checkpoint(resume, own) and rank.is_main:
+        started = (state.get("config") or {}).get("resume")
+        if started and _same_path(str(started), resume):
+            # The run's own continuation commands (a requeued job, the command printed after
+            # SIGTERM or a full disk) repeat the resume= it started with.
+            log.info("continuing %s at step %d; resume=%s started this run and is not read "
+                     "again", own.parent.parent, state["step"], resume)
+        else:
+            log.warning("resume=%s is not used: %s already holds its own checkpoints/last.pt "
+                        "(step %d), which this run continues; to start from %s, choose a new "
+                        "hydra.run.dir=", resume, own.parent.parent, state["step"], resume)
     _refuse_other_choices(state, run_config, path)
     load_into(method, state, path, optimizers=ctx.optimizers,
               fix="resume with the same model= and dataset= options it was trained with")
@@ -285,6 +298,17 @@ def _resume(method, ctx: StepContext, own: Path, resume: str | None, run_config,
                  monitor.mode)
     log.info("Resumed from %s at step %d", path, state["step"])
     return int(state["step"])
+
+
+def _names_checkpoint(given: str, checkpoint: Path) -> bool:
+    """Whether `given` (a resume= path) names `checkpoint`: the file, or its run directory."""
+    path = Path(given).expanduser().resolve()
+    return checkpoint.resolve() in (path, path / "checkpoints" / "last.pt")
+
+
+def _same_path(first: str, second: str) -> bool:
+    """Whether two resume= paths name the same file or folder once `~` and links are resolved."""
+    return Path(first).expanduser().resolve() == Path(second).expanduser().resolve()
 
 
 def _refuse_other_choices(state: dict[str, Any], cfg, path: Path) -> None:

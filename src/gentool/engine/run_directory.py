@@ -103,7 +103,7 @@ class RunDirectory:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise GentoolError(f"Cannot create the run directory {self.path} "
+            raise GentoolError(f"cannot create the run directory {self.path} "
                                f"({error.strerror}); choose another hydra.run.dir=.") from error
         if self.created_from is None:
             self.created_from = missing

@@ -57,7 +57,7 @@ class RunLock:
         try:
             self._fd, self.created = _open_lock_file(self.path)
         except OSError as error:
-            raise GentoolError(f"Cannot write in {self.run_dir} ({error.strerror}); choose a "
+            raise GentoolError(f"cannot write in {self.run_dir} ({error.strerror}); choose a "
                                "writable hydra.run.dir=.") from error
         if fcntl is None:
             self.supported = False

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from gentool.errors import GentoolError
-from gentool.options import choice_fix, show
+from gentool.options import not_one_of
 
 SCHEDULES = ("constant", "cosine", "linear", "step")
 
@@ -27,10 +27,8 @@ def check_schedule(schedule: Any) -> None:
 
 
 def _unknown(name: Any) -> GentoolError:
-    fix = choice_fix("trainer.schedule.name", name, SCHEDULES,
-                     "e.g. trainer.schedule.name=cosine.")
-    return GentoolError(f"trainer.schedule.name is {show(name)} but must be one of "
-                        f"{', '.join(SCHEDULES)}; {fix}")
+    return not_one_of("trainer.schedule.name", name, SCHEDULES,
+                      "e.g. trainer.schedule.name=cosine.")
 
 
 def lr_factor(schedule: Any, step: int, max_steps: int) -> float:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gentool.errors import GentoolError
+from gentool.options import not_one_of
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -113,8 +114,8 @@ class Gaussian(Likelihood):
     def __init__(self, variance: str = "fixed", sigma: float = 1.0, min_log_sigma: float = -7.0):
         super().__init__()
         if variance not in self.VARIANCES:
-            raise GentoolError(f"loss.variance={variance!r} is not one of {list(self.VARIANCES)}; "
-                               "pick one of those.")
+            raise not_one_of("loss.variance", variance, self.VARIANCES,
+                             "e.g. loss.variance=fixed.")
         if sigma <= 0:
             raise GentoolError(f"loss.sigma must be positive, got {sigma}.")
         self.variance = variance

@@ -233,7 +233,7 @@ class GAN(TwoPlayerMethod):
         reals = [x for x, _ in steps]
         labels = [y if self.num_classes else None for _, y in steps]
         if any(real.shape[0] % self.pack for real in reals):
-            raise GentoolError(f"A batch of {reals[0].shape[0]} examples cannot be cut into "
+            raise GentoolError(f"a batch of {reals[0].shape[0]} examples cannot be cut into "
                                f"packs of model.pack={self.pack}; set trainer.batch_size "
                                f"(per process) to a multiple of {self.pack}.")
         sigma = instance_noise_sigma(ctx.step, self.noise_sigma0, self.noise_anneal_steps)

@@ -26,7 +26,7 @@ def inception_scores(real: torch.Tensor, fake: torch.Tensor, device: torch.devic
         kid = KernelInceptionDistance(subset_size=min(1000, len(real), len(fake)),
                                       normalize=True).to(device)
     except Exception as error:   # the weights download: URLError, OSError, RuntimeError, ...
-        raise GentoolError(f"The Inception weights could not be loaded ({type(error).__name__}); "
+        raise GentoolError(f"the Inception weights could not be loaded ({type(error).__name__}); "
                            "run once with network access so torchmetrics can cache them, or "
                            "drop inception from metrics=.") from error
     for images, is_real in ((real, True), (fake, False)):
