@@ -151,7 +151,7 @@ def test_eval_with_no_suite_that_applies_says_what_each_needs(runs, tmp_path):
     with pytest.raises(GentoolError) as refused:
         run_eval(compose_config("eval", eval_of))
     message = str(refused.value)
-    assert message.startswith("No suite applies to model=ae on dataset=vectors, so there is "
+    assert message.startswith("no suite applies to model=ae on dataset=vectors, so there is "
                               "nothing to measure: likelihood needs ")
     assert "reconstruction needs image data" in message
     assert "representation needs a labelled data set" in message

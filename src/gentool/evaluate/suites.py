@@ -322,7 +322,7 @@ def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
     if names is None:
         chosen = [name for name in able if SUITES[name].default]
         if not chosen:   # an empty table would report success having measured nothing
-            raise GentoolError(f"No suite applies to model={model_name} on dataset="
+            raise GentoolError(f"no suite applies to model={model_name} on dataset="
                                f"{ctx.data.name}, so there is nothing to measure: "
                                f"{_needs_of_defaults(ctx)}.")
         return chosen
