@@ -376,6 +376,11 @@ CASES = {
                           ("checkpoint=runs/none/last.pt: there is no checkpoint at "
                            "runs/none/last.pt; pass a checkpoint file or the directory of a "
                            "train run.",)),
+    "checkpoints folder without last.pt": Case(
+        ("eval", "checkpoint=run/checkpoints"),
+        ("checkpoint=run/checkpoints: there is no checkpoint at run/checkpoints/last.pt; pass a "
+         "checkpoint file or the directory of a train run.",),
+        prepare=lambda folder: (folder / CHECKPOINT).rename(folder / "run" / "kept.pt")),
     "folder without checkpoints": Case(("eval", "checkpoint=run/.hydra"),
                                        ("checkpoint=run/.hydra: there is no checkpoint at "
                                         "run/.hydra/checkpoints/last.pt",)),
@@ -485,6 +490,13 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
     assert_unchanged(before, folder)
     if not case.started:
         assert_nothing_new(listed, folder)
+
+
+def test_a_checkpoints_folder_stands_for_its_last_pt(forked, folder):
+    result = run_gentool(forked, folder, "sample", "checkpoint=run/checkpoints", "n=4",
+                         "out=s.png")
+    assert result.returncode == 0, result.stderr
+    assert (folder / "s.png").is_file()
 
 
 def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):

@@ -102,6 +102,13 @@ def test_checkpoint_of_a_file_or_a_run_directory(tmp_path, monkeypatch):
         save_checkpoint(path, PAYLOAD)
     assert checkpoint_of(run) == last and checkpoint_of(str(run)) == last
     assert checkpoint_of(step) == step
+    # The run's checkpoints folder stands for its last.pt, as the run directory does.
+    assert checkpoint_of(run / "checkpoints") == last
+    last.unlink()
+    with pytest.raises(GentoolError, match=f"^checkpoint={run}/checkpoints: there is no "
+                                           f"checkpoint at {run}/checkpoints/last.pt; "):
+        checkpoint_of(run / "checkpoints", "checkpoint")
+    save_checkpoint(last, PAYLOAD)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert checkpoint_of("~/run") == last and checkpoint_of("~/run/checkpoints/step_3.pt") == step
     # A folder without checkpoints/last.pt, and a missing file: refused, naming the option.

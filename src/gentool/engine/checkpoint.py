@@ -89,7 +89,9 @@ def checkpoint_of(given: str | Path, option: str | None = None, optional: bool =
     neither is refused, the message led by `option=given` when the path came from that option
     (so the user sees which setting to fix), and offering to drop an `optional` one."""
     path = Path(given).expanduser()
-    if path.is_dir():
+    if is_run_checkpoints(path):
+        path = path / "last.pt"   # the run's checkpoints folder stands for its last.pt too
+    elif path.is_dir():
         path = run_checkpoint(path)
     if path.is_file():
         return path
