@@ -492,6 +492,25 @@ def test_bad_input_is_one_sentence_and_changes_nothing(installed, forked, folder
         assert_nothing_new(listed, folder)
 
 
+def test_a_finetune_run_goes_on_in_its_own_folder_and_its_checkpoint_is_named(forked, folder):
+    """finetune replaces an earlier finetune run in its run directory; its checkpoint, a
+    classifier, is refused where a trained model is read, naming the one it came from."""
+    finetune = ("finetune", "checkpoint=run", "hydra.run.dir=ft", "finetune.steps=2",
+                "labels_per_class=1", "device=cpu")
+    for _ in range(2):
+        result = run_gentool(forked, folder, *finetune)
+        assert result.returncode == 0, result.stderr
+    before = hashes(folder)
+    for args in (("sample", "checkpoint=ft", "out=s.png"), ("eval", "checkpoint=ft"),
+                 ("train", *NEW, "resume=ft"), ("compare", "ft")):
+        result = run_gentool(forked, folder, *args)
+        assert_one_sentence(result, "ft/checkpoints/last.pt is the checkpoint of a gentool "
+                                    "finetune run (a fine-tuned classifier), not of a trained "
+                                    "model; pass a checkpoint written by gentool train instead, "
+                                    "such as the one it was fine-tuned from (run).")
+        assert_unchanged(before, folder)
+
+
 def test_a_checkpoints_folder_stands_for_its_last_pt(forked, folder):
     result = run_gentool(forked, folder, "sample", "checkpoint=run/checkpoints", "n=4",
                          "out=s.png")

@@ -174,6 +174,17 @@ def _not_a_torch_file(path: Path, kind: str) -> GentoolError:
                         "written by gentool train, such as <run dir>/checkpoints/last.pt.")
 
 
+def _finetune_checkpoint(path: Path, config: Any) -> GentoolError:
+    """A finetune run's checkpoint: a classifier, with the config of the model it was fine-tuned
+    from as `pretrained_config`, and the finetune config (its `checkpoint=`) as `config`."""
+    source = config.get("checkpoint") if isinstance(config, dict) else None
+    instead = f"the one it was fine-tuned from ({source})" if isinstance(source, str) and source \
+        else "<run dir>/checkpoints/last.pt"
+    return GentoolError(f"{path} is the checkpoint of a gentool finetune run (a fine-tuned "
+                        "classifier), not of a trained model; pass a checkpoint written by "
+                        f"gentool train instead, such as {instead}.")
+
+
 def _kind_of(head: bytes) -> str:
     """What a file that is no PyTorch file is, in words, from its first bytes."""
     known = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
@@ -263,6 +274,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "
                            "weights gentool writes); pass a checkpoint written by gentool train.")
     wrong = _wrongly_typed_field(payload)
+    if wrong and "pretrained_config" in payload:
+        raise _finetune_checkpoint(path, payload["config"])
     if wrong:
         raise GentoolError(f"{path} is not a gentool checkpoint (its {wrong}); pass a checkpoint "
                            "written by gentool train.")
