@@ -456,6 +456,20 @@ CASES = {
     "report --out in a missing folder": Case(
         ("report", "run", "--out", "tables/loss.md"),
         ("--out tables/loss.md: the folder tables does not exist",)),
+    # outputs of report and compare: their own kind of file, never a run's files
+    "report --out a checkpoint": Case(
+        ("report", "run", "--out", CHECKPOINT),
+        (f"--out {CHECKPOINT} is not a .md file, and gentool report writes its markdown table "
+         "only to a .md file, never over a checkpoint, metrics.json or config; give --out a .md "
+         "path (e.g. --out table.md).",)),
+    "report --out metrics.json": Case(("report", "run", "--out", "run/metrics.json"),
+                                      ("--out run/metrics.json is not a .md file",)),
+    "report --out a run's config": Case(("report", "run", "--out", "run/.hydra/config.yaml"),
+                                        ("--out run/.hydra/config.yaml is not a .md file",)),
+    "report --out in a checkpoints folder": Case(
+        ("report", "run", "--out", "run/checkpoints/table.md"),
+        ("--out run/checkpoints/table.md is inside ", "/run/checkpoints, the checkpoints folder "
+         "of a train run; choose another --out (e.g. --out table.md).")),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }

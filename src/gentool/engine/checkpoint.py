@@ -82,6 +82,16 @@ def is_run_checkpoints(folder: Path) -> bool:
                                    for p in folder.iterdir())
 
 
+def checkpoints_folder_holding(path: Path) -> Path | None:
+    """The train run's checkpoints folder that `path` is or lies inside, if any: the folder no
+    command writes its outputs into, as it holds what resume= and `checkpoint=<run>` read."""
+    path = path.expanduser().resolve()
+    for folder in (path, *path.parents):
+        if is_run_checkpoints(folder):
+            return folder
+    return None
+
+
 def checkpoint_of(given: str | Path, option: str | None = None, optional: bool = False) -> Path:
     """The checkpoint file that `given` names: the file itself, or a train run directory's
     checkpoints/last.pt; `~` is the home folder. Every command that reads a checkpoint

@@ -120,6 +120,29 @@ def unwritable_folder(folder: str | Path) -> str | None:
         f"{existing} is not writable"
 
 
+def output_file(given: str, option: str, suffix: str, writes: str, example: str) -> Path:
+    """The file that `option` (a command's --out, given as `given`) writes `writes` to: a new or
+    existing file named `suffix`, the kind written, so it never replaces a checkpoint, a run's
+    metrics.json or .hydra config, or a file of any other kind; and, as sample's out=, outside
+    every train run's checkpoints folder."""
+    path = Path(given).expanduser()
+    if path.is_dir():
+        raise GentoolError(f"{option} {given} is a folder; give a file path such as "
+                           f"{given}/{example}.")
+    if path.suffix.lower() != suffix:
+        raise GentoolError(f"{option} {given} is not a {suffix} file, and {writes} only to a "
+                           f"{suffix} file, never over a checkpoint, metrics.json or config; "
+                           f"give {option} a {suffix} path (e.g. {option} {example}).")
+    # Imported here: checkpoint.py imports torch, which `gentool report` otherwise does without.
+    from gentool.engine.checkpoint import checkpoints_folder_holding
+
+    checkpoints = checkpoints_folder_holding(path.parent)
+    if checkpoints is not None:
+        raise GentoolError(f"{option} {given} is inside {checkpoints}, the checkpoints folder of "
+                           f"a train run; choose another {option} (e.g. {option} {example}).")
+    return path
+
+
 class RefuseUnwritableRunDir(Callback):
     """Hydra callback (each command's `hydra.callbacks`): a run or sweep folder that cannot be
     written ends as one sentence before Hydra writes its .hydra/ files and log into it."""
