@@ -470,6 +470,18 @@ CASES = {
         ("report", "run", "--out", "run/checkpoints/table.md"),
         ("--out run/checkpoints/table.md is inside ", "/run/checkpoints, the checkpoints folder "
          "of a train run; choose another --out (e.g. --out table.md).")),
+    "compare --out the checkpoint compared": Case(
+        ("compare", "run", "--out", CHECKPOINT),
+        (f"--out {CHECKPOINT} is not a .png file, and gentool compare writes its PNG only to a "
+         ".png file, never over a checkpoint, metrics.json or config; give --out a .png path "
+         "(e.g. --out codes.png).",)),
+    "compare --out metrics.json": Case(("compare", "run", "--out", "run/metrics.json"),
+                                       ("--out run/metrics.json is not a .png file",)),
+    "compare --out a .jpg": Case(("compare", "run", "--out", "codes.jpg"),
+                                 ("--out codes.jpg is not a .png file",)),
+    "compare --out in a checkpoints folder": Case(
+        ("compare", "run", "--out", "run/checkpoints/codes.png"),
+        ("--out run/checkpoints/codes.png is inside ", "the checkpoints folder of a train run")),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }
