@@ -482,6 +482,17 @@ CASES = {
     "compare --out in a checkpoints folder": Case(
         ("compare", "run", "--out", "run/checkpoints/codes.png"),
         ("--out run/checkpoints/codes.png is inside ", "the checkpoints folder of a train run")),
+    # finetune's run directory: new, or an earlier finetune run's
+    "finetune into a train run": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run"),
+        ("/run is the run directory of a gentool train run (model=vae, dataset=digits), which "
+         "finetune would replace with its own checkpoint, metrics.json and config; give finetune "
+         "another hydra.run.dir= (or leave it out).",)),
+    "finetune into a copy of checkpoints": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=copy"),
+        ("/copy holds another run's files (checkpoints), which finetune would replace",),
+        prepare=lambda folder: shutil.copytree(folder / "run" / "checkpoints",
+                                               folder / "copy" / "checkpoints")),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }
