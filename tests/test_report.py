@@ -256,3 +256,20 @@ def test_a_pipe_in_a_label_is_escaped_in_the_table(tmp_path):
     write_run(tmp_path / "b", ["x=c"], {"test/loss": 2.0})
     assert report([str(tmp_path)]).splitlines()[2:] == ["| 'a\\|b' | 1 | 1 |",
                                                          "| c | 1 | 2 |"]
+
+
+def test_report_with_out_does_without_torch(sweep, tmp_path):
+    """`gentool report` reads JSON and YAML only; checking and writing --out must not pull in
+    torch (seconds of start-up) through the checkpoint module."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "table.md"
+    code = ("import sys\n"
+            "from gentool.cli import report_main\n"
+            f"sys.argv = ['gentool report', {str(sweep)!r}, '--out', {str(out)!r}]\n"
+            "report_main()\n"
+            "assert 'torch' not in sys.modules, 'gentool report imported torch'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().startswith("| model | n |")

@@ -27,6 +27,8 @@ import torch
 from gentool import __version__
 from gentool.config import check_stored_config
 from gentool.engine.files import atomic_write
+from gentool.engine.run_layout import (CHECKPOINT_SUFFIXES, CHECKPOINTS_FOLDER,  # noqa: F401
+                                        checkpoints_folder_holding, is_run_checkpoints)
 from gentool.errors import GentoolError
 
 FORMAT_VERSION = 1
@@ -60,36 +62,9 @@ def resume_advice(run_dir: Path) -> str:
     return f"resume by running the same command with hydra.run.dir={Path(run_dir).resolve()}"
 
 
-# What checkpoint files are named: gentool writes .pt, and .pth is PyTorch's other usual suffix.
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
-# The folder of a train run directory that holds its checkpoints.
-CHECKPOINTS_FOLDER = "checkpoints"
-
-
 def run_checkpoint(run_dir: str | Path) -> Path:
     """The checkpoint that a train run directory stands for: its checkpoints/last.pt."""
     return Path(run_dir) / CHECKPOINTS_FOLDER / "last.pt"
-
-
-def is_run_checkpoints(folder: Path) -> bool:
-    """Whether `folder` is a train run directory's checkpoints folder: named so, and its run
-    directory has the `.hydra` config snapshot or it holds a checkpoint file."""
-    if folder.name != CHECKPOINTS_FOLDER:
-        return False
-    if (folder.parent / ".hydra").is_dir():
-        return True
-    return folder.is_dir() and any(p.suffix.lower() in CHECKPOINT_SUFFIXES
-                                   for p in folder.iterdir())
-
-
-def checkpoints_folder_holding(path: Path) -> Path | None:
-    """The train run's checkpoints folder that `path` is or lies inside, if any: the folder no
-    command writes its outputs into, as it holds what resume= and `checkpoint=<run>` read."""
-    path = path.expanduser().resolve()
-    for folder in (path, *path.parents):
-        if is_run_checkpoints(folder):
-            return folder
-    return None
 
 
 def checkpoint_of(given: str | Path, option: str | None = None, optional: bool = False) -> Path:

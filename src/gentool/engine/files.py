@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Callable
 
 from hydra.experimental.callback import Callback
 
+from gentool.engine.run_layout import checkpoints_folder_holding
 from gentool.errors import GentoolError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -133,9 +134,6 @@ def output_file(given: str, option: str, suffix: str, writes: str, example: str)
         raise GentoolError(f"{option} {given} is not a {suffix} file, and {writes} only to a "
                            f"{suffix} file, never over a checkpoint, metrics.json or config; "
                            f"give {option} a {suffix} path (e.g. {option} {example}).")
-    # Imported here: checkpoint.py imports torch, which `gentool report` otherwise does without.
-    from gentool.engine.checkpoint import checkpoints_folder_holding
-
     checkpoints = checkpoints_folder_holding(path.parent)
     if checkpoints is not None:
         raise GentoolError(f"{option} {given} is inside {checkpoints}, the checkpoints folder of "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from gentool.engine.files import remove_stale_temporaries
+from gentool.engine.run_layout import CHECKPOINTS_FOLDER
 from gentool.engine.run_lock import RunLock
 from gentool.errors import GentoolError
 
@@ -84,10 +85,6 @@ class RunDirectory:
         self.started = True
         if self._lock is None:   # not the main process: it writes nothing here
             return
-        # Imported here: this module is imported by `gentool train --help` (hydra_run), which
-        # stays torch-free.
-        from gentool.engine.checkpoint import CHECKPOINTS_FOLDER
-
         # Where a run's own atomic writes happen (see engine/files.py): metrics.json and the
         # checkpoints.
         for folder in (".", CHECKPOINTS_FOLDER):
