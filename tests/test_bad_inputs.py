@@ -493,6 +493,22 @@ CASES = {
         ("/copy holds another run's files (checkpoints), which finetune would replace",),
         prepare=lambda folder: shutil.copytree(folder / "run" / "checkpoints",
                                                folder / "copy" / "checkpoints")),
+    # train and finetune: a run directory never inside another run's
+    "finetune into a train run's checkpoints folder": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run/checkpoints"),
+        ("/run/checkpoints is the checkpoints folder of a train run; choose another "
+         "hydra.run.dir= (or leave it out).",)),
+    "train into a train run's checkpoints folder": Case(
+        ("train", *CLI_TINY, "hydra.run.dir=run/checkpoints/more"),
+        ("/run/checkpoints/more is inside ", "/run/checkpoints, the checkpoints folder of a "
+         "train run; choose another hydra.run.dir= (or leave it out).")),
+    "finetune inside a train run": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run/ft"),
+        ("/run/ft is inside ", "/run, the directory of another run; choose another "
+         "hydra.run.dir= (or leave it out).")),
+    "finetune into a run's .hydra": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run/.hydra"),
+        ("/run/.hydra is inside ", "/run, the directory of another run")),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from gentool.engine.files import remove_stale_temporaries
-from gentool.engine.run_layout import CHECKPOINTS_FOLDER
+from gentool.engine.run_layout import CHECKPOINTS_FOLDER, checkpoints_folder_holding
 from gentool.engine.run_lock import RunLock
 from gentool.errors import GentoolError
 
@@ -52,6 +52,7 @@ class RunDirectory:
         refusal = None
         if is_main:
             try:
+                refuse_inside_another_run(self.path)
                 self._make()
                 self._lock = RunLock(self.path).acquire()
             except GentoolError as error:
@@ -110,6 +111,23 @@ class RunDirectory:
         (rmdir never removes anything else, so a folder another process filled stays)."""
         if self.created_from is not None:
             remove_empty_folders(self.path.absolute(), self.created_from)
+
+
+def refuse_inside_another_run(path: Path) -> None:
+    """A run directory is never a train run's checkpoints folder, nor inside one, nor inside
+    another run's directory (one holding a `.hydra` config snapshot): what this run writes
+    there would mix with, or replace, that run's files. A sweep's folder holds multirun.yaml,
+    not `.hydra`, so its jobs' directories (<sweep>/<n>) are not inside a run."""
+    resolved = path.expanduser().resolve()
+    checkpoints = checkpoints_folder_holding(resolved)
+    if checkpoints is not None:
+        where = "" if checkpoints == resolved else f"inside {checkpoints}, "
+        raise GentoolError(f"hydra.run.dir={path} is {where}the checkpoints folder of a train "
+                           "run; choose another hydra.run.dir= (or leave it out).")
+    for parent in resolved.parents:
+        if (parent / ".hydra").is_dir():
+            raise GentoolError(f"hydra.run.dir={path} is inside {parent}, the directory of "
+                               "another run; choose another hydra.run.dir= (or leave it out).")
 
 
 def remove_empty_folders(folder: Path, top: Path) -> None:
