@@ -554,14 +554,20 @@ def test_a_finetune_run_goes_on_in_its_own_folder_and_its_checkpoint_is_named(fo
         result = run_gentool(forked, folder, *finetune)
         assert result.returncode == 0, result.stderr
     before = hashes(folder)
+    source = (folder / CHECKPOINT).resolve()
     for args in (("sample", "checkpoint=ft", "out=s.png"), ("eval", "checkpoint=ft"),
                  ("train", *NEW, "resume=ft"), ("compare", "ft")):
         result = run_gentool(forked, folder, *args)
         assert_one_sentence(result, "ft/checkpoints/last.pt is the checkpoint of a gentool "
                                     "finetune run (a fine-tuned classifier), not of a trained "
                                     "model; pass a checkpoint written by gentool train instead, "
-                                    "such as the one it was fine-tuned from (run).")
+                                    f"such as the one it was fine-tuned from ({source}).")
         assert_unchanged(before, folder)
+    # Resuming in a finetune run's directory: no checkpoint was passed, the directory is wrong.
+    result = run_gentool(forked, folder, "train", *CLI_TINY, "hydra.run.dir=ft")
+    assert_one_sentence(result, "/ft is a finetune run's directory; choose another "
+                                "hydra.run.dir=.")
+    assert_unchanged(before, folder)
 
 
 def test_a_checkpoints_folder_stands_for_its_last_pt(forked, folder):

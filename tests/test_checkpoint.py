@@ -339,3 +339,20 @@ def test_checkpoint_from_a_newer_format_is_refused(tmp_path):
     torch.save({**PAYLOAD, "format_version": 99}, path)
     with pytest.raises(GentoolError, match="newer gentool"):
         load_checkpoint(path)
+
+
+def test_a_finetune_checkpoint_names_the_checkpoint_it_came_from(tmp_path):
+    """A finetune checkpoint stores the resolved path it started from; an older one without it
+    names its finetune config's checkpoint= instead."""
+    path = tmp_path / "last.pt"
+    older = {"format_version": 1, "step": 2, "config": {"checkpoint": "runs/ae"},
+             "modules": {"classifier": {"w": torch.ones(1)}},
+             "pretrained_config": PAYLOAD["config"]}
+    torch.save(older, path)
+    with pytest.raises(GentoolError,
+                       match=r"such as the one it was fine-tuned from \(runs/ae\)\.$"):
+        load_checkpoint(path)
+    torch.save({**older, "pretrained_checkpoint": "/data/runs/ae/checkpoints/last.pt"}, path)
+    with pytest.raises(GentoolError,
+                       match=r"fine-tuned from \(/data/runs/ae/checkpoints/last\.pt\)"):
+        load_checkpoint(path)

@@ -194,7 +194,8 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     save_checkpoint(run_checkpoint(run_dir), {
         "step": options.steps, "config": OmegaConf.to_container(cfg, resolve=True),
         "modules": {"classifier": classifier.state_dict()},
-        "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)},
+        "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True),
+        "pretrained_checkpoint": str(trained.checkpoint.resolve())},
         then="run the same command again")
     # The model from scratch is a network trained end to end at `lr` everywhere, on raw codes: a
     # lower encoder rate only makes sense for a pretrained encoder, and a random encoder's code

@@ -159,15 +159,23 @@ def _not_a_torch_file(path: Path, kind: str) -> GentoolError:
                         "written by gentool train, such as <run dir>/checkpoints/last.pt.")
 
 
-def _finetune_checkpoint(path: Path, config: Any) -> GentoolError:
+class FinetuneCheckpoint(GentoolError):
+    """A finetune run's checkpoint where a trained model is read."""
+
+
+def _finetune_checkpoint(path: Path, payload: dict[str, Any]) -> FinetuneCheckpoint:
     """A finetune run's checkpoint: a classifier, with the config of the model it was fine-tuned
-    from as `pretrained_config`, and the finetune config (its `checkpoint=`) as `config`."""
-    source = config.get("checkpoint") if isinstance(config, dict) else None
+    from as `pretrained_config`, the resolved path of that model's checkpoint as
+    `pretrained_checkpoint` (absent from older ones), and the finetune config as `config`."""
+    source = payload.get("pretrained_checkpoint")
+    if not (isinstance(source, str) and source):
+        config = payload["config"]
+        source = config.get("checkpoint") if isinstance(config, dict) else None
     instead = f"the one it was fine-tuned from ({source})" if isinstance(source, str) and source \
         else "<run dir>/checkpoints/last.pt"
-    return GentoolError(f"{path} is the checkpoint of a gentool finetune run (a fine-tuned "
-                        "classifier), not of a trained model; pass a checkpoint written by "
-                        f"gentool train instead, such as {instead}.")
+    return FinetuneCheckpoint(f"{path} is the checkpoint of a gentool finetune run (a fine-tuned "
+                              "classifier), not of a trained model; pass a checkpoint written by "
+                              f"gentool train instead, such as {instead}.")
 
 
 def _kind_of(head: bytes) -> str:
@@ -260,7 +268,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                            "weights gentool writes); pass a checkpoint written by gentool train.")
     wrong = _wrongly_typed_field(payload)
     if wrong and "pretrained_config" in payload:
-        raise _finetune_checkpoint(path, payload["config"])
+        raise _finetune_checkpoint(path, payload)
     if wrong:
         raise GentoolError(f"{path} is not a gentool checkpoint (its {wrong}); pass a checkpoint "
                            "written by gentool train.")
