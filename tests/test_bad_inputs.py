@@ -453,9 +453,11 @@ CASES = {
     "report of a metric no run has": Case(
         ("report", "run", "--metrics", "test/los"),
         ("No run has the metric test/los; did you mean test/loss? (the runs have test/ ",)),
-    "report --out in a missing folder": Case(
-        ("report", "run", "--out", "tables/loss.md"),
-        ("--out tables/loss.md: the folder tables does not exist",)),
+    "report --out empty": Case(("report", "run", "--out", ""),
+                               ("--out is empty; give it a .md file path (e.g. --out table.md).",)),
+    "compare --out empty": Case(("compare", "run", "--out", ""),
+                                ("--out is empty; give it a .png file path (e.g. --out "
+                                 "codes.png).",)),
     # outputs of report and compare: their own kind of file, never a run's files
     "report --out a checkpoint": Case(
         ("report", "run", "--out", CHECKPOINT),
@@ -488,6 +490,11 @@ CASES = {
         ("/run is the run directory of a gentool train run (model=vae, dataset=digits), which "
          "finetune would replace with its own checkpoint, metrics.json and config; give finetune "
          "another hydra.run.dir= (or leave it out).",)),
+    "finetune into a train run holding a finetune key": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run"),
+        ("/run is the run directory of a gentool train run (model=vae, dataset=digits)",),
+        prepare=lambda folder: (folder / "run" / ".hydra" / "config.yaml").open("a").write(
+            "finetune:\n  steps: 2\n")),
     "finetune into a copy of checkpoints": Case(
         ("finetune", "checkpoint=run", "hydra.run.dir=copy"),
         ("/copy holds another run's files (checkpoints), which finetune would replace",),
@@ -568,6 +575,12 @@ def test_a_finetune_run_goes_on_in_its_own_folder_and_its_checkpoint_is_named(fo
     assert_one_sentence(result, "/ft is a finetune run's directory; choose another "
                                 "hydra.run.dir=.")
     assert_unchanged(before, folder)
+
+
+def test_report_out_makes_a_missing_folder_as_sample_out_does(forked, folder):
+    result = run_gentool(forked, folder, "report", "run", "--out", "tables/loss.md")
+    assert result.returncode == 0, result.stderr
+    assert (folder / "tables" / "loss.md").read_text().startswith("| ")
 
 
 def test_a_checkpoints_folder_stands_for_its_last_pt(forked, folder):

@@ -138,7 +138,7 @@ def report_main() -> None:
     args = parser.parse_args(sys.argv[1:])
 
     def run():
-        out = table_path(args.out) if args.out else None
+        out = table_path(args.out) if args.out is not None else None
         text = report(args.paths, args.metrics)
         print(text)
         if out is not None:

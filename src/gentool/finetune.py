@@ -234,9 +234,9 @@ def _refuse_other_run(run_dir: Path) -> None:
             if (run_dir / name).exists()]
     if not held:
         return
-    config = _snapshot(run_dir)
-    if "finetune" in config:
+    if _job_name(run_dir) == "finetune":
         return
+    config = _snapshot(run_dir, "config.yaml")
     model, dataset = config.get("model"), config.get("dataset")
     if isinstance(model, dict) and isinstance(dataset, dict):
         kind = (f"is the run directory of a gentool train run (model={model.get('name')}, "
@@ -248,10 +248,18 @@ def _refuse_other_run(run_dir: Path) -> None:
                        "it out).")
 
 
-def _snapshot(run_dir: Path) -> dict:
-    """The run directory's .hydra/config.yaml as written (interpolations unresolved), or {}
-    where it is missing or unreadable."""
-    snapshot = run_dir / ".hydra" / "config.yaml"
+def _job_name(run_dir: Path) -> object:
+    """The Hydra job name in the run directory's .hydra/hydra.yaml (`finetune` for a finetune
+    run, set by finetune.yaml's hydra.job.name; a train run's config could hold any key)."""
+    job = _snapshot(run_dir, "hydra.yaml").get("hydra", {})
+    job = job.get("job", {}) if isinstance(job, dict) else {}
+    return job.get("name") if isinstance(job, dict) else None
+
+
+def _snapshot(run_dir: Path, name: str) -> dict:
+    """The run directory's .hydra/<name> as written (interpolations unresolved), or {} where it
+    is missing or unreadable."""
+    snapshot = run_dir / ".hydra" / name
     try:
         config = OmegaConf.to_container(OmegaConf.load(snapshot)) if snapshot.is_file() else {}
     except Exception:   # YAML syntax errors, undecodable bytes: a run of unknown kind

@@ -125,7 +125,11 @@ def output_file(given: str, option: str, suffix: str, writes: str, example: str)
     """The file that `option` (a command's --out, given as `given`) writes `writes` to: a new or
     existing file named `suffix`, the kind written, so it never replaces a checkpoint, a run's
     metrics.json or .hydra config, or a file of any other kind; and, as sample's out=, outside
-    every train run's checkpoints folder."""
+    every train run's checkpoints folder. Checked before the command reads anything; a missing
+    folder is made when the file is written (atomic_write), as for sample's out=."""
+    if not given.strip():
+        raise GentoolError(f"{option} is empty; give it a {suffix} file path (e.g. {option} "
+                           f"{example}).")
     path = Path(given).expanduser()
     if path.is_dir():
         raise GentoolError(f"{option} {given} is a folder; give a file path such as "
