@@ -516,6 +516,22 @@ CASES = {
     "finetune into a run's .hydra": Case(
         ("finetune", "checkpoint=run", "hydra.run.dir=run/.hydra"),
         ("/run/.hydra is inside ", "/run, the directory of another run")),
+    # finetune -m: the sweep folder is refused before the sweeper writes its multirun.yaml
+    "finetune sweep into a train run": Case(
+        ("finetune", "-m", "checkpoint=run", "hydra.sweep.dir=run"),
+        ("hydra.sweep.dir=run is the directory of a run, which this sweep would write into; "
+         "choose another hydra.sweep.dir= (or leave it out).",)),
+    "finetune sweep into a train run's checkpoints folder": Case(
+        ("finetune", "-m", "checkpoint=run", "hydra.sweep.dir=run/checkpoints"),
+        ("hydra.sweep.dir=run/checkpoints is the checkpoints folder of a train run; choose "
+         "another hydra.sweep.dir= (or leave it out).",)),
+    "finetune sweep into a train sweep": Case(
+        ("finetune", "-m", "checkpoint=run", "hydra.sweep.dir=sweep", "finetune.steps=2"),
+        ("hydra.sweep.dir=sweep holds the multirun.yaml of another sweep than a gentool "
+         "finetune one, which this sweep would replace; choose another hydra.sweep.dir= (or "
+         "leave it out).",),
+        prepare=lambda folder: (folder / "sweep").mkdir() or (folder / "sweep" / "multirun.yaml")
+        .write_text("hydra:\n  job:\n    name: train\n")),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }

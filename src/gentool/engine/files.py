@@ -160,12 +160,17 @@ class RefuseUnwritableRunDir(Callback):
         problem = unwritable_folder(folder)
         if problem is None:
             return
-        error = GentoolError(f"Cannot write the run folder {folder}: {problem}; run from a "
-                             f"writable folder or set {key}= to one.")
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise error
-        print(f"gentool: error: {error}", file=sys.stderr)
-        sys.exit(1)   # SystemExit passes Hydra's error printer, which would add a traceback
+        stop_in_callback(GentoolError(f"Cannot write the run folder {folder}: {problem}; run "
+                                      f"from a writable folder or set {key}= to one."))
+
+
+def stop_in_callback(error: GentoolError) -> None:
+    """End the command with `error` as one sentence from a Hydra callback, which runs before
+    gentool's own error handling."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"gentool: error: {error}", file=sys.stderr)
+    sys.exit(1)   # SystemExit passes Hydra's error printer, which would add a traceback
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

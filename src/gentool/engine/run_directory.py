@@ -113,7 +113,7 @@ class RunDirectory:
             remove_empty_folders(self.path.absolute(), self.created_from)
 
 
-def refuse_inside_another_run(path: Path) -> None:
+def refuse_inside_another_run(path: Path, option: str = "hydra.run.dir") -> None:
     """A run directory is never a train run's checkpoints folder, nor inside one, nor inside
     another run's directory (one holding a `.hydra` config snapshot): what this run writes
     there would mix with, or replace, that run's files. A sweep's folder holds multirun.yaml,
@@ -122,12 +122,12 @@ def refuse_inside_another_run(path: Path) -> None:
     checkpoints = checkpoints_folder_holding(resolved)
     if checkpoints is not None:
         where = "" if checkpoints == resolved else f"inside {checkpoints}, "
-        raise GentoolError(f"hydra.run.dir={path} is {where}the checkpoints folder of a train "
-                           "run; choose another hydra.run.dir= (or leave it out).")
+        raise GentoolError(f"{option}={path} is {where}the checkpoints folder of a train run; "
+                           f"choose another {option}= (or leave it out).")
     for parent in resolved.parents:
         if (parent / ".hydra").is_dir():
-            raise GentoolError(f"hydra.run.dir={path} is inside {parent}, the directory of "
-                               "another run; choose another hydra.run.dir= (or leave it out).")
+            raise GentoolError(f"{option}={path} is inside {parent}, the directory of another "
+                               f"run; choose another {option}= (or leave it out).")
 
 
 def remove_empty_folders(folder: Path, top: Path) -> None:
