@@ -474,6 +474,11 @@ CASES = {
                           ("checkpoint=runs/none/last.pt: there is no checkpoint at "
                            "runs/none/last.pt; pass a checkpoint file or the directory of a "
                            "train run.",)),
+    "checkpoints folder without last.pt": Case(
+        ("eval", "checkpoint=run/checkpoints"),
+        ("checkpoint=run/checkpoints: there is no checkpoint at run/checkpoints/last.pt; pass a "
+         "checkpoint file or the directory of a train run.",),
+        prepare=lambda folder: (folder / CHECKPOINT).rename(folder / "run" / "kept.pt")),
     "folder without checkpoints": Case(("eval", "checkpoint=run/.hydra"),
                                        ("checkpoint=run/.hydra: there is no checkpoint at "
                                         "run/.hydra/checkpoints/last.pt",)),
@@ -561,9 +566,85 @@ CASES = {
          "folders before --metrics, or name folders that exist.",)),
     "report of no folder": Case(("report",), ("no run folder given; name run directories or "
                                               "folders of runs",), fresh=True),
-    "report --out in a missing folder": Case(
-        ("report", "run", "--out", "tables/loss.md"),
-        ("--out tables/loss.md: the folder tables does not exist",)),
+    "report --out empty": Case(("report", "run", "--out", ""),
+                               ("--out is empty; give it a .md file path (e.g. --out table.md).",)),
+    "compare --out empty": Case(("compare", "run", "--out", ""),
+                                ("--out is empty; give it a .png file path (e.g. --out "
+                                 "codes.png).",)),
+    # outputs of report and compare: their own kind of file, never a run's files
+    "report --out a checkpoint": Case(
+        ("report", "run", "--out", CHECKPOINT),
+        (f"--out {CHECKPOINT} is not a .md file, and gentool report writes its markdown table "
+         "only to a .md file, never over a checkpoint, metrics.json or config; give --out a .md "
+         "path (e.g. --out table.md).",)),
+    "report --out metrics.json": Case(("report", "run", "--out", "run/metrics.json"),
+                                      ("--out run/metrics.json is not a .md file",)),
+    "report --out a run's config": Case(("report", "run", "--out", "run/.hydra/config.yaml"),
+                                        ("--out run/.hydra/config.yaml is not a .md file",)),
+    "report --out in a checkpoints folder": Case(
+        ("report", "run", "--out", "run/checkpoints/table.md"),
+        ("--out run/checkpoints/table.md is inside ", "/run/checkpoints, the checkpoints folder "
+         "of a train run; choose another --out (e.g. --out table.md).")),
+    "compare --out the checkpoint compared": Case(
+        ("compare", "run", "--out", CHECKPOINT),
+        (f"--out {CHECKPOINT} is not a .png file, and gentool compare writes its PNG only to a "
+         ".png file, never over a checkpoint, metrics.json or config; give --out a .png path "
+         "(e.g. --out codes.png).",)),
+    "compare --out metrics.json": Case(("compare", "run", "--out", "run/metrics.json"),
+                                       ("--out run/metrics.json is not a .png file",)),
+    "compare --out a .jpg": Case(("compare", "run", "--out", "codes.jpg"),
+                                 ("--out codes.jpg is not a .png file",)),
+    "compare --out in a checkpoints folder": Case(
+        ("compare", "run", "--out", "run/checkpoints/codes.png"),
+        ("--out run/checkpoints/codes.png is inside ", "the checkpoints folder of a train run")),
+    # finetune's run directory: new, or an earlier finetune run's
+    "finetune into a train run": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run"),
+        ("/run is the run directory of a gentool train run (model=vae, dataset=digits), which "
+         "finetune would replace with its own checkpoint, metrics.json and config; give finetune "
+         "another hydra.run.dir= (or leave it out).",)),
+    "finetune into a train run holding a finetune key": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run"),
+        ("/run is the run directory of a gentool train run (model=vae, dataset=digits)",),
+        prepare=lambda folder: (folder / "run" / ".hydra" / "config.yaml").open("a").write(
+            "finetune:\n  steps: 2\n")),
+    "finetune into a copy of checkpoints": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=copy"),
+        ("/copy holds another run's files (checkpoints), which finetune would replace",),
+        prepare=lambda folder: shutil.copytree(folder / "run" / "checkpoints",
+                                               folder / "copy" / "checkpoints")),
+    # train and finetune: a run directory never inside another run's
+    "finetune into a train run's checkpoints folder": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run/checkpoints"),
+        ("/run/checkpoints is the checkpoints folder of a train run; choose another "
+         "hydra.run.dir= (or leave it out).",)),
+    "train into a train run's checkpoints folder": Case(
+        ("train", *CLI_TINY, "hydra.run.dir=run/checkpoints/more"),
+        ("/run/checkpoints/more is inside ", "/run/checkpoints, the checkpoints folder of a "
+         "train run; choose another hydra.run.dir= (or leave it out).")),
+    "finetune inside a train run": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run/ft"),
+        ("/run/ft is inside ", "/run, the directory of another run; choose another "
+         "hydra.run.dir= (or leave it out).")),
+    "finetune into a run's .hydra": Case(
+        ("finetune", "checkpoint=run", "hydra.run.dir=run/.hydra"),
+        ("/run/.hydra is inside ", "/run, the directory of another run")),
+    # finetune -m: the sweep folder is refused before the sweeper writes its multirun.yaml
+    "finetune sweep into a train run": Case(
+        ("finetune", "-m", "checkpoint=run", "hydra.sweep.dir=run"),
+        ("hydra.sweep.dir=run is the directory of a run, which this sweep would write into; "
+         "choose another hydra.sweep.dir= (or leave it out).",)),
+    "finetune sweep into a train run's checkpoints folder": Case(
+        ("finetune", "-m", "checkpoint=run", "hydra.sweep.dir=run/checkpoints"),
+        ("hydra.sweep.dir=run/checkpoints is the checkpoints folder of a train run; choose "
+         "another hydra.sweep.dir= (or leave it out).",)),
+    "finetune sweep into a train sweep": Case(
+        ("finetune", "-m", "checkpoint=run", "hydra.sweep.dir=sweep", "finetune.steps=2"),
+        ("hydra.sweep.dir=sweep holds the multirun.yaml of another sweep than a gentool "
+         "finetune one, which this sweep would replace; choose another hydra.sweep.dir= (or "
+         "leave it out).",),
+        prepare=lambda folder: (folder / "sweep").mkdir() or (folder / "sweep" / "multirun.yaml")
+        .write_text("hydra:\n  job:\n    name: train\n")),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }
@@ -677,6 +758,44 @@ def test_precision_is_refused_before_the_data_is_loaded(forked, folder):
     result = run_gentool(forked, folder, "train", *NEW, "trainer.precision=bf61")
     assert_one_sentence(result, "did you mean trainer.precision=bf16?")
     assert "Device:" not in result.stderr + result.stdout
+
+
+def test_a_finetune_run_goes_on_in_its_own_folder_and_its_checkpoint_is_named(forked, folder):
+    """finetune replaces an earlier finetune run in its run directory; its checkpoint, a
+    classifier, is refused where a trained model is read, naming the one it came from."""
+    finetune = ("finetune", "checkpoint=run", "hydra.run.dir=ft", "finetune.steps=2",
+                "labels_per_class=1", "device=cpu")
+    for _ in range(2):
+        result = run_gentool(forked, folder, *finetune)
+        assert result.returncode == 0, result.stderr
+    before = hashes(folder)
+    source = (folder / CHECKPOINT).resolve()
+    for args in (("sample", "checkpoint=ft", "out=s.png"), ("eval", "checkpoint=ft"),
+                 ("train", *NEW, "resume=ft"), ("compare", "ft")):
+        result = run_gentool(forked, folder, *args)
+        assert_one_sentence(result, "ft/checkpoints/last.pt is the checkpoint of a gentool "
+                                    "finetune run (a fine-tuned classifier), not of a trained "
+                                    "model; pass a checkpoint written by gentool train instead, "
+                                    f"such as the one it was fine-tuned from ({source}).")
+        assert_unchanged(before, folder)
+    # Resuming in a finetune run's directory: no checkpoint was passed, the directory is wrong.
+    result = run_gentool(forked, folder, "train", *CLI_TINY, "hydra.run.dir=ft")
+    assert_one_sentence(result, "/ft is a finetune run's directory; choose another "
+                                "hydra.run.dir=.")
+    assert_unchanged(before, folder)
+
+
+def test_report_out_makes_a_missing_folder_as_sample_out_does(forked, folder):
+    result = run_gentool(forked, folder, "report", "run", "--out", "tables/loss.md")
+    assert result.returncode == 0, result.stderr
+    assert (folder / "tables" / "loss.md").read_text().startswith("| ")
+
+
+def test_a_checkpoints_folder_stands_for_its_last_pt(forked, folder):
+    result = run_gentool(forked, folder, "sample", "checkpoint=run/checkpoints", "n=4",
+                         "out=s.png")
+    assert result.returncode == 0, result.stderr
+    assert (folder / "s.png").is_file()
 
 
 def test_unreadable_images_are_skipped_with_a_warning_each(forked, folder):

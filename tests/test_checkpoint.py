@@ -102,6 +102,13 @@ def test_checkpoint_of_a_file_or_a_run_directory(tmp_path, monkeypatch):
         save_checkpoint(path, PAYLOAD)
     assert checkpoint_of(run) == last and checkpoint_of(str(run)) == last
     assert checkpoint_of(step) == step
+    # The run's checkpoints folder stands for its last.pt, as the run directory does.
+    assert checkpoint_of(run / "checkpoints") == last
+    last.unlink()
+    with pytest.raises(GentoolError, match=f"^checkpoint={run}/checkpoints: there is no "
+                                           f"checkpoint at {run}/checkpoints/last.pt; "):
+        checkpoint_of(run / "checkpoints", "checkpoint")
+    save_checkpoint(last, PAYLOAD)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert checkpoint_of("~/run") == last and checkpoint_of("~/run/checkpoints/step_3.pt") == step
     # A folder without checkpoints/last.pt, and a missing file: refused, naming the option.
@@ -331,4 +338,21 @@ def test_checkpoint_from_a_newer_format_is_refused(tmp_path):
     path = tmp_path / "last.pt"
     torch.save({**PAYLOAD, "format_version": 99}, path)
     with pytest.raises(GentoolError, match="newer gentool"):
+        load_checkpoint(path)
+
+
+def test_a_finetune_checkpoint_names_the_checkpoint_it_came_from(tmp_path):
+    """A finetune checkpoint stores the resolved path it started from; an older one without it
+    names its finetune config's checkpoint= instead."""
+    path = tmp_path / "last.pt"
+    older = {"format_version": 1, "step": 2, "config": {"checkpoint": "runs/ae"},
+             "modules": {"classifier": {"w": torch.ones(1)}},
+             "pretrained_config": PAYLOAD["config"]}
+    torch.save(older, path)
+    with pytest.raises(GentoolError,
+                       match=r"such as the one it was fine-tuned from \(runs/ae\)\.$"):
+        load_checkpoint(path)
+    torch.save({**older, "pretrained_checkpoint": "/data/runs/ae/checkpoints/last.pt"}, path)
+    with pytest.raises(GentoolError,
+                       match=r"fine-tuned from \(/data/runs/ae/checkpoints/last\.pt\)"):
         load_checkpoint(path)

@@ -200,6 +200,11 @@ def test_finetune_sweeps_over_labels_per_class(forked_gentool, tmp_path):
                            "test/accuracy", "test/accuracy_scratch", "test/accuracy_control")
     assert table.stdout.splitlines()[0] == \
         "| labels_per_class | n | test/accuracy | test/accuracy_scratch | test/accuracy_control |"
+    # The same sweep again in its own folder: its multirun.yaml is a finetune sweep's.
+    sweep = next((tmp_path / "multirun" / "finetune").glob("*/*"))
+    again = forked_gentool("finetune", "-m", f"checkpoint={tmp_path}/ae", "labels_per_class=1",
+                           "finetune.steps=10", "device=cpu", f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
 
 
 def test_user_config_folder_on_the_search_path(forked_gentool, tmp_path):

@@ -173,6 +173,16 @@ def test_compare_draws_codes_beside_pca(runs, tmp_path):
         compare([str(tmp_path)], str(tmp_path / "e.png"), data_dir=str(runs))
 
 
+def test_compare_replaces_a_symlink_named_by_out_not_its_target(runs, tmp_path):
+    checkpoint = runs / "doc_ae" / "checkpoints" / "last.pt"
+    before = checkpoint.read_bytes()
+    link = tmp_path / "codes.png"
+    link.symlink_to(checkpoint)
+    compare([str(runs / "doc_ae")], str(link), examples=9, data_dir=str(runs))
+    assert checkpoint.read_bytes() == before
+    assert not link.is_symlink() and Image.open(link).format == "PNG"
+
+
 def test_compare_gives_pca_precision_at_the_size_of_each_code(runs):
     from gentool.compare import _test_examples, compare_panels
     from gentool.data import build_data, take

@@ -294,3 +294,20 @@ def test_a_mistyped_folder_after_a_run_folder_is_named(two_runs):
         report_paths([], ["test/loss", "r_a", "r_dd"])
     with pytest.raises(GentoolError, match="^no metrics.json under plots;"):
         report_paths([], ["test/loss", "r_a", "plots", "r_b"])
+
+
+def test_report_with_out_does_without_torch(sweep, tmp_path):
+    """`gentool report` reads JSON and YAML only; checking and writing --out must not pull in
+    torch (seconds of start-up) through the checkpoint module."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "table.md"
+    code = ("import sys\n"
+            "from gentool.cli import report_main\n"
+            f"sys.argv = ['gentool report', {str(sweep)!r}, '--out', {str(out)!r}]\n"
+            "report_main()\n"
+            "assert 'torch' not in sys.modules, 'gentool report imported torch'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().startswith("| model | n |")

@@ -169,7 +169,7 @@ def report_main() -> None:
 
     def run():
         args.paths, args.metrics = report_paths(args.paths, args.metrics)
-        out = table_path(args.out) if args.out else None
+        out = table_path(args.out) if args.out is not None else None
         text = report(args.paths, args.metrics)
         print(text)
         if out is not None:

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gentool.capabilities import Encodes
 from gentool.data import build_data, take
 from gentool.engine.checkpoint import checkpoint_of
+from gentool.engine.files import atomic_write, output_file
 from gentool.engine.visuals import to_unit
 from gentool.errors import GentoolError
 from gentool.metrics.pca import PCA, baseline_components, fewer_components_note
@@ -50,17 +51,15 @@ class Panel:
 
 def compare(runs: list[str], out: str, examples: int = 2000, data_dir: str = "data",
             k: int = 10) -> Path:
-    """Draw the panels of `runs` (run directories or checkpoints) and the PCA panel to `out`."""
+    """Draw the panels of `runs` (run directories or checkpoints) and the PCA panel to `out`, a
+    .png file outside any run's checkpoints folder (checked before any run is read)."""
+    path = output_file(out, "--out", ".png", "gentool compare writes its PNG", "codes.png")
     panels, names, caption = compare_panels(runs, examples, data_dir, k)
     image = draw(panels, names, caption)
-    path = Path(out).expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(path, format="png")
-    except OSError as error:
-        raise GentoolError(f"cannot write {path} ({error.strerror}); give --out a writable "
-                           "path.") from None
-    return path
+    # Written beside `path` and renamed over it: a symlink named by --out is replaced, never
+    # followed to the file it points at (a checkpoint, say).
+    return atomic_write(path, lambda f: image.save(f, format="png"),
+                        then="give --out a writable path")
 
 
 def compare_panels(runs: list[str], examples: int = 2000, data_dir: str = "data",

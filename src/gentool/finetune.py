@@ -28,7 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 from gentool.capabilities import Encodes
 from gentool.data import build_data, take
 from gentool.data.subsets import labelled_subset
-from gentool.engine.checkpoint import run_checkpoint, save_checkpoint
+from gentool.engine.checkpoint import CHECKPOINTS_FOLDER, run_checkpoint, save_checkpoint
 from gentool.engine.run_directory import RunDirectory
 from gentool.engine.run_metrics import write_metrics
 from gentool.errors import GentoolError
@@ -138,6 +138,7 @@ def run_finetune(cfg: DictConfig, output_dir: str | Path | RunDirectory) -> floa
 
 def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     run_dir = run.path
+    _refuse_other_run(run_dir)
 
     def check(checkpoint: Path) -> None:
         check_schema(cfg)   # the ranges FinetuneOptions declares (steps >= 1, lr > 0, ...)
@@ -193,7 +194,8 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
     save_checkpoint(run_checkpoint(run_dir), {
         "step": options.steps, "config": OmegaConf.to_container(cfg, resolve=True),
         "modules": {"classifier": classifier.state_dict()},
-        "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True)},
+        "pretrained_config": OmegaConf.to_container(train_cfg, resolve=True),
+        "pretrained_checkpoint": str(trained.checkpoint.resolve())},
         then="run the same command again")
     # The model from scratch is a network trained end to end at `lr` everywhere, on raw codes: a
     # lower encoder rate only makes sense for a pretrained encoder, and a random encoder's code
@@ -221,6 +223,48 @@ def _finetune(cfg: DictConfig, run: RunDirectory) -> float:
              if "control_pixels" in results else "")
     log.info("Run directory: %s", run_dir.resolve())
     return -results["pretrained"]   # what a sweeper minimises
+
+
+def _refuse_other_run(run_dir: Path) -> None:
+    """A finetune run writes checkpoints/last.pt, metrics.json and the .hydra config snapshot in
+    its run directory, so a directory that holds any of them goes on only when its snapshot is
+    a finetune config (an earlier finetune run, which this one replaces); the files of a train
+    run, or of a run of unknown kind, are never written over."""
+    held = [name for name in (CHECKPOINTS_FOLDER, "metrics.json", ".hydra")
+            if (run_dir / name).exists()]
+    if not held:
+        return
+    if _job_name(run_dir) == "finetune":
+        return
+    config = _snapshot(run_dir, "config.yaml")
+    model, dataset = config.get("model"), config.get("dataset")
+    if isinstance(model, dict) and isinstance(dataset, dict):
+        kind = (f"is the run directory of a gentool train run (model={model.get('name')}, "
+                f"dataset={dataset.get('name')})")
+    else:
+        kind = f"holds another run's files ({', '.join(held)})"
+    raise GentoolError(f"{run_dir} {kind}, which finetune would replace with its own checkpoint, "
+                       "metrics.json and config; give finetune another hydra.run.dir= (or leave "
+                       "it out).")
+
+
+def _job_name(run_dir: Path) -> object:
+    """The Hydra job name in the run directory's .hydra/hydra.yaml (`finetune` for a finetune
+    run, set by finetune.yaml's hydra.job.name; a train run's config could hold any key)."""
+    job = _snapshot(run_dir, "hydra.yaml").get("hydra", {})
+    job = job.get("job", {}) if isinstance(job, dict) else {}
+    return job.get("name") if isinstance(job, dict) else None
+
+
+def _snapshot(run_dir: Path, name: str) -> dict:
+    """The run directory's .hydra/<name> as written (interpolations unresolved), or {} where it
+    is missing or unreadable."""
+    snapshot = run_dir / ".hydra" / name
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(snapshot)) if snapshot.is_file() else {}
+    except Exception:   # YAML syntax errors, undecodable bytes: a run of unknown kind
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def describe(options) -> str:

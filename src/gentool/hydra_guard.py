@@ -51,7 +51,8 @@ FORMATTER_CLASSES = ("logging.Formatter",)
 STREAMS = ("ext://sys.stdout", "ext://sys.stderr")
 # The Hydra callbacks of gentool's own command configs, which take no options: the only ones a
 # config may name.
-CALLBACKS = ("gentool.engine.files.RefuseUnwritableRunDir", "gentool.hydra_run.NewFolders")
+CALLBACKS = ("gentool.engine.files.RefuseUnwritableRunDir", "gentool.hydra_run.NewFolders",
+             "gentool.hydra_run.RefuseOtherSweepDir")
 # logging.config turns any string of this form into an import (ext://) or a lookup (cfg://).
 _CONVERTED = re.compile(r"^[a-z]+://")
 

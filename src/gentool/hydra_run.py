@@ -19,8 +19,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from gentool.engine.files import atomic_write
-from gentool.engine.run_directory import first_missing
+from gentool.engine.files import atomic_write, stop_in_callback
+from gentool.engine.run_directory import first_missing, refuse_inside_another_run
+from gentool.errors import GentoolError
 
 # The topmost folder of the current job's directory that Hydra is about to create (set in the
 # process that runs the job, which is not the launching one under joblib or SLURM).
@@ -43,6 +44,40 @@ class NewFolders(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _created_from
         _created_from = self.first_missing
+
+
+class RefuseOtherSweepDir(Callback):
+    """Before the sweeper writes multirun.yaml into the sweep folder: the folder is refused
+    when it is a run's directory (or inside one, or a train run's checkpoints folder), or holds
+    the multirun.yaml of another command's sweep, so their files stay as they were."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(str(config.hydra.sweep.dir))
+        job = str(config.hydra.job.name)
+        try:
+            if (folder / ".hydra").is_dir():
+                raise GentoolError(f"hydra.sweep.dir={folder} is the directory of a run, which "
+                                   "this sweep would write into; choose another "
+                                   "hydra.sweep.dir= (or leave it out).")
+            refuse_inside_another_run(folder, "hydra.sweep.dir")
+            sweep = folder / "multirun.yaml"
+            if sweep.exists() and _job_name(sweep) != job:
+                raise GentoolError(f"hydra.sweep.dir={folder} holds the multirun.yaml of another "
+                                   f"sweep than a gentool {job} one, which this sweep would "
+                                   "replace; choose another hydra.sweep.dir= (or leave it out).")
+        except GentoolError as error:
+            stop_in_callback(error)
+
+
+def _job_name(multirun_yaml: Path) -> str | None:
+    """The Hydra job name (the gentool command) a sweep's multirun.yaml was written by, or None
+    where the file is unreadable or lacks it."""
+    try:
+        name = OmegaConf.select(OmegaConf.load(multirun_yaml), "hydra.job.name",
+                                throw_on_missing=False)
+    except Exception:   # YAML syntax errors, undecodable bytes, a folder: a sweep of no known kind
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _missing_of(config: DictConfig, key: str) -> Path | None:

@@ -309,15 +309,12 @@ def load_overrides(file: Path) -> dict[str, str]:
 
 
 def table_path(out: str) -> Path:
-    """Where --out writes the table; its folder must exist (a typo there is refused, not
-    created), checked before any run is read."""
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise GentoolError(f"--out {out} is a folder; give a file path such as {out}/table.md.")
-    if not path.parent.is_dir():
-        raise GentoolError(f"--out {out}: the folder {path.parent} does not exist; create it or "
-                           "give another path.")
-    return path
+    """Where --out writes the table: a .md file outside any run's checkpoints folder, its folder
+    made if missing (engine.files.output_file), checked before any run is read."""
+    from gentool.engine.files import output_file
+
+    return output_file(out, "--out", ".md", "gentool report writes its markdown table",
+                       "table.md")
 
 
 def write_table(path: Path, text: str) -> Path:

@@ -22,7 +22,7 @@ from gentool.data import build_data, take
 from gentool.data.batching import to_float
 from gentool.data.folder import EXTENSIONS, ImageFiles
 from gentool.engine import visuals
-from gentool.engine.checkpoint import CHECKPOINT_SUFFIXES, is_run_checkpoints
+from gentool.engine.checkpoint import CHECKPOINT_SUFFIXES, checkpoints_folder_holding
 from gentool.engine.files import atomic_write, unwritable_folder
 from gentool.engine.latent_dims import choose_dims
 from gentool.engine.run_log import start_run_log
@@ -177,11 +177,10 @@ def _refuse_checkpoint_as_out(out: Path, cfg: DictConfig, checkpoint: Path) -> N
 def _refuse_checkpoints_folder(folder: Path, cfg: DictConfig) -> None:
     """Nothing is written into a run's checkpoints folder (or below it): it holds the run's
     checkpoints, which resume= and `checkpoint=<run>` read."""
-    folder = folder.expanduser().resolve()
-    for parent in (folder, *folder.parents):
-        if is_run_checkpoints(parent):
-            raise GentoolError(f"out={cfg.out} is inside {parent}, the checkpoints folder of a "
-                               "train run; choose another out= (e.g. out=samples/).")
+    checkpoints = checkpoints_folder_holding(folder)
+    if checkpoints is not None:
+        raise GentoolError(f"out={cfg.out} is inside {checkpoints}, the checkpoints folder of a "
+                           "train run; choose another out= (e.g. out=samples/).")
 
 
 def _refuse_filled_folder(out: Path, given: str) -> None:

@@ -27,6 +27,8 @@ import torch
 from gentool import __version__
 from gentool.config import check_stored_config
 from gentool.engine.files import atomic_write
+from gentool.engine.run_layout import (CHECKPOINT_SUFFIXES, CHECKPOINTS_FOLDER,  # noqa: F401
+                                        checkpoints_folder_holding, is_run_checkpoints)
 from gentool.errors import GentoolError
 
 FORMAT_VERSION = 1
@@ -60,26 +62,9 @@ def resume_advice(run_dir: Path) -> str:
     return f"resume by running the same command with hydra.run.dir={Path(run_dir).resolve()}"
 
 
-# What checkpoint files are named: gentool writes .pt, and .pth is PyTorch's other usual suffix.
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
-# The folder of a train run directory that holds its checkpoints.
-CHECKPOINTS_FOLDER = "checkpoints"
-
-
 def run_checkpoint(run_dir: str | Path) -> Path:
     """The checkpoint that a train run directory stands for: its checkpoints/last.pt."""
     return Path(run_dir) / CHECKPOINTS_FOLDER / "last.pt"
-
-
-def is_run_checkpoints(folder: Path) -> bool:
-    """Whether `folder` is a train run directory's checkpoints folder: named so, and its run
-    directory has the `.hydra` config snapshot or it holds a checkpoint file."""
-    if folder.name != CHECKPOINTS_FOLDER:
-        return False
-    if (folder.parent / ".hydra").is_dir():
-        return True
-    return folder.is_dir() and any(p.suffix.lower() in CHECKPOINT_SUFFIXES
-                                   for p in folder.iterdir())
 
 
 def checkpoint_of(given: str | Path, option: str | None = None, optional: bool = False) -> Path:
@@ -89,7 +74,9 @@ def checkpoint_of(given: str | Path, option: str | None = None, optional: bool =
     neither is refused, the message led by `option=given` when the path came from that option
     (so the user sees which setting to fix), and offering to drop an `optional` one."""
     path = Path(given).expanduser()
-    if path.is_dir():
+    if is_run_checkpoints(path):
+        path = path / "last.pt"   # the run's checkpoints folder stands for its last.pt too
+    elif path.is_dir():
         path = run_checkpoint(path)
     if path.is_file():
         return path
@@ -170,6 +157,25 @@ _PLAIN_PICKLE = "it is a Python pickle, not a PyTorch file"
 def _not_a_torch_file(path: Path, kind: str) -> GentoolError:
     return GentoolError(f"{path} is not a gentool checkpoint ({kind}); pass a checkpoint "
                         "written by gentool train, such as <run dir>/checkpoints/last.pt.")
+
+
+class FinetuneCheckpoint(GentoolError):
+    """A finetune run's checkpoint where a trained model is read."""
+
+
+def _finetune_checkpoint(path: Path, payload: dict[str, Any]) -> FinetuneCheckpoint:
+    """A finetune run's checkpoint: a classifier, with the config of the model it was fine-tuned
+    from as `pretrained_config`, the resolved path of that model's checkpoint as
+    `pretrained_checkpoint` (absent from older ones), and the finetune config as `config`."""
+    source = payload.get("pretrained_checkpoint")
+    if not (isinstance(source, str) and source):
+        config = payload["config"]
+        source = config.get("checkpoint") if isinstance(config, dict) else None
+    instead = f"the one it was fine-tuned from ({source})" if isinstance(source, str) and source \
+        else "<run dir>/checkpoints/last.pt"
+    return FinetuneCheckpoint(f"{path} is the checkpoint of a gentool finetune run (a fine-tuned "
+                              "classifier), not of a trained model; pass a checkpoint written by "
+                              f"gentool train instead, such as {instead}.")
 
 
 def _kind_of(head: bytes) -> str:
@@ -261,6 +267,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise GentoolError(f"{path} is not a gentool checkpoint (it lacks the step, config and "
                            "weights gentool writes); pass a checkpoint written by gentool train.")
     wrong = _wrongly_typed_field(payload)
+    if wrong and "pretrained_config" in payload:
+        raise _finetune_checkpoint(path, payload)
     if wrong:
         raise GentoolError(f"{path} is not a gentool checkpoint (its {wrong}); pass a checkpoint "
                            "written by gentool train.")

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Callable
 
 from hydra.experimental.callback import Callback
 
+from gentool.engine.run_layout import checkpoints_folder_holding
 from gentool.errors import GentoolError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -120,6 +121,30 @@ def unwritable_folder(folder: str | Path) -> str | None:
         f"{existing} is not writable"
 
 
+def output_file(given: str, option: str, suffix: str, writes: str, example: str) -> Path:
+    """The file that `option` (a command's --out, given as `given`) writes `writes` to: a new or
+    existing file named `suffix`, the kind written, so it never replaces a checkpoint, a run's
+    metrics.json or .hydra config, or a file of any other kind; and, as sample's out=, outside
+    every train run's checkpoints folder. Checked before the command reads anything; a missing
+    folder is made when the file is written (atomic_write), as for sample's out=."""
+    if not given.strip():
+        raise GentoolError(f"{option} is empty; give it a {suffix} file path (e.g. {option} "
+                           f"{example}).")
+    path = Path(given).expanduser()
+    if path.is_dir():
+        raise GentoolError(f"{option} {given} is a folder; give a file path such as "
+                           f"{given}/{example}.")
+    if path.suffix.lower() != suffix:
+        raise GentoolError(f"{option} {given} is not a {suffix} file, and {writes} only to a "
+                           f"{suffix} file, never over a checkpoint, metrics.json or config; "
+                           f"give {option} a {suffix} path (e.g. {option} {example}).")
+    checkpoints = checkpoints_folder_holding(path.parent)
+    if checkpoints is not None:
+        raise GentoolError(f"{option} {given} is inside {checkpoints}, the checkpoints folder of "
+                           f"a train run; choose another {option} (e.g. {option} {example}).")
+    return path
+
+
 class RefuseUnwritableRunDir(Callback):
     """Hydra callback (each command's `hydra.callbacks`): a run or sweep folder that cannot be
     written ends as one sentence before Hydra writes its .hydra/ files and log into it."""
@@ -135,12 +160,17 @@ class RefuseUnwritableRunDir(Callback):
         problem = unwritable_folder(folder)
         if problem is None:
             return
-        error = GentoolError(f"cannot write the run folder {folder}: {problem}; run from a "
-                             f"writable folder or set {key}= to one.")
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise error
-        print(f"gentool: error: {error}", file=sys.stderr)
-        sys.exit(1)   # SystemExit passes Hydra's error printer, which would add a traceback
+        stop_in_callback(GentoolError(f"cannot write the run folder {folder}: {problem}; run "
+                                      f"from a writable folder or set {key}= to one."))
+
+
+def stop_in_callback(error: GentoolError) -> None:
+    """End the command with `error` as one sentence from a Hydra callback, which runs before
+    gentool's own error handling."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"gentool: error: {error}", file=sys.stderr)
+    sys.exit(1)   # SystemExit passes Hydra's error printer, which would add a traceback
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

@@ -20,9 +20,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from gentool.data.batching import examples_in
-from gentool.engine.checkpoint import (capture_rng_state, checkpoint_of, load_checkpoint,
-                                       load_into, restore_rng_state, run_checkpoint,
-                                       save_checkpoint)
+from gentool.engine.checkpoint import (FinetuneCheckpoint, capture_rng_state, checkpoint_of,
+                                       load_checkpoint, load_into, restore_rng_state,
+                                       run_checkpoint, save_checkpoint)
 from gentool.engine import distributed, metering
 from gentool.engine.device import autocast_for, grad_scaler_for
 from gentool.engine.metering import MetricWindow, evaluate, evaluate_samples, first_non_finite
@@ -273,7 +273,14 @@ def _resume(method, ctx: StepContext, own: Path, resume: str | None, run_config,
         path = checkpoint_of(resume, "resume", optional=True)
     else:
         return 0
-    state = load_checkpoint(path)
+    try:
+        state = load_checkpoint(path)
+    except FinetuneCheckpoint as error:
+        if path != own:
+            raise
+        run_dir = own.parent.parent
+        raise GentoolError(f"hydra.run.dir={run_dir} is a finetune run's directory; choose "
+                           "another hydra.run.dir=.") from error
     if path == own and resume and not _names_checkpoint(resume, own) and rank.is_main:
         started = (state.get("config") or {}).get("resume")
         if started and _same_path(str(started), resume):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from gentool.engine.files import remove_stale_temporaries
+from gentool.engine.run_layout import CHECKPOINTS_FOLDER, checkpoints_folder_holding
 from gentool.engine.run_lock import RunLock
 from gentool.errors import GentoolError
 
@@ -51,6 +52,7 @@ class RunDirectory:
         refusal = None
         if is_main:
             try:
+                refuse_inside_another_run(self.path)
                 self._make()
                 self._lock = RunLock(self.path).acquire()
             except GentoolError as error:
@@ -84,10 +86,6 @@ class RunDirectory:
         self.started = True
         if self._lock is None:   # not the main process: it writes nothing here
             return
-        # Imported here: this module is imported by `gentool train --help` (hydra_run), which
-        # stays torch-free.
-        from gentool.engine.checkpoint import CHECKPOINTS_FOLDER
-
         # Where a run's own atomic writes happen (see engine/files.py): metrics.json and the
         # checkpoints.
         for folder in (".", CHECKPOINTS_FOLDER):
@@ -113,6 +111,23 @@ class RunDirectory:
         (rmdir never removes anything else, so a folder another process filled stays)."""
         if self.created_from is not None:
             remove_empty_folders(self.path.absolute(), self.created_from)
+
+
+def refuse_inside_another_run(path: Path, option: str = "hydra.run.dir") -> None:
+    """A run directory is never a train run's checkpoints folder, nor inside one, nor inside
+    another run's directory (one holding a `.hydra` config snapshot): what this run writes
+    there would mix with, or replace, that run's files. A sweep's folder holds multirun.yaml,
+    not `.hydra`, so its jobs' directories (<sweep>/<n>) are not inside a run."""
+    resolved = path.expanduser().resolve()
+    checkpoints = checkpoints_folder_holding(resolved)
+    if checkpoints is not None:
+        where = "" if checkpoints == resolved else f"inside {checkpoints}, "
+        raise GentoolError(f"{option}={path} is {where}the checkpoints folder of a train run; "
+                           f"choose another {option}= (or leave it out).")
+    for parent in resolved.parents:
+        if (parent / ".hydra").is_dir():
+            raise GentoolError(f"{option}={path} is inside {parent}, the directory of another "
+                               f"run; choose another {option}= (or leave it out).")
 
 
 def remove_empty_folders(folder: Path, top: Path) -> None:
