@@ -138,27 +138,22 @@ def test_interpolation_rows_start_and_end_at_the_test_images(checkpoints, tmp_pa
     assert np.load(out).shape == (2 * 5, 1, 8, 8)  # 2 rows of start, 3 points, end
 
 
-def test_interpolation_takes_at_most_half_the_test_split(checkpoints, tmp_path):
-    # digits has 359 test images: 179 rows of two each, and not one row more.
-    out = sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=179", "steps=1",
-                 "format=npy", f"out={tmp_path}/half.npy")
-    assert np.load(out).shape == (179 * 3, 1, 8, 8)
-    with pytest.raises(GentoolError, match=r"^mode=interpolate n=180 needs 360 test examples "
-                                           r"\(two per row\), and dataset=digits has 359 in its "
-                                           r"test split; use n=179 or fewer\.$"):
-        sample(f"checkpoint={checkpoints['ae']}", "mode=interpolate", "n=180",
-               f"out={tmp_path}/more.png")
-    assert not (tmp_path / "more.png").exists()
-
-
-def test_reconstruction_takes_at_most_the_test_split(checkpoints, tmp_path):
-    out = sample(f"checkpoint={checkpoints['ae']}", "mode=reconstruct", "n=359", "format=npy",
-                 f"out={tmp_path}/all.npy")
-    assert np.load(out).shape == (359, 1, 8, 8)
-    with pytest.raises(GentoolError, match=r"^mode=reconstruct n=360 needs 360 test examples "
-                                           r"\(one per image\), and dataset=digits has 359 in "
-                                           r"its test split; use n=359 or fewer\.$"):
-        sample(f"checkpoint={checkpoints['ae']}", "mode=reconstruct", "n=360",
+# digits has 359 test images: 179 interpolation rows of two each, or 359 reconstructions, and
+# not one more.
+@pytest.mark.parametrize("mode, most, shape, per_row", [
+    ("interpolate", 179, (179 * 3, 1, 8, 8), "two per row"),
+    ("reconstruct", 359, (359, 1, 8, 8), "one per image"),
+])
+def test_a_mode_takes_at_most_what_the_test_split_holds(checkpoints, tmp_path, mode, most, shape,
+                                                         per_row):
+    out = sample(f"checkpoint={checkpoints['ae']}", f"mode={mode}", f"n={most}", "steps=1",
+                 "format=npy", f"out={tmp_path}/all.npy")
+    assert np.load(out).shape == shape
+    needed = 2 * (most + 1) if mode == "interpolate" else most + 1
+    with pytest.raises(GentoolError, match=rf"^mode={mode} n={most + 1} needs {needed} test "
+                                           rf"examples \({per_row}\), and dataset=digits has "
+                                           rf"359 in its test split; use n={most} or fewer\.$"):
+        sample(f"checkpoint={checkpoints['ae']}", f"mode={mode}", f"n={most + 1}",
                f"out={tmp_path}/more.png")
     assert not (tmp_path / "more.png").exists()
 
