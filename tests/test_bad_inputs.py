@@ -332,7 +332,7 @@ CASES = {
     "eval metrics=[]": Case(("eval", f"checkpoint={CHECKPOINT}", "metrics=[]"),
                             ("metrics=[] chooses no suite; leave metrics= out for every one that "
                              "applies, or name some (model=vae on dataset=digits supports "
-                             "metrics=['likelihood', 'naive_mc', 'reconstruction', 'samples', ",)),
+                             "metrics=[likelihood,naive_mc,reconstruction,samples,",)),
     "eval rejection= without a discriminator": Case(
         ("eval", f"checkpoint={CHECKPOINT}", "rejection=0.2", "metrics=[likelihood]",
          "iwae_k=2"),

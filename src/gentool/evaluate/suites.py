@@ -334,7 +334,8 @@ def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
                            f"{ctx.data.name} {supported}).")
     unknown = [name for name in names if name not in SUITES]
     if unknown:
-        raise GentoolError(f"metrics={names} names unknown suites {unknown}; model={model_name} "
+        raise GentoolError(f"metrics={_listed(names)} names unknown suites {', '.join(unknown)}; "
+                           f"model={model_name} "
                            f"on dataset={ctx.data.name} {supported}, so "
                            f"{_spelling_fix(names, able)}")
     for name in names:
@@ -347,7 +348,12 @@ def chosen_suites(ctx: EvalContext, names, model_name: str) -> list[str]:
 
 def _supported(able: list[str]) -> str:
     """"supports metrics=[...]", or that it supports none (metrics=[] would read as advice)."""
-    return f"supports metrics={able}" if able else "supports no suite"
+    return f"supports metrics={_listed(able)}" if able else "supports no suite"
+
+
+def _listed(names: list[str]) -> str:
+    """`names` as the metrics= override takes them, so a message's list can be typed back."""
+    return f"[{','.join(names)}]"
 
 
 def _needs_of_defaults(ctx: EvalContext) -> str:
