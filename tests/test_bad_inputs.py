@@ -645,6 +645,35 @@ CASES = {
          "leave it out).",),
         prepare=lambda folder: (folder / "sweep").mkdir() or (folder / "sweep" / "multirun.yaml")
         .write_text("hydra:\n  job:\n    name: train\n")),
+    # train, eval and sample -m: the same check of the sweep folder
+    "train sweep into a finetune sweep": Case(
+        ("train", "-m", *CLI_TINY, "seed=0,1", "hydra.sweep.dir=sweep"),
+        ("hydra.sweep.dir=sweep holds the multirun.yaml of another sweep than a gentool "
+         "train one, which this sweep would replace; choose another hydra.sweep.dir= (or "
+         "leave it out).",),
+        prepare=lambda folder: (folder / "sweep").mkdir() or (folder / "sweep" / "multirun.yaml")
+        .write_text("hydra:\n  job:\n    name: finetune\n")),
+    "train sweep into a train run": Case(
+        ("train", "-m", *CLI_TINY, "seed=0,1", "hydra.sweep.dir=run"),
+        ("hydra.sweep.dir=run is the directory of a run, which this sweep would write into; "
+         "choose another hydra.sweep.dir= (or leave it out).",)),
+    "train sweep inside a train run": Case(
+        ("train", "-m", *CLI_TINY, "seed=0,1", "hydra.sweep.dir=run/sweep"),
+        ("hydra.sweep.dir=run/sweep is inside ", "/run, the directory of another run; choose "
+         "another hydra.sweep.dir= (or leave it out).")),
+    "train sweep into a train run's checkpoints folder": Case(
+        ("train", "-m", *CLI_TINY, "seed=0,1", "hydra.sweep.dir=run/checkpoints"),
+        ("hydra.sweep.dir=run/checkpoints is the checkpoints folder of a train run; choose "
+         "another hydra.sweep.dir= (or leave it out).",)),
+    "eval sweep into a train sweep": Case(
+        ("eval", "-m", "checkpoint=run", "hydra.sweep.dir=sweep"),
+        ("hydra.sweep.dir=sweep holds the multirun.yaml of another sweep than a gentool eval "
+         "one, which this sweep would replace",),
+        prepare=lambda folder: (folder / "sweep").mkdir() or (folder / "sweep" / "multirun.yaml")
+        .write_text("hydra:\n  job:\n    name: train\n")),
+    "sample sweep into a train run": Case(
+        ("sample", "-m", "checkpoint=run", "hydra.sweep.dir=run"),
+        ("hydra.sweep.dir=run is the directory of a run, which this sweep would write into",)),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }

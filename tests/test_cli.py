@@ -181,6 +181,12 @@ def test_multirun_sweep_writes_one_directory_per_job(forked_gentool, tmp_path):
     assert lines[0] == "| model | n | test/loss |" and len(lines) == 4
     assert lines[2].startswith("| ae | 2 | ") and lines[3].startswith("| vae | 2 | ")
     assert (tmp_path / "table.md").read_text().splitlines() == lines
+    # A job of the sweep again in its own folder (as a requeued SLURM job reruns it): its
+    # multirun.yaml is a train sweep's.
+    sweep = next((tmp_path / "multirun" / "train").glob("*/*"))
+    again = forked_gentool("train", "-m", "model=vae", "seed=0", *CLI_TINY,
+                           f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
 
 
 def test_parallel_launcher_runs_the_sweep_in_separate_processes(forked_gentool, tmp_path):
