@@ -21,7 +21,7 @@ install: $(STAMP)
 train: install  ## the default job: a VAE on the offline digits data set
 	$(VENV)/bin/gentool train $(ARGS)
 
-test: install   ## the test suite (CPU; 1484 tests, about 9 minutes on 2 cores, plus the first install; the SLURM tests are in test-slow)
+test: install   ## the test suite (CPU; 1487 tests, about 9 minutes on 2 cores, plus the first install; the SLURM tests are in test-slow)
 	$(PY) -m pytest -q $(ARGS)
 
 test-slow: install  ## the long tests marked `slow` (the SLURM cluster's)

@@ -674,6 +674,21 @@ CASES = {
     "sample sweep into a train run": Case(
         ("sample", "-m", "checkpoint=run", "hydra.sweep.dir=run"),
         ("hydra.sweep.dir=run is the directory of a run, which this sweep would write into",)),
+    # a sweep's values are overrides of their keys; Hydra cannot merge hydra.sweeper.params
+    # from the command line
+    "sweep of hydra.sweeper.params": Case(
+        ("train", "-m", 'hydra.sweeper.params={seed:"0,1"}', *CLI_TINY, "hydra.sweep.dir=sweep"),
+        ('hydra.sweeper.params={seed:"0,1"} sets Hydra\'s sweep parameters, which Hydra cannot '
+         "take from the command line; give the sweep's values as overrides of their keys "
+         "instead (seed=0,1).",)),
+    "sweep of +hydra.sweeper.params.seed": Case(
+        ("train", "-m", "+hydra.sweeper.params.seed=0,1", *CLI_TINY, "hydra.sweep.dir=sweep"),
+        ("+hydra.sweeper.params.seed=0,1 sets Hydra's sweep parameters, which Hydra cannot "
+         "take from the command line; give the sweep's values as overrides of their keys "
+         "instead (seed=0,1).",)),
+    "sweep of a quoted hydra.sweeper.params.seed": Case(
+        ("train", "-m", "hydra.sweeper.params.seed='0,1'", *CLI_TINY, "hydra.sweep.dir=sweep"),
+        ("instead (seed=0,1).",)),
     # the dispatcher
     "unknown command": Case(("trian",), ("unknown command 'trian'", "train, sample"), fresh=True),
 }

@@ -168,9 +168,11 @@ class CheckedConfigLoader(ConfigLoaderImpl):
             group_options=lambda group: self.get_group_options(
                 group, config_name=config_name,
                 overrides=[o for o in overrides if o.startswith("hydra.searchpath=")]))
-        repeated = mistakes.repeated_key(list(overrides)) if self.explain_mistakes else None
-        if repeated is not None:
-            raise HydraConfigRefused(repeated)
+        if self.explain_mistakes:
+            for check in (mistakes.repeated_key, mistakes.sweeper_params):
+                sentence = check(list(overrides))
+                if sentence is not None:
+                    raise HydraConfigRefused(sentence)
         try:
             cfg = super().load_configuration(config_name, overrides, run_mode, from_shell,
                                              validate_sweep_overrides)

@@ -3,7 +3,8 @@
 Hydra's own message for a mistaken override spans several lines, may end with its config search
 path, and for an unknown key suggests adding it with `+`, after which the key is ignored (or
 refused by the code it configures). gentool's config loader (gentool.hydra_guard) hands every
-command line to `repeated_key`, which refuses a key given twice (Hydra takes the last), every
+command line to `repeated_key`, which refuses a key given twice (Hydra takes the last), and to
+`sweeper_params`, which refuses hydra.sweeper.params (Hydra cannot merge it from there), every
 composition error to `explain`, which names the override, what is wrong with it and the options
 at that place, with the closest match; and every composed config to `check_added_keys`, which
 refuses a key added with `+` where a command schema (gentool.config) fixes the options, or
@@ -151,6 +152,39 @@ def repeated_key(overrides: list[str]) -> Optional[str]:
                     "keep one.")
         first[key] = override
     return None
+
+
+SWEEPER_PARAMS = "hydra.sweeper.params"
+
+
+def sweeper_params(overrides: list[str]) -> Optional[str]:
+    """One sentence for hydra.sweeper.params (or a key below it) set on the command line; None
+    without one. Hydra's sweepers declare the node as null, and hydra-core 1.3 with OmegaConf
+    2.3 fails to merge a value into a null node from an override (with or without +), so only
+    a config file can set it; the same values given as overrides of their keys (seed=0,1) are
+    the sweep it describes."""
+    for override in _parsed(overrides):
+        key = override.key_or_group
+        if override.is_delete() or not (key == SWEEPER_PARAMS or
+                                         key.startswith(SWEEPER_PARAMS + ".")):
+            continue
+        return (f"{_line(override)} sets Hydra's sweep parameters, which Hydra cannot take "
+                "from the command line; give the sweep's values as overrides of their keys "
+                f"instead ({_sweep_values(override)}).")
+    return None
+
+
+def _sweep_values(override: Override) -> str:
+    """The overrides that sweep as `override` of hydra.sweeper.params describes: seed=0,1."""
+    value = override.value()
+    if override.key_or_group == SWEEPER_PARAMS:
+        if isinstance(value, dict) and value:
+            return " ".join(f"{key}={item}" for key, item in value.items())
+        return "seed=0,1"
+    name = override.key_or_group[len(SWEEPER_PARAMS) + 1:]
+    if not isinstance(value, str):   # a sweep (0,1) or a list: as it was written
+        value = _line(override).partition("=")[2]
+    return f"{name}={value}"
 
 
 def merged_overrides(*overrides: str) -> list[str]:
