@@ -32,6 +32,7 @@ from gentool.engine.checkpoint import CHECKPOINTS_FOLDER, run_checkpoint, save_c
 from gentool.engine.run_directory import RunDirectory
 from gentool.engine.run_metrics import write_metrics
 from gentool.errors import GentoolError
+from gentool.hydra_run import job_name_in
 from gentool.methods import build_method
 from gentool.metrics.classifier import accuracy
 from gentool.nets.mlp import mlp
@@ -234,9 +235,10 @@ def _refuse_other_run(run_dir: Path) -> None:
             if (run_dir / name).exists()]
     if not held:
         return
-    if _job_name(run_dir) == "finetune":
+    # finetune.yaml's hydra.job.name marks a finetune run (a train run's config could hold any key)
+    if job_name_in(run_dir / ".hydra" / "hydra.yaml") == "finetune":
         return
-    config = _snapshot(run_dir, "config.yaml")
+    config = _snapshot(run_dir)
     model, dataset = config.get("model"), config.get("dataset")
     if isinstance(model, dict) and isinstance(dataset, dict):
         kind = (f"is the run directory of a gentool train run (model={model.get('name')}, "
@@ -248,18 +250,10 @@ def _refuse_other_run(run_dir: Path) -> None:
                        "it out).")
 
 
-def _job_name(run_dir: Path) -> object:
-    """The Hydra job name in the run directory's .hydra/hydra.yaml (`finetune` for a finetune
-    run, set by finetune.yaml's hydra.job.name; a train run's config could hold any key)."""
-    job = _snapshot(run_dir, "hydra.yaml").get("hydra", {})
-    job = job.get("job", {}) if isinstance(job, dict) else {}
-    return job.get("name") if isinstance(job, dict) else None
-
-
-def _snapshot(run_dir: Path, name: str) -> dict:
-    """The run directory's .hydra/<name> as written (interpolations unresolved), or {} where it
-    is missing or unreadable."""
-    snapshot = run_dir / ".hydra" / name
+def _snapshot(run_dir: Path) -> dict:
+    """The run directory's .hydra/config.yaml as written (interpolations unresolved), or {}
+    where it is missing or unreadable."""
+    snapshot = run_dir / ".hydra" / "config.yaml"
     try:
         config = OmegaConf.to_container(OmegaConf.load(snapshot)) if snapshot.is_file() else {}
     except Exception:   # YAML syntax errors, undecodable bytes: a run of unknown kind

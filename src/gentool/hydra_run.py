@@ -61,7 +61,7 @@ class RefuseOtherSweepDir(Callback):
                                    "hydra.sweep.dir= (or leave it out).")
             refuse_inside_another_run(folder, "hydra.sweep.dir")
             sweep = folder / "multirun.yaml"
-            if sweep.exists() and _job_name(sweep) != job:
+            if sweep.exists() and job_name_in(sweep) != job:
                 raise GentoolError(f"hydra.sweep.dir={folder} holds the multirun.yaml of another "
                                    f"sweep than a gentool {job} one, which this sweep would "
                                    "replace; choose another hydra.sweep.dir= (or leave it out).")
@@ -69,11 +69,12 @@ class RefuseOtherSweepDir(Callback):
             stop_in_callback(error)
 
 
-def _job_name(multirun_yaml: Path) -> str | None:
-    """The Hydra job name (the gentool command) a sweep's multirun.yaml was written by, or None
-    where the file is unreadable or lacks it."""
+def job_name_in(hydra_yaml: Path) -> str | None:
+    """The Hydra job name (the gentool command: train, finetune, ...) that wrote `hydra_yaml` (a
+    sweep's multirun.yaml, a run's .hydra/hydra.yaml), or None where the file is missing,
+    unreadable or lacks it."""
     try:
-        name = OmegaConf.select(OmegaConf.load(multirun_yaml), "hydra.job.name",
+        name = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.job.name",
                                 throw_on_missing=False)
     except Exception:   # YAML syntax errors, undecodable bytes, a folder: a sweep of no known kind
         return None
