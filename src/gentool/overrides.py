@@ -193,8 +193,14 @@ def merged_overrides(*overrides: str) -> list[str]:
     overrides that change it form a command line that `repeated_key` accepts."""
     kept: dict[str, str] = {}
     for override in overrides:
-        kept[override.split("=", 1)[0].lstrip("+~")] = override
+        kept[key_of(override)] = override
     return list(kept.values())
+
+
+def key_of(override: str) -> str:
+    """The key a command-line override sets, adds or removes: `model.data_shape` for
+    `model.data_shape=[3]`, `+model.data_shape=[3]` or `~model.data_shape`."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def check_added_keys(cfg: DictConfig, command: str, overrides: list[str],

@@ -14,7 +14,7 @@ from gentool.config import check_targets, instantiate, resolve_target
 from gentool.errors import GentoolError
 from gentool.methods.base import PLAYERS, check_optimizer_options
 from gentool.options import check_options
-from gentool.overrides import shipped_composer
+from gentool.overrides import key_of, shipped_composer
 
 # The kind of data a shape holds; networks declare the kinds they take in `DATA_KINDS`. A data
 # set of image pairs (pix2pix's) holds a third kind, "image pairs" (see data_kind).
@@ -228,7 +228,7 @@ def _any_dataset_of(shape: list[int]) -> str:
 def _overridden(overrides: Sequence[str], key: str) -> bool:
     """Whether one of the command line's settings (`key=value`, `+key=value`, `~key`) sets
     `key`."""
-    return any(override.split("=", 1)[0].lstrip("+~") == key for override in overrides)
+    return any(key_of(override) == key for override in overrides)
 
 
 def check_data_kind(cfg) -> None:
