@@ -310,7 +310,7 @@ def _resume(method, ctx: StepContext, own: Path, resume: str | None, run_config,
 def _names_checkpoint(given: str, checkpoint: Path) -> bool:
     """Whether `given` (a resume= path) names `checkpoint`: the file, or its run directory."""
     path = Path(given).expanduser().resolve()
-    return checkpoint.resolve() in (path, path / "checkpoints" / "last.pt")
+    return checkpoint.resolve() in (path, run_checkpoint(path))
 
 
 def _same_path(first: str, second: str) -> bool:
